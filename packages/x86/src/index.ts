@@ -1,0 +1,12 @@
+export { PhysMemory, PAGE_SIZE, PAGE_SHIFT, CHUNK_SIZE, CHUNK_SHIFT } from './mem/phys-memory.js';
+export { Bus, OPEN_BUS } from './bus.js';
+export type { MmioHandler, PortHandler, BusFallback } from './bus.js';
+export {
+  CpuState, SEG, GPR, AR, CR0, CR4, EFER, RFLAGS, ACTIVITY, INTERRUPTIBILITY, makeSegment,
+} from './cpu/state.js';
+export type { Segment, SegIndex, DescriptorTableReg } from './cpu/state.js';
+export { EVENT_TYPE, INTR_INFO, VEC, makeIntrInfo } from './cpu/events.js';
+export { VIRT_OP, INTERCEPT, IO_INFO, DESC_OP, ACCESS, STOP } from './cpu/virt.js';
+export type {
+  VirtOp, InsnOperand, InterceptKind, StopReason, VirtExtension, CpuModel, VirtCpu,
+} from './cpu/virt.js';
