@@ -58,11 +58,17 @@ export class Bus {
     return undefined;
   }
 
-  /** True when a 4 KiB page at `pageBase` is plain DRAM (no device overlaps it), so it may be cached. */
-  isRamPage(pageBase: number): boolean {
-    if (!this.ram.contains(pageBase)) return false;
-    for (const r of this.mmio) if (r.base < pageBase + 4096 && pageBase < r.base + r.size) return false;
-    return true;
+  /**
+   * The DRAM address backing physical address `pa` when its whole 4 KiB page is plain memory
+   * (so the CPU may cache it in its TLB and index `ram.chunk(hpa)` directly), or -1 when the
+   * page is a device's or unclaimed. A bus over another address space (KVM's emulator sees
+   * guest-physical memory through memslots) overrides this and readPhys/writePhys/in/out.
+   */
+  resolveRam(pa: number): number {
+    if (!this.ram.contains(pa)) return -1;
+    const pageBase = pa - (pa & 0xfff);
+    for (const r of this.mmio) if (r.base < pageBase + 4096 && pageBase < r.base + r.size) return -1;
+    return pa;
   }
 
   readPhys(addr: number, size: 1 | 2 | 4): number {
