@@ -147,6 +147,16 @@ export interface VirtExtension {
    * layout, error code or -1). Returns if not intercepted; otherwise VM-exits.
    */
   event(intrInfo: number, errorCode: number): void;
+  /**
+   * Guest: the value MOV from CR0/CR4 (or SMSW) returns, given the real register: VMX read
+   * shadows for host-owned bits. SVM returns `value`.
+   */
+  crRead(cr: number, value: number): number;
+  /**
+   * Guest: a MOV to CR0/CR4 (or CLTS/LMSW) that intercept() let through. Returns the value to
+   * load: VMX keeps host-owned bits as they were.
+   */
+  crWrite(cr: number, value: number, current: number): number;
   /** Guest: guest-physical to host-physical (EPT/NPT). Returns the HPA, or VM-exits on a violation. */
   translate(gpa: number, access: number, linear: number): number;
   /** Guest or not: called at an instruction boundary while cpu.attention is set (windows, timers, pending host interrupts, GIF). */
