@@ -194,8 +194,22 @@ export interface VirtCpu extends CpuState {
   readonly operand: InsnOperand;
   /** Current privilege level. */
   readonly cpl: number;
-  /** When icount reaches this, the run loop raises `attention` (checked at least every few instructions). Infinity when unused. */
+  /**
+   * The platform's timer: when icount reaches `deadline`, the run loop sets it to Infinity and
+   * calls `onDeadline` at the next instruction boundary (checked at least every few
+   * instructions). The host uses it for its timer tick, which raises an interrupt on the INTR pin.
+   */
   deadline: number;
+  onDeadline: (() => void) | null;
+  /** The silicon's own timer (VMX-preemption timer, …): when icount reaches it, `attention` is raised. Infinity when unused. */
+  extDeadline: number;
+  /** The physical INTR pin: the vector an interrupt controller would supply, or -1. Cleared by acknowledging (delivery, or a VM exit that acknowledges it). */
+  pendingInterrupt: number;
+  /** The physical NMI pin. */
+  pendingNmi: boolean;
+  /** Raises INTR with `vector` (and attention). Delivered through the IDT when RFLAGS.IF=1 and no STI/MOV SS shadow, unless the extension exits first. */
+  raiseInterrupt(vector: number): void;
+  raiseNmi(): void;
   /** When set, the run loop calls ext.checkEvents() and services pending events at the next instruction boundary. */
   attention: boolean;
   /** RFLAGS with lazily computed arithmetic flags folded in. */
