@@ -1,0 +1,104 @@
+/**
+ * What the VMM needs from KVM, in the uapi's terms: the few ioctls a minimal VMM makes
+ * (CREATE_VM, SET_USER_MEMORY_REGION, CREATE_VCPU, GET/SET_REGS, GET/SET_SREGS, RUN, INTERRUPT)
+ * and the `kvm_run` exits it reads back. The VMM is written against this port so that it can be
+ * tested with a scripted fake; `core-port.ts` implements it over the core's typed façade.
+ */
+import type { KvmSegment, KvmDtable, VendorInspection } from '@kvmts/core';
+
+/** struct kvm_regs, field order as include/uapi/asm-x86/kvm.h has it. */
+export const KVM_REGS_FIELDS = [
+  'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp',
+  'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags',
+] as const;
+export type KvmRegName = (typeof KVM_REGS_FIELDS)[number];
+/** 64-bit values at the API edge are BigInt, unsigned. */
+export type KvmRegs = Record<KvmRegName, bigint>;
+
+/** struct kvm_sregs, less the interrupt bitmap, which this VMM never uses. */
+export interface KvmSregs {
+  cs: KvmSegment; ds: KvmSegment; es: KvmSegment; fs: KvmSegment; gs: KvmSegment; ss: KvmSegment;
+  tr: KvmSegment; ldt: KvmSegment;
+  gdt: KvmDtable; idt: KvmDtable;
+  cr0: number; cr2: number; cr3: number; cr4: number; cr8: number; efer: number;
+  apicBase: bigint;
+}
+
+/** The userspace exits of KVM_RUN (kvm_run.exit_reason and its union), as rust-vmm's VcpuExit. */
+export type VcpuExit =
+  /** `data` is the PIO data page window (size × count bytes): fill it for `in` before the next run. */
+  | { readonly kind: 'io'; readonly dir: 'in' | 'out'; readonly port: number; readonly size: number; readonly count: number; readonly data: Uint8Array }
+  /** `data` is kvm_run.mmio.data (len bytes): fill it for a read before the next run. */
+  | { readonly kind: 'mmio'; readonly isWrite: boolean; readonly addr: bigint; readonly len: number; readonly data: Uint8Array }
+  | { readonly kind: 'hlt' }
+  | { readonly kind: 'shutdown' }
+  | { readonly kind: 'fail_entry'; readonly reason: bigint; readonly cpu: number }
+  | { readonly kind: 'internal_error'; readonly suberror: number }
+  | { readonly kind: 'irq_window_open' }
+  /** KVM_RUN returned -EINTR (a kick, the host tick, or immediate_exit): the guest was only preempted. */
+  | { readonly kind: 'intr' }
+  | { readonly kind: 'unknown'; readonly reason: number };
+
+export interface VcpuPort {
+  getRegs(): KvmRegs;
+  setRegs(regs: KvmRegs): void;
+  getSregs(): KvmSregs;
+  setSregs(sregs: KvmSregs): void;
+  run(): VcpuExit;
+  /** KVM_INTERRUPT: returns 0 or -errno. */
+  interrupt(vector: number): number;
+  /** kvm_run.ready_for_interrupt_injection after the last run. */
+  readonly readyForInterruptInjection: boolean;
+  /** kvm_run.request_interrupt_window for the next run. */
+  requestInterruptWindow: boolean;
+  /** kvm_run.if_flag after the last run. */
+  readonly ifFlag: boolean;
+  /** Per-vCPU binary stats (exits, io_exits, exit reasons …). */
+  stats(): Readonly<Record<string, number>>;
+  /** The vendor's VMCS/VMCB view, when the module provides one. */
+  inspect(): VendorInspection | null;
+}
+
+export interface MemslotInfo {
+  readonly slot: number;
+  readonly gpa: number;
+  readonly size: number;
+  readonly flags: number;
+  readonly hva: number;
+}
+
+export interface VmPort {
+  /** KVM_SET_USER_MEMORY_REGION over anonymous memory the port maps; returns the region's bytes writer. */
+  addMemslot(slot: number, gpa: number, size: number): GuestMemory | number;
+  createVcpu(id: number): VcpuPort | number;
+  memslots(): readonly MemslotInfo[];
+  /** TDP pages mapped and dirty pages, for the dashboard's memory view (null while unknown). */
+  mmuStats(): { readonly tdpPages: number; readonly dirtyPages: number } | null;
+  stats(): Readonly<Record<string, number>>;
+  destroy(): void;
+}
+
+/** The VMM's view of a memslot's backing (an anonymous mmap in the VMM's address space). */
+export interface GuestMemory {
+  readonly hva: number;
+  readonly size: number;
+  write(offset: number, bytes: Uint8Array): void;
+  read(offset: number, len: number): Uint8Array;
+}
+
+export interface HostInfo {
+  readonly vendor: 'intel' | 'amd';
+  readonly cpuModel: string;
+  /** The loaded vendor module, as lsmod names it: kvm_intel or kvm_amd. */
+  readonly module: string;
+  readonly apiVersion: number;
+  readonly pcpus: number;
+}
+
+/** One physical machine with its kvm vendor module loaded, as seen through /dev/kvm. */
+export interface HostPort {
+  readonly info: HostInfo;
+  createVm(): VmPort | number;
+  /** Bytes of host memory the model has backed (RSS-like), when known. */
+  residentBytes(): number | null;
+}

@@ -1,0 +1,98 @@
+/**
+ * The `long64` start state of the `kvmts run` contract, as the KVM selftests build it before
+ * any guest instruction runs: 1 GiB identity-mapped with 2 MiB pages, a flat GDT, paging and
+ * long mode on.
+ */
+import type { KvmSegment } from '@kvmts/core';
+import type { KvmSregs } from './kvm-port.js';
+
+const PTE_P = 1 << 0;
+const PTE_RW = 1 << 1;
+const PTE_PS = 1 << 7;
+const PAGE_2M = 0x200000;
+
+export const LONG64 = {
+  GDT_OFFSET: 0x4000,
+  PML4_OFFSET: 0x3000,
+  PDPT_OFFSET: 0x2000,
+  PD_OFFSET: 0x1000,
+  /** GDT entries: null, code 0x08 (64-bit, DPL 0), data 0x10 (flat 4 GiB, writable). */
+  GDT: [0x0000000000000000n, 0x00af9b000000ffffn, 0x00cf93000000ffffn],
+  CS: 0x08,
+  DS: 0x10,
+  /** PG | NE | ET | MP | PE. */
+  CR0: 0x80000033,
+  /** PAE. */
+  CR4: 0x20,
+  /** LMA | LME. */
+  EFER: 0x500,
+} as const;
+
+/** A (gpa, bytes) write the VMM makes into guest memory. */
+export interface MemWrite {
+  readonly gpa: number;
+  readonly bytes: Uint8Array;
+}
+
+function qwords(values: readonly bigint[]): Uint8Array {
+  const out = new Uint8Array(values.length * 8);
+  const view = new DataView(out.buffer);
+  values.forEach((v, i) => view.setBigUint64(i * 8, v, true));
+  return out;
+}
+
+/** The page tables and GDT for a guest of `memSize` bytes (at least 16 KiB). */
+export function long64Tables(memSize: number): MemWrite[] {
+  const pml4 = memSize - LONG64.PML4_OFFSET;
+  const pdpt = memSize - LONG64.PDPT_OFFSET;
+  const pd = memSize - LONG64.PD_OFFSET;
+  const pdEntries = Array.from({ length: 512 }, (_, i) => BigInt(i * PAGE_2M + (PTE_P | PTE_RW | PTE_PS)));
+  return [
+    { gpa: memSize - LONG64.GDT_OFFSET, bytes: qwords(LONG64.GDT) },
+    { gpa: pml4, bytes: qwords([BigInt(pdpt | PTE_P | PTE_RW)]) },
+    { gpa: pdpt, bytes: qwords([BigInt(pd | PTE_P | PTE_RW)]) },
+    { gpa: pd, bytes: qwords(pdEntries) },
+  ];
+}
+
+/** A kvm_segment for a GDT descriptor (the fields of the 8-byte descriptor, unpacked). */
+export function segmentFromDescriptor(selector: number, desc: bigint): KvmSegment {
+  const lo = Number(desc & 0xffffffffn);
+  const hi = Number(desc >> 32n);
+  const limitRaw = (lo & 0xffff) | (hi & 0xf0000);
+  const g = (hi >>> 23) & 1;
+  return {
+    base: ((lo >>> 16) | ((hi & 0xff) << 16) | (hi & 0xff000000)) >>> 0,
+    limit: g ? ((limitRaw << 12) | 0xfff) >>> 0 : limitRaw,
+    selector,
+    type: (hi >>> 8) & 0xf,
+    s: (hi >>> 12) & 1,
+    dpl: (hi >>> 13) & 3,
+    present: (hi >>> 15) & 1,
+    avl: (hi >>> 20) & 1,
+    l: (hi >>> 21) & 1,
+    db: (hi >>> 22) & 1,
+    g,
+    unusable: 0,
+  };
+}
+
+/** The sregs for long64, from the vCPU's reset sregs (TR and LDTR stay as KVM reset them). */
+export function long64Sregs(reset: KvmSregs, memSize: number): KvmSregs {
+  const code = segmentFromDescriptor(LONG64.CS, LONG64.GDT[1]);
+  const data = segmentFromDescriptor(LONG64.DS, LONG64.GDT[2]);
+  return {
+    ...reset,
+    cs: code, ds: data, es: { ...data }, fs: { ...data }, gs: { ...data }, ss: { ...data },
+    gdt: { base: memSize - LONG64.GDT_OFFSET, limit: LONG64.GDT.length * 8 - 1 },
+    cr0: LONG64.CR0,
+    cr3: memSize - LONG64.PML4_OFFSET,
+    cr4: LONG64.CR4,
+    efer: LONG64.EFER,
+  };
+}
+
+/** The sregs for `real` mode: CS selector 0, base 0; everything else as reset. */
+export function realSregs(reset: KvmSregs): KvmSregs {
+  return { ...reset, cs: { ...reset.cs, selector: 0, base: 0 } };
+}
