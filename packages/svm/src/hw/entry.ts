@@ -1,0 +1,172 @@
+/**
+ * VMRUN's work after its own instruction checks (APM 15.5.1 "Basic Operation"):
+ * save the host state at VM_HSAVE_PA, check the VMCB for consistency (15.5.1
+ * "Canonicalization and Consistency Checks"), load the control area and the guest state,
+ * flush by ASID as TLB_CONTROL says, and queue EVENTINJ for delivery before the first guest
+ * instruction (15.20).
+ */
+import { AR, CR0, CR4, EFER, INTERRUPTIBILITY, type VirtCpu } from '@kvmts/x86';
+import { MAX_PA, MAXPHYADDR } from './caps.js';
+import {
+  INTERCEPT_BIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, SVM_NESTED_CTL_NP_ENABLE, TLB_CONTROL,
+  V_IRQ_MASK, V_TPR_MASK, VMCB, VMCB_SEG,
+} from './fields.js';
+import { VmcbRegion, unsigned64 } from './region.js';
+import { svmVmexitInvalid } from './exit.js';
+import type { SvmSilicon } from './silicon.js';
+
+/** The host state VMRUN saves (APM 15.5.1): ES, CS, SS, DS, GDTR, IDTR, EFER, CR0, CR3, CR4, RFLAGS, RIP (next), RSP, RAX. */
+export function saveHost(cpu: VirtCpu, h: VmcbRegion, nextRip: number): void {
+  h.writeSeg(VMCB_SEG.es, cpu.seg[0]!);
+  h.writeSeg(VMCB_SEG.cs, cpu.seg[1]!);
+  h.writeSeg(VMCB_SEG.ss, cpu.seg[2]!);
+  h.writeSeg(VMCB_SEG.ds, cpu.seg[3]!);
+  h.writeDtr(VMCB_SEG.gdtr, cpu.gdtr);
+  h.writeDtr(VMCB_SEG.idtr, cpu.idtr);
+  h.w64(VMCB.efer, cpu.efer);
+  h.w64(VMCB.cr0, cpu.cr0 >>> 0);
+  h.w64(VMCB.cr3, cpu.cr3);
+  h.w64(VMCB.cr4, cpu.cr4 >>> 0);
+  h.w64(VMCB.rflags, cpu.getRflags() >>> 0);
+  h.w64(VMCB.rip, nextRip);
+  h.w64Halves(VMCB.rsp, cpu.gpr[4]!, cpu.gprHi[4]!);
+  h.w64Halves(VMCB.rax, cpu.gpr[0]!, cpu.gprHi[0]!);
+}
+
+/** EFER bits that exist (SCE, LME, LMA, NXE, SVME, LMSLE, FFXSR, TCE); the rest must be zero. */
+const EFER_VALID = 0x1 | 0x100 | 0x400 | 0x800 | 0x1000 | 0x2000 | 0x4000 | 0x8000;
+/** CR4 bits this CPU implements; VMXE and SMXE are Intel's and reserved here. */
+const CR4_VALID = Object.values(CR4).reduce((m, b) => m | b, 0) & ~(CR4.VMXE | CR4.SMXE);
+
+/**
+ * The consistency checks, in the APM's order. Each returns the APM's wording as the failure
+ * name, or null. `full` is the whole list; the silicon runs it on every VMRUN (a dozen loads).
+ */
+export const VMRUN_CHECKS: readonly (readonly [string, (v: VmcbRegion) => boolean])[] = [
+  ['EFER.SVME is zero', (v) => (v.r32(VMCB.efer) & EFER.SVME) === 0],
+  ['CR0.CD is zero and CR0.NW is set', (v) => (v.r32(VMCB.cr0) & (CR0.CD | CR0.NW)) === CR0.NW],
+  ['CR0[63:32] are not zero', (v) => v.r32(VMCB.cr0 + 4) !== 0],
+  ['any MBZ bit of CR3 is set', (v) => {
+    const lma = (v.r32(VMCB.efer) & EFER.LMA) !== 0;
+    const hi = v.r32(VMCB.cr3 + 4);
+    return lma ? hi >>> (MAXPHYADDR - 32) !== 0 : hi !== 0;
+  }],
+  ['any MBZ bit of CR4 is set', (v) => (v.r32(VMCB.cr4) & ~CR4_VALID) !== 0 || v.r32(VMCB.cr4 + 4) !== 0],
+  ['DR6[63:32] are not zero', (v) => v.r32(VMCB.dr6 + 4) !== 0],
+  ['DR7[63:32] are not zero', (v) => v.r32(VMCB.dr7 + 4) !== 0],
+  ['any MBZ bit of EFER is set', (v) => (v.r32(VMCB.efer) & ~EFER_VALID) !== 0 || v.r32(VMCB.efer + 4) !== 0],
+  ['EFER.LME and CR0.PG are both set and CR4.PAE is zero', (v) =>
+    (v.r32(VMCB.efer) & EFER.LME) !== 0 && (v.r32(VMCB.cr0) & CR0.PG) !== 0 && (v.r32(VMCB.cr4) & CR4.PAE) === 0],
+  ['EFER.LME and CR0.PG are both non-zero and CR0.PE is zero', (v) =>
+    (v.r32(VMCB.efer) & EFER.LME) !== 0 && (v.r32(VMCB.cr0) & CR0.PG) !== 0 && (v.r32(VMCB.cr0) & CR0.PE) === 0],
+  ['EFER.LME, CR0.PG, CR4.PAE, CS.L, and CS.D are all non-zero', (v) => {
+    const attrib = v.r16(VMCB_SEG.cs + 2);
+    return (v.r32(VMCB.efer) & EFER.LME) !== 0 && (v.r32(VMCB.cr0) & CR0.PG) !== 0 &&
+      (v.r32(VMCB.cr4) & CR4.PAE) !== 0 && (attrib & 0x200) !== 0 && (attrib & 0x400) !== 0;
+  }],
+  ['the VMRUN intercept bit is clear', (v) => (v.r32(VMCB.intercept_misc2) & (1 << (INTERCEPT_BIT.VMRUN - 128))) === 0],
+  ['the MSR or IOIO intercept tables extend to a physical address that is greater than or equal to the maximum supported physical address', (v) =>
+    unsigned64(v.r32(VMCB.msrpm_base_pa), v.r32(VMCB.msrpm_base_pa + 4)) - (v.r32(VMCB.msrpm_base_pa) & 0xfff) + 2 * 4096 > MAX_PA ||
+    unsigned64(v.r32(VMCB.iopm_base_pa), v.r32(VMCB.iopm_base_pa + 4)) - (v.r32(VMCB.iopm_base_pa) & 0xfff) + 3 * 4096 > MAX_PA],
+  ['illegal event injection', (v) => {
+    const inj = v.r32(VMCB.event_inj);
+    if (!(inj & SVM_EVTINJ.VALID)) return false;
+    const type = (inj & SVM_EVTINJ.TYPE_MASK) >>> 8;
+    const vec = inj & SVM_EVTINJ.VEC_MASK;
+    if (type === 1 || type > 4) return true; // reserved types
+    if (type === 3 && (vec === 2 || vec > 31)) return true; // an "exception" that is NMI, or beyond 31
+    return (inj & (0x7ffff000 & ~SVM_EVTINJ.VALID)) !== 0; // reserved bits 30:12
+  }],
+  ['ASID is equal to zero', (v) => v.r32(VMCB.asid) === 0],
+];
+
+/** Runs the checks; the first failure's name, or null. */
+export function svmVmrunConsistencyCheck(v: VmcbRegion): string | null {
+  for (const [name, fails] of VMRUN_CHECKS) if (fails(v)) return name;
+  return null;
+}
+
+/**
+ * VMRUN of the VMCB at `vmcbPa`: returns true once the guest state is loaded and the CPU is in
+ * guest mode, false after a #VMEXIT(INVALID) (the host state is back, `svm.entryFailure` names
+ * the check).
+ */
+export function svmEnterGuest(svm: SvmSilicon, vmcbPa: number, hostNextRip: number): boolean {
+  const cpu = svm.cpu;
+  const v = svm.vmcbAt(vmcbPa);
+  svm.vmcb = v;
+  saveHost(cpu, svm.hsave(), hostNextRip);
+  svm.hostCr8 = cpu.cr8;
+  const failed = svmVmrunConsistencyCheck(v);
+  svm.entryFailure = failed;
+  if (failed !== null) {
+    svmVmexitInvalid(svm, v);
+    return false;
+  }
+  loadControl(svm, v);
+  loadGuest(svm, v);
+  svm.guest = true;
+  svm.gif = true;
+  // TLB: the guest's translations live under its ASID (15.16).
+  cpu.setTlbTag(svm.asid);
+  const tlbCtl = v.r8(VMCB.tlb_ctl);
+  if (tlbCtl === TLB_CONTROL.FLUSH_ALL_ASID) cpu.flushTlb();
+  else if (tlbCtl === TLB_CONTROL.FLUSH_ASID || tlbCtl === TLB_CONTROL.FLUSH_ASID_LOCAL) cpu.flushTlb(svm.asid);
+  // EVENTINJ is delivered before the first guest instruction, from inside the run loop so that
+  // a fault while delivering it can #VMEXIT like any other.
+  const inj = v.r32(VMCB.event_inj);
+  if (inj & SVM_EVTINJ.VALID) {
+    svm.pendingInj = inj;
+    svm.pendingInjErr = v.r32(VMCB.event_inj + 4);
+  }
+  if (svm.pendingInj !== 0 || (svm.intCtl & V_IRQ_MASK) !== 0 || cpu.pendingInterrupt >= 0 || cpu.pendingNmi) cpu.attention = true;
+  return true;
+}
+
+/** The control area the silicon acts on while the guest runs, read once per VMRUN. */
+function loadControl(svm: SvmSilicon, v: VmcbRegion): void {
+  for (let i = 0; i < 6; i++) svm.intercepts[i] = v.r32(VMCB.intercept_cr + 4 * i);
+  svm.pauseFilterCount = v.r16(VMCB.pause_filter_count);
+  svm.iopmPa = v.rPa(VMCB.iopm_base_pa) - (v.r32(VMCB.iopm_base_pa) & 0xfff);
+  svm.msrpmPa = v.rPa(VMCB.msrpm_base_pa) - (v.r32(VMCB.msrpm_base_pa) & 0xfff);
+  const offLo = v.r32(VMCB.tsc_offset);
+  const offHi = v.r32(VMCB.tsc_offset + 4);
+  if (offLo !== svm.tscOffsetLo || offHi !== svm.tscOffsetHi) {
+    svm.tscOffsetLo = offLo;
+    svm.tscOffsetHi = offHi;
+    svm.tscOffsetBig = BigInt.asIntN(64, (BigInt(offHi) << 32n) | BigInt(offLo));
+  }
+  svm.asid = v.r32(VMCB.asid);
+  svm.intCtl = v.r32(VMCB.int_ctl);
+  svm.intVector = v.r32(VMCB.int_vector) & 0xff;
+  svm.npEnable = (v.r32(VMCB.nested_ctl) & SVM_NESTED_CTL_NP_ENABLE) !== 0;
+  svm.nCr3 = v.rPa(VMCB.nested_cr3);
+}
+
+/** The guest state VMRUN loads (APM 15.5.1); FS, GS, TR, LDTR and the syscall MSRs are VMLOAD's. */
+function loadGuest(svm: SvmSilicon, v: VmcbRegion): void {
+  const cpu = svm.cpu;
+  cpu.seg[0] = v.readSeg(VMCB_SEG.es);
+  cpu.seg[1] = v.readSeg(VMCB_SEG.cs);
+  cpu.seg[2] = v.readSeg(VMCB_SEG.ss);
+  cpu.seg[3] = v.readSeg(VMCB_SEG.ds);
+  // CS is always usable, even with a zero attribute in real mode as some VMMs leave it.
+  cpu.seg[1].ar &= ~AR.UNUSABLE;
+  cpu.gdtr = v.readDtr(VMCB_SEG.gdtr);
+  cpu.idtr = v.readDtr(VMCB_SEG.idtr);
+  cpu.efer = v.r32(VMCB.efer);
+  cpu.cr0 = v.r32(VMCB.cr0);
+  cpu.cr2 = v.rAddr(VMCB.cr2);
+  cpu.cr3 = v.rPa(VMCB.cr3);
+  cpu.cr4 = v.r32(VMCB.cr4);
+  cpu.dr[6] = v.r32(VMCB.dr6);
+  cpu.dr[7] = v.r32(VMCB.dr7);
+  cpu.setRflags(v.r32(VMCB.rflags));
+  cpu.rip = v.rAddr(VMCB.rip);
+  cpu.gpr[4] = v.r32(VMCB.rsp); cpu.gprHi[4] = v.r32(VMCB.rsp + 4);
+  cpu.gpr[0] = v.r32(VMCB.rax); cpu.gprHi[0] = v.r32(VMCB.rax + 4);
+  if (svm.npEnable) { svm.gPatLo = v.r32(VMCB.g_pat); svm.gPatHi = v.r32(VMCB.g_pat + 4); }
+  cpu.cr8 = svm.intCtl & V_TPR_MASK;
+  cpu.interruptibility = v.r32(VMCB.int_state) & SVM_INTERRUPT_SHADOW_MASK ? INTERRUPTIBILITY.STI : 0;
+  cpu.stateChanged();
+}

@@ -1,0 +1,210 @@
+/**
+ * The AMD SVM silicon attached to one @kvmts/x86 CPU: the VirtExtension the CPU calls, the
+ * state the APM gives the processor (GIF, VM_CR, VM_HSAVE_PA, the control area cached at
+ * VMRUN), and the instructions as methods for the TypeScript kernel.
+ */
+import {
+  EFER, STOP, type InsnOperand, type InterceptKind, type PhysMemory, type StopReason, type VirtCpu,
+  type VirtExtension, type VirtOp,
+} from '@kvmts/x86';
+import {
+  MSR_EFER, MSR_VM_CR, MSR_VM_HSAVE_PA, SVM_VM_CR_LOCK, SVM_VM_CR_SVM_DISABLE,
+  SVM_VM_CR_VALID_MASK, isPageAlignedPa,
+} from './caps.js';
+import { VmcbRegion } from './region.js';
+import { svmCheckEvents, svmCrWrite, svmEvent, svmIntercept, releaseHeldEvents } from './intercepts.js';
+import { runGuest, svmExecute, vmloadState, vmsaveState } from './instructions.js';
+import { svmEnterGuest } from './entry.js';
+import { svmVmexit } from './exit.js';
+import { nptWalk, type NptResult } from './tdp.js';
+import { SVM_EXIT } from './fields.js';
+
+const MSR_PAT = 0x277;
+
+/**
+ * The CPU as the silicon uses it: the VirtCpu seam plus the start of the current instruction,
+ * which the x86 Cpu keeps (it advances RIP before executing) and an exit must report.
+ */
+export type SvmCpu = VirtCpu & { insnStart: number };
+
+export class SvmSilicon implements VirtExtension {
+  readonly cpu: SvmCpu;
+  readonly mem: PhysMemory;
+  guest = false;
+  /** The global interrupt flag (15.17). */
+  gif = true;
+  vmCr = 0;
+  hsavePa = 0;
+  /** The VMCB of the guest that runs or last ran. */
+  vmcb: VmcbRegion | null = null;
+  /** Why the last VMRUN failed its consistency checks (the APM's wording), or null. */
+  entryFailure: string | null = null;
+  lastExitCode = 0;
+  exitCount = 0;
+  /** True while a guest runs inside Cpu.run: a #VMEXIT then stops the run loop. */
+  inRun = false;
+
+  // The control area as loaded by VMRUN.
+  readonly intercepts = new Int32Array(6);
+  iopmPa = 0;
+  msrpmPa = 0;
+  tscOffsetLo = 0;
+  tscOffsetHi = 0;
+  tscOffsetBig = 0n;
+  asid = 0;
+  intCtl = 0;
+  intVector = 0;
+  npEnable = false;
+  nCr3 = 0;
+  pauseFilterCount = 0;
+  pauseFilterLeft = 0;
+  gPatLo = 0x00070406;
+  gPatHi = 0x00070406;
+  hostCr8 = 0;
+
+  /** EVENTINJ waiting for the first instruction boundary, and whether it is being delivered. */
+  pendingInj = 0;
+  pendingInjErr = 0;
+  injecting = false;
+  /** INTR/NMI held while GIF=0. */
+  heldInterrupt = -1;
+  heldNmi = false;
+
+  private readonly regions = new Map<number, VmcbRegion>();
+  private readonly npt: NptResult = { hpa: 0, info1Lo: 0, info1Hi: 0 };
+
+  constructor(cpu: VirtCpu) {
+    this.cpu = cpu as SvmCpu;
+    this.mem = cpu.bus.ram;
+  }
+
+  /** The VMCB-layout page at `pa` (views are cached per page). */
+  vmcbAt(pa: number): VmcbRegion {
+    let r = this.regions.get(pa);
+    if (r === undefined) { r = new VmcbRegion(this.mem, pa); this.regions.set(pa, r); }
+    return r;
+  }
+
+  hsave(): VmcbRegion {
+    return this.vmcbAt(this.hsavePa);
+  }
+
+  // ---- the instructions, for the TypeScript kernel (CPL 0, EFER.SVME set by the kernel) ----
+
+  /**
+   * VMRUN from TypeScript: enters the guest and returns at its #VMEXIT with the CPU's stop
+   * reason (STOP.VMEXIT normally; a failed consistency check returns STOP.VMEXIT too, with
+   * exit_code VMEXIT_INVALID). Returns -1 for a #GP/#UD the instruction would raise.
+   */
+  vmrun(vmcbPa: number): StopReason | -1 {
+    if (!(this.cpu.efer & EFER.SVME) || !isPageAlignedPa(vmcbPa) || this.guest) return -1;
+    if (!svmEnterGuest(this, vmcbPa, this.cpu.rip)) return STOP.VMEXIT;
+    return runGuest(this);
+  }
+
+  vmload(pa: number): boolean {
+    if (!(this.cpu.efer & EFER.SVME) || !isPageAlignedPa(pa)) return false;
+    vmloadState(this, this.vmcbAt(pa));
+    return true;
+  }
+
+  vmsave(pa: number): boolean {
+    if (!(this.cpu.efer & EFER.SVME) || !isPageAlignedPa(pa)) return false;
+    vmsaveState(this, this.vmcbAt(pa));
+    return true;
+  }
+
+  stgi(): void {
+    this.gif = true;
+    releaseHeldEvents(this);
+  }
+
+  clgi(): void {
+    this.gif = false;
+  }
+
+  invlpga(linear: number, asid: number): void {
+    this.cpu.flushTlb(asid, linear);
+  }
+
+  // ---- VirtExtension ----
+
+  execute(op: VirtOp, operand: InsnOperand): void {
+    svmExecute(this, op, operand);
+  }
+
+  intercept(kind: InterceptKind, a: number, b: number): void {
+    svmIntercept(this, kind, a, b);
+  }
+
+  event(intrInfo: number, errorCode: number): void {
+    svmEvent(this, intrInfo, errorCode);
+  }
+
+  crRead(_cr: number, value: number): number {
+    return value;
+  }
+
+  crWrite(cr: number, value: number, current: number): number {
+    return svmCrWrite(this, cr, value, current);
+  }
+
+  translate(gpa: number, access: number, _linear: number): number {
+    if (!this.npEnable) return gpa;
+    const r = nptWalk(this.mem, this.nCr3, gpa, access, this.npt);
+    if (r.hpa >= 0) return r.hpa;
+    svmVmexit(this, SVM_EXIT.NPF, r.info1Lo, r.info1Hi, gpa >>> 0, Math.floor(gpa / 2 ** 32), this.cpu.insnStart, 0);
+    return -1;
+  }
+
+  checkEvents(): void {
+    svmCheckEvents(this);
+  }
+
+  rdmsr(index: number): bigint | undefined {
+    if (index === MSR_VM_CR) return BigInt(this.vmCr);
+    if (index === MSR_VM_HSAVE_PA) return BigInt(this.hsavePa);
+    if (index === MSR_PAT && this.guest && this.npEnable) return (BigInt(this.gPatHi >>> 0) << 32n) | BigInt(this.gPatLo >>> 0);
+    return undefined;
+  }
+
+  wrmsr(index: number, value: bigint): boolean {
+    const cpu = this.cpu;
+    switch (index) {
+      case MSR_VM_CR: {
+        if (value & ~BigInt(SVM_VM_CR_VALID_MASK)) cpu.fault(13, 0);
+        const locked = SVM_VM_CR_LOCK | SVM_VM_CR_SVM_DISABLE;
+        // With LOCK set, writes to LOCK and SVMDIS are ignored (15.30.1).
+        this.vmCr = this.vmCr & SVM_VM_CR_LOCK ? (this.vmCr & locked) | (Number(value) & ~locked) : Number(value);
+        return true;
+      }
+      case MSR_VM_HSAVE_PA: {
+        const pa = Number(BigInt.asUintN(64, value));
+        if (!isPageAlignedPa(pa)) cpu.fault(13, 0);
+        this.hsavePa = pa;
+        return true;
+      }
+      case MSR_EFER:
+        // Setting EFER.SVME while VM_CR.SVMDIS is set is #GP (15.4); the CPU owns EFER otherwise.
+        if (!this.guest && (Number(value & 0xffffffffn) & EFER.SVME) && (this.vmCr & SVM_VM_CR_SVM_DISABLE)) cpu.fault(13, 0);
+        return false;
+      case MSR_PAT:
+        if (!this.guest || !this.npEnable) return false;
+        this.gPatLo = Number(value & 0xffffffffn) | 0;
+        this.gPatHi = Number((value >> 32n) & 0xffffffffn) | 0;
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  tscOffset(): bigint {
+    return this.tscOffsetBig;
+  }
+
+  /** The host save area's PA as a number, and the VMCB's, for inspection. */
+  get currentVmcbPa(): number {
+    return this.vmcb ? this.vmcb.pa : -1;
+  }
+}
+
