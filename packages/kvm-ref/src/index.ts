@@ -1,1 +1,7 @@
-export {};
+export { kvmRefUnavailable } from './helper.js';
+export { runSnippets, SNIPPET_LAYOUT } from './snippets.js';
+export type { Snippet, SnippetResult } from './snippets.js';
+export { runIoctlScript } from './ioctl-script.js';
+export type { FdRef, UserPtr, IoctlArg, IoctlStep, StepResult } from './ioctl-script.js';
+export { runImage } from './image.js';
+export type { ImageOptions, ImageResult, TraceRow } from './image.js';
