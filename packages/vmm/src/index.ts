@@ -9,3 +9,5 @@ export type { TraceRow, FinalRow, FinalExit } from './trace.js';
 export { hex, hexBytes } from './hex.js';
 export { LONG64, long64Tables, long64Sregs, realSregs } from './long64.js';
 export { Uart16550, COM1_BASE } from './serial.js';
+export { createHost } from './host.js';
+export type { Vendor, HostOptions } from './host.js';

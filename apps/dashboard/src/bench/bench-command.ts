@@ -1,0 +1,47 @@
+/** `kvmts bench` / `npm run bench`: every figure of DESIGN.md's list, as a JSON array or a table. */
+import type { Vendor } from '../args.js';
+import type { Io } from '../run-command.js';
+import type { Stack } from '../stack.js';
+import { formatTable, round3, unavailable, type Figure } from './figure.js';
+import { exitCpuid, exitPio, memSparse4g, vmCreate, vmLoop64 } from './vm-figures.js';
+
+const VENDORS: readonly Vendor[] = ['intel', 'amd'];
+
+async function cpuLoop(stack: Stack, bits: 16 | 32 | 64): Promise<Figure> {
+  const name = `cpu.loop${bits}`;
+  const r = await stack.cpuLoop(bits);
+  if (typeof r === 'string') return unavailable(name, 'instr/s', r);
+  return { name, value: round3(r.instructions / r.seconds), unit: 'instr/s' };
+}
+
+/** A figure whose measurement throws is reported, not fatal: the other figures still count. */
+async function guarded(name: string, unit: string, f: () => Figure | Promise<Figure>): Promise<Figure> {
+  try {
+    return await f();
+  } catch (e) {
+    return unavailable(name, unit, `failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+export async function collectFigures(stack: Stack, progress?: (f: Figure) => void): Promise<Figure[]> {
+  const figures: Figure[] = [];
+  const add = (f: Figure) => { figures.push(f); progress?.(f); };
+  const hosts = new Map<Vendor, Awaited<ReturnType<Stack['createHost']>>>();
+  for (const v of VENDORS) hosts.set(v, await stack.createHost(v).catch((e: unknown) => `failed: ${String(e)}`));
+  const firstHost = [...hosts.entries()].find(([, h]) => typeof h !== 'string');
+
+  // The RSS figure goes first, before the other runs have grown the heap.
+  add(await guarded('mem.sparse4g', 'MB', () => memSparse4g(firstHost?.[1] ?? 'no vendor is available')));
+  for (const bits of [16, 32, 64] as const) add(await guarded(`cpu.loop${bits}`, 'instr/s', () => cpuLoop(stack, bits)));
+  for (const v of VENDORS) add(await guarded(`vm.loop64.${v}`, 'instr/s', () => vmLoop64(stack, hosts.get(v)!, v)));
+  for (const v of VENDORS) add(await guarded(`exit.cpuid.${v}`, 'ns', () => exitCpuid(stack, hosts.get(v)!, v)));
+  for (const v of VENDORS) add(await guarded(`exit.pio.${v}`, 'ns', () => exitPio(stack, hosts.get(v)!, v)));
+  add(await guarded('vm.create', 'µs', () => (firstHost ? vmCreate(firstHost[1], firstHost[0]) : unavailable('vm.create', 'µs', 'no vendor is available'))));
+  return figures;
+}
+
+export async function benchCommand(json: boolean, io: Io, stack: Stack): Promise<number> {
+  const figures = await collectFigures(stack, json ? undefined : (f) => io.stderr.write(`measured ${f.name}\n`));
+  io.stdout.write(json ? '[\n' + figures.map((f) => JSON.stringify(f)).join(',\n') + '\n]\n' : formatTable(figures) + '\n');
+  return 0;
+}

@@ -1,0 +1,5 @@
+/** `npm run bench [-- --json]`. */
+import { main } from '../main.js';
+import { realStack } from '../real-stack.js';
+
+process.exitCode = await main(['bench', ...process.argv.slice(2)], { stdout: process.stdout, stderr: process.stderr }, realStack);

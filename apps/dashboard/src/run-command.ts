@@ -1,0 +1,33 @@
+/** `kvmts run`: the contract of DESIGN.md. Trace rows on stdout, COM1 on stderr, the exit status from the final exit. */
+import { formatRow, runImage } from '@kvmts/vmm';
+import type { Command } from './args.js';
+import { describeRow } from './describe-row.js';
+import { resolveGuest } from './resolve-guest.js';
+import type { Stack } from './stack.js';
+
+export interface Io {
+  readonly stdout: { write(text: string): unknown };
+  readonly stderr: { write(text: string | Uint8Array): unknown };
+}
+
+/** Exit status for a command that could not start (bad image, vendor not available). */
+export const STATUS_SETUP_ERROR = 2;
+
+export async function runCommand(cmd: Extract<Command, { cmd: 'run' }>, io: Io, stack: Stack): Promise<number> {
+  const guest = resolveGuest(cmd.target, await stack.catalog(), cmd);
+  if (typeof guest === 'string') { io.stderr.write(`kvmts: ${guest}\n`); return STATUS_SETUP_ERROR; }
+  const host = await stack.createHost(cmd.vendor);
+  if (typeof host === 'string') { io.stderr.write(`kvmts: ${cmd.vendor}: ${host}\n`); return STATUS_SETUP_ERROR; }
+
+  // COM1 output is line-buffered, so a chatty guest does not cost one write per byte.
+  let line: number[] = [];
+  const flush = () => { if (line.length) { io.stderr.write(Uint8Array.from(line)); line = []; } };
+  const result = runImage(host, {
+    ...guest.options,
+    onSerial: (b) => { line.push(b); if (b === 0x0a || line.length >= 4096) flush(); },
+    onRow: (row) => io.stdout.write((cmd.json ? formatRow(row) : describeRow(row)) + '\n'),
+  });
+  flush();
+  if (typeof result === 'string') { io.stderr.write(`kvmts: ${result}\n`); return STATUS_SETUP_ERROR; }
+  return result.status;
+}

@@ -1,0 +1,33 @@
+/**
+ * What the `kvmts` command takes from the layers below it: a host per vendor (through the VMM
+ * library) and the guest catalog. Commands receive a Stack, so tests can give them a fake one.
+ */
+import type { HostPort, IrqPlan, GuestMode, KvmRegName } from '@kvmts/vmm';
+import type { Vendor } from './args.js';
+
+export interface CatalogGuest {
+  readonly name: string;
+  readonly description: string;
+  readonly mode: GuestMode;
+  readonly mem: number;
+  readonly load: number;
+  readonly entry: number;
+  readonly regs?: Partial<Record<KvmRegName, number | bigint>>;
+  readonly irqs?: IrqPlan;
+  readonly image: Uint8Array;
+}
+
+export interface Stack {
+  /** A host with the vendor's module loaded, or why there is none yet. */
+  createHost(vendor: Vendor): Promise<HostPort | string>;
+  catalog(): Promise<readonly CatalogGuest[]>;
+  /** A benchmark image built from ../shared/bench (`loop64_1000000`, `cpuid64`, `out64`, …), or null. */
+  benchImage(name: string): Promise<Uint8Array | null>;
+  /** The bare-CPU loop (no virtualization) for `cpu.loopNN`, or why it cannot run. */
+  cpuLoop(bits: 16 | 32 | 64): Promise<CpuLoopResult | string>;
+}
+
+export interface CpuLoopResult {
+  readonly instructions: number;
+  readonly seconds: number;
+}
