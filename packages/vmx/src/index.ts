@@ -1,1 +1,14 @@
-export {};
+export { intelCpuModel, CPUID_1_ECX_VMX } from './hw/model.js';
+export { VmxSilicon } from './hw/silicon.js';
+export type { VmxCpu, VmxSiliconOptions } from './hw/silicon.js';
+export {
+  VMCS_FIELDS, VMCS, FIELD, VMCS_WIDTH, VMCS_TYPE, vmcsFieldWidth, vmcsFieldType, vmcsFieldIndex,
+} from './hw/fields.js';
+export type { VmcsFieldName } from './hw/fields.js';
+export {
+  MSR_IA32_VMX, MSR_IA32_FEATURE_CONTROL, FEATURE_CONTROL, PIN_BASED, CPU_BASED, SECONDARY_EXEC, VM_EXIT, VM_ENTRY,
+  VMCS_REVISION_ID,
+} from './hw/caps.js';
+export { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY, exitReasonName } from './hw/exit.js';
+export { VMXERR, VMX_STATUS } from './hw/instructions.js';
+export { ENTRY_CHECKS } from './hw/entry.js';

@@ -1,0 +1,260 @@
+/**
+ * VM exits (SDM vol. 3C chapter 28): record the exit information, save guest state into the
+ * VMCS, store the VM-exit MSR-store list, load host state and the VM-exit MSR-load list.
+ */
+import { STOP, SEG, RFLAGS, EFER, CR4, INTR_INFO, type VirtCpu } from '@kvmts/x86';
+import type { VmxCpu } from './silicon.js';
+import { FIELD as F } from './fields.js';
+import { VM_EXIT, PIN_BASED } from './caps.js';
+import type { VmxSilicon } from './silicon.js';
+
+/** Basic exit reasons (SDM Appendix C, Table C-1), spelled as Linux's EXIT_REASON_*. */
+export const EXIT_REASON = {
+  EXCEPTION_NMI: 0,
+  EXTERNAL_INTERRUPT: 1,
+  TRIPLE_FAULT: 2,
+  INIT_SIGNAL: 3,
+  SIPI_SIGNAL: 4,
+  INTERRUPT_WINDOW: 7,
+  NMI_WINDOW: 8,
+  TASK_SWITCH: 9,
+  CPUID: 10,
+  GETSEC: 11,
+  HLT: 12,
+  INVD: 13,
+  INVLPG: 14,
+  RDPMC: 15,
+  RDTSC: 16,
+  RSM: 17,
+  VMCALL: 18,
+  VMCLEAR: 19,
+  VMLAUNCH: 20,
+  VMPTRLD: 21,
+  VMPTRST: 22,
+  VMREAD: 23,
+  VMRESUME: 24,
+  VMWRITE: 25,
+  VMOFF: 26,
+  VMON: 27,
+  CR_ACCESS: 28,
+  DR_ACCESS: 29,
+  IO_INSTRUCTION: 30,
+  MSR_READ: 31,
+  MSR_WRITE: 32,
+  INVALID_STATE: 33,
+  MSR_LOAD_FAIL: 34,
+  MWAIT_INSTRUCTION: 36,
+  MONITOR_TRAP_FLAG: 37,
+  MONITOR_INSTRUCTION: 39,
+  PAUSE_INSTRUCTION: 40,
+  MCE_DURING_VMENTRY: 41,
+  TPR_BELOW_THRESHOLD: 43,
+  APIC_ACCESS: 44,
+  EOI_INDUCED: 45,
+  GDTR_IDTR: 46,
+  LDTR_TR: 47,
+  EPT_VIOLATION: 48,
+  EPT_MISCONFIG: 49,
+  INVEPT: 50,
+  RDTSCP: 51,
+  PREEMPTION_TIMER: 52,
+  INVVPID: 53,
+  WBINVD: 54,
+  XSETBV: 55,
+  APIC_WRITE: 56,
+  RDRAND: 57,
+  INVPCID: 58,
+  VMFUNC: 59,
+  ENCLS: 60,
+  RDSEED: 61,
+  PML_FULL: 62,
+  XSAVES: 63,
+  XRSTORS: 64,
+} as const;
+
+/** Bit 31 of the exit reason: VM-entry failure (SDM 28.2.1). */
+export const VMX_EXIT_REASONS_FAILED_VMENTRY = 0x80000000;
+
+const REASON_NAMES: readonly string[] = (() => {
+  const t: string[] = [];
+  for (const [n, v] of Object.entries(EXIT_REASON)) t[v] = n;
+  return t;
+})();
+
+export function exitReasonName(reason: number): string {
+  return REASON_NAMES[reason & 0xffff] ?? `UNKNOWN_${reason & 0xffff}`;
+}
+
+/** The exit-information fields a VM exit writes (SDM 28.2). */
+export interface ExitInfo {
+  reason: number;
+  qualification: number;
+  intrInfo: number;
+  intrErrorCode: number;
+  /** Guest-linear address, or NaN when the exit does not report one. */
+  linear: number;
+  /** Guest-physical address (EPT exits), or NaN. */
+  gpa: number;
+  /** VM-exit instruction information, or -1. */
+  insnInfo: number;
+  /** Instruction length for instruction-caused exits, or 0. */
+  insnLen: number;
+  /**
+   * True when the exit is caused by the current instruction (or by a fault in it): the guest RIP
+   * saved is the instruction's start, which the CPU keeps in `insnStart` once it has advanced RIP.
+   */
+  atInsnStart: boolean;
+}
+
+export function makeExitInfo(reason: number, qualification = 0): ExitInfo {
+  return { reason, qualification, intrInfo: 0, intrErrorCode: 0, linear: NaN, gpa: NaN, insnInfo: -1, insnLen: 0, atInsnStart: false };
+}
+
+function saveSegments(s: VmxSilicon, cpu: VirtCpu): void {
+  const v = s.vmcs;
+  for (let i = 0; i < 8; i++) {
+    const sg = cpu.seg[i]!;
+    v.exitWrite32(F.GUEST_ES_SELECTOR + i, sg.selector);
+    v.exitWriteNum(F.GUEST_ES_BASE + i, sg.base);
+    v.exitWrite32(F.GUEST_ES_LIMIT + i, sg.limit);
+    v.exitWrite32(F.GUEST_ES_AR_BYTES + i, sg.ar);
+  }
+}
+
+/** SDM 28.3: saving guest state. */
+function saveGuestState(s: VmxSilicon, cpu: VmxCpu, atInsnStart: boolean): void {
+  const v = s.vmcs;
+  // The real CR0/CR4, not the shadows: the guest/host mask only affects what the guest reads.
+  v.exitWriteNum(F.GUEST_CR0, cpu.cr0 >>> 0);
+  v.exitWriteNum(F.GUEST_CR3, cpu.cr3);
+  v.exitWriteNum(F.GUEST_CR4, cpu.cr4 >>> 0);
+  if (s.exitCtl & VM_EXIT.SAVE_DEBUG_CONTROLS) v.exitWriteNum(F.GUEST_DR7, cpu.dr[7]!);
+  v.exitWriteNum(F.GUEST_RSP, cpu.gprHi[4]! * 4294967296 + (cpu.gpr[4]! >>> 0));
+  v.exitWriteNum(F.GUEST_RIP, atInsnStart ? cpu.insnStart : cpu.rip);
+  v.exitWriteNum(F.GUEST_RFLAGS, cpu.getRflags() >>> 0);
+  saveSegments(s, cpu);
+  v.exitWriteNum(F.GUEST_GDTR_BASE, cpu.gdtr.base);
+  v.exitWrite32(F.GUEST_GDTR_LIMIT, cpu.gdtr.limit);
+  v.exitWriteNum(F.GUEST_IDTR_BASE, cpu.idtr.base);
+  v.exitWrite32(F.GUEST_IDTR_LIMIT, cpu.idtr.limit);
+  v.exitWrite32(F.GUEST_SYSENTER_CS, cpu.sysenterCs);
+  v.exitWriteNum(F.GUEST_SYSENTER_ESP, cpu.sysenterEsp);
+  v.exitWriteNum(F.GUEST_SYSENTER_EIP, cpu.sysenterEip);
+  if (s.exitCtl & VM_EXIT.SAVE_IA32_EFER) v.exitWriteNum(F.GUEST_IA32_EFER, cpu.efer);
+  if (s.exitCtl & VM_EXIT.SAVE_IA32_PAT) s.vmcs.write64(F.GUEST_IA32_PAT, cpu.msrs.get(0x277) ?? 0x0007040600070406n);
+  v.exitWrite32(F.GUEST_INTERRUPTIBILITY_INFO, cpu.interruptibility);
+  v.exitWrite32(F.GUEST_ACTIVITY_STATE, cpu.activity);
+  if (s.exitCtl & VM_EXIT.SAVE_VMX_PREEMPTION_TIMER && s.pin & PIN_BASED.VMX_PREEMPTION_TIMER) {
+    v.exitWrite32(F.VMX_PREEMPTION_TIMER_VALUE, s.preemptionTimerRemaining());
+  }
+  // IA-32e mode guest is saved into the entry control (SDM 28.2, "VM-entry controls": bit 9 = EFER.LMA).
+  const entry = v.read32(F.VM_ENTRY_CONTROLS);
+  const lma = (cpu.efer & EFER.LMA) !== 0;
+  v.exitWrite32(F.VM_ENTRY_CONTROLS, lma ? entry | (1 << 9) : entry & ~(1 << 9));
+}
+
+const HOST_DATA_SEGS = [
+  [SEG.DS, F.HOST_DS_SELECTOR, -1],
+  [SEG.ES, F.HOST_ES_SELECTOR, -1],
+  [SEG.FS, F.HOST_FS_SELECTOR, F.HOST_FS_BASE],
+  [SEG.GS, F.HOST_GS_SELECTOR, F.HOST_GS_BASE],
+] as const;
+
+function setSeg(cpu: VirtCpu, i: number, selector: number, base: number, ar: number): void {
+  const sg = cpu.seg[i]!;
+  sg.selector = selector;
+  sg.base = base;
+  sg.limit = 0xffffffff;
+  sg.ar = ar;
+}
+
+/** SDM 28.5: loading host state. */
+function loadHostState(s: VmxSilicon, cpu: VirtCpu): void {
+  const v = s.vmcs;
+  const hostLong = (s.exitCtl & VM_EXIT.HOST_ADDR_SPACE_SIZE) !== 0;
+  cpu.cr0 = v.readNum(F.HOST_CR0) | 0;
+  cpu.cr3 = v.readNum(F.HOST_CR3);
+  cpu.cr4 = (v.readNum(F.HOST_CR4) | (hostLong ? CR4.PAE : 0)) | 0;
+  cpu.dr[7] = 0x400;
+  cpu.sysenterCs = v.read32(F.HOST_IA32_SYSENTER_CS);
+  cpu.sysenterEsp = v.readNum(F.HOST_IA32_SYSENTER_ESP);
+  cpu.sysenterEip = v.readNum(F.HOST_IA32_SYSENTER_EIP);
+  if (s.exitCtl & VM_EXIT.LOAD_IA32_EFER) {
+    cpu.efer = v.readNum(F.HOST_IA32_EFER);
+  } else {
+    cpu.efer = hostLong ? cpu.efer | EFER.LMA | EFER.LME : cpu.efer & ~(EFER.LMA | EFER.LME);
+  }
+  if (s.exitCtl & VM_EXIT.LOAD_IA32_PAT) cpu.msrs.set(0x277, v.read64(F.HOST_IA32_PAT));
+  // Segments (SDM 28.5.2): selectors from the VMCS, bases from the VMCS or 0, flat limits;
+  // a null data selector leaves the register unusable (SS stays usable in 64-bit mode).
+  setSeg(cpu, SEG.CS, v.read32(F.HOST_CS_SELECTOR), 0, hostLong ? 0xa09b : 0xc09b);
+  const ss = v.read32(F.HOST_SS_SELECTOR);
+  setSeg(cpu, SEG.SS, ss, 0, ss === 0 && !hostLong ? 0x1c093 : 0xc093);
+  for (const [seg, selF, baseF] of HOST_DATA_SEGS) {
+    const sel = v.read32(selF);
+    setSeg(cpu, seg, sel, baseF < 0 ? 0 : v.readNum(baseF), sel === 0 ? 0x1c093 : 0xc093);
+  }
+  const tr = cpu.seg[SEG.TR]!;
+  tr.selector = v.read32(F.HOST_TR_SELECTOR);
+  tr.base = v.readNum(F.HOST_TR_BASE);
+  tr.limit = 0x67;
+  tr.ar = 0x8b;
+  const ldtr = cpu.seg[SEG.LDTR]!;
+  ldtr.selector = 0;
+  ldtr.base = 0;
+  ldtr.limit = 0;
+  ldtr.ar = 0x10082;
+  cpu.gdtr.base = v.readNum(F.HOST_GDTR_BASE);
+  cpu.gdtr.limit = 0xffff;
+  cpu.idtr.base = v.readNum(F.HOST_IDTR_BASE);
+  cpu.idtr.limit = 0xffff;
+  cpu.rip = v.readNum(F.HOST_RIP);
+  const rsp = v.readNum(F.HOST_RSP);
+  const hi = Math.floor(rsp / 4294967296);
+  cpu.gpr[4] = rsp - hi * 4294967296;
+  cpu.gprHi[4] = hi;
+  cpu.setRflags(RFLAGS.FIXED1);
+  cpu.interruptibility = 0;
+  cpu.activity = 0;
+}
+
+/**
+ * Performs a VM exit with `info`, then returns to whoever entered: the TypeScript kernel (its
+ * `vmlaunch()` call returns) or, for a VMLAUNCH executed by host code on this CPU, the host's run
+ * loop, which sees STOP.VMEXIT and may run on in host state. Never returns.
+ */
+export function vmExit(s: VmxSilicon, info: ExitInfo): never {
+  recordVmExit(s, info);
+  return s.cpu.stop(STOP.VMEXIT);
+}
+
+/** The VM exit proper: exit information, guest-state save, MSR lists, host-state load. */
+export function recordVmExit(s: VmxSilicon, info: ExitInfo): void {
+  const cpu = s.cpu;
+  const v = s.vmcs;
+  v.changedAtExit.fill(0);
+  v.exitWrite32(F.VM_EXIT_REASON, info.reason);
+  v.exitWriteNum(F.EXIT_QUALIFICATION, info.qualification);
+  v.exitWrite32(F.VM_EXIT_INTR_INFO, info.intrInfo);
+  v.exitWrite32(F.VM_EXIT_INTR_ERROR_CODE, info.intrErrorCode);
+  if (!Number.isNaN(info.linear)) v.exitWriteNum(F.GUEST_LINEAR_ADDRESS, info.linear);
+  if (!Number.isNaN(info.gpa)) v.exitWriteNum(F.GUEST_PHYSICAL_ADDRESS, info.gpa);
+  if (info.insnInfo >= 0) v.exitWrite32(F.VMX_INSTRUCTION_INFO, info.insnInfo);
+  v.exitWrite32(F.VM_EXIT_INSTRUCTION_LEN, info.insnLen);
+  // IDT-vectoring information (SDM 28.2.4): the event whose delivery this exit interrupted.
+  const vect = cpu.vectoringInfo;
+  v.exitWrite32(F.IDT_VECTORING_INFO_FIELD, vect & INTR_INFO.VALID ? vect : 0);
+  v.exitWrite32(F.IDT_VECTORING_ERROR_CODE, vect & INTR_INFO.VALID ? cpu.vectoringErrorCode : 0);
+  cpu.vectoringInfo = 0;
+  // SDM 28.2: the valid bit of the VM-entry interruption-information field is cleared.
+  const ei = v.read32(F.VM_ENTRY_INTR_INFO_FIELD);
+  if (ei & INTR_INFO.VALID) v.exitWrite32(F.VM_ENTRY_INTR_INFO_FIELD, ei & ~INTR_INFO.VALID);
+
+  saveGuestState(s, cpu, info.atInsnStart);
+  s.storeMsrs(v.readNum(F.VM_EXIT_MSR_STORE_ADDR), v.read32(F.VM_EXIT_MSR_STORE_COUNT));
+  loadHostState(s, cpu);
+  s.leaveGuest();
+  s.loadMsrs(v.readNum(F.VM_EXIT_MSR_LOAD_ADDR), v.read32(F.VM_EXIT_MSR_LOAD_COUNT));
+  cpu.stateChanged();
+  s.exitCount++;
+}
