@@ -6,10 +6,20 @@ import { Bus, CpuState, PhysMemory, STOP, CR0, CR4, EFER, SEG, makeSegment, type
 import { VmxSilicon, type VmxCpu, type VmxSiliconOptions } from '../src/index.js';
 
 export class FaultError extends Error {
-  constructor(readonly vector: number, readonly errorCode: number) { super(`fault ${vector}`); }
+  readonly vector: number;
+  readonly errorCode: number;
+  constructor(vector: number, errorCode: number) {
+    super(`fault ${vector}`);
+    this.vector = vector;
+    this.errorCode = errorCode;
+  }
 }
 export class StopError extends Error {
-  constructor(readonly reason: StopReason) { super(`stop ${reason}`); }
+  readonly reason: StopReason;
+  constructor(reason: StopReason) {
+    super(`stop ${reason}`);
+    this.reason = reason;
+  }
 }
 
 export class FakeCpu extends CpuState {

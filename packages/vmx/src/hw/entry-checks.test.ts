@@ -219,4 +219,3 @@ describe('incremental VM-entry checks agree with the full check', () => {
     }
   });
 });
-});

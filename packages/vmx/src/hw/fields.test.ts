@@ -32,7 +32,7 @@ describe('VMCS field table', () => {
     for (const [name, enc, off] of VMCS_FIELDS) {
       if (off === null) continue;
       const w = vmcsFieldWidth(enc);
-      expect(off % WIDTH_BYTES[w], name).toBe(0);
+      expect(off % WIDTH_BYTES[w]!, name).toBe(0);
     }
     expect(VMCS_FIELDS[FIELD.GUEST_RIP]![2]).toBe(544);
     expect(VMCS_FIELDS[FIELD.GUEST_PML_INDEX]![2]).toBe(996);
