@@ -1,0 +1,600 @@
+/**
+ * Random but valid 64-bit instruction sequences for CPU differential tests: every sequence runs
+ * at CPL3 in the snippet VM (snippets.ts) without faulting, and says which arithmetic flags it
+ * leaves undefined (SDM Vol. 2 / APM Vol. 3 "Flags affected"), so a comparison can ignore them.
+ *
+ * Conventions that keep sequences fault-free: RSP is the stack and R15 the scratch page's base,
+ * so neither is ever a destination; memory operands are [R15 + disp8]; pops only follow pushes;
+ * DIV/IDIV operands are conditioned first so no #DE can happen; shift and SHLD counts are known
+ * when generated, so their undefined flags are too. A flag left undefined is "poisoned": an
+ * instruction that would read it (ADC, SETcc, LAHF, ...) is preceded by a CMP that redefines all six.
+ */
+import { SNIPPET_LAYOUT } from './snippets.js';
+import type { Snippet } from './snippets.js';
+
+export const FLAG = { CF: 0x1, PF: 0x4, AF: 0x10, ZF: 0x40, SF: 0x80, DF: 0x400, OF: 0x800 } as const;
+const { CF, PF, AF, ZF, SF, OF } = FLAG;
+export const ARITH = CF | PF | AF | ZF | SF | OF;
+/** The flags a differential test compares: the six arithmetic flags and DF. */
+export const COMPARED_FLAGS = ARITH | FLAG.DF;
+
+const RSP = 4;
+const R15 = 15;
+type Size = 8 | 16 | 32 | 64;
+
+const NAMES: Record<Size, readonly string[]> = {
+  64: ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'],
+  32: ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi', 'r8d', 'r9d', 'r10d', 'r11d', 'r12d', 'r13d', 'r14d', 'r15d'],
+  16: ['ax', 'cx', 'dx', 'bx', 'sp', 'bp', 'si', 'di', 'r8w', 'r9w', 'r10w', 'r11w', 'r12w', 'r13w', 'r14w', 'r15w'],
+  8: ['al', 'cl', 'dl', 'bl', 'spl', 'bpl', 'sil', 'dil', 'r8b', 'r9b', 'r10b', 'r11b', 'r12b', 'r13b', 'r14b', 'r15b'],
+};
+const LEGACY_HIGH8 = ['al', 'cl', 'dl', 'bl', 'ah', 'ch', 'dh', 'bh'] as const;
+
+/** What an instruction does to the arithmetic flags: reads, defines, leaves undefined. */
+interface FlagEffect {
+  reads?: number;
+  writes?: number;
+  undef?: number;
+}
+
+/** Condition codes (SDM Table B-1) and the flags each reads. */
+const CC = [
+  ['o', OF], ['no', OF], ['b', CF], ['ae', CF], ['e', ZF], ['ne', ZF], ['be', CF | ZF], ['a', CF | ZF],
+  ['s', SF], ['ns', SF], ['p', PF], ['np', PF], ['l', SF | OF], ['ge', SF | OF], ['le', ZF | SF | OF], ['g', ZF | SF | OF],
+] as const;
+
+/** ALU group (opcode base = 8 * index; /digit in 80/81/83): name and flag effect. */
+const ALU = [
+  ['add', { writes: ARITH }], ['or', { writes: ARITH & ~AF, undef: AF }],
+  ['adc', { reads: CF, writes: ARITH }], ['sbb', { reads: CF, writes: ARITH }],
+  ['and', { writes: ARITH & ~AF, undef: AF }], ['sub', { writes: ARITH }],
+  ['xor', { writes: ARITH & ~AF, undef: AF }], ['cmp', { writes: ARITH }],
+] as const satisfies readonly (readonly [string, FlagEffect])[];
+
+/** Shift group C0/C1/D0-D3 /digit. */
+const SHIFT = ['rol', 'ror', 'rcl', 'rcr', 'shl', 'shr', null, 'sar'] as const;
+
+/** xorshift128+ over two 32-bit halves: seeded, reproducible, no BigInt on the way. */
+export class Rng {
+  private a: number;
+  private b: number;
+  constructor(seed: number) {
+    this.a = (seed ^ 0x9e3779b9) | 1;
+    this.b = Math.imul(seed, 0x85ebca6b) ^ 0xc2b2ae35;
+    for (let i = 0; i < 8; i++) this.u32();
+  }
+  u32(): number {
+    let x = this.a;
+    const y = this.b;
+    this.a = y;
+    x ^= x << 23;
+    x ^= x >>> 17;
+    x ^= y ^ (y >>> 26);
+    this.b = x;
+    return (x + y) >>> 0;
+  }
+  int(n: number): number {
+    return this.u32() % n;
+  }
+  bool(): boolean {
+    return (this.u32() & 1) === 1;
+  }
+  pick<T>(list: readonly T[]): T {
+    return list[this.int(list.length)]!;
+  }
+  u64(): bigint {
+    return (BigInt(this.u32()) << 32n) | BigInt(this.u32());
+  }
+  /** A register value biased towards edge cases: 0, ±1, sign boundaries, small numbers. */
+  value(): bigint {
+    switch (this.int(8)) {
+      case 0: return this.pick([0n, 1n, 0xffffffffffffffffn, 0x8000000000000000n, 0x7fffffffffffffffn, 0x80n, 0x7fn, 0xffn, 0x8000n, 0xffffn, 0x80000000n, 0xffffffffn, 0x7fffffffn]);
+      case 1: return BigInt(this.int(256));
+      case 2: return BigInt.asUintN(64, -BigInt(this.int(256)));
+      case 3: return BigInt(this.u32());
+      default: return this.u64();
+    }
+  }
+}
+
+/** Register or [R15 + disp8] operand in the ModRM r/m field. */
+type Rm = { reg: number } | { disp: number };
+
+interface Insn {
+  bytes: number[];
+  text: string;
+}
+
+export interface GeneratedSnippet {
+  snippet: Snippet;
+  /** One line per instruction, Intel syntax. */
+  asm: string[];
+  /** Arithmetic flags left undefined at the end; compare RFLAGS under COMPARED_FLAGS & ~undefinedFlags. */
+  undefinedFlags: number;
+}
+
+const hex = (v: number | bigint): string => `0x${v.toString(16)}`;
+const le = (v: bigint, bytes: number): number[] =>
+  Array.from({ length: bytes }, (_, i) => Number((BigInt.asUintN(64, v) >> BigInt(8 * i)) & 0xffn));
+
+class Builder {
+  readonly insns: Insn[] = [];
+  poisoned = 0;
+  pushed = 0;
+  readonly rng: Rng;
+  constructor(rng: Rng) {
+    this.rng = rng;
+  }
+
+  emit(bytes: number[], text: string, fx: FlagEffect = {}): void {
+    if ((fx.reads ?? 0) & this.poisoned) this.defineFlags();
+    this.insns.push({ bytes, text });
+    this.poisoned = (this.poisoned & ~(fx.writes ?? 0)) | (fx.undef ?? 0);
+  }
+
+  /** cmp <reg>, imm32: all six flags defined again, from live data. */
+  private defineFlags(): void {
+    const r = this.gpr();
+    const imm = BigInt.asIntN(32, BigInt(this.rng.u32()));
+    this.insns.push({ bytes: encode({ size: 64, op: [0x81], reg: 7, rm: { reg: r }, imm: le(imm, 4) }), text: `cmp ${NAMES[64][r]}, ${imm}` });
+    this.poisoned = 0;
+  }
+
+  /** A GPR that may be written: anything but RSP and R15. */
+  gpr(): number {
+    const r = this.rng.int(14);
+    return r >= RSP ? r + 1 : r;
+  }
+
+  size(): Size {
+    return this.rng.pick([8, 16, 32, 64] as const);
+  }
+
+  /** A register or memory operand; memory stays within the first 0x80 bytes of scratch. */
+  rm(memOk = true): Rm {
+    return memOk && this.rng.int(4) === 0 ? { disp: this.rng.int(0x78) } : { reg: this.gpr() };
+  }
+}
+
+interface Encoding {
+  size: Size;
+  op: number[];
+  /** ModRM.reg: a register number or an opcode extension. */
+  reg: number;
+  rm: Rm;
+  imm?: number[];
+  /** Mandatory prefix (F2/F3) before REX. */
+  mandatory?: number;
+  /** Force a REX prefix, so 8-bit registers 4-7 mean SPL..DIL, not AH..BH. */
+  rex?: boolean;
+}
+
+function needsRex(e: Encoding): boolean {
+  const b = 'disp' in e.rm ? 1 : e.rm.reg >> 3;
+  return e.size === 64 || e.reg >= 8 || b !== 0 || e.rex === true;
+}
+
+function encode(e: Encoding): number[] {
+  const out: number[] = [];
+  if (e.size === 16) out.push(0x66);
+  if (e.mandatory !== undefined) out.push(e.mandatory);
+  if (needsRex(e)) {
+    const b = 'disp' in e.rm ? 1 : (e.rm.reg >> 3) & 1;
+    out.push(0x40 | (e.size === 64 ? 8 : 0) | (((e.reg >> 3) & 1) << 2) | b);
+  }
+  out.push(...e.op);
+  if ('disp' in e.rm) out.push(0x40 | ((e.reg & 7) << 3) | (R15 & 7), e.rm.disp);
+  else out.push(0xc0 | ((e.reg & 7) << 3) | (e.rm.reg & 7));
+  if (e.imm) out.push(...e.imm);
+  return out;
+}
+
+/** How an operand is spelled, given whether the instruction carries a REX prefix. */
+function opText(size: Size, rm: Rm, rex: boolean): string {
+  if ('disp' in rm) return `${['byte', 'word', 'dword', 'qword'][Math.log2(size) - 3]} [r15+${hex(rm.disp)}]`;
+  return regText(size, rm.reg, rex);
+}
+
+function regText(size: Size, r: number, rex: boolean): string {
+  return size === 8 && !rex ? LEGACY_HIGH8[r]! : NAMES[size][r]!;
+}
+
+/**
+ * Picks the 8-bit register pair for a reg/rm instruction: either both legacy (AH..BH allowed,
+ * no REX possible) or REX form (SPL excluded: it is RSP).
+ */
+function reg8Pair(b: Builder, rm: Rm): { reg: number; rm: Rm; rex: boolean } {
+  const legacy = !('disp' in rm) && b.rng.bool();
+  const r8 = (): number => (legacy ? b.rng.int(8) : b.gpr());
+  if (legacy) return { reg: r8(), rm: { reg: r8() }, rex: false };
+  return { reg: r8(), rm, rex: true };
+}
+
+/** Emits a reg/rm instruction of `size`, choosing 8-bit register spellings consistently. */
+function regRm(b: Builder, size: Size, op: number[], text: (dst: string, src: string) => string, fx: FlagEffect, regIsDest: boolean, memOk = true): void {
+  let rm = b.rm(memOk);
+  let reg = b.gpr();
+  let rex = false;
+  if (size === 8) ({ reg, rm, rex } = reg8Pair(b, rm));
+  const e: Encoding = { size, op, reg, rm, rex };
+  const r = regText(size, reg, needsRex(e));
+  const m = opText(size, rm, needsRex(e));
+  b.emit(encode(e), regIsDest ? text(r, m) : text(m, r), fx);
+}
+
+/** An r/m-only instruction (opcode extension in ModRM.reg). */
+function rmOnly(b: Builder, size: Size, op: number[], ext: number, text: (m: string) => string, fx: FlagEffect, imm?: number[]): void {
+  let operand = b.rm();
+  // 8-bit registers: legacy spelling (AH..BH possible) or REX spelling (SPL excluded: it is RSP).
+  const legacy = size === 8 && !('disp' in operand) && b.rng.bool();
+  if (legacy) operand = { reg: b.rng.int(8) };
+  const e: Encoding = { size, op, reg: ext, rm: operand, rex: size === 8 && !legacy, ...(imm ? { imm } : {}) };
+  b.emit(encode(e), text(opText(size, operand, needsRex(e))), fx);
+}
+
+const opc8 = (size: Size, op8: number): number[] => [size === 8 ? op8 : op8 + 1];
+const immFor = (b: Builder, size: Size): { bytes: number[]; text: string } => {
+  const n = size === 8 ? 1 : size === 16 ? 2 : 4;
+  const v = BigInt.asIntN(n * 8, b.rng.value());
+  return { bytes: le(v, n), text: `${v}` };
+};
+
+function genAlu(b: Builder): void {
+  const [name, fx] = b.rng.pick(ALU);
+  const i = ALU.findIndex(([n]) => n === name);
+  const size = b.size();
+  switch (b.rng.int(4)) {
+    case 0: regRm(b, size, opc8(size, i * 8), (d, s) => `${name} ${d}, ${s}`, fx, false); break;
+    case 1: regRm(b, size, opc8(size, i * 8 + 2), (d, s) => `${name} ${d}, ${s}`, fx, true); break;
+    case 2: {
+      const imm = immFor(b, size);
+      rmOnly(b, size, [size === 8 ? 0x80 : 0x81], i, (m) => `${name} ${m}, ${imm.text}`, fx, imm.bytes);
+      break;
+    }
+    default: {
+      if (size === 8) { genAlu(b); return; }
+      const v = BigInt.asIntN(8, BigInt(b.rng.u32()));
+      rmOnly(b, size, [0x83], i, (m) => `${name} ${m}, ${v}`, fx, le(v, 1));
+    }
+  }
+}
+
+function genTest(b: Builder): void {
+  const size = b.size();
+  const fx = { writes: ARITH & ~AF, undef: AF };
+  if (b.rng.bool()) regRm(b, size, opc8(size, 0x84), (d, s) => `test ${d}, ${s}`, fx, false);
+  else {
+    const imm = immFor(b, size);
+    rmOnly(b, size, opc8(size, 0xf6), 0, (m) => `test ${m}, ${imm.text}`, fx, imm.bytes);
+  }
+}
+
+function genUnary(b: Builder): void {
+  const size = b.size();
+  const [name, op, ext, fx] = b.rng.pick([
+    ['not', 0xf6, 2, {}], ['neg', 0xf6, 3, { writes: ARITH }],
+    ['inc', 0xfe, 0, { writes: ARITH & ~CF }], ['dec', 0xfe, 1, { writes: ARITH & ~CF }],
+  ] as const);
+  rmOnly(b, size, opc8(size, op), ext, (m) => `${name} ${m}`, fx);
+}
+
+/** A shift count for `size` and how the flags come out (SDM "SAL/SAR/SHL/SHR", "RCL/RCR/ROL/ROR"). */
+function shiftCount(b: Builder, size: Size, kind: string): { count: number; fx: FlagEffect } {
+  const mask = size === 64 ? 63 : 31;
+  let count: number;
+  for (;;) {
+    count = b.rng.pick([0, 1, 1, 2, size - 1, size, size + 1, b.rng.int(64), b.rng.int(size), 32, 33, 63]) & 0xff;
+    const m = count & mask;
+    // RCL/RCR of 8/16 bits rotate by count mod 9/17; a masked count that is a multiple of that is odd territory.
+    if ((kind === 'rcl' || kind === 'rcr') && size < 32 && m !== 0 && m % (size + 1) === 0) continue;
+    break;
+  }
+  const m = count & mask;
+  if (m === 0) return { count, fx: {} };
+  const of = m === 1 ? OF : 0;
+  if (kind === 'rol' || kind === 'ror') return { count, fx: { writes: CF | of, undef: OF & ~of } };
+  if (kind === 'rcl' || kind === 'rcr') return { count, fx: { reads: CF, writes: CF | of, undef: OF & ~of } };
+  const cfUndef = (kind === 'shl' || kind === 'shr') && m >= size ? CF : 0;
+  return { count, fx: { writes: (CF | SF | ZF | PF | of) & ~cfUndef, undef: AF | (OF & ~of) | cfUndef } };
+}
+
+function genShift(b: Builder): void {
+  const size = b.size();
+  const ext = b.rng.pick([0, 1, 2, 3, 4, 5, 7] as const);
+  const name = SHIFT[ext]!;
+  const { count, fx } = shiftCount(b, size, name);
+  const form = b.rng.int(3);
+  if (form === 0 || (form === 1 && count !== 1)) {
+    rmOnly(b, size, opc8(size, 0xc0), ext, (m) => `${name} ${m}, ${count}`, fx, [count]);
+  } else if (form === 1) {
+    rmOnly(b, size, opc8(size, 0xd0), ext, (m) => `${name} ${m}, 1`, fx);
+  } else {
+    // Shifting CL itself by CL is fine: the count is read before the result is written.
+    b.emit([0xb1, count], `mov cl, ${count}`);
+    rmOnly(b, size, opc8(size, 0xd2), ext, (m) => `${name} ${m}, cl`, fx);
+  }
+}
+
+function genDoubleShift(b: Builder): void {
+  const size = b.rng.pick([16, 32, 64] as const);
+  const left = b.rng.bool();
+  const name = left ? 'shld' : 'shrd';
+  // Counts above 15 leave a 16-bit result undefined: keep them out.
+  const count = size === 16 ? b.rng.int(16) : b.rng.pick([0, 1, 2, b.rng.int(size), size - 1, b.rng.int(256)]);
+  const m = count & (size === 64 ? 63 : 31);
+  const of = m === 1 ? OF : 0;
+  const fx: FlagEffect = m === 0 ? {} : { writes: CF | SF | ZF | PF | of, undef: AF | (OF & ~of) };
+  if (b.rng.bool()) {
+    regRm(b, size, [0x0f, left ? 0xa4 : 0xac], (d, s) => `${name} ${d}, ${s}, ${count}`, fx, false);
+    b.insns.at(-1)!.bytes.push(count);
+  } else {
+    b.emit([0xb1, count], `mov cl, ${count}`);
+    // Keep CL out of the operands, so the count stays the one just loaded.
+    const dst: Rm = b.rng.int(4) === 0 ? { disp: b.rng.int(0x78) } : { reg: pickNot(b, [1]) };
+    const src = pickNot(b, [1]);
+    const e: Encoding = { size, op: [0x0f, left ? 0xa5 : 0xad], reg: src, rm: dst };
+    b.emit(encode(e), `${name} ${opText(size, dst, true)}, ${NAMES[size][src]}, cl`, fx);
+  }
+}
+
+function pickNot(b: Builder, avoid: number[]): number {
+  for (;;) {
+    const r = b.gpr();
+    if (!avoid.includes(r)) return r;
+  }
+}
+
+function genMul(b: Builder): void {
+  const size = b.size();
+  const fx = { writes: CF | OF, undef: SF | ZF | AF | PF };
+  switch (b.rng.int(4)) {
+    case 0: rmOnly(b, size, opc8(size, 0xf6), 4, (m) => `mul ${m}`, fx); break;
+    case 1: rmOnly(b, size, opc8(size, 0xf6), 5, (m) => `imul ${m}`, fx); break;
+    case 2: {
+      const s = size === 8 ? 32 : size;
+      regRm(b, s, [0x0f, 0xaf], (d, x) => `imul ${d}, ${x}`, fx, true);
+      break;
+    }
+    default: {
+      const s = size === 8 ? 64 : size;
+      const short = b.rng.bool();
+      const v = BigInt.asIntN(short ? 8 : s === 16 ? 16 : 32, b.rng.value());
+      regRm(b, s, [short ? 0x6b : 0x69], (d, x) => `imul ${d}, ${x}, ${v}`, fx, true);
+      b.insns.at(-1)!.bytes.push(...le(v, short ? 1 : s === 16 ? 2 : 4));
+    }
+  }
+}
+
+/** DIV/IDIV, after conditioning the dividend and divisor so the quotient fits (no #DE). */
+function genDiv(b: Builder): void {
+  const size = b.size();
+  const signed = b.rng.bool();
+  const name = signed ? 'idiv' : 'div';
+  const divisor = pickNot(b, [0, 2]);
+  const d = regText(size, divisor, true);
+  const rexB = (divisor >> 3) & 1;
+  const rexFor = (s: Size): number[] => (s === 64 || rexB || s === 8 ? [0x40 | (s === 64 ? 8 : 0) | rexB] : []);
+  const p16 = size === 16 ? [0x66] : [];
+  // Dividend: RDX:RAX sign- or zero-extended from RAX (AX from AL for 8 bits).
+  if (size === 8) {
+    if (signed) b.emit([0x66, 0x98], 'cbw');
+    else b.emit([0x0f, 0xb6, 0xc0], 'movzx eax, al');
+  } else if (signed) {
+    b.emit([...p16, ...(size === 64 ? [0x48] : []), 0x99], size === 16 ? 'cwd' : size === 32 ? 'cdq' : 'cqo');
+  } else {
+    b.emit([0x31, 0xd2], 'xor edx, edx', { writes: ARITH & ~AF, undef: AF });
+  }
+  // Divisor: positive and nonzero (shr by 1, then or 1), so |quotient| <= |dividend| fits.
+  const op8 = (o: number): number[] => [size === 8 ? o : o + 1];
+  b.emit([...p16, ...rexFor(size), ...op8(0xd0), 0xe8 | (divisor & 7)], `shr ${d}, 1`, { writes: CF | SF | ZF | PF | OF, undef: AF });
+  b.emit([...p16, ...rexFor(size), 0x83 - (size === 8 ? 3 : 0), 0xc8 | (divisor & 7), 1], `or ${d}, 1`, { writes: ARITH & ~AF, undef: AF });
+  b.emit([...p16, ...rexFor(size), ...op8(0xf6), (signed ? 0xf8 : 0xf0) | (divisor & 7)], `${name} ${d}`, { undef: ARITH });
+}
+
+function genBitScan(b: Builder): void {
+  const size = b.rng.pick([16, 32, 64] as const);
+  const [name, mandatory, op, fx] = b.rng.pick([
+    ['bsf', undefined, 0xbc, { writes: ZF, undef: CF | OF | SF | AF | PF }],
+    ['bsr', undefined, 0xbd, { writes: ZF, undef: CF | OF | SF | AF | PF }],
+    ['tzcnt', 0xf3, 0xbc, { writes: CF | ZF, undef: OF | SF | AF | PF }],
+    ['lzcnt', 0xf3, 0xbd, { writes: CF | ZF, undef: OF | SF | AF | PF }],
+    ['popcnt', 0xf3, 0xb8, { writes: ARITH }],
+  ] as const);
+  const rm = b.rm();
+  const reg = b.gpr();
+  const e: Encoding = { size, op: [0x0f, op], reg, rm, ...(mandatory ? { mandatory } : {}) };
+  b.emit(encode(e), `${name} ${NAMES[size][reg]}, ${opText(size, rm, true)}`, fx);
+}
+
+function genBitTest(b: Builder): void {
+  const size = b.rng.pick([16, 32, 64] as const);
+  const ext = b.rng.int(4);
+  const name = ['bt', 'bts', 'btr', 'btc'][ext]!;
+  const fx = { writes: CF, undef: OF | SF | AF | PF };
+  if (b.rng.bool()) {
+    const bit = b.rng.int(256);
+    rmOnly(b, size, [0x0f, 0xba], 4 + ext, (m) => `${name} ${m}, ${bit}`, fx, [bit]);
+  } else {
+    // Register bit offsets only on register operands: on memory they address a bit string.
+    regRm(b, size, [0x0f, 0xa3 + ext * 8], (d, s) => `${name} ${d}, ${s}`, fx, false, false);
+  }
+}
+
+function genCondition(b: Builder): void {
+  const cc = b.rng.int(16);
+  const [suffix, reads] = CC[cc]!;
+  if (b.rng.bool()) rmOnly(b, 8, [0x0f, 0x90 + cc], 0, (m) => `set${suffix} ${m}`, { reads });
+  else {
+    const size = b.rng.pick([16, 32, 64] as const);
+    regRm(b, size, [0x0f, 0x40 + cc], (d, s) => `cmov${suffix} ${d}, ${s}`, { reads }, true);
+  }
+}
+
+function genExchange(b: Builder): void {
+  const size = b.size();
+  switch (b.rng.int(3)) {
+    case 0: regRm(b, size, opc8(size, 0x86), (d, s) => `xchg ${d}, ${s}`, {}, false); break;
+    case 1: regRm(b, size, [0x0f, size === 8 ? 0xc0 : 0xc1], (d, s) => `xadd ${d}, ${s}`, { writes: ARITH }, false); break;
+    default: regRm(b, size, [0x0f, size === 8 ? 0xb0 : 0xb1], (d, s) => `cmpxchg ${d}, ${s}`, { writes: ARITH }, false);
+  }
+}
+
+function genMove(b: Builder): void {
+  const size = b.size();
+  switch (b.rng.int(6)) {
+    case 0: regRm(b, size, opc8(size, 0x88), (d, s) => `mov ${d}, ${s}`, {}, false); break;
+    case 1: regRm(b, size, opc8(size, 0x8a), (d, s) => `mov ${d}, ${s}`, {}, true); break;
+    case 2: {
+      const r = b.gpr();
+      const v = b.rng.value();
+      if (b.rng.bool()) b.emit([0x48 | (r >> 3), 0xb8 + (r & 7), ...le(v, 8)], `mov ${NAMES[64][r]}, ${hex(v)}`);
+      else b.emit([...(r >= 8 ? [0x41] : []), 0xb8 + (r & 7), ...le(v, 4)], `mov ${NAMES[32][r]}, ${hex(v & 0xffffffffn)}`);
+      break;
+    }
+    case 3: {
+      const src = b.rng.pick([8, 16] as const);
+      const dst = b.rng.pick(src === 8 ? [16, 32, 64] as const : [32, 64] as const);
+      const signed = b.rng.bool();
+      const op = [0x0f, (signed ? 0xbe : 0xb6) + (src === 16 ? 1 : 0)];
+      // The source's width is in the opcode; encode with the destination's size, print with both.
+      const rm = b.rm();
+      const reg = b.gpr();
+      // A REX prefix always, so an 8-bit source register spells SPL..DIL, never AH..BH.
+      const e: Encoding = { size: dst, op, reg, rm, rex: true };
+      b.emit(encode(e), `${signed ? 'movsx' : 'movzx'} ${NAMES[dst][reg]}, ${opText(src, rm, true)}`);
+      break;
+    }
+    case 4: {
+      const rm = b.rm();
+      const reg = b.gpr();
+      b.emit(encode({ size: 64, op: [0x63], reg, rm }), `movsxd ${NAMES[64][reg]}, ${opText(32, rm, true)}`);
+      break;
+    }
+    default: {
+      const [bytes, text] = b.rng.pick([
+        [[0x66, 0x98], 'cbw'], [[0x98], 'cwde'], [[0x48, 0x98], 'cdqe'],
+        [[0x66, 0x99], 'cwd'], [[0x99], 'cdq'], [[0x48, 0x99], 'cqo'],
+      ] as const);
+      b.emit([...bytes], text);
+    }
+  }
+}
+
+function genLea(b: Builder): void {
+  const size = b.rng.pick([16, 32, 64] as const);
+  const addr32 = b.rng.int(4) === 0;
+  const reg = b.gpr();
+  const base = b.rng.int(16);
+  let index = b.rng.int(16);
+  if (index === RSP) index = 12; // SIB index 100b without REX.X means none; use R12 instead
+  const scale = b.rng.int(4);
+  const disp = BigInt.asIntN(32, BigInt(b.rng.u32()));
+  const rex = (size === 64 ? 8 : 0) | (((reg >> 3) & 1) << 2) | (((index >> 3) & 1) << 1) | ((base >> 3) & 1);
+  const bytes = [...(addr32 ? [0x67] : []), ...(size === 16 ? [0x66] : []), ...(rex ? [0x40 | rex] : []), 0x8d,
+    0x84 | ((reg & 7) << 3), (scale << 6) | ((index & 7) << 3) | (base & 7), ...le(disp, 4)];
+  const an = addr32 ? NAMES[32] : NAMES[64];
+  b.emit(bytes, `lea ${NAMES[size][reg]}, [${an[base]}+${an[index]}*${1 << scale}${disp < 0n ? '' : '+'}${disp}]`);
+}
+
+function genFlagOps(b: Builder): void {
+  const [bytes, text, fx] = b.rng.pick([
+    [[0xf8], 'clc', { writes: CF }], [[0xf9], 'stc', { writes: CF }], [[0xf5], 'cmc', { reads: CF, writes: CF }],
+    [[0x9f], 'lahf', { reads: SF | ZF | AF | PF | CF }], [[0x9e], 'sahf', { writes: SF | ZF | AF | PF | CF }],
+  ] as const);
+  b.emit([...bytes], text, fx);
+}
+
+function genBswap(b: Builder): void {
+  const r = b.gpr();
+  const wide = b.rng.bool();
+  const rex = (wide ? 8 : 0) | (r >> 3);
+  b.emit([...(rex ? [0x40 | rex] : []), 0x0f, 0xc8 + (r & 7)], `bswap ${(wide ? NAMES[64] : NAMES[32])[r]}`);
+}
+
+function genStack(b: Builder): void {
+  if (b.pushed > 0 && b.rng.bool()) {
+    const r = b.gpr();
+    b.emit([...(r >= 8 ? [0x41] : []), 0x58 + (r & 7)], `pop ${NAMES[64][r]}`);
+    b.pushed--;
+    return;
+  }
+  if (b.pushed >= 16) return;
+  switch (b.rng.int(3)) {
+    case 0: {
+      const r = b.rng.int(16);
+      b.emit([...(r >= 8 ? [0x41] : []), 0x50 + (r & 7)], `push ${NAMES[64][r]}`);
+      break;
+    }
+    case 1: {
+      const v = BigInt.asIntN(8, BigInt(b.rng.u32()));
+      b.emit([0x6a, ...le(v, 1)], `push ${v}`);
+      break;
+    }
+    default: {
+      const v = BigInt.asIntN(32, BigInt(b.rng.u32()));
+      b.emit([0x68, ...le(v, 4)], `push ${v}`);
+    }
+  }
+  b.pushed++;
+}
+
+function genString(b: Builder): void {
+  const size = b.size();
+  const [name, op8, compares, usesSi, usesDi] = b.rng.pick([
+    ['movs', 0xa4, false, true, true], ['stos', 0xaa, false, false, true], ['lods', 0xac, false, true, false],
+    ['cmps', 0xa6, true, true, true], ['scas', 0xae, true, false, true],
+  ] as const);
+  const count = b.rng.int(6);
+  const rep = b.rng.int(3); // 0: none, 1: REP/REPE, 2: REPNE (compares only)
+  const prefix = rep === 0 ? [] : rep === 2 && compares ? [0xf2] : [0xf3];
+  const down = b.rng.bool();
+  b.emit([down ? 0xfd : 0xfc], down ? 'std' : 'cld');
+  const si = 0x100 + b.rng.int(0x300);
+  const di = 0x100 + b.rng.int(0x300);
+  if (usesSi) b.emit([0x49, 0x8d, 0xb7, ...le(BigInt(si), 4)], `lea rsi, [r15+${hex(si)}]`);
+  if (usesDi) b.emit([0x49, 0x8d, 0xbf, ...le(BigInt(di), 4)], `lea rdi, [r15+${hex(di)}]`);
+  if (prefix.length) b.emit([0xb9, ...le(BigInt(count), 4)], `mov ecx, ${count}`);
+  const sizePrefix = size === 16 ? [0x66] : [];
+  const rexW = size === 64 ? [0x48] : [];
+  const fx: FlagEffect = compares && (prefix.length === 0 || count > 0) ? { writes: ARITH } : {};
+  const suffix = { 8: 'b', 16: 'w', 32: 'd', 64: 'q' }[size];
+  const pre = prefix.length === 0 ? '' : prefix[0] === 0xf2 ? 'repne ' : compares ? 'repe ' : 'rep ';
+  b.emit([...sizePrefix, ...prefix, ...rexW, size === 8 ? op8 : op8 + 1], `${pre}${name}${suffix}`, fx);
+}
+
+/** Instruction classes and their weights. */
+const GENERATORS = [
+  [genAlu, 6], [genTest, 1], [genUnary, 2], [genShift, 4], [genDoubleShift, 2], [genMul, 2], [genDiv, 2],
+  [genBitScan, 2], [genBitTest, 2], [genCondition, 2], [genExchange, 2], [genMove, 3], [genLea, 1],
+  [genFlagOps, 1], [genBswap, 1], [genStack, 2], [genString, 2],
+] as const satisfies readonly (readonly [(b: Builder) => void, number])[];
+const TOTAL_WEIGHT = GENERATORS.reduce((s, [, w]) => s + w, 0);
+
+function pickGenerator(rng: Rng): (b: Builder) => void {
+  let n = rng.int(TOTAL_WEIGHT);
+  for (const [g, w] of GENERATORS) {
+    if (n < w) return g;
+    n -= w;
+  }
+  return genAlu;
+}
+
+/** `count` snippets of 1-`maxInsns` generated classes each, from `seed`. Same seed, same snippets. */
+export function generateSnippets(seed: number, count: number, maxInsns = 4): GeneratedSnippet[] {
+  const rng = new Rng(seed);
+  const out: GeneratedSnippet[] = [];
+  for (let i = 0; i < count; i++) {
+    const b = new Builder(rng);
+    const n = 1 + rng.int(maxInsns);
+    for (let k = 0; k < n; k++) pickGenerator(rng)(b);
+    const gpr = Array.from({ length: 16 }, () => rng.value());
+    gpr[RSP] = BigInt(SNIPPET_LAYOUT.stackTop);
+    gpr[R15] = BigInt(SNIPPET_LAYOUT.scratch);
+    const rflags = BigInt((rng.u32() & COMPARED_FLAGS) | 0x2);
+    const scratch = new Uint8Array(0x800);
+    for (let k = 0; k < scratch.length; k += 4) new DataView(scratch.buffer).setUint32(k, rng.u32(), true);
+    const code = new Uint8Array(b.insns.flatMap((x) => x.bytes));
+    out.push({ snippet: { code, gpr, rflags, scratch }, asm: b.insns.map((x) => x.text), undefinedFlags: b.poisoned });
+  }
+  return out;
+}
