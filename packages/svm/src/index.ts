@@ -11,3 +11,6 @@ export {
 } from './hw/caps.js';
 export { VmcbRegion } from './hw/region.js';
 export { VMRUN_CHECKS } from './hw/entry.js';
+export { svmX86Ops, svmInitOps } from './kvm/ops.js';
+export { svmExitHandlers, svmHandleExit } from './kvm/exit-handlers.js';
+export type { SvmCpuData, VcpuSvm } from './kvm/setup.js';

@@ -29,9 +29,10 @@ export function attribToAr(attrib: number): number {
   return ar & AR.P ? ar : ar | AR.UNUSABLE;
 }
 
+/** The VMCB has no "unusable" bit: an unusable segment is stored not present, its other attributes kept. */
 export function arToAttrib(ar: number): number {
-  if (ar & AR.UNUSABLE) return 0;
-  return (ar & 0xff) | ((ar >>> 4) & 0xf00);
+  const attrib = (ar & 0xff) | ((ar >>> 4) & 0xf00);
+  return ar & AR.UNUSABLE ? attrib & ~AR.P : attrib;
 }
 
 export class VmcbRegion {
