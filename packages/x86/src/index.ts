@@ -10,3 +10,6 @@ export { VIRT_OP, INTERCEPT, IO_INFO, DESC_OP, ACCESS, STOP } from './cpu/virt.j
 export type {
   VirtOp, InsnOperand, InterceptKind, StopReason, VirtExtension, CpuModel, VirtCpu,
 } from './cpu/virt.js';
+export { Cpu } from './cpu/cpu.js';
+export type { CpuOptions } from './cpu/cpu.js';
+export { genericModel } from './cpu/generic-model.js';

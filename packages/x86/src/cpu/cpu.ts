@@ -1,0 +1,680 @@
+/**
+ * The x86-64 processor: architectural state (CpuState), the software TLB and memory access
+ * path, cached decoded blocks, and the run loop. Instructions are decoded by decode/ and
+ * executed by the handlers in exec/; system architecture (paging walk, descriptor loads, event
+ * delivery, MSRs, CRs) lives in mmu/, seg/, exceptions/ and system/.
+ */
+import type { Bus } from '../bus.js';
+import { decodeInsn } from '../decode/decoder.js';
+import type { Insn } from '../decode/insn.js';
+import { deliverEvent } from '../exceptions/deliver.js';
+import { flushFlags, materialize, type LazyFlags } from '../flags/lazy-flags.js';
+import { CHUNK_SIZE } from '../mem/phys-memory.js';
+import { TLB_MASK, TLB_SET, TLB_SIZE, Tlb } from '../mem/tlb.js';
+import { translateLinear } from '../mmu/page-walk.js';
+import { EVENT_TYPE, VEC, makeIntrInfo } from './events.js';
+import { genericModel } from './generic-model.js';
+import { ACTIVITY, AR, CR0, CpuState, EFER, INTERRUPTIBILITY, RFLAGS, SEG } from './state.js';
+import {
+  ACCESS, STOP, type CpuModel, type InsnOperand, type StopReason, type VirtCpu, type VirtExtension,
+} from './virt.js';
+
+/** Thrown by Cpu.fault() and caught by the run loop; preallocated so a fault allocates nothing. */
+class FaultSignal { }
+/** Thrown by Cpu.stop(). */
+class StopSignal { }
+const FAULT = new FaultSignal();
+const STOP_SIGNAL = new StopSignal();
+
+/** Longest straight-line block, in instructions. */
+const MAX_BLOCK_INSNS = 64;
+/** Nested faults while delivering one event before the CPU gives up (the deliverer handles #DF itself). */
+const MAX_NESTED_FAULTS = 4;
+/** RFLAGS bits that exist (SDM Vol. 1, 3.4.3); bit 1 reads as 1. */
+const RFLAGS_DEFINED = 0x3f7fd5;
+const CANONICAL_LIMIT = 0x800000000000;
+
+/** Decoded straight-line code starting at one host-physical address, for one code-segment size. */
+class Block {
+  valid = true;
+  /** Up to two successors, chained after they ran once, valid while `chainGen` equals cpu.fetchGen. */
+  succRip0 = NaN;
+  succ0: Block | null = null;
+  succRip1 = NaN;
+  succ1: Block | null = null;
+  chainGen = -1;
+  readonly insns: Insn[];
+  readonly key: number;
+  readonly map: Map<number, Block> | null;
+  constructor(insns: Insn[], key: number, map: Map<number, Block> | null) {
+    this.insns = insns;
+    this.key = key;
+    this.map = map;
+  }
+}
+
+export interface CpuOptions {
+  bus: Bus;
+  model?: CpuModel;
+}
+
+export class Cpu extends CpuState implements VirtCpu, LazyFlags {
+  readonly bus: Bus;
+  readonly model: CpuModel;
+  ext: VirtExtension | null = null;
+
+  readonly operand: InsnOperand = {
+    isReg: false, reg1: 0, reg2: 0, seg: 3, base: -1, index: -1, scale: 0, addrSize: 32, opSize: 32, disp: 0, offset: 0,
+  };
+
+  deadline = Infinity;
+  onDeadline: (() => void) | null = null;
+  extDeadline = Infinity;
+  pendingInterrupt = -1;
+  pendingNmi = false;
+  attention = false;
+  /** What went wrong when run() returned STOP.INTERNAL. */
+  internalError = '';
+
+  // Lazy arithmetic flags (flags/lazy-flags.ts). Zero lfMask outside run(): rflags is exact there.
+  lfMask = 0;
+  lfOp = 0;
+  lfDst = 0;
+  lfSrc = 0;
+  lfRes = 0;
+  lfSign = 0;
+  lfCin = 0;
+
+  /** High half of the last 64-bit value a 64-bit accessor returned. */
+  hi = 0;
+  /** Linear address of the current read-modify-write memory operand (exec/operand.ts). */
+  rmwLa = 0;
+
+  // Mode, recomputed by stateChanged().
+  /** Default operand/address size of the code segment: 16, 32 or 64. */
+  codeSize = 16;
+  long64 = false;
+  /** CR0.PE and not virtual-8086. */
+  protectedMode = false;
+  v86 = false;
+  pagingOn = false;
+  /** Stack address size: 16, 32 or 64. */
+  stackSize = 16;
+  private cplValue = 0;
+
+  /** The instruction being executed, and the RIP it started at. */
+  curInsn: Insn | null = null;
+  insnStart = 0;
+
+  private faultVector = 0;
+  private faultCode = -1;
+  private stopReason: StopReason = STOP.BUDGET;
+  private stopRequested = false;
+
+  private readonly tlbs = new Map<number, Tlb>();
+  private tlb: Tlb;
+  private rdSet = 0;
+  private wrSet = 0;
+  private fxSet = 0;
+
+  private readonly blocks = [new Map<number, Block>(), new Map<number, Block>(), new Map<number, Block>()];
+  private readonly frameBlocks = new Map<number, Block[]>();
+  private curBlock: Block | null = null;
+  /** Bumped whenever the linear-to-physical mapping of code or the mode may have changed: unchains blocks. */
+  private fetchGen = 0;
+  /** Host frames the block being decoded reads. */
+  private decodeFrames: number[] = [];
+
+  constructor(options: CpuOptions) {
+    super();
+    this.bus = options.bus;
+    this.model = options.model ?? genericModel;
+    this.tlb = new Tlb();
+    this.tlbs.set(0, this.tlb);
+    this.bus.ram.onCodeWrite((frame) => this.invalidateFrame(frame));
+    this.stateChanged();
+    this.ext = this.model.createExtension(this);
+  }
+
+  get cpl(): number {
+    return this.cplValue;
+  }
+
+  get insnLength(): number {
+    return this.curInsn?.len ?? 0;
+  }
+
+  // ---- Flags ----------------------------------------------------------------------------
+
+  getRflags(): number {
+    return materialize(this);
+  }
+
+  setRflags(value: number): void {
+    const old = this.rflags;
+    this.rflags = (value & RFLAGS_DEFINED) | RFLAGS.FIXED1;
+    this.lfMask = 0;
+    if (((old ^ this.rflags) & RFLAGS.VM) !== 0) this.stateChanged();
+  }
+
+  /** Folds lazy flags into rflags before code outside the interpreter core looks at the state. */
+  syncFlags(): void {
+    flushFlags(this);
+  }
+
+  // ---- Mode -----------------------------------------------------------------------------
+
+  stateChanged(): void {
+    const cs = this.seg[SEG.CS]!;
+    const ss = this.seg[SEG.SS]!;
+    const pe = (this.cr0 & CR0.PE) !== 0;
+    this.v86 = pe && (this.rflags & RFLAGS.VM) !== 0;
+    this.protectedMode = pe && !this.v86;
+    this.long64 = pe && (this.efer & EFER.LMA) !== 0 && (cs.ar & AR.L) !== 0;
+    this.codeSize = this.long64 ? 64 : this.protectedMode && (cs.ar & AR.DB) !== 0 ? 32 : 16;
+    this.stackSize = this.long64 ? 64 : this.protectedMode && (ss.ar & AR.DB) !== 0 ? 32 : 16;
+    this.cplValue = !pe ? 0 : this.v86 ? 3 : (ss.ar & AR.DPL_MASK) >> AR.DPL_SHIFT;
+    this.pagingOn = pe && (this.cr0 & CR0.PG) !== 0;
+    this.selectTlbSets();
+    this.fetchGen++;
+  }
+
+  private selectTlbSets(): void {
+    const user = this.cplValue === 3 ? 1 : 0;
+    this.rdSet = (TLB_SET.READ + user) * TLB_SIZE;
+    this.wrSet = (TLB_SET.WRITE + user) * TLB_SIZE;
+    this.fxSet = (TLB_SET.FETCH + user) * TLB_SIZE;
+  }
+
+  // ---- Faults, stops, events ------------------------------------------------------------
+
+  fault(vector: number, errorCode = -1): never {
+    this.faultVector = vector;
+    this.faultCode = errorCode;
+    throw FAULT;
+  }
+
+  stop(reason: StopReason): never {
+    this.stopReason = reason;
+    throw STOP_SIGNAL;
+  }
+
+  requestStop(): void {
+    this.stopRequested = true;
+    this.attention = true;
+  }
+
+  raiseInterrupt(vector: number): void {
+    this.pendingInterrupt = vector & 0xff;
+    this.attention = true;
+  }
+
+  raiseNmi(): void {
+    this.pendingNmi = true;
+    this.attention = true;
+  }
+
+  injectEvent(intrInfo: number, errorCode: number, insnLength: number): void {
+    flushFlags(this);
+    deliverEvent(this, intrInfo, errorCode, insnLength);
+    this.stateChanged();
+  }
+
+  /** Delivers an event from inside an instruction (INT n, INT3, INTO, INT1). */
+  deliverSoftware(intrInfo: number, insnLength: number): void {
+    flushFlags(this);
+    deliverEvent(this, intrInfo, -1, insnLength);
+    this.stateChanged();
+  }
+
+  // ---- Run loop -------------------------------------------------------------------------
+
+  run(maxInstructions: number): StopReason {
+    const target = this.icount + maxInstructions;
+    let nested = 0;
+    for (;;) {
+      try {
+        if (nested > 0) { this.deliverFault(); nested = 0; }
+        const r = this.runBlocks(target);
+        flushFlags(this);
+        return r;
+      } catch (e) {
+        flushFlags(this);
+        this.curBlock = null;
+        if (e === STOP_SIGNAL) return this.stopReason;
+        if (e !== FAULT) return this.internal(e);
+        if (nested++ >= MAX_NESTED_FAULTS) {
+          this.activity = ACTIVITY.SHUTDOWN;
+          return STOP.SHUTDOWN;
+        }
+      }
+    }
+  }
+
+  private internal(e: unknown): StopReason {
+    this.internalError = e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e);
+    return STOP.INTERNAL;
+  }
+
+  /** Delivers the fault the last instruction raised, at its start. A fault while delivering it propagates. */
+  private deliverFault(): void {
+    this.rip = this.insnStart;
+    this.interruptibility &= ~(INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS);
+    const vec = this.faultVector;
+    const code = this.faultCode;
+    const info = makeIntrInfo(vec, EVENT_TYPE.HW_EXCEPTION, code >= 0);
+    deliverEvent(this, info, code, 0);
+    this.stateChanged();
+  }
+
+  private runBlocks(target: number): StopReason {
+    for (;;) {
+      if (this.attention || this.icount >= this.deadline || this.icount >= this.extDeadline) {
+        if (this.stopRequested) {
+          this.stopRequested = false;
+          return STOP.REQUESTED;
+        }
+        this.serviceEvents();
+      }
+      if (this.activity !== ACTIVITY.ACTIVE) {
+        return this.activity === ACTIVITY.SHUTDOWN ? STOP.SHUTDOWN : STOP.HLT;
+      }
+      let left = target - this.icount;
+      if (left <= 0) return STOP.BUDGET;
+      const shadow = (this.interruptibility & (INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS)) !== 0;
+      if (shadow) left = 1;
+
+      this.insnStart = this.rip;
+      const b = this.nextBlock();
+      const insns = b.insns;
+      const n = insns.length < left ? insns.length : left;
+      for (let k = 0; k < n && b.valid; k++) {
+        const i = insns[k]!;
+        this.curInsn = i;
+        const start = this.rip;
+        this.insnStart = start;
+        this.rip = start + i.len;
+        i.exec(this, i);
+        this.icount++;
+      }
+      if (shadow) this.interruptibility &= ~(INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS);
+    }
+  }
+
+  private serviceEvents(): void {
+    this.attention = false;
+    if (this.icount >= this.deadline) {
+      this.deadline = Infinity;
+      if (this.onDeadline !== null) this.onDeadline();
+    }
+    if (this.icount >= this.extDeadline) this.attention = true;
+    flushFlags(this);
+    if (this.ext !== null) this.ext.checkEvents();
+    const blocked = (this.interruptibility & (INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS)) !== 0;
+    if (this.pendingNmi && !blocked && (this.interruptibility & INTERRUPTIBILITY.NMI) === 0) {
+      this.pendingNmi = false;
+      this.activity = ACTIVITY.ACTIVE;
+      this.insnStart = this.rip;
+      deliverEvent(this, makeIntrInfo(VEC.NMI, EVENT_TYPE.NMI, false), -1, 0);
+      this.interruptibility |= INTERRUPTIBILITY.NMI;
+      this.stateChanged();
+    } else if (this.pendingInterrupt >= 0 && !blocked && (this.rflags & RFLAGS.IF) !== 0) {
+      const vector = this.pendingInterrupt;
+      this.pendingInterrupt = -1;
+      this.activity = ACTIVITY.ACTIVE;
+      this.insnStart = this.rip;
+      deliverEvent(this, makeIntrInfo(vector, EVENT_TYPE.EXT_INTR, false), -1, 0);
+      this.stateChanged();
+    }
+    if (this.pendingNmi || this.pendingInterrupt >= 0) this.attention = true;
+  }
+
+  // ---- Decoded blocks -------------------------------------------------------------------
+
+  private nextBlock(): Block {
+    const rip = this.rip;
+    const prev = this.curBlock;
+    if (prev !== null && prev.chainGen === this.fetchGen) {
+      const s0 = prev.succ0;
+      if (prev.succRip0 === rip && s0 !== null && s0.valid) return (this.curBlock = s0);
+      const s1 = prev.succ1;
+      if (prev.succRip1 === rip && s1 !== null && s1.valid) return (this.curBlock = s1);
+    }
+    const b = this.lookupBlock(rip);
+    if (prev !== null && b.map !== null) {
+      if (prev.chainGen !== this.fetchGen) {
+        prev.chainGen = this.fetchGen;
+        prev.succ0 = prev.succ1 = null;
+        prev.succRip0 = prev.succRip1 = NaN;
+      }
+      if (prev.succ0 === null || !prev.succ0.valid) { prev.succ0 = b; prev.succRip0 = rip; }
+      else { prev.succ1 = b; prev.succRip1 = rip; }
+    }
+    this.curBlock = b;
+    return b;
+  }
+
+  private lookupBlock(rip: number): Block {
+    const la = this.codeLinear(rip);
+    const t = this.tlb;
+    let idx = this.fxSet + ((la >>> 12) & TLB_MASK);
+    const o = la & 0xfff;
+    if (t.tag[idx] !== la - o) {
+      this.xlate(la, this.fxSet, ACCESS.FETCH);
+      idx = this.fxSet + ((la >>> 12) & TLB_MASK);
+      if (t.tag[idx] !== la - o) return this.buildBlock(rip, -1, null); // not DRAM: decode every time
+    }
+    const key = t.frame[idx]! * 4096 + o;
+    const map = this.blocks[this.codeSize === 64 ? 2 : this.codeSize === 32 ? 1 : 0]!;
+    return map.get(key) ?? this.buildBlock(rip, key, map);
+  }
+
+  private buildBlock(rip: number, key: number, map: Map<number, Block> | null): Block {
+    const insns: Insn[] = [];
+    this.decodeFrames = [];
+    const pageLeft = 4096 - (this.codeLinear(rip) & 0xfff);
+    let off = 0;
+    while (insns.length < MAX_BLOCK_INSNS && off < pageLeft) {
+      let i: Insn;
+      try {
+        i = decodeInsn(this, rip + off, this.codeSize);
+      } catch (e) {
+        if (e === FAULT && insns.length > 0) break; // fault when the instruction is reached
+        throw e;
+      }
+      off += i.len;
+      i.end = off;
+      insns.push(i);
+      if (i.endsBlock) break;
+    }
+    const b = new Block(insns, key, map);
+    if (map !== null) {
+      map.set(key, b);
+      for (const f of this.decodeFrames) {
+        this.bus.ram.markCodeFrame(f);
+        for (const t of this.tlbs.values()) t.flushWriteFrame(f);
+        let list = this.frameBlocks.get(f);
+        if (list === undefined) this.frameBlocks.set(f, (list = []));
+        list.push(b);
+      }
+    }
+    return b;
+  }
+
+  private invalidateFrame(frame: number): void {
+    const list = this.frameBlocks.get(frame);
+    if (list === undefined) return;
+    this.frameBlocks.delete(frame);
+    for (const b of list) {
+      if (!b.valid) continue;
+      b.valid = false;
+      if (b.map !== null && b.map.get(b.key) === b) b.map.delete(b.key);
+    }
+  }
+
+  /** One code byte at CS:`offset`, for the decoder (CS limit, fetch translation). */
+  fetchCode(offset: number): number {
+    const la = this.codeLinear(offset);
+    if (!this.long64 && offset > this.seg[SEG.CS]!.limit) this.fault(VEC.GP, 0);
+    const t = this.tlb;
+    let idx = this.fxSet + ((la >>> 12) & TLB_MASK);
+    const o = la & 0xfff;
+    if (t.tag[idx] !== la - o) {
+      const hpa = this.xlate(la, this.fxSet, ACCESS.FETCH);
+      idx = this.fxSet + ((la >>> 12) & TLB_MASK);
+      if (t.tag[idx] !== la - o) return this.bus.readPhys(hpa, 1);
+    }
+    const frame = t.frame[idx]!;
+    const fl = this.decodeFrames;
+    if (fl.length === 0 || fl[fl.length - 1] !== frame) fl.push(frame);
+    return t.chunk[idx]![t.off[idx]! + o]!;
+  }
+
+  private codeLinear(rip: number): number {
+    if (this.long64) {
+      if (rip < -CANONICAL_LIMIT || rip >= CANONICAL_LIMIT) this.fault(VEC.GP, 0);
+      return rip;
+    }
+    return (this.seg[SEG.CS]!.base + rip) >>> 0;
+  }
+
+  // ---- TLB ------------------------------------------------------------------------------
+
+  setTlbTag(tag: number): void {
+    let t = this.tlbs.get(tag);
+    if (t === undefined) this.tlbs.set(tag, (t = new Tlb()));
+    this.tlb = t;
+    this.fetchGen++;
+  }
+
+  flushTlb(tag?: number, linear?: number): void {
+    const targets = tag === undefined ? [...this.tlbs.values()] : [this.tlbs.get(tag)].filter((t) => t !== undefined);
+    for (const t of targets) {
+      if (linear === undefined) t.flushAll();
+      else t.flushPage(linear);
+    }
+    this.fetchGen++;
+  }
+
+  /**
+   * Translates `la` for an access of the kind `set` selects and caches it when the page is DRAM
+   * (write entries never for frames holding decoded code). Returns the host-physical address.
+   */
+  private xlate(la: number, set: number, kind: number): number {
+    const user = (set / TLB_SIZE) & 1;
+    let hpa: number;
+    if (this.pagingOn || (this.ext !== null && this.ext.guest)) {
+      flushFlags(this);
+      hpa = translateLinear(this, la, kind | (user !== 0 ? ACCESS.USER : 0));
+    } else {
+      hpa = this.long64 ? la : la >>> 0;
+    }
+    const ram = this.bus.resolveRam(hpa);
+    if (ram >= 0) {
+      const frame = Math.floor(ram / 4096);
+      if (kind !== ACCESS.WRITE || !this.bus.ram.isCodeFrame(frame)) {
+        const pageRam = ram - (ram & 0xfff);
+        this.tlb.fill(set + ((la >>> 12) & TLB_MASK), la - (la & 0xfff), this.bus.ram.chunk(pageRam), pageRam % CHUNK_SIZE, frame);
+      }
+    }
+    return hpa;
+  }
+
+  // ---- Segmentation ---------------------------------------------------------------------
+
+  /**
+   * Segment `seg` : `offset` to a linear address for a `size`-byte access, with the limit and
+   * type checks of SDM Vol. 3A 5.3-5.4 outside 64-bit mode and the canonical check in it.
+   */
+  linear(seg: number, offset: number, size: number, write: boolean): number {
+    if (this.long64) {
+      const la = seg >= SEG.FS ? offset + this.seg[seg]!.base : offset;
+      if (la < -CANONICAL_LIMIT || la >= CANONICAL_LIMIT) this.fault(seg === SEG.SS ? VEC.SS : VEC.GP, 0);
+      return la;
+    }
+    const s = this.seg[seg]!;
+    const ar = s.ar;
+    const end = offset + size - 1;
+    if (this.protectedMode) {
+      const type = ar & AR.TYPE_MASK;
+      if ((ar & AR.UNUSABLE) !== 0 || (write ? (type & 0xa) !== 2 : (type & 0xa) === 8)) this.segFault(seg);
+    }
+    if ((ar & (AR.S | 0xc)) === (AR.S | 0x4)) { // expand-down data segment
+      const upper = (ar & AR.DB) !== 0 ? 0xffffffff : 0xffff;
+      if (offset <= s.limit || end > upper) this.segFault(seg);
+    } else if (end > s.limit) {
+      this.segFault(seg);
+    }
+    return (s.base + offset) >>> 0;
+  }
+
+  private segFault(seg: number): never {
+    return this.fault(seg === SEG.SS ? VEC.SS : VEC.GP, 0);
+  }
+
+  // ---- Linear memory --------------------------------------------------------------------
+
+  read8(la: number): number {
+    const o = la & 0xfff;
+    const idx = this.rdSet + ((la >>> 12) & TLB_MASK);
+    const t = this.tlb;
+    if (t.tag[idx] === la - o) return t.chunk[idx]![t.off[idx]! + o]!;
+    return this.readSlow(la, 1, this.rdSet, ACCESS.READ);
+  }
+
+  read16(la: number): number {
+    const o = la & 0xfff;
+    const idx = this.rdSet + ((la >>> 12) & TLB_MASK);
+    const t = this.tlb;
+    if (t.tag[idx] === la - o && o <= 0xffe) {
+      const c = t.chunk[idx]!;
+      const p = t.off[idx]! + o;
+      return c[p]! | (c[p + 1]! << 8);
+    }
+    return this.readSlow(la, 2, this.rdSet, ACCESS.READ);
+  }
+
+  /** Unsigned 32-bit read. */
+  read32(la: number): number {
+    const o = la & 0xfff;
+    const idx = this.rdSet + ((la >>> 12) & TLB_MASK);
+    const t = this.tlb;
+    if (t.tag[idx] === la - o && o <= 0xffc) {
+      const c = t.chunk[idx]!;
+      const p = t.off[idx]! + o;
+      return (c[p]! | (c[p + 1]! << 8) | (c[p + 2]! << 16) | (c[p + 3]! << 24)) >>> 0;
+    }
+    return this.readSlow(la, 4, this.rdSet, ACCESS.READ);
+  }
+
+  /** 64-bit read: returns the low half (unsigned), leaves the high half (signed int32) in `hi`. */
+  read64(la: number): number {
+    const lo = this.read32(la);
+    this.hi = this.read32(la + 4) | 0;
+    return lo;
+  }
+
+  /** Reads for a read-modify-write: translated for writing, so a read-only page faults before anything changes. */
+  readForWrite(la: number, size: number): number {
+    const o = la & 0xfff;
+    const idx = this.wrSet + ((la >>> 12) & TLB_MASK);
+    const t = this.tlb;
+    if (t.tag[idx] === la - o && o <= 4096 - size) {
+      const c = t.chunk[idx]!;
+      const p = t.off[idx]! + o;
+      if (size === 4) return (c[p]! | (c[p + 1]! << 8) | (c[p + 2]! << 16) | (c[p + 3]! << 24)) >>> 0;
+      if (size === 1) return c[p]!;
+      return c[p]! | (c[p + 1]! << 8);
+    }
+    return this.readSlow(la, size, this.wrSet, ACCESS.WRITE);
+  }
+
+  write8(la: number, v: number): void {
+    const o = la & 0xfff;
+    const idx = this.wrSet + ((la >>> 12) & TLB_MASK);
+    const t = this.tlb;
+    if (t.tag[idx] === la - o) { t.chunk[idx]![t.off[idx]! + o] = v; return; }
+    this.writeSlow(la, 1, v);
+  }
+
+  write16(la: number, v: number): void {
+    const o = la & 0xfff;
+    const idx = this.wrSet + ((la >>> 12) & TLB_MASK);
+    const t = this.tlb;
+    if (t.tag[idx] === la - o && o <= 0xffe) {
+      const c = t.chunk[idx]!;
+      const p = t.off[idx]! + o;
+      c[p] = v; c[p + 1] = v >>> 8;
+      return;
+    }
+    this.writeSlow(la, 2, v);
+  }
+
+  write32(la: number, v: number): void {
+    const o = la & 0xfff;
+    const idx = this.wrSet + ((la >>> 12) & TLB_MASK);
+    const t = this.tlb;
+    if (t.tag[idx] === la - o && o <= 0xffc) {
+      const c = t.chunk[idx]!;
+      const p = t.off[idx]! + o;
+      c[p] = v; c[p + 1] = v >>> 8; c[p + 2] = v >>> 16; c[p + 3] = v >>> 24;
+      return;
+    }
+    this.writeSlow(la, 4, v);
+  }
+
+  write64(la: number, lo: number, hi: number): void {
+    if ((la & 0xfff) > 0xff8) { // both pages must be writable before either half is stored
+      this.xlate(la, this.wrSet, ACCESS.WRITE);
+      this.xlate(la + 7, this.wrSet, ACCESS.WRITE);
+    }
+    this.write32(la, lo);
+    this.write32(la + 4, hi);
+  }
+
+  /** Sized access helpers for handlers parameterised by width (size in bytes: 1, 2, 4). */
+  readN(la: number, size: number): number {
+    return size === 4 ? this.read32(la) : size === 1 ? this.read8(la) : this.read16(la);
+  }
+
+  writeN(la: number, size: number, v: number): void {
+    if (size === 4) this.write32(la, v);
+    else if (size === 1) this.write8(la, v);
+    else this.write16(la, v);
+  }
+
+  private readSlow(la: number, size: number, set: number, kind: number): number {
+    const o = la & 0xfff;
+    if (o + size > 4096) {
+      const first = 4096 - o;
+      const h1 = this.xlate(la, set, kind);
+      const h2 = this.xlate(la + first, set, kind);
+      let v = 0;
+      for (let k = size - 1; k >= 0; k--) v = (v << 8) | this.bus.readPhys(k < first ? h1 + k : h2 + k - first, 1);
+      return v >>> 0;
+    }
+    const hpa = this.xlate(la, set, kind);
+    const idx = set + ((la >>> 12) & TLB_MASK);
+    const t = this.tlb;
+    if (t.tag[idx] === la - o) {
+      const c = t.chunk[idx]!;
+      const p = t.off[idx]! + o;
+      let v = 0;
+      for (let k = size - 1; k >= 0; k--) v = (v << 8) | c[p + k]!;
+      return v >>> 0;
+    }
+    return this.bus.readPhys(hpa, size as 1 | 2 | 4) >>> 0;
+  }
+
+  private writeSlow(la: number, size: number, v: number): void {
+    const o = la & 0xfff;
+    const set = this.wrSet;
+    if (o + size > 4096) {
+      const first = 4096 - o;
+      const h1 = this.xlate(la, set, ACCESS.WRITE);
+      const h2 = this.xlate(la + first, set, ACCESS.WRITE);
+      for (let k = 0; k < size; k++) this.bus.writePhys(k < first ? h1 + k : h2 + k - first, 1, (v >>> (8 * k)) & 0xff);
+      return;
+    }
+    const hpa = this.xlate(la, set, ACCESS.WRITE);
+    const idx = set + ((la >>> 12) & TLB_MASK);
+    const t = this.tlb;
+    if (t.tag[idx] === la - o) {
+      const c = t.chunk[idx]!;
+      const p = t.off[idx]! + o;
+      for (let k = 0; k < size; k++) c[p + k] = v >>> (8 * k);
+      return;
+    }
+    this.bus.writePhys(hpa, size as 1 | 2 | 4, v);
+  }
+
+  // ---- Segmented memory (VirtCpu) -------------------------------------------------------
+
+  readMem(seg: number, offset: number, size: 1 | 2 | 4): number {
+    return this.readN(this.linear(seg, offset, size, false), size);
+  }
+
+  writeMem(seg: number, offset: number, size: 1 | 2 | 4, value: number): void {
+    this.writeN(this.linear(seg, offset, size, true), size, value);
+  }
+}
