@@ -1,0 +1,32 @@
+/**
+ * Exception classes for the double-fault rules (SDM Vol. 3A, 7.15 "Exception and Interrupt
+ * Reference", Interrupt 8: Tables 7-4 and 7-5).
+ */
+import { VEC } from '../cpu/events.js';
+
+export const EXC_CLASS = { BENIGN: 0, CONTRIBUTORY: 1, PAGE_FAULT: 2, DOUBLE_FAULT: 3 } as const;
+
+/** Table 7-4: the contributory exceptions; #PF alone in its class; everything else benign. */
+const CONTRIBUTORY: readonly number[] = [VEC.DE, VEC.TS, VEC.NP, VEC.SS, VEC.GP] as const;
+
+export function exceptionClass(vector: number): number {
+  if (vector === VEC.DF) return EXC_CLASS.DOUBLE_FAULT;
+  if (vector === VEC.PF) return EXC_CLASS.PAGE_FAULT;
+  return CONTRIBUTORY.includes(vector) ? EXC_CLASS.CONTRIBUTORY : EXC_CLASS.BENIGN;
+}
+
+/** Table 7-5: a second exception while delivering the first becomes #DF. */
+export function isDoubleFault(firstClass: number, secondClass: number): boolean {
+  if (firstClass === EXC_CLASS.CONTRIBUTORY) return secondClass === EXC_CLASS.CONTRIBUTORY;
+  if (firstClass === EXC_CLASS.PAGE_FAULT) return secondClass === EXC_CLASS.CONTRIBUTORY || secondClass === EXC_CLASS.PAGE_FAULT;
+  return false;
+}
+
+/**
+ * Exceptions that push an error code (SDM Vol. 3A, Table 6-1): #DF, #TS, #NP, #SS, #GP, #PF,
+ * #AC, #CP. Used when an exception is raised by number (e.g. converted to #DF).
+ */
+const WITH_ERROR_CODE: readonly number[] = [VEC.DF, VEC.TS, VEC.NP, VEC.SS, VEC.GP, VEC.PF, VEC.AC, VEC.CP] as const;
+export function hasErrorCode(vector: number): boolean {
+  return WITH_ERROR_CODE.includes(vector);
+}
