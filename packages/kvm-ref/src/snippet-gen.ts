@@ -54,24 +54,30 @@ const ALU = [
 /** Shift group C0/C1/D0-D3 /digit. */
 const SHIFT = ['rol', 'ror', 'rcl', 'rcr', 'shl', 'shr', null, 'sar'] as const;
 
-/** xorshift128+ over two 32-bit halves: seeded, reproducible, no BigInt on the way. */
+/** xoshiro128** (Blackman and Vigna), seeded through splitmix32: reproducible, 32-bit, no BigInt. */
 export class Rng {
-  private a: number;
-  private b: number;
+  private readonly s = new Uint32Array(4);
   constructor(seed: number) {
-    this.a = (seed ^ 0x9e3779b9) | 1;
-    this.b = Math.imul(seed, 0x85ebca6b) ^ 0xc2b2ae35;
-    for (let i = 0; i < 8; i++) this.u32();
+    let z = seed >>> 0;
+    for (let i = 0; i < 4; i++) {
+      z = (z + 0x9e3779b9) >>> 0;
+      let t = z;
+      t = Math.imul(t ^ (t >>> 16), 0x85ebca6b);
+      t = Math.imul(t ^ (t >>> 13), 0xc2b2ae35);
+      this.s[i] = t ^ (t >>> 16);
+    }
   }
   u32(): number {
-    let x = this.a;
-    const y = this.b;
-    this.a = y;
-    x ^= x << 23;
-    x ^= x >>> 17;
-    x ^= y ^ (y >>> 26);
-    this.b = x;
-    return (x + y) >>> 0;
+    const s = this.s;
+    const r = Math.imul(rotl(Math.imul(s[1]!, 5), 7), 9) >>> 0;
+    const t = s[1]! << 9;
+    s[2]! ^= s[0]!;
+    s[3]! ^= s[1]!;
+    s[1]! ^= s[2]!;
+    s[0]! ^= s[3]!;
+    s[2]! ^= t;
+    s[3] = rotl(s[3]!, 11);
+    return r;
   }
   int(n: number): number {
     return this.u32() % n;
@@ -113,6 +119,7 @@ export interface GeneratedSnippet {
   undefinedFlags: number;
 }
 
+const rotl = (x: number, k: number): number => (x << k) | (x >>> (32 - k));
 const hex = (v: number | bigint): string => `0x${v.toString(16)}`;
 const le = (v: bigint, bytes: number): number[] =>
   Array.from({ length: bytes }, (_, i) => Number((BigInt.asUintN(64, v) >> BigInt(8 * i)) & 0xffn));
@@ -562,31 +569,43 @@ function genString(b: Builder): void {
   b.emit([...sizePrefix, ...prefix, ...rexW, size === 8 ? op8 : op8 + 1], `${pre}${name}${suffix}`, fx);
 }
 
-/** Instruction classes and their weights. */
+/** Instruction classes: name, generator, weight in a mixed sequence. */
 const GENERATORS = [
-  [genAlu, 6], [genTest, 1], [genUnary, 2], [genShift, 4], [genDoubleShift, 2], [genMul, 2], [genDiv, 2],
-  [genBitScan, 2], [genBitTest, 2], [genCondition, 2], [genExchange, 2], [genMove, 3], [genLea, 1],
-  [genFlagOps, 1], [genBswap, 1], [genStack, 2], [genString, 2],
-] as const satisfies readonly (readonly [(b: Builder) => void, number])[];
-const TOTAL_WEIGHT = GENERATORS.reduce((s, [, w]) => s + w, 0);
+  ['alu', genAlu, 6], ['test', genTest, 1], ['unary', genUnary, 2], ['shift', genShift, 4],
+  ['shld-shrd', genDoubleShift, 2], ['mul', genMul, 2], ['div', genDiv, 2], ['bit-scan', genBitScan, 2],
+  ['bit-test', genBitTest, 2], ['setcc-cmovcc', genCondition, 2], ['exchange', genExchange, 2],
+  ['move', genMove, 3], ['lea', genLea, 1], ['flag-ops', genFlagOps, 1], ['bswap', genBswap, 1],
+  ['stack', genStack, 2], ['string', genString, 2],
+] as const satisfies readonly (readonly [string, (b: Builder) => void, number])[];
 
-function pickGenerator(rng: Rng): (b: Builder) => void {
-  let n = rng.int(TOTAL_WEIGHT);
-  for (const [g, w] of GENERATORS) {
-    if (n < w) return g;
-    n -= w;
-  }
-  return genAlu;
+export type InsnClass = (typeof GENERATORS)[number][0];
+export const INSN_CLASSES: readonly InsnClass[] = GENERATORS.map(([name]) => name);
+
+export interface GenerateOptions {
+  /** Instruction classes per snippet: 1 to maxInsns (default 4). */
+  maxInsns?: number;
+  /** Draw only from these classes (default: all, by weight). */
+  classes?: readonly InsnClass[];
 }
 
-/** `count` snippets of 1-`maxInsns` generated classes each, from `seed`. Same seed, same snippets. */
-export function generateSnippets(seed: number, count: number, maxInsns = 4): GeneratedSnippet[] {
+/** `count` snippets from `seed`. Same seed and options, same snippets. */
+export function generateSnippets(seed: number, count: number, opts: GenerateOptions = {}): GeneratedSnippet[] {
   const rng = new Rng(seed);
+  const pool = GENERATORS.filter(([name]) => opts.classes?.includes(name) ?? true);
+  const total = pool.reduce((s, [, , w]) => s + w, 0);
+  const pick = (): ((b: Builder) => void) => {
+    let n = rng.int(total);
+    for (const [, g, w] of pool) {
+      if (n < w) return g;
+      n -= w;
+    }
+    return pool[0]![1];
+  };
   const out: GeneratedSnippet[] = [];
   for (let i = 0; i < count; i++) {
     const b = new Builder(rng);
-    const n = 1 + rng.int(maxInsns);
-    for (let k = 0; k < n; k++) pickGenerator(rng)(b);
+    const n = 1 + rng.int(opts.maxInsns ?? 4);
+    for (let k = 0; k < n; k++) pick()(b);
     const gpr = Array.from({ length: 16 }, () => rng.value());
     gpr[RSP] = BigInt(SNIPPET_LAYOUT.stackTop);
     gpr[R15] = BigInt(SNIPPET_LAYOUT.scratch);

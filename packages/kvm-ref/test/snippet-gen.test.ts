@@ -38,6 +38,13 @@ describe('the snippet generator', () => {
     expect(a.map((g) => g.asm)).not.toEqual(c.map((g) => g.asm));
   });
 
+  it('draws only from the classes asked for, and never repeats a whole snippet', () => {
+    const div = generateSnippets(3, 200, { classes: ['div'], maxInsns: 1 });
+    expect(div.every((g) => /^i?div /.test(g.asm.at(-1)!))).toBe(true);
+    const all = generateSnippets(4, 2000).map((g) => `${g.asm.join(';')} ${g.snippet.gpr.join(',')}`);
+    expect(new Set(all).size).toBe(all.length);
+  });
+
   it('encodes what it prints: the bytes decode to the same instructions', () => {
     for (const g of generateSnippets(1, 2000)) {
       const dis = disassemble(g.snippet.code);
