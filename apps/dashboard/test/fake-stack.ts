@@ -11,6 +11,10 @@ export type ScriptStep = (vcpu: ScriptedVcpu) => VcpuExit;
 const seg = (selector: number, base: number, type: number, s = 1): KvmSegment =>
   ({ base, limit: 0xffff, selector, type, present: 1, dpl: 0, db: 0, s, l: 0, g: 0, avl: 0, unusable: 0 });
 
+export function resetSregs(): KvmSregs {
+  return new ScriptedVcpu([]).getSregs();
+}
+
 export class ScriptedVcpu implements VcpuPort {
   regs = Object.fromEntries(KVM_REGS_FIELDS.map((n) => [n, 0n])) as KvmRegs;
   sregs: KvmSregs = {
@@ -34,7 +38,8 @@ export class ScriptedVcpu implements VcpuPort {
     return step ? step(this) : { kind: 'hlt' };
   }
   interrupt(): number { return 0; }
-  stats(): Record<string, number> { return { exits: this.runs }; }
+  /** No kernel stats: the dashboard counts the userspace exits itself. */
+  stats(): Record<string, number> { return {}; }
   inspect(): null { return null; }
   out(port: number, byte: number): VcpuExit {
     this.pio[0] = byte;

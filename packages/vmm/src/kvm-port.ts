@@ -53,6 +53,8 @@ export interface VcpuPort {
   requestInterruptWindow: boolean;
   /** kvm_run.if_flag after the last run. */
   readonly ifFlag: boolean;
+  /** KVM_TRANSLATE: the guest-physical address of a guest-linear one, or null when unmapped. */
+  translate?(gva: bigint): number | null;
   /** Per-vCPU binary stats (exits, io_exits, exit reasons …). */
   stats(): Readonly<Record<string, number>>;
   /** The vendor's VMCS/VMCB view, when the module provides one. */

@@ -1,0 +1,22 @@
+import { render } from 'ink-testing-library';
+import { describe, expect, it } from 'vitest';
+import { Header } from './Header.js';
+import { snapshotWith } from '../../test/snapshots.js';
+
+describe('Header', () => {
+  it('shows the host, the module, the API version, the pCPUs and each VM with its state', () => {
+    const { lastFrame } = render(<Header snapshot={snapshotWith({ guestShare: 0.876 })} />);
+    expect(lastFrame()).toMatchInlineSnapshot(`
+      "kvmts intel · kvmts Intel Core (VMX) · module kvm_intel · API 12 · pCPUs 2 · guest 88% of wall time
+      VMs:  0 demo [intel] running"
+    `);
+  });
+
+  it('says PAUSED when paused, and shows how an ended VM ended', () => {
+    const snap = snapshotWith({ paused: true });
+    const ended = { ...snap, vms: [{ ...snap.vms[0]!, state: 'ended' as const, ended: 'debug_exit (code 3)' }] };
+    const frame = render(<Header snapshot={ended} />).lastFrame()!;
+    expect(frame).toContain('PAUSED');
+    expect(frame).toContain('0 demo [intel] ended: debug_exit (code 3)');
+  });
+});

@@ -1,0 +1,38 @@
+/** `kvmts` with no command: the Ink dashboard, or with --once a single kvm_stat-style table. */
+import { render } from 'ink';
+import type { Command } from '../args.js';
+import type { Io } from '../run-command.js';
+import { STATUS_SETUP_ERROR } from '../run-command.js';
+import type { Stack } from '../stack.js';
+import { App } from './App.js';
+import { DashboardModel } from './dashboard-model.js';
+import { formatOnce } from './once.js';
+import { buildScene } from './scene.js';
+
+/** How long `--once` lets the guests run before it samples the counters. */
+const ONCE_MS = 1000;
+
+export async function dashboardCommand(cmd: Extract<Command, { cmd: 'dashboard' }>, io: Io, stack: Stack): Promise<number> {
+  const scene = await buildScene(stack, { ...(cmd.vendor && { vendor: cmd.vendor }), ...(cmd.target !== undefined && { target: cmd.target }) });
+  if (scene.vms.length === 0) {
+    io.stderr.write(`kvmts: nothing to show:\n${scene.notes.map((n) => `  ${n}\n`).join('')}`);
+    return STATUS_SETUP_ERROR;
+  }
+  const model = new DashboardModel(scene.vms);
+  if (cmd.once) {
+    model.snapshot();
+    model.start();
+    await new Promise((r) => setTimeout(r, ONCE_MS));
+    model.stop();
+    io.stdout.write(formatOnce(model.snapshot()));
+    for (const vm of scene.vms) vm.machine.destroy();
+    return 0;
+  }
+  if (scene.notes.length) model.setMessage(scene.notes.join(' · '));
+  model.start();
+  const app = render(<App model={model} />, { exitOnCtrlC: true });
+  await app.waitUntilExit();
+  model.stop();
+  for (const vm of scene.vms) vm.machine.destroy();
+  return 0;
+}

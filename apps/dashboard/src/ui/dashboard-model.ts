@@ -1,0 +1,215 @@
+/**
+ * The dashboard's model: the VMs of the scene, run in slices on the event loop so the screen
+ * keeps refreshing, and the controls (pause, next exit, reset, pick a VM). It acts on VMs only
+ * through the VMM library, as any VMM would, and hands the UI plain snapshots.
+ */
+import type { HostPort, Machine, MachineStep } from '@kvmts/vmm';
+import { disassemble } from './disasm.js';
+import { ExitRates } from './exit-rates.js';
+import type { DashboardSnapshot, ExitRow, LastExit, VcpuSnapshot, VmSnapshot, VmState } from './snapshot.js';
+import { codeBitness, cpuCpl, cpuMode, gprList, ripLinear } from './vcpu-view-data.js';
+
+/** Time one VM may run before the event loop gets a turn (input and rendering). */
+const SLICE_MS = 12;
+/** COM1 output kept per VM. */
+const SERIAL_KEEP = 8192;
+
+export interface SceneVm {
+  readonly name: string;
+  readonly host: HostPort;
+  readonly machine: Machine;
+}
+
+interface VmRuntime extends SceneVm {
+  readonly id: number;
+  readonly rates: ExitRates;
+  lastStep: MachineStep | null;
+}
+
+/** Exit-reason counters are child events under "exits" (kvm_stat's `x` drill-down). */
+function isChildStat(name: string): boolean {
+  return /^exits?[._/]/.test(name);
+}
+
+function stepFields(step: MachineStep): LastExit {
+  const e = step.exit;
+  const fields: [string, string][] = [];
+  for (const [k, v] of Object.entries(e)) {
+    if (k === 'kind') continue;
+    fields.push([k, v instanceof Uint8Array ? Array.from(v, (b) => b.toString(16).padStart(2, '0')).join('') : typeof v === 'bigint' ? '0x' + v.toString(16) : String(v)]);
+  }
+  return { kind: e.kind, fields };
+}
+
+export class DashboardModel {
+  private readonly vms: VmRuntime[];
+  private selected = 0;
+  private paused = false;
+  private stepRequested = false;
+  private message: string | null = null;
+  private timer: NodeJS.Immediate | null = null;
+  private readonly listeners = new Set<() => void>();
+  private guestMs = 0;
+  private wallStart = performance.now();
+  private readonly now: () => number;
+
+  constructor(scene: readonly SceneVm[], now: () => number = () => performance.now()) {
+    this.vms = scene.map((vm, id) => ({ ...vm, id, rates: new ExitRates(), lastStep: null }));
+    this.now = now;
+  }
+
+  /** Starts running the guests in slices. */
+  start(): void {
+    this.wallStart = this.now();
+    this.guestMs = 0;
+    this.schedule();
+  }
+
+  stop(): void {
+    if (this.timer) clearImmediate(this.timer);
+    this.timer = null;
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  togglePause(): void {
+    this.paused = !this.paused;
+    this.message = this.paused ? 'paused' : null;
+    if (!this.paused) this.schedule();
+    this.emit();
+  }
+
+  /** `n`: run the selected VM to its next userspace exit, then stay paused there. */
+  nextExit(): void {
+    this.paused = true;
+    this.stepRequested = true;
+    this.schedule();
+  }
+
+  resetStats(): void {
+    for (const vm of this.vms) vm.rates.reset(this.totals(vm));
+    this.emit();
+  }
+
+  selectNextVm(): void {
+    this.selected = (this.selected + 1) % this.vms.length;
+    this.emit();
+  }
+
+  /** `v`: the vendor swap of issue 9 is not built yet. */
+  swapVendor(): void {
+    this.message = 'vendor swap (live migration, issue 9) is not available yet';
+    this.emit();
+  }
+
+  setMessage(message: string | null): void {
+    this.message = message;
+    this.emit();
+  }
+
+  /** Runs every runnable VM for up to SLICE_MS each (or one exit, for `n`). Public for tests. */
+  runSlice(): void {
+    if (this.stepRequested) {
+      this.stepRequested = false;
+      const vm = this.vms[this.selected]!;
+      if (!vm.machine.done) {
+        const t0 = this.now();
+        vm.lastStep = vm.machine.step();
+        this.guestMs += this.now() - t0;
+        this.message = `stopped at exit: ${vm.lastStep.exit.kind}`;
+      }
+      this.emit();
+      return;
+    }
+    if (this.paused) return;
+    for (const vm of this.vms) {
+      if (vm.machine.done) continue;
+      const t0 = this.now();
+      do vm.lastStep = vm.machine.step();
+      while (!vm.machine.done && this.now() - t0 < SLICE_MS);
+      this.guestMs += this.now() - t0;
+    }
+    this.emit();
+  }
+
+  snapshot(): DashboardSnapshot {
+    const t = this.now();
+    const wall = t - this.wallStart;
+    const sel = this.vms[this.selected]!;
+    return {
+      host: sel.host.info,
+      vms: this.vms.map((vm) => this.vmSnapshot(vm, t)),
+      selected: this.selected,
+      paused: this.paused,
+      message: this.message,
+      guestShare: wall > 0 ? Math.min(1, this.guestMs / wall) : 0,
+    };
+  }
+
+  private totals(vm: VmRuntime): Record<string, number> {
+    const stats = vm.machine.vcpu.stats();
+    if (Object.keys(stats).length > 0) return { ...stats };
+    // Without kernel stats, count the userspace exits the VMM saw.
+    const counts: Record<string, number> = { exits: 0 };
+    for (const [k, n] of Object.entries(vm.machine.exitCounts)) { counts.exits! += n; counts[`exit.${k}`] = n; }
+    return counts;
+  }
+
+  private vmSnapshot(vm: VmRuntime, t: number): VmSnapshot {
+    const exits: ExitRow[] = vm.rates.sample(t, this.totals(vm)).map(([name, total, rate]) => ({ name, total, rate, child: isChildStat(name) }));
+    const m = vm.machine;
+    const state: VmState = m.done ? 'ended' : this.paused ? 'paused' : vm.lastStep?.exit.kind === 'hlt' ? 'halted' : 'running';
+    return {
+      id: vm.id,
+      name: vm.name,
+      vendor: vm.host.info.vendor,
+      state,
+      ended: m.final ? m.final.exit + (m.final.code !== undefined ? ` (code ${m.final.code})` : '') : null,
+      exits,
+      vcpu: this.vcpuSnapshot(vm),
+      inspection: m.vcpu.inspect(),
+      memslots: m.vm.memslots(),
+      mmu: m.vm.mmuStats(),
+      serial: m.serialText.slice(-SERIAL_KEEP),
+      lastExit: vm.lastStep ? stepFields(vm.lastStep) : null,
+    };
+  }
+
+  private vcpuSnapshot(vm: VmRuntime): VcpuSnapshot {
+    const m = vm.machine;
+    const regs = m.regs();
+    const sregs = m.sregs();
+    const linear = ripLinear(regs, sregs);
+    const paging = (sregs.cr0 & 0x80000000) !== 0;
+    const gpa = paging ? (m.vcpu.translate?.(linear) ?? null) : Number(linear);
+    let disasm: string[];
+    if (gpa === null) disasm = [paging ? '(RIP is not mapped, or KVM_TRANSLATE is not available)' : ''];
+    else if (gpa >= m.mem) disasm = ['(RIP is outside guest memory)'];
+    else disasm = disassemble(m.memory.read(gpa, Math.min(48, m.mem - gpa)), codeBitness(sregs), linear, 6);
+    return {
+      mode: cpuMode(sregs), cpl: cpuCpl(sregs), rip: regs.rip, disasm, regs: gprList(regs),
+      cr0: sregs.cr0, cr3: sregs.cr3, cr4: sregs.cr4, efer: sregs.efer, rflags: Number(regs.rflags & 0xffffffffn),
+    };
+  }
+
+  private schedule(): void {
+    if (this.timer) return;
+    this.timer = setImmediate(() => {
+      this.timer = null;
+      this.runSlice();
+      const runnable = this.vms.some((vm) => !vm.machine.done);
+      if (runnable && !this.paused) this.schedule();
+    });
+  }
+
+  private emit(): void {
+    for (const l of this.listeners) l();
+  }
+}

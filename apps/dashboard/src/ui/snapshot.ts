@@ -1,0 +1,60 @@
+/** The plain data the dashboard's components render: no live objects, nothing that runs a guest. */
+import type { HostInfo, MemslotInfo } from '@kvmts/vmm';
+import type { VendorInspection } from '@kvmts/core';
+
+export type VmState = 'running' | 'paused' | 'halted' | 'ended';
+
+export interface ExitRow {
+  readonly name: string;
+  readonly total: number;
+  /** Per second, over the last second or so. */
+  readonly rate: number;
+  /** A child event (one exit reason under "exits"). */
+  readonly child: boolean;
+}
+
+export interface VcpuSnapshot {
+  readonly mode: string;
+  readonly cpl: number;
+  readonly rip: bigint;
+  /** Disassembly at RIP (a few instructions), or why there is none. */
+  readonly disasm: readonly string[];
+  readonly regs: readonly (readonly [string, bigint])[];
+  readonly cr0: number;
+  readonly cr3: number;
+  readonly cr4: number;
+  readonly efer: number;
+  readonly rflags: number;
+}
+
+export interface LastExit {
+  readonly kind: string;
+  readonly fields: readonly (readonly [string, string])[];
+}
+
+export interface VmSnapshot {
+  readonly id: number;
+  readonly name: string;
+  readonly vendor: 'intel' | 'amd';
+  readonly state: VmState;
+  /** The final exit, once the guest has ended. */
+  readonly ended: string | null;
+  readonly exits: readonly ExitRow[];
+  readonly vcpu: VcpuSnapshot;
+  readonly inspection: VendorInspection | null;
+  readonly memslots: readonly MemslotInfo[];
+  readonly mmu: { readonly tdpPages: number; readonly dirtyPages: number } | null;
+  readonly serial: string;
+  /** Where `n` stopped. */
+  readonly lastExit: LastExit | null;
+}
+
+export interface DashboardSnapshot {
+  readonly host: HostInfo;
+  readonly vms: readonly VmSnapshot[];
+  readonly selected: number;
+  readonly paused: boolean;
+  readonly message: string | null;
+  /** Share of wall time spent inside KVM_RUN: what the UI leaves to the guests. */
+  readonly guestShare: number;
+}
