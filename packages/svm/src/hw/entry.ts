@@ -127,6 +127,7 @@ export function svmEnterGuest(svm: SvmSilicon, vmcbPa: number, hostNextRip: numb
 function loadControl(svm: SvmSilicon, v: VmcbRegion): void {
   for (let i = 0; i < 6; i++) svm.intercepts[i] = v.r32(VMCB.intercept_cr + 4 * i);
   svm.pauseFilterCount = v.r16(VMCB.pause_filter_count);
+  svm.pauseFilterLeft = svm.pauseFilterCount;
   svm.iopmPa = v.rPa(VMCB.iopm_base_pa) - (v.r32(VMCB.iopm_base_pa) & 0xfff);
   svm.msrpmPa = v.rPa(VMCB.msrpm_base_pa) - (v.r32(VMCB.msrpm_base_pa) & 0xfff);
   const offLo = v.r32(VMCB.tsc_offset);
@@ -155,7 +156,7 @@ function loadGuest(svm: SvmSilicon, v: VmcbRegion): void {
   cpu.gdtr = v.readDtr(VMCB_SEG.gdtr);
   cpu.idtr = v.readDtr(VMCB_SEG.idtr);
   cpu.efer = v.r32(VMCB.efer);
-  cpu.cr0 = v.r32(VMCB.cr0);
+  cpu.cr0 = v.r32(VMCB.cr0) | 0;
   cpu.cr2 = v.rAddr(VMCB.cr2);
   cpu.cr3 = v.rPa(VMCB.cr3);
   cpu.cr4 = v.r32(VMCB.cr4);

@@ -207,7 +207,7 @@ export function svmCheckEvents(svm: SvmSilicon): void {
     svm.injecting = true;
     // EVENTINJ and the CPU's event encoding share vector, type, EV and V (15.20); soft
     // interrupts are injected with the RIP the VMCB already advanced.
-    cpu.injectEvent(inj & 0x80000fff, inj & (1 << 11) ? err : -1, 0);
+    cpu.injectEvent((inj & 0x80000fff) >>> 0, inj & (1 << 11) ? err : -1, 0);
     svm.injecting = false;
     svm.pendingInj = 0;
   }
