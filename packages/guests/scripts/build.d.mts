@@ -1,0 +1,2 @@
+/** Builds every guest image into outDir; returns the names built. */
+export function buildAll(outDir: string): string[];

@@ -1,0 +1,207 @@
+/**
+ * The guest catalog: every bundled guest, how to run it (DESIGN.md's `kvmts run` contract) and
+ * what it must produce. Tests, `kvmts list`/`kvmts run NAME`, the dashboard and the
+ * conformance suite all read this one table. Images are built by scripts/build.mjs into
+ * images/NAME.bin; add a guest there and here (README.md).
+ */
+
+/** `real`: CS=0, IP=entry, flat 16-bit. `long64`: the KVM selftests' long mode set-up. */
+export type GuestMode = 'real' | 'long64';
+/** `test`: self-checking, ends on its own. `demo`: runs until stopped. `bench`: an anchor workload. */
+export type GuestKind = 'test' | 'demo' | 'bench';
+export type FinalExitKind = 'hlt' | 'debug_exit' | 'shutdown' | 'fail_entry' | 'internal_error';
+
+/** One userspace exit of the `kvmts run --json` trace, without the final row. */
+export type ExpectedTraceRow =
+  | { readonly exit: 'io'; readonly dir: 'in' | 'out'; readonly port: number; readonly size: number; readonly count: number; readonly data: string }
+  | { readonly exit: 'mmio'; readonly dir: 'read' | 'write'; readonly addr: string; readonly len: number; readonly data: string };
+
+/** The serial output (COM1), exactly, or a part of it, or a regular expression over all of it. */
+export type SerialExpectation =
+  | { readonly exact: string }
+  | { readonly includes: string }
+  | { readonly pattern: string };
+
+export interface Expectation {
+  /** The final exit; absent for guests that never end. */
+  readonly exit?: FinalExitKind;
+  /** debug_exit: the value written to port 0xf4. */
+  readonly code?: number;
+  readonly serial: SerialExpectation;
+  /** The exits the VMM does not claim, in order (serial and port 0xf4 are claimed). */
+  readonly trace?: readonly ExpectedTraceRow[];
+}
+
+/** Interrupts the VMM injects with KVM_INTERRUPT: at every HLT exit, `count` times or forever. */
+export interface IrqPlan {
+  readonly vector: number;
+  readonly every: 'hlt';
+  readonly count?: number;
+}
+
+export interface CatalogEntry {
+  readonly name: string;
+  readonly kind: GuestKind;
+  readonly mode: GuestMode;
+  /** Bytes of the one memslot at GPA 0. */
+  readonly mem: number;
+  readonly load: number;
+  readonly entry: number;
+  /** What the guest demonstrates. */
+  readonly shows: string;
+  /** Registers the VMM sets before the first KVM_RUN (after the mode set-up). */
+  readonly regs?: { readonly [reg: string]: number };
+  readonly irqs?: IrqPlan;
+  readonly expect: Expectation;
+  /** Why runs may differ between vendors (the guest reads the vendor), if they may. */
+  readonly vendorDependent?: string;
+  /**
+   * True where the machine's /dev/kvm can run the guest as a reference (DESIGN.md): 64-bit code
+   * entered in long64 mode that neither loads descriptor tables nor changes paging.
+   */
+  readonly reference?: boolean;
+}
+
+const MEM = 0x200000;
+const LOAD = 0x1000;
+const BOOT_SECTOR = 0x7c00;
+const REPORT = 'self-checking with report(): PASS/FAIL lines, a SUMMARY, exit status 0 through port 0xf4';
+
+const summary = (tests: number): SerialExpectation => ({ includes: `SUMMARY: ${tests} tests, 0 failures\n` });
+
+/** The anchors' guest.S/guest64.S write 'S', run, then print EAX as 8 hex digits. */
+const loopResult: Readonly<Record<number, string>> = { 1000: 'D0186A0B', 1000000: '4C7E56C8', 10000000: '8570DE7C' };
+
+function bench(name: string, bits: 16 | 32 | 64, serial: SerialExpectation, shows: string, vendorDependent?: string): CatalogEntry {
+  return {
+    name,
+    kind: 'bench',
+    mode: bits === 64 ? 'long64' : 'real',
+    mem: MEM,
+    load: BOOT_SECTOR,
+    entry: BOOT_SECTOR,
+    shows: `${shows} (${bits === 32 ? 'switches to 32-bit protected mode first' : `${bits}-bit`}; /work/shared/bench)`,
+    // The 16/32-bit workloads end with the isa-debug-exit write of 0; the 64-bit ones halt.
+    expect: bits === 64 ? { exit: 'hlt', serial } : { exit: 'debug_exit', code: 0, serial },
+    ...(vendorDependent !== undefined && { vendorDependent }),
+    ...(bits === 64 && { reference: true }),
+  };
+}
+
+function benchRows(): CatalogEntry[] {
+  const rows: CatalogEntry[] = [];
+  for (const bits of [16, 32, 64] as const) {
+    for (const iters of [1000, 1000000, 10000000]) {
+      rows.push(bench(`loop${bits}_${iters}`, bits, { exact: `S${loopResult[iters]}\n` }, `the 7-instruction ALU loop, ${iters} iterations`));
+    }
+    rows.push(bench(`out${bits}`, bits, { exact: 'S00004F4B\n' }, '100000 OUTs to port 0x510, each a round trip to userspace'));
+    rows.push(bench(`cpuid${bits}`, bits, { pattern: '^S[0-9A-F]{8}\\n$' }, '100000 CPUIDs (leaf 0), each an exit handled in the kernel',
+      'prints CPUID leaf 0 EAX, the highest basic leaf of the modelled CPU'));
+    rows.push(bench(`hlt${bits}`, bits, { exact: 'S00000000\n' }, 'nothing but the exit: VM creation and one run'));
+  }
+  return rows;
+}
+
+function test(name: string, mode: GuestMode, shows: string, serial: SerialExpectation, extra: Partial<CatalogEntry> = {}): CatalogEntry {
+  return { name, kind: 'test', mode, mem: MEM, load: LOAD, entry: LOAD, shows, expect: { exit: 'debug_exit', code: 0, serial }, ...extra };
+}
+
+const instructionClass = (name: string, what: string, tests64: number, tests32: number): CatalogEntry[] => [
+  test(name, 'long64', `${what}, 64-bit (entered in long64 mode); ${REPORT}`, summary(tests64)),
+  test(`${name}32`, 'real', `${what}, 32-bit protected mode with paging (the runtime boots from real mode); ${REPORT}`, summary(tests32)),
+];
+
+export const CATALOG: readonly CatalogEntry[] = [
+  {
+    name: 'hello',
+    kind: 'test',
+    mode: 'real',
+    mem: MEM,
+    load: LOAD,
+    entry: LOAD,
+    shows: 'the LWN "Using the KVM API" guest: RAX=2 and RBX=2 from the VMM, add, print the digit on COM1, HLT',
+    regs: { rax: 2, rbx: 2 },
+    expect: { exit: 'hlt', serial: { exact: '4\n' } },
+  },
+  test('modes', 'real', 'a mode tour: real mode, 32-bit protected mode, PAE paging and long mode, each proven (CR0.PE, EFER.LMA, a 64-bit add, a 1 GiB alias)',
+    { exact: 'real mode\nprotected mode\nlong mode\npaging: 1 GiB alias reads physical memory\n' }),
+  ...instructionClass('alu', 'ADD/ADC/SUB/SBB/CMP/logic/INC/DEC/NEG/NOT with exact flags, MOVZX/MOVSX, SETcc, CMOVcc, XCHG, XADD, CMPXCHG(8B), DAA/DAS in 32-bit', 40, 38),
+  ...instructionClass('shift', 'SHL/SHR/SAR/ROL/ROR/RCL/RCR/SHLD/SHRD, count masking, zero counts, OF on 1-bit shifts', 22, 19),
+  ...instructionClass('muldiv', 'MUL/IMUL in 1, 2 and 3 operands, DIV/IDIV at 8, 32 and 64 bits', 14, 12),
+  ...instructionClass('string', 'MOVS/STOS/LODS/SCAS/CMPS with REP/REPE/REPNE, forwards and backwards', 10, 10),
+  ...instructionClass('stack', 'PUSH/POP forms, PUSHF/POPF, ENTER/LEAVE, CALL/RET imm16, far RET, PUSHA/POPA in 32-bit', 8, 10),
+  ...instructionClass('bitops', 'BT/BTS/BTR/BTC on registers and bit strings, BSF/BSR, POPCNT/LZCNT/TZCNT, BSWAP', 21, 18),
+  test('exceptions', 'real', `#DE, #UD, #GP (selector and 0), #PF with error code and CR2 (not present, write, CR0.WP), #BP, INTO, #NP, and #DF through a bad IDT entry, all through the guest's own IDT, in long mode; ${REPORT}`, summary(15)),
+  test('exceptions32', 'real', `the same exceptions in 32-bit protected mode with paging, where INTO raises #OF; ${REPORT}`, summary(15)),
+  {
+    ...test('mmio', 'long64', 'MMIO to an unbacked address: writes and reads of 1, 2, 4 and 8 bytes and a read-modify-write, each a KVM_EXIT_MMIO; reads see 0xff bytes', { exact: 'mmio: ok\n' }),
+    expect: {
+      exit: 'debug_exit',
+      code: 0,
+      serial: { exact: 'mmio: ok\n' },
+      trace: [
+        { exit: 'mmio', dir: 'write', addr: '0x10000000', len: 1, data: '11' },
+        { exit: 'mmio', dir: 'write', addr: '0x10000010', len: 2, data: '1122' },
+        { exit: 'mmio', dir: 'write', addr: '0x10000020', len: 4, data: '11223344' },
+        { exit: 'mmio', dir: 'write', addr: '0x10000030', len: 8, data: '1122334455667788' },
+        { exit: 'mmio', dir: 'read', addr: '0x10000000', len: 1, data: 'ff' },
+        { exit: 'mmio', dir: 'read', addr: '0x10000010', len: 2, data: 'ffff' },
+        { exit: 'mmio', dir: 'read', addr: '0x10000020', len: 4, data: 'ffffffff' },
+        { exit: 'mmio', dir: 'read', addr: '0x10000030', len: 8, data: 'ffffffffffffffff' },
+        { exit: 'mmio', dir: 'read', addr: '0x10000040', len: 4, data: 'ffffffff' },
+        { exit: 'mmio', dir: 'write', addr: '0x10000040', len: 4, data: '00000000' },
+      ],
+    },
+    reference: true,
+  },
+  {
+    ...test('pio', 'long64', 'port I/O to unclaimed ports: OUT and IN of 1, 2 and 4 bytes by DX and by immediate, REP OUTSB/OUTSW and REP INSB/INSL as one exit each', { exact: 'pio: ok\n' }),
+    expect: {
+      exit: 'debug_exit',
+      code: 0,
+      serial: { exact: 'pio: ok\n' },
+      trace: [
+        { exit: 'io', dir: 'out', port: 0x510, size: 1, count: 1, data: '11' },
+        { exit: 'io', dir: 'out', port: 0x510, size: 2, count: 1, data: '1122' },
+        { exit: 'io', dir: 'out', port: 0x510, size: 4, count: 1, data: '11223344' },
+        { exit: 'io', dir: 'out', port: 0x80, size: 1, count: 1, data: '11' },
+        { exit: 'io', dir: 'in', port: 0x510, size: 1, count: 1, data: 'ff' },
+        { exit: 'io', dir: 'in', port: 0x510, size: 2, count: 1, data: 'ffff' },
+        { exit: 'io', dir: 'in', port: 0x510, size: 4, count: 1, data: 'ffffffff' },
+        { exit: 'io', dir: 'in', port: 0x80, size: 1, count: 1, data: 'ff' },
+        { exit: 'io', dir: 'out', port: 0x510, size: 1, count: 4, data: '41424344' },
+        { exit: 'io', dir: 'out', port: 0x510, size: 2, count: 2, data: '61626364' },
+        { exit: 'io', dir: 'in', port: 0x510, size: 1, count: 4, data: 'ffffffff' },
+        { exit: 'io', dir: 'in', port: 0x510, size: 4, count: 2, data: 'ffffffffffffffff' },
+      ],
+    },
+    reference: true,
+  },
+  test('smc', 'long64', `self-modifying code: a patched hot function, a store into the next instruction, code rewritten in a data page; ${REPORT}`, summary(7)),
+  test('timer-irq', 'real', 'interrupts from the VMM: KVM_INTERRUPT of vector 0x20 at each HLT exit, counted by an IDT handler that checks RIP and IF',
+    { exact: '10 interrupts\nPASS: interrupts counted\nPASS: each arrived right after HLT\nPASS: IF set before, clear in the handler\nSUMMARY: 3 tests, 0 failures\n' },
+    { irqs: { vector: 0x20, every: 'hlt', count: 10 } }),
+  {
+    name: 'demo',
+    kind: 'demo',
+    mode: 'real',
+    mem: MEM,
+    load: LOAD,
+    entry: LOAD,
+    shows: 'for the dashboard: a banner, then primes by trial division, every 50th printed with a spinner, a HLT after each print and a timer interrupt to wake it; never ends',
+    irqs: { vector: 0x20, every: 'hlt' },
+    expect: { serial: { includes: 'kvmts demo: primes by trial division, a timer tick at every HLT\n' } },
+  },
+  ...benchRows(),
+];
+
+export function findGuest(name: string): CatalogEntry | undefined {
+  return CATALOG.find((g) => g.name === name);
+}
+
+/** Does the serial output meet the expectation? */
+export function serialMatches(expect: SerialExpectation, output: string): boolean {
+  if ('exact' in expect) return output === expect.exact;
+  if ('includes' in expect) return output.includes(expect.includes);
+  return new RegExp(expect.pattern).test(output);
+}
