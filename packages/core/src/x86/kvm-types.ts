@@ -105,6 +105,12 @@ export interface KvmVcpuArch {
   mmuRootHpa: number;
   /** The exit qualification / info the last exit carried, for the emulator and stats. */
   exitQualification: bigint;
+  /**
+   * Registers the common code changed behind the vendor's back, as kvm_register_mark_dirty
+   * marks them: bit `1 << VCPU_REGS.*` (e.g. VCPU_EXREG_CR3 after KVM_SET_SREGS). The vendor
+   * writes them to the VMCS/VMCB before entry and clears the bits.
+   */
+  regsDirty?: number;
 }
 
 /** struct kvm_vcpu as vendors see it. */
@@ -122,6 +128,8 @@ export interface KvmVcpu {
   readonly stat: Record<string, number>;
   /** The vendor's container (vcpu_vmx / vcpu_svm), as to_vmx()/to_svm() would find it. */
   vendor: unknown;
+  /** KVM_SET_GUEST_DEBUG's control (KVM_GUESTDBG_*): with SINGLESTEP, a #DB exits to userspace (kvmVcpuDebugExit). */
+  guestDebug?: number;
 }
 
 /** struct kvm as vendors see it. */

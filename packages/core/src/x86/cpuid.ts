@@ -1,0 +1,79 @@
+/** The vCPU's CPUID table (arch/x86/kvm/cpuid.c): KVM_GET_SUPPORTED_CPUID and kvm_cpuid(). */
+import type { CpuModel } from '@kvmts/x86';
+import { KVM_CPUID_FLAG } from '../uapi/constants.js';
+
+export interface CpuidEntry {
+  function: number;
+  index: number;
+  flags: number;
+  eax: number;
+  ebx: number;
+  ecx: number;
+  edx: number;
+}
+
+/** Leaves whose output depends on ECX (cpuid_function_is_indexed). */
+const INDEXED_LEAVES = new Set([0x4, 0x7, 0xb, 0xd, 0xf, 0x10, 0x12, 0x14, 0x17, 0x18, 0x1d, 0x1e, 0x1f, 0x24, 0x8000001d]);
+/** Subleaves reported per indexed leaf. */
+const SUBLEAVES = 4;
+
+/** CPUID.1:ECX bits KVM computes at run time. */
+const CPUID1_ECX_OSXSAVE = 1 << 27;
+const CPUID1_ECX_HYPERVISOR = 1 << 31;
+const CPUID1_ECX_VMX = 1 << 5;
+const CPUID_80000001_ECX_SVM = 1 << 2;
+
+/**
+ * KVM_GET_SUPPORTED_CPUID: the host's leaves as KVM offers them. Nested virtualization is
+ * offered (VMX/SVM stay set), and the hypervisor bit is set as KVM sets it.
+ */
+export function supportedCpuid(model: CpuModel): CpuidEntry[] {
+  const out: CpuidEntry[] = [];
+  for (const base of [0, 0x80000000]) {
+    const max = model.cpuid(base, 0)[0] >>> 0;
+    if (max < base || max > base + 0xff) continue;
+    for (let fn = base; fn <= max; fn++) {
+      const indexed = INDEXED_LEAVES.has(fn);
+      for (let idx = 0; idx < (indexed ? SUBLEAVES : 1); idx++) {
+        const [eax, ebx, ecx, edx] = model.cpuid(fn, idx);
+        const e: CpuidEntry = { function: fn, index: idx, flags: indexed ? KVM_CPUID_FLAG.SIGNIFCANT_INDEX : 0, eax, ebx, ecx, edx };
+        if (fn === 1) e.ecx = (e.ecx | CPUID1_ECX_HYPERVISOR) >>> 0;
+        out.push(e);
+      }
+    }
+  }
+  return out;
+}
+
+/** kvm_find_cpuid_entry_index. */
+export function findCpuidEntry(table: readonly CpuidEntry[], fn: number, index: number): CpuidEntry | undefined {
+  return table.find((e) => e.function === fn && (!(e.flags & KVM_CPUID_FLAG.SIGNIFCANT_INDEX) || e.index === index));
+}
+
+/** True when the guest's CPUID advertises VMX (Intel) or SVM (AMD): nested is on offer. */
+export function guestCpuidHasVirt(table: readonly CpuidEntry[]): { vmx: boolean; svm: boolean } {
+  return {
+    vmx: ((findCpuidEntry(table, 1, 0)?.ecx ?? 0) & CPUID1_ECX_VMX) !== 0,
+    svm: ((findCpuidEntry(table, 0x80000001, 0)?.ecx ?? 0) & CPUID_80000001_ECX_SVM) !== 0,
+  };
+}
+
+/**
+ * kvm_cpuid(): the guest's answer for (fn, index). A leaf beyond the basic or extended range
+ * returns the highest basic leaf on Intel (as the hardware does), zeros elsewhere.
+ */
+export function kvmCpuid(table: readonly CpuidEntry[], fn: number, index: number, intel: boolean, cr4Osxsave: boolean): [number, number, number, number] {
+  let e = findCpuidEntry(table, fn, index);
+  if (!e && intel) {
+    const base = fn >= 0x80000000 ? 0x80000000 : 0;
+    const max = findCpuidEntry(table, base, 0)?.eax;
+    if (max !== undefined && fn >>> 0 > max >>> 0) {
+      const basicMax = findCpuidEntry(table, 0, 0)?.eax ?? 0;
+      e = findCpuidEntry(table, basicMax, index);
+    }
+  }
+  if (!e) return [0, 0, 0, 0];
+  let ecx = e.ecx;
+  if (fn === 1) ecx = cr4Osxsave ? ecx | CPUID1_ECX_OSXSAVE : ecx & ~CPUID1_ECX_OSXSAVE;
+  return [e.eax >>> 0, e.ebx >>> 0, ecx >>> 0, e.edx >>> 0];
+}

@@ -1,0 +1,302 @@
+/**
+ * x86_emulate_instruction (arch/x86/kvm/emulate.c, x86.c): runs one guest instruction on an x86
+ * CPU of @kvmts/x86 whose bus is the VM's guest-physical space. RAM comes from the memslots;
+ * MMIO and port I/O that userspace must answer abort the instruction and exit. The next
+ * KVM_RUN re-runs it from the start, replaying the accesses userspace already answered
+ * (reads get their data, writes are not repeated), as complete_emulated_mmio / complete_emulated_pio do.
+ */
+import { Bus, SEG, STOP, RFLAGS, type VirtCpu } from '@kvmts/x86';
+import type { KvmVcpu, ExitResult, KvmSegment } from './kvm-types.js';
+
+import { KVM_EXIT, KVM_EXIT_IO, KVM_INTERNAL_ERROR, KVM_MEM, KVM_LIMITS } from '../uapi/constants.js';
+import type { UserAccess, Vcpu } from '../kvm/vcpu.js';
+import { VCPU_REGS, kvmHandleTripleFault, kvmRunInternalError, toVcpu } from './x86.js';
+
+/** EMULTYPE_* flags of kvm_host.h. */
+export const EMULTYPE = {
+  NO_DECODE: 1 << 0, TRAP_UD: 1 << 1, SKIP: 1 << 2, ALLOW_RETRY_PF: 1 << 3, TRAP_UD_FORCED: 1 << 4,
+  VMWARE_GP: 1 << 5, PF: 1 << 6, COMPLETE_USER_EXIT: 1 << 7, WRITE_PF_TO_SP: 1 << 8,
+} as const;
+
+const PAGE = 4096;
+/** sizeof(read_cache.data): the most bytes one string-input exit reads ahead. */
+const PIO_READ_AHEAD_BYTES = 1024;
+
+/** VCPU_SREG index -> the CPU's SEG index. */
+const SREG_TO_SEG = [SEG.ES, SEG.CS, SEG.SS, SEG.DS, SEG.FS, SEG.GS, SEG.TR, SEG.LDTR] as const;
+
+/** Thrown through cpu.stop's unwinding: the instruction needs userspace. */
+class NeedsUserspace {
+  readonly access: UserAccess;
+  readonly count: number;
+
+  constructor(access: UserAccess, count: number) {
+    this.access = access;
+    this.count = count;
+  }
+}
+
+/** The guest-physical address space as the emulated instruction sees it. */
+class GuestPhysBus extends Bus {
+  /** Position in the replay log. */
+  cursor = 0;
+  /** Byte offset into the current multi-item PIO read entry. */
+  consumed = 0;
+  /** Read-ahead count for the string input this instruction is (1 otherwise). */
+  insCount = 1;
+  pending: NeedsUserspace | null = null;
+  cpu: VirtCpu | null = null;
+
+  private readonly v: Vcpu;
+
+  constructor(v: Vcpu) {
+    super(v.kvm.host.mem);
+    this.v = v;
+  }
+
+  /** HPA of guest-physical `gpa` when it is RAM the CPU may access directly; -1 otherwise. */
+  private ramHpa(gpa: number, write: boolean): number {
+    const vm = this.v.kvm;
+    const gfn = Math.floor(gpa / PAGE);
+    const slot = vm.memslots.find(gfn);
+    if (!slot) return -1;
+    if (write && slot.flags & KVM_MEM.READONLY) return -1;
+    const hpa = vm.proc.hvaToHpa(slot.userspaceAddr + (gfn - slot.baseGfn) * PAGE + (gpa % PAGE));
+    if (hpa >= 0 && write) vm.memslots.markDirty(slot, gfn);
+    return hpa;
+  }
+
+  override resolveRam(pa: number): number {
+    const slot = this.v.kvm.memslots.find(Math.floor(pa / PAGE));
+    // Read-only and dirty-logged pages take the slow path, so writes are seen.
+    if (!slot || slot.flags & (KVM_MEM.READONLY | KVM_MEM.LOG_DIRTY_PAGES)) return -1;
+    return this.ramHpa(pa, false);
+  }
+
+  override readPhys(addr: number, size: 1 | 2 | 4): number {
+    const hpa = this.ramHpa(addr, false);
+    if (hpa >= 0) return size === 1 ? this.ram.read8(hpa) : size === 2 ? this.ram.read16(hpa) : this.ram.read32(hpa);
+    return this.userRead('mmio', addr, size);
+  }
+
+  override writePhys(addr: number, size: 1 | 2 | 4, value: number): void {
+    const hpa = this.ramHpa(addr, true);
+    if (hpa >= 0) {
+      if (size === 1) this.ram.write8(hpa, value);
+      else if (size === 2) this.ram.write16(hpa, value);
+      else this.ram.write32(hpa, value);
+      return;
+    }
+    this.userWrite('mmio', addr, size, value);
+  }
+
+  override in(port: number, size: 1 | 2 | 4): number {
+    return this.userRead('pio', port, size);
+  }
+
+  override out(port: number, size: 1 | 2 | 4, value: number): void {
+    this.userWrite('pio', port, size, value);
+  }
+
+  private userRead(kind: 'pio' | 'mmio', addr: number, size: number): number {
+    const log = this.v.userAccesses;
+    const e = log[this.cursor];
+    if (e && e.kind === kind && !e.isWrite && e.addr === addr && e.size === size) {
+      let val = 0;
+      for (let i = size - 1; i >= 0; i--) val = (val * 256 + e.data[this.consumed + i]!) >>> 0;
+      this.consumed += size;
+      if (this.consumed >= e.data.length) { this.cursor++; this.consumed = 0; }
+      return size === 4 ? val | 0 : val;
+    }
+    const count = kind === 'pio' ? this.insCount : 1;
+    this.abort({ kind, isWrite: false, addr, size, data: new Uint8Array(size * count) }, count);
+  }
+
+  private userWrite(kind: 'pio' | 'mmio', addr: number, size: number, value: number): void {
+    const e = this.v.userAccesses[this.cursor];
+    if (e && e.kind === kind && e.isWrite && e.addr === addr && e.size === size) {
+      this.cursor++;
+      return;
+    }
+    const data = new Uint8Array(size);
+    for (let i = 0; i < size; i++) data[i] = (value >>> (8 * i)) & 0xff;
+    this.abort({ kind, isWrite: true, addr, size, data }, 1);
+  }
+
+  private abort(access: UserAccess, count: number): never {
+    this.pending = new NeedsUserspace(access, count);
+    return this.cpu!.stop(STOP.REQUESTED);
+  }
+}
+
+interface Emulator {
+  cpu: VirtCpu;
+  bus: GuestPhysBus;
+}
+
+function emulatorOf(v: Vcpu): Emulator {
+  if (v.emulator) return v.emulator as Emulator;
+  const bus = new GuestPhysBus(v);
+  const cpu = v.kvm.host.createCpu(bus, v.kvm.host.model);
+  cpu.ext = null;
+  bus.cpu = cpu;
+  const e = { cpu, bus };
+  v.emulator = e;
+  return e;
+}
+
+function toAr(s: KvmSegment): number {
+  return (s.type & 0xf) | (s.s << 4) | ((s.dpl & 3) << 5) | (s.present << 7) | (s.avl << 12) | (s.l << 13) |
+    (s.db << 14) | (s.g << 15) | (s.unusable << 16);
+}
+
+function fromAr(selector: number, base: number, limit: number, ar: number): KvmSegment {
+  return {
+    base, limit, selector, type: ar & 0xf, s: (ar >> 4) & 1, dpl: (ar >> 5) & 3, present: (ar >> 7) & 1,
+    avl: (ar >> 12) & 1, l: (ar >> 13) & 1, db: (ar >> 14) & 1, g: (ar >> 15) & 1, unusable: (ar >> 16) & 1, padding: 0,
+  } as KvmSegment;
+}
+
+/** Loads the vCPU's architectural state into the emulator CPU (emulator_get_* through kvm_x86_ops). */
+function loadState(v: Vcpu, cpu: VirtCpu): void {
+  const ops = v.ops;
+  for (const r of [VCPU_REGS.EXREG_CR0, VCPU_REGS.EXREG_CR3, VCPU_REGS.EXREG_CR4]) ops.cacheReg(v, r);
+  cpu.gpr.set(v.arch.regs);
+  cpu.gprHi.set(v.arch.regsHi);
+  cpu.rip = v.arch.rip;
+  for (let s = 0; s < 8; s++) {
+    const k = ops.getSegment(v, s);
+    cpu.seg[SREG_TO_SEG[s]!] = { selector: k.selector, base: k.base, limit: k.limit, ar: toAr(k) };
+  }
+  cpu.gdtr = { ...ops.getGdt(v) };
+  cpu.idtr = { ...ops.getIdt(v) };
+  cpu.cr0 = v.arch.cr0;
+  cpu.cr2 = v.arch.cr2;
+  cpu.cr3 = v.arch.cr3;
+  cpu.cr4 = v.arch.cr4;
+  cpu.cr8 = v.arch.cr8;
+  cpu.efer = v.arch.efer;
+  cpu.interruptibility = 0;
+  cpu.setRflags(ops.getRflags(v));
+  cpu.stateChanged();
+  cpu.flushTlb();
+}
+
+/** Writes back what an instruction can change: GPRs, RIP, RFLAGS, CR2, and segments if an exception was delivered. */
+function storeState(v: Vcpu, cpu: VirtCpu): void {
+  const ops = v.ops;
+  v.arch.regs.set(cpu.gpr);
+  v.arch.regsHi.set(cpu.gprHi);
+  v.arch.rip = cpu.rip;
+  v.arch.cr2 = cpu.cr2;
+  ops.setRflags(v, cpu.getRflags());
+  for (let s = 0; s < 8; s++) {
+    const c = cpu.seg[SREG_TO_SEG[s]!]!;
+    const k = ops.getSegment(v, s);
+    if (k.selector !== c.selector || k.base !== c.base || k.limit !== c.limit || toAr(k) !== c.ar) {
+      ops.setSegment(v, s, fromAr(c.selector, c.base, c.limit, c.ar));
+    }
+  }
+}
+
+/** String input read-ahead (the emulator's pio_in_emulated): how many items one exit asks for. */
+function insReadAhead(v: Vcpu, cpu: VirtCpu): number {
+  let rep = false;
+  let addr32 = false;
+  let opSize = 4;
+  for (let i = 0; i < 15; i++) {
+    let b: number;
+    try {
+      b = cpu.readMem(SEG.CS, (cpu.rip + i) >>> 0, 1);
+    } catch {
+      return 1;
+    }
+    if (b === 0xf3 || b === 0xf2) rep = true;
+    else if (b === 0x67) addr32 = true;
+    else if (b === 0x66) opSize = 2;
+    else if (b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65 || b === 0xf0) continue;
+    else if ((b & 0xf0) === 0x40 && (v.arch.efer & 0x400) !== 0) continue; // REX
+    else {
+      if (b !== 0x6c && b !== 0x6d) return 1;
+      const size = b === 0x6c ? 1 : opSize;
+      const csDb = (cpu.seg[SEG.CS]!.ar >> 14) & 1;
+      const long = (cpu.seg[SEG.CS]!.ar >> 13) & 1;
+      const rcx = v.arch.regs[VCPU_REGS.RCX]! >>> 0;
+      const addrBits = long ? (addr32 ? 32 : 64) : (csDb ? !addr32 : addr32) ? 32 : 16;
+      const count = !rep ? 1 : addrBits === 16 ? rcx & 0xffff : addrBits === 32 ? rcx : rcx + (v.arch.regsHi[VCPU_REGS.RCX]! >>> 0) * 2 ** 32;
+      const rdiOff = (v.arch.regs[VCPU_REGS.RDI]! >>> 0) % PAGE;
+      const inPage = cpu.getRflags() & RFLAGS.DF ? rdiOff : PAGE - rdiOff;
+      return Math.max(1, Math.min(inPage, PIO_READ_AHEAD_BYTES / size, count));
+    }
+  }
+  return 1;
+}
+
+/** Fills kvm_run for the access the emulator stopped on. */
+function exitForAccess(v: Vcpu, n: NeedsUserspace): void {
+  const a = n.access;
+  const run = v.runView;
+  if (a.kind === 'mmio') {
+    run.exitReason = KVM_EXIT.MMIO;
+    run.mmio.set({ physAddr: BigInt(a.addr), data: a.isWrite ? a.data : new Uint8Array(8), len: a.size, isWrite: a.isWrite ? 1 : 0 });
+    v.stat['mmio_exits']!++;
+  } else {
+    run.exitReason = KVM_EXIT.IO;
+    run.io.set({ direction: a.isWrite ? KVM_EXIT_IO.OUT : KVM_EXIT_IO.IN, size: a.size, port: a.addr, count: n.count, dataOffset: KVM_LIMITS.PIO_PAGE_OFFSET * PAGE });
+    if (a.isWrite) v.pioData.set(a.data);
+    v.stat['io_exits']!++;
+  }
+}
+
+/** complete_emulated_io: takes userspace's answer for the last access, then re-runs the instruction. */
+function completeEmulatedIo(v: Vcpu): ExitResult {
+  const last = v.userAccesses[v.userAccesses.length - 1];
+  if (last && !last.isWrite) {
+    if (last.kind === 'mmio') last.data.set(v.runView.mmio.data().subarray(0, last.size));
+    else last.data.set(v.pioData.subarray(0, last.data.length));
+  }
+  return emulate(v, EMULTYPE.COMPLETE_USER_EXIT);
+}
+
+function emulate(v: Vcpu, _type: number): ExitResult {
+  const { cpu, bus } = emulatorOf(v);
+  loadState(v, cpu);
+  bus.cursor = 0;
+  bus.consumed = 0;
+  bus.pending = null;
+  bus.insCount = insReadAhead(v, cpu);
+  let stop: number;
+  try {
+    stop = cpu.run(1);
+  } catch (e) {
+    return kvmRunInternalError(v, KVM_INTERNAL_ERROR.EMULATION, [0, String(e).length]);
+  }
+  const pending = bus.pending as NeedsUserspace | null;
+  if (pending) {
+    v.userAccesses.push(pending.access);
+    exitForAccess(v, pending);
+    v.completeUserspaceIo = completeEmulatedIo;
+    return 'userspace';
+  }
+  v.userAccesses = [];
+  v.completeUserspaceIo = null;
+  if (stop === STOP.SHUTDOWN) return kvmHandleTripleFault(v);
+  if (stop === STOP.INTERNAL) {
+    v.stat['insn_emulation_fail']!++;
+    return kvmRunInternalError(v, KVM_INTERNAL_ERROR.EMULATION, []);
+  }
+  storeState(v, cpu);
+  return 'resume';
+}
+
+/**
+ * Emulates the instruction at the guest's RIP (string I/O, MMIO, anything a vendor hands over).
+ * Returns 'userspace' after filling kvm_run when the instruction needs userspace.
+ */
+export function kvmEmulateInstruction(vcpu: KvmVcpu, emulationType: number): ExitResult {
+  const v = toVcpu(vcpu);
+  v.stat['insn_emulation']!++;
+  v.userAccesses = [];
+  return emulate(v, emulationType);
+}
+
