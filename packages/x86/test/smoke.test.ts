@@ -10,7 +10,7 @@ describe('Cpu runs straight-line code', () => {
     expect(r).toBe(STOP.HLT);
     expect(m.cpu.gpr[0]).toBe(5 + 3 + 2 + 1);
     expect(m.outs).toEqual([[0x3f8, 1, 11]]);
-    expect(m.cpu.icount).toBe(2 + 3 * 3 + 3 + 1);
+    expect(m.cpu.icount).toBe(2 + 3 * 3 + 3); // HLT retires
   });
 
   it('64-bit mode with paging: 64-bit MOV, ADD, memory store and load, OUT, HLT', () => {

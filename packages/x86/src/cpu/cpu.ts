@@ -34,9 +34,36 @@ const MAX_NESTED_FAULTS = 4;
 const RFLAGS_DEFINED = 0x3f7fd5;
 const CANONICAL_LIMIT = 0x800000000000;
 
+/** Executions after which a block's handler calls are fused into one generated function. */
+const HOT_BLOCK_RUNS = 8;
+
+type CompiledBlock = (cpu: Cpu) => void;
+
+/**
+ * Fuses a block into one function that calls each instruction's handler from its own call site
+ * (monomorphic, so V8 inlines the handlers), keeping RIP, insnStart and curInsn exact per
+ * instruction. This only sequences handlers: decoding and execution stay where they are.
+ */
+function compileBlock(b: Block): CompiledBlock {
+  const n = b.insns.length;
+  const lines = ['return function block(cpu) {', 'const r = cpu.rip;'];
+  for (let k = 0; k < n; k++) {
+    const i = b.insns[k]!;
+    lines.push(`cpu.curInsn = i${k}; cpu.insnStart = r + ${i.end - i.len}; cpu.rip = r + ${i.end}; h${k}(cpu, i${k});`);
+    if (k < n - 1) lines.push(`if (!blk.valid) { cpu.icount += ${k + 1}; return; }`);
+  }
+  lines.push(`cpu.icount += ${n};`, '};');
+  const names = b.insns.flatMap((_, k) => [`h${k}`, `i${k}`]);
+  const args = b.insns.flatMap((i) => [i.exec, i]);
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the generated code only calls the handlers given to it
+  return new Function('blk', ...names, lines.join('\n'))(b, ...args) as CompiledBlock;
+}
+
 /** Decoded straight-line code starting at one host-physical address, for one code-segment size. */
 class Block {
   valid = true;
+  runs = 0;
+  compiled: CompiledBlock | null = null;
   /** Up to two successors, chained after they ran once, valid while `chainGen` equals cpu.fetchGen. */
   succRip0 = NaN;
   succ0: Block | null = null;
@@ -120,6 +147,9 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   private readonly blocks = [new Map<number, Block>(), new Map<number, Block>(), new Map<number, Block>()];
   private readonly frameBlocks = new Map<number, Block[]>();
   private curBlock: Block | null = null;
+  /** The compiled block running, and the RIP it started at (for the instruction count after a fault). */
+  private runningCompiled: Block | null = null;
+  private compiledRip = 0;
   /** Bumped whenever the linear-to-physical mapping of code or the mode may have changed: unchains blocks. */
   private fetchGen = 0;
   /** Host frames the block being decoded reads. */
@@ -241,6 +271,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       } catch (e) {
         flushFlags(this);
         this.curBlock = null;
+        this.retireCompiledPrefix();
         if (e === STOP_SIGNAL) return this.stopReason;
         if (e !== FAULT) return this.internal(e);
         if (nested++ >= MAX_NESTED_FAULTS) {
@@ -248,6 +279,18 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
           return STOP.SHUTDOWN;
         }
       }
+    }
+  }
+
+  /** A compiled block counts its instructions at its end: count those before the one that faulted or stopped. */
+  private retireCompiledPrefix(): void {
+    const b = this.runningCompiled;
+    if (b === null) return;
+    this.runningCompiled = null;
+    const off = this.insnStart - this.compiledRip;
+    for (const i of b.insns) {
+      if (i.end - i.len >= off) break;
+      this.icount++;
     }
   }
 
@@ -287,6 +330,17 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       this.insnStart = this.rip;
       const b = this.nextBlock();
       const insns = b.insns;
+      if (insns.length <= left) {
+        const fn = b.compiled;
+        if (fn !== null) {
+          this.runningCompiled = b;
+          this.compiledRip = this.rip;
+          fn(this);
+          this.runningCompiled = null;
+          continue;
+        }
+        if (++b.runs === HOT_BLOCK_RUNS && b.map !== null) b.compiled = compileBlock(b);
+      }
       const n = insns.length < left ? insns.length : left;
       for (let k = 0; k < n && b.valid; k++) {
         const i = insns[k]!;

@@ -47,7 +47,7 @@ export function parseEntry(text: string): OpInfo {
   const operands = hasOperands ? words[1]!.split(',') : [];
   const attrs = parseAttrs(words.slice(hasOperands ? 2 : 1));
   const group = mn in GROUPS ? (mn as keyof typeof GROUPS) : null;
-  const modrm = group !== null || mn === 'GRP7' || operands.some((o) => /^[EGMSCDR]/.test(o));
+  const modrm = group !== null || mn === 'GRP7' || operands.some((o) => /^([EGSCDR][a-z]|M)/.test(o));
   const imms = operands.map(immOf).filter((k): k is ImmKind => k !== null);
   const byteOp = operands.length > 0 && /^(AL|[EGZOXY]b)$/.test(operands[0]!) || (operands[0] === 'DX' && operands[1] === 'AL')
     || (operands[0] === 'Ib' && operands[1] === 'AL') || (operands[0] === 'DX' && operands[1] === 'Xb');
