@@ -1,10 +1,47 @@
-/** The stack as built: hosts through @kvmts/vmm, guests from @kvmts/guests. */
-import { createHost } from '@kvmts/vmm';
-import type { Stack } from './stack.js';
+/** The stack as built: hosts through @kvmts/vmm, guests and bench images from @kvmts/guests, the bare CPU from @kvmts/x86. */
+import { CATALOG, hasImage, loadImage, type CatalogEntry } from '@kvmts/guests';
+import { createHost, KVM_REGS_FIELDS, type KvmRegName } from '@kvmts/vmm';
+import type { CatalogGuest, CpuLoopResult, Stack } from './stack.js';
+
+type CpuLoopMode = 'real' | 'pmode32' | 'long64';
+type RunCpuLoop = (image: Uint8Array, mode: CpuLoopMode, iterations: number) => CpuLoopResult;
+
+/** The bare-CPU loop runs long enough to time, short enough for the two-minute bench budget. */
+const CPU_LOOP_ITERS = 1_000_000;
+
+function regsOf(entry: CatalogEntry): Partial<Record<KvmRegName, number>> | undefined {
+  if (!entry.regs) return undefined;
+  const regs: Partial<Record<KvmRegName, number>> = {};
+  for (const name of KVM_REGS_FIELDS) if (entry.regs[name] !== undefined) regs[name] = entry.regs[name];
+  return regs;
+}
+
+function toGuest(entry: CatalogEntry): CatalogGuest {
+  const regs = regsOf(entry);
+  return {
+    name: entry.name,
+    kind: entry.kind,
+    description: entry.shows,
+    mode: entry.mode,
+    mem: entry.mem,
+    load: entry.load,
+    entry: entry.entry,
+    ...(regs && { regs }),
+    ...(entry.irqs && { irqs: entry.irqs }),
+    loadImage: () => loadImage(entry.name),
+  };
+}
 
 export const realStack: Stack = {
   createHost: (vendor) => createHost(vendor),
-  catalog: async () => [],
-  benchImage: async () => null,
-  cpuLoop: async () => '@kvmts/x86 has no runCpuLoop yet',
+  catalog: async () => CATALOG.map(toGuest),
+  benchImage: async (name) => (hasImage(name) ? loadImage(name) : null),
+  cpuLoop: async (bits) => {
+    // Typed as optional so this builds before @kvmts/x86 exports its bench entry.
+    const x86: Record<string, unknown> & { runCpuLoop?: RunCpuLoop } = await import('@kvmts/x86');
+    if (!x86.runCpuLoop) return '@kvmts/x86 does not export runCpuLoop yet';
+    const image = `loop${bits}_${CPU_LOOP_ITERS}`;
+    if (!hasImage(image)) return `bench image ${image} is not built`;
+    return x86.runCpuLoop(loadImage(image), bits === 64 ? 'long64' : 'real', CPU_LOOP_ITERS);
+  },
 };

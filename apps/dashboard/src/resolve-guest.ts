@@ -33,7 +33,7 @@ export function resolveGuest(target: string, catalog: readonly CatalogGuest[], o
   return {
     name: entry.name,
     options: {
-      image: entry.image,
+      image: entry.loadImage(),
       mem: over.mem ?? entry.mem,
       load: over.load ?? entry.load,
       entry: over.entry ?? entry.entry,

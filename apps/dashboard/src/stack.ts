@@ -7,6 +7,8 @@ import type { Vendor } from './args.js';
 
 export interface CatalogGuest {
   readonly name: string;
+  /** test, demo or bench. */
+  readonly kind: string;
   readonly description: string;
   readonly mode: GuestMode;
   readonly mem: number;
@@ -14,7 +16,8 @@ export interface CatalogGuest {
   readonly entry: number;
   readonly regs?: Partial<Record<KvmRegName, number | bigint>>;
   readonly irqs?: IrqPlan;
-  readonly image: Uint8Array;
+  /** The image's bytes, read when the guest is run. */
+  loadImage(): Uint8Array;
 }
 
 export interface Stack {

@@ -70,7 +70,7 @@ describe('kvmts list', () => {
   it('prints the catalog', async () => {
     const io = captureIo();
     expect(await main(['list'], io, scriptedStack([]))).toBe(0);
-    expect(io.stdoutText).toBe('NAME   MODE    MEM        DESCRIPTION\nhello  real    0x200000   the LWN "Using the KVM API" guest\n');
+    expect(io.stdoutText).toBe('NAME   KIND   MODE    MEM        SHOWS\nhello  test   real    0x200000   the LWN "Using the KVM API" guest\n');
   });
 });
 

@@ -86,8 +86,8 @@ export const HELLO_SCRIPT: ScriptStep[] = [
 ];
 
 export const HELLO_GUEST: CatalogGuest = {
-  name: 'hello', description: 'the LWN "Using the KVM API" guest', mode: 'real', mem: 0x200000, load: 0x1000, entry: 0x1000,
-  regs: { rax: 2, rbx: 2 }, image: Uint8Array.of(0xba, 0xf8, 0x03, 0x00, 0xd8, 0x04, 0x30, 0xee, 0xb0, 0x0a, 0xee, 0xf4),
+  name: 'hello', kind: 'test', description: 'the LWN "Using the KVM API" guest', mode: 'real', mem: 0x200000, load: 0x1000, entry: 0x1000,
+  regs: { rax: 2, rbx: 2 }, loadImage: () => Uint8Array.of(0xba, 0xf8, 0x03, 0x00, 0xd8, 0x04, 0x30, 0xee, 0xb0, 0x0a, 0xee, 0xf4),
 };
 
 export function scriptedStack(script: readonly ScriptStep[], opts: { amd?: boolean } = {}): Stack & { hosts: ScriptedHost[] } {

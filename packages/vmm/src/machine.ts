@@ -18,10 +18,13 @@ export const RUN_DEFAULTS = { mem: 0x200000, load: 0x1000, entry: 0x1000, mode: 
 /** kvm-unit-tests' test exit: an OUT of any size here ends the run with the value as its code. */
 export const DEBUG_EXIT_PORT = 0xf4;
 
-/** Interrupts the VMM injects: `count` times `vector`, each when the guest halts with IF=1 (a timer that wakes it). */
+/**
+ * Interrupts the VMM injects with KVM_INTERRUPT: `vector` each time the guest halts with IF=1
+ * (a timer that wakes it), `count` times, or forever when `count` is absent.
+ */
 export interface IrqPlan {
   readonly vector: number;
-  readonly count: number;
+  readonly count?: number;
 }
 
 export interface MachineOptions {
@@ -70,7 +73,7 @@ export class Machine {
     this.opts = opts;
     this.mem = opts.mem ?? RUN_DEFAULTS.mem;
     this.mode = opts.mode ?? RUN_DEFAULTS.mode;
-    this.irqsLeft = opts.irqs?.count ?? 0;
+    this.irqsLeft = opts.irqs ? (opts.irqs.count ?? Infinity) : 0;
     this.uart = new Uart16550(COM1_BASE, (b) => {
       this.serialText += String.fromCharCode(b);
       opts.onSerial?.(b);
