@@ -5,6 +5,8 @@
  * to LOAD, then enters ENTRY in real mode (CS=0) or, with -DLONG64, in the selftests' long64
  * mode: GDT at MEM-0x4000, PML4/PDPT/PD at MEM-0x3000/-0x2000/-0x1000 mapping 1 GiB with
  * 2 MiB pages, CR0=0x80000033, CR4=0x20, EFER=0x500, CS=0x08, data segments 0x10.
+ * With -DPIC_VECTOR=V, the PC's timer interrupt arrives at vector V whenever the guest enables
+ * interrupts (see there).
  */
 #ifndef RAX
 #define RAX 0
@@ -38,6 +40,25 @@ moved:
 	mov $0x42, %ah
 	int $0x13
 	jc fail16
+#ifdef PIC_VECTOR
+	/*
+	 * Stand-in for the VMM's KVM_INTERRUPT: the BIOS's PIT ticks (IRQ0, 18.2 Hz) arrive at
+	 * PIC_VECTOR. Auto-EOI, because the guests' handlers send no EOI (they run under KVM,
+	 * where the VMM injects without an interrupt controller).
+	 */
+	mov $0x11, %al                  /* ICW1: edge, cascade, ICW4 follows */
+	out %al, $0x20
+	mov $PIC_VECTOR, %al            /* ICW2: vector base */
+	out %al, $0x21
+	mov $0x04, %al                  /* ICW3: slave on IRQ2 */
+	out %al, $0x21
+	mov $0x03, %al                  /* ICW4: 8086 mode, auto-EOI */
+	out %al, $0x21
+	mov $0xfe, %al                  /* OCW1: only IRQ0 */
+	out %al, $0x21
+	mov $0xff, %al
+	out %al, $0xa1
+#endif
 #ifdef LONG64
 	lgdtl boot_gdt_desc
 	mov %cr0, %eax
