@@ -5,11 +5,11 @@
  */
 import { STOP } from '@kvmts/x86';
 import {
-  KVM_REQ, kvmEmulateCpuid, kvmEmulateHalt, kvmEmulateHypercall, kvmEmulateInstruction,
+  EMULTYPE, KVM_REQ, kvmEmulateCpuid, kvmEmulateHalt, kvmEmulateHypercall, kvmEmulateInstruction,
   kvmEmulateRdmsr, kvmEmulateWrmsr, kvmFastPio, kvmHandleInvalidOp, kvmHandleTripleFault,
   kvmMmuPageFault, kvmQueueException, kvmRunFailEntry, kvmRunInternalError, kvmSetCr0, kvmSetCr3,
-  kvmSetCr4, kvmSetCr8, kvmGetCr8, kvmSetDr, kvmGetDr, kvmSkipEmulatedInstruction, kvmEmulateXsetbv,
-  type ExitResult, type KvmVcpu,
+  kvmSetCr4, kvmSetCr8, kvmGetCr8, kvmSetDr, kvmGetDr, kvmSkipEmulatedInstruction,
+  kvmUnexpectedExitReason, type ExitResult, type KvmVcpu,
 } from '@kvmts/core';
 import { INTERCEPT_BIT, SVM_EXIT, SVM_IOIO, VMCB } from '../hw/fields.js';
 import { svmGlobals, svmIsIntercept, toSvm, type VcpuSvm } from './setup.js';
@@ -17,10 +17,14 @@ import { svmIrqWindowOpened } from './run.js';
 
 type Handler = (vcpu: KvmVcpu) => ExitResult;
 
-/** KVM_INTERNAL_ERROR_* suberrors (uapi kvm.h). */
+/** return kvm_skip_emulated_instruction(vcpu): for instructions KVM completes by doing nothing. */
+function skip(vcpu: KvmVcpu): ExitResult {
+  kvmSkipEmulatedInstruction(vcpu);
+  return 'resume';
+}
+
+/** KVM_INTERNAL_ERROR_EMULATION (uapi kvm.h): the model itself failed while the guest ran. */
 const KVM_INTERNAL_ERROR_EMULATION = 1;
-const KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON = 4;
-/** EMULTYPE_* (kvm_host.h). */
 const EMULTYPE_NONE = 0;
 const UD_VECTOR = 6;
 const GP_VECTOR = 13;
@@ -45,7 +49,7 @@ function regWrite(vcpu: KvmVcpu, reg: number, value: number): void {
 /** kvm_complete_insn_gp: #GP(0) on error, else skip the instruction. */
 function completeInsnGp(vcpu: KvmVcpu, err: number): ExitResult {
   if (err) { kvmQueueException(vcpu, GP_VECTOR, 0); return 'resume'; }
-  return kvmSkipEmulatedInstruction(vcpu);
+  return skip(vcpu);
 }
 
 /** cr_interception, with decode assists giving the GPR. */
@@ -118,8 +122,7 @@ function msrInterception(vcpu: KvmVcpu): ExitResult {
 function npfInterception(vcpu: KvmVcpu): ExitResult {
   const v = toSvm(vcpu).vmcb;
   const gpa = v.rPa(VMCB.exit_info_2);
-  const errorCode = (BigInt(v.r32(VMCB.exit_info_1 + 4)) << 32n) | BigInt(v.r32(VMCB.exit_info_1));
-  return kvmMmuPageFault(vcpu, gpa, errorCode);
+  return kvmMmuPageFault(vcpu, gpa, v.r32(VMCB.exit_info_1));
 }
 
 /** shutdown_interception: the VMCB is undefined after a shutdown, so KVM reinitialises it. */
@@ -150,7 +153,6 @@ function intrInterception(vcpu: KvmVcpu): ExitResult {
 }
 
 const resume: Handler = () => 'resume';
-const skip: Handler = (vcpu) => kvmSkipEmulatedInstruction(vcpu);
 const invalidOp: Handler = (vcpu) => kvmHandleInvalidOp(vcpu);
 
 /** svm_exit_handlers[]: exit code -> handler. */
@@ -197,7 +199,7 @@ export const svmExitHandlers: ReadonlyMap<number, Handler> = new Map<number, Han
   [SVM_EXIT.WBINVD, skip],
   [SVM_EXIT.MONITOR, invalidOp],
   [SVM_EXIT.MWAIT, invalidOp],
-  [SVM_EXIT.XSETBV, (vcpu) => kvmEmulateXsetbv(vcpu)],
+  [SVM_EXIT.XSETBV, (vcpu) => kvmEmulateInstruction(vcpu, EMULTYPE_NONE)],
   [SVM_EXIT.RDPRU, invalidOp],
   [SVM_EXIT.RSM, invalidOp],
   [SVM_EXIT.NPF, npfInterception],
@@ -221,8 +223,7 @@ export function svmHandleExit(vcpu: KvmVcpu, _fastpath: number): ExitResult {
   }
   const handler = svmExitHandlers.get(exitCode);
   if (!handler) {
-    kvmRunInternalError(vcpu, KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON, [BigInt(exitCode), BigInt(vcpu.pcpu?.id ?? 0)]);
-    return 'userspace';
+    return kvmUnexpectedExitReason(vcpu, exitCode);
   }
   return handler(vcpu);
 }
@@ -230,7 +231,7 @@ export function svmHandleExit(vcpu: KvmVcpu, _fastpath: number): ExitResult {
 /** svm_skip_emulated_instruction: next_rip from NRIPS (or the IOIO EXITINFO2), and no interrupt shadow. */
 export function svmSkipEmulatedInstruction(vcpu: KvmVcpu): number {
   const svm = toSvm(vcpu);
-  if (svm.nextRip === 0) return kvmEmulateInstruction(vcpu, 1 << 2 /* EMULTYPE_SKIP */) === 'resume' ? 1 : 0;
+  if (svm.nextRip === 0) return kvmEmulateInstruction(vcpu, EMULTYPE.SKIP) === 'resume' ? 1 : 0;
   vcpu.arch.rip = svm.nextRip;
   svm.vmcb.w32(VMCB.int_state, svm.vmcb.r32(VMCB.int_state) & ~1);
   return 1;

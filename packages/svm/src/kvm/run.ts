@@ -111,7 +111,6 @@ export function svmVcpuRun(vcpu: KvmVcpu, forceImmediateExit: boolean): number {
   arch.rip = v.rAddr(VMCB.rip);
   v.w8(VMCB.tlb_ctl, TLB_CONTROL.DO_NOTHING);
   svm.nextRip = svmGlobals.nrips ? v.rAddr(VMCB.next_rip) : 0;
-  vcpu.stat['guest_instructions'] = cpu.icount;
   svm.lastStop = stop;
   svmCompleteInterrupts(svm);
   return 0;
