@@ -13,3 +13,5 @@ export type {
 export { Cpu } from './cpu/cpu.js';
 export type { CpuOptions } from './cpu/cpu.js';
 export { genericModel } from './cpu/generic-model.js';
+export { runCpuLoop, makeBenchCpu } from './bench/cpu-loop.js';
+export type { CpuLoopMode } from './bench/cpu-loop.js';
