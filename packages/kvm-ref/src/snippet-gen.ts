@@ -569,13 +569,94 @@ function genString(b: Builder): void {
   b.emit([...sizePrefix, ...prefix, ...rexW, size === 8 ? op8 : op8 + 1], `${pre}${name}${suffix}`, fx);
 }
 
+/** A filler that a taken branch skips: `mov r32, imm32` (5 or 6 bytes). */
+function filler(b: Builder): Insn {
+  const r = b.gpr();
+  const v = b.rng.u32();
+  return { bytes: [...(r >= 8 ? [0x41] : []), 0xb8 + (r & 7), ...le(BigInt(v), 4)], text: `mov ${NAMES[32][r]}, ${hex(v)}` };
+}
+
+/** Forward branches only (Jcc, JMP, LOOPcc, JRCXZ, CALL): taken or not, they never loop. */
+function genBranch(b: Builder): void {
+  const skip = filler(b);
+  const n = skip.bytes.length;
+  const kind = b.rng.int(6);
+  if (kind === 0 || kind === 1) {
+    const cc = b.rng.int(16);
+    const [suffix, reads] = CC[cc]!;
+    const near = kind === 1;
+    b.emit(near ? [0x0f, 0x80 + cc, ...le(BigInt(n), 4)] : [0x70 + cc, n], `j${suffix} ${near ? 'near ' : ''}+${n}`, { reads });
+  } else if (kind === 2) {
+    const near = b.rng.bool();
+    b.emit(near ? [0xe9, ...le(BigInt(n), 4)] : [0xeb, n], `jmp ${near ? 'near ' : ''}+${n}`);
+  } else if (kind === 3) {
+    const [op, name, reads] = b.rng.pick([[0xe2, 'loop', 0], [0xe1, 'loope', ZF], [0xe0, 'loopne', ZF]] as const);
+    if (b.rng.bool()) {
+      const c = b.rng.int(3); // around 1, so LOOP both falls through and jumps
+      b.emit([0xb9, ...le(BigInt(c), 4)], `mov ecx, ${c}`);
+    }
+    b.emit([op, n], `${name} +${n}`, { reads });
+  } else if (kind === 4) {
+    const wide = b.rng.bool();
+    if (b.rng.bool()) b.emit([0x31, 0xc9], 'xor ecx, ecx', { writes: ARITH & ~AF, undef: AF });
+    b.emit([...(wide ? [] : [0x67]), 0xe3, n], `${wide ? 'jrcxz' : 'jecxz'} +${n}`);
+  } else {
+    // call the next instruction, then pop the return address it pushed
+    const r = b.gpr();
+    b.emit([0xe8, 0, 0, 0, 0], 'call +0');
+    b.emit([...(r >= 8 ? [0x41] : []), 0x58 + (r & 7)], `pop ${NAMES[64][r]}`);
+    return;
+  }
+  b.insns.push(skip);
+}
+
+/** CMPXCHG8B/CMPXCHG16B on the scratch page; half the time EDX:EAX is loaded to match first. */
+function genCmpxchg8b16b(b: Builder): void {
+  const wide = b.rng.bool();
+  const disp = wide ? 16 * b.rng.int(7) : b.rng.int(0x70);
+  if (b.rng.bool()) {
+    const w = wide ? 0x49 : 0x41;
+    const d = wide ? 8 : 4;
+    b.emit([w, 0x8b, 0x47, disp], `mov ${wide ? 'rax' : 'eax'}, [r15+${hex(disp)}]`);
+    b.emit([w, 0x8b, 0x57, disp + d], `mov ${wide ? 'rdx' : 'edx'}, [r15+${hex(disp + d)}]`);
+  }
+  b.emit([wide ? 0x49 : 0x41, 0x0f, 0xc7, 0x4f, disp], `${wide ? 'cmpxchg16b' : 'cmpxchg8b'} [r15+${hex(disp)}]`, { writes: ZF });
+}
+
+/** XLAT: AL = [RBX + AL], with RBX pointed at the scratch page. */
+function genXlat(b: Builder): void {
+  const off = b.rng.int(0x700);
+  b.emit([0x49, 0x8d, 0x9f, ...le(BigInt(off), 4)], `lea rbx, [r15+${hex(off)}]`);
+  b.emit([0xd7], 'xlat byte [rbx]');
+}
+
+/** ENTER with nesting level 0 or 1 (higher levels read the caller's frames), then LEAVE. */
+function genEnterLeave(b: Builder): void {
+  const size = b.rng.int(0x200);
+  const level = b.rng.int(2);
+  b.emit([0xc8, ...le(BigInt(size), 2), level], `enter ${hex(size)}, ${level}`);
+  b.emit([0xc9], 'leave');
+}
+
+/** The NOP forms (SDM Table 4-12 "Recommended Multi-Byte Sequence of NOP"), and PAUSE. */
+function genNop(b: Builder): void {
+  const [bytes, text] = b.rng.pick([
+    [[0x90], 'nop'], [[0x66, 0x90], 'xchg ax, ax'], [[0x0f, 0x1f, 0x00], 'nop dword [rax]'],
+    [[0x0f, 0x1f, 0x40, 0x00], 'nop dword [rax+0]'], [[0x0f, 0x1f, 0x44, 0x00, 0x00], 'nop dword [rax+rax*1+0]'],
+    [[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00], 'nop word [rax+rax*1+0]'], [[0x0f, 0x1f, 0x80, 0, 0, 0, 0], 'nop dword [rax+0]'],
+    [[0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0], 'nop word cs:[rax+rax*1+0]'], [[0xf3, 0x90], 'pause'],
+  ] as const);
+  b.emit([...bytes], text);
+}
+
 /** Instruction classes: name, generator, weight in a mixed sequence. */
 const GENERATORS = [
   ['alu', genAlu, 6], ['test', genTest, 1], ['unary', genUnary, 2], ['shift', genShift, 4],
   ['shld-shrd', genDoubleShift, 2], ['mul', genMul, 2], ['div', genDiv, 2], ['bit-scan', genBitScan, 2],
   ['bit-test', genBitTest, 2], ['setcc-cmovcc', genCondition, 2], ['exchange', genExchange, 2],
   ['move', genMove, 3], ['lea', genLea, 1], ['flag-ops', genFlagOps, 1], ['bswap', genBswap, 1],
-  ['stack', genStack, 2], ['string', genString, 2],
+  ['stack', genStack, 2], ['string', genString, 2], ['branch', genBranch, 2], ['cmpxchg8b-16b', genCmpxchg8b16b, 1],
+  ['xlat', genXlat, 1], ['enter-leave', genEnterLeave, 1], ['nop', genNop, 1],
 ] as const satisfies readonly (readonly [string, (b: Builder) => void, number])[];
 
 export type InsnClass = (typeof GENERATORS)[number][0];
