@@ -37,6 +37,8 @@ export type VcpuExit =
   | { readonly kind: 'irq_window_open' }
   /** KVM_RUN returned -EINTR (a kick, the host tick, or immediate_exit): the guest was only preempted. */
   | { readonly kind: 'intr' }
+  /** KVM_RUN itself failed (not an exit): -errno. */
+  | { readonly kind: 'errno'; readonly errno: number }
   | { readonly kind: 'unknown'; readonly reason: number };
 
 export interface VcpuPort {

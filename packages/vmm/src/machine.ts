@@ -171,7 +171,8 @@ export class Machine {
       case 'shutdown': return this.end('shutdown');
       case 'fail_entry': return this.end('fail_entry', { reason: exit.reason });
       case 'internal_error': return this.end('internal_error', { suberror: exit.suberror });
-      case 'unknown': return this.end('internal_error');
+      case 'errno': return this.end('internal_error', { errno: exit.errno });
+      case 'unknown': return this.end('internal_error', { reason: BigInt(exit.reason) });
     }
   }
 

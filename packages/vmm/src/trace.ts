@@ -20,6 +20,8 @@ export interface FinalRow {
   reason?: string;
   /** internal_error: the suberror. */
   suberror?: number;
+  /** internal_error when KVM_RUN itself failed: its errno. */
+  errno?: number;
   regs: Record<string, string>;
   sregs: { cr0: string; cr3: string; cr4: string; efer: string };
 }
@@ -32,7 +34,7 @@ export function mmioRow(isWrite: boolean, addr: bigint, data: Uint8Array): Trace
   return { exit: 'mmio', dir: isWrite ? 'write' : 'read', addr: hex(addr), len: data.length, data: hexBytes(data) };
 }
 
-export function finalRow(exit: FinalExit, regs: KvmRegs, sregs: KvmSregs, extra: { code?: number; reason?: bigint; suberror?: number } = {}): FinalRow {
+export function finalRow(exit: FinalExit, regs: KvmRegs, sregs: KvmSregs, extra: { code?: number; reason?: bigint; suberror?: number; errno?: number } = {}): FinalRow {
   const r: Record<string, string> = {};
   for (const name of KVM_REGS_FIELDS) r[name] = hex(regs[name]);
   const sr = { cr0: hex(sregs.cr0), cr3: hex(sregs.cr3), cr4: hex(sregs.cr4), efer: hex(sregs.efer) };
@@ -42,6 +44,7 @@ export function finalRow(exit: FinalExit, regs: KvmRegs, sregs: KvmSregs, extra:
     ...(extra.code !== undefined && { code: extra.code }),
     ...(extra.reason !== undefined && { reason: hex(extra.reason) }),
     ...(extra.suberror !== undefined && { suberror: extra.suberror }),
+    ...(extra.errno !== undefined && { errno: extra.errno }),
     regs: r,
     sregs: sr,
   };
