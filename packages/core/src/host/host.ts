@@ -3,9 +3,8 @@
  * up as a 64-bit Linux kernel leaves them, a timer tick on each, the vendor module slot
  * (modprobe / rmmod) and the VMM processes.
  */
-import * as x86 from '@kvmts/x86';
 import {
-  PhysMemory, Bus, CR0, CR4, EFER, RFLAGS, SEG,
+  Cpu, PhysMemory, Bus, CR0, CR4, EFER, RFLAGS, SEG,
   type CpuModel, type VirtCpu,
 } from '@kvmts/x86';
 import type { HostKernel, Pcpu } from '../x86/kvm-types.js';
@@ -37,14 +36,7 @@ export interface HostOptions {
   printk?: (line: string) => void;
 }
 
-type CpuCtor = new (opts: { bus: Bus; model: CpuModel }) => VirtCpu;
-
-function defaultCpuFactory(): CpuFactory {
-  // Looked up by name so the core builds while the x86 package's Cpu is still being written.
-  const Cpu = (x86 as unknown as { Cpu?: CpuCtor }).Cpu;
-  if (!Cpu) return () => { throw new Error('@kvmts/x86 exports no Cpu yet; pass HostOptions.createCpu'); };
-  return (bus, model) => new Cpu({ bus, model });
-}
+const defaultCpuFactory: CpuFactory = (bus, model) => new Cpu({ bus, model });
 
 /** The host-side GDT/IDT/TR and page tables of one pCPU, for the vendor's HOST_* state. */
 export interface HostCpuTables {
@@ -72,7 +64,7 @@ export class Host implements HostKernel {
     this.model = opts.model;
     this.mem = new PhysMemory(opts.memBytes);
     this.alloc = new PageAllocator(this.mem);
-    this.createCpu = opts.createCpu ?? defaultCpuFactory();
+    this.createCpu = opts.createCpu ?? defaultCpuFactory;
     this.printk = opts.printk;
     this.tick = opts.tickInstructions ?? HOST_TICK_INSTRUCTIONS;
     const cr3 = this.buildDirectMap();

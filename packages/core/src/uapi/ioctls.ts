@@ -7,13 +7,12 @@ import {
   KVM_CPUID2_STRUCT, KVM_DIRTY_LOG_STRUCT, KVM_ENABLE_CAP_STRUCT, KVM_FPU_STRUCT, KVM_GUEST_DEBUG_STRUCT,
   KVM_INTERRUPT_STRUCT, KVM_MP_STATE_STRUCT, KVM_MSRS_STRUCT, KVM_MSR_LIST_STRUCT, KVM_NESTED_STATE_STRUCT,
   KVM_REGS_STRUCT, KVM_SREGS_STRUCT, KVM_TRANSLATION_STRUCT, KVM_USERSPACE_MEMORY_REGION_STRUCT,
-  KVM_VCPU_EVENTS_STRUCT, type StructDef,
+  KVM_VCPU_EVENTS_STRUCT, KVM_U64_STRUCT, type StructDef,
 } from './structs.js';
 
 export const KVMIO = 0xae;
 export const IOC_DIR = { NONE: 0, WRITE: 1, READ: 2 } as const;
 type Dir = 'IO' | 'IOR' | 'IOW' | 'IOWR';
-const U64: StructDef = { name: '__u64', size: 8, fields: [['value', 0, 'u64']] };
 
 /** [name, encoding, nr, struct, fd kind] */
 export const KVM_IOCTLS = [
@@ -33,7 +32,7 @@ export const KVM_IOCTLS = [
   ['KVM_GET_NR_MMU_PAGES', 'IO', 0x45, null, 'vm'],
   ['KVM_SET_USER_MEMORY_REGION', 'IOW', 0x46, KVM_USERSPACE_MEMORY_REGION_STRUCT, 'vm'],
   ['KVM_SET_TSS_ADDR', 'IO', 0x47, null, 'vm'],
-  ['KVM_SET_IDENTITY_MAP_ADDR', 'IOW', 0x48, U64, 'vm'],
+  ['KVM_SET_IDENTITY_MAP_ADDR', 'IOW', 0x48, KVM_U64_STRUCT, 'vm'],
   ['KVM_CREATE_IRQCHIP', 'IO', 0x60, null, 'vm'],
   ['KVM_ENABLE_CAP', 'IOW', 0xa3, KVM_ENABLE_CAP_STRUCT, 'vm+vcpu'],
   ['KVM_GET_STATS_FD', 'IO', 0xce, null, 'vm+vcpu'],
