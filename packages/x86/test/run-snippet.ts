@@ -37,3 +37,15 @@ export function run16(source: string): Machine {
   expect(r, m.cpu.internalError).toBe(STOP.HLT);
   return m;
 }
+
+/** Runs `source` in 64-bit mode and returns the vectors of the faults raised (the first is the instruction's), and the machine. */
+export function faults64(source: string, init: Partial<Record<RegName, bigint | number>> = {}): { vectors: number[]; errorCodes: number[]; m: Machine } {
+  const m = longMode(assemble(`${source}\nhlt`, 64));
+  for (const [k, v] of Object.entries(init)) setReg64(m.cpu, REGS.indexOf(k as RegName), BigInt(v));
+  const vectors: number[] = [];
+  const errorCodes: number[] = [];
+  const orig = m.cpu.fault.bind(m.cpu);
+  m.cpu.fault = (v: number, e = -1): never => { vectors.push(v); errorCodes.push(e); return orig(v, e); };
+  m.cpu.run(10_000);
+  return { vectors, errorCodes, m };
+}
