@@ -12,3 +12,6 @@ export {
 export { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY, exitReasonName } from './hw/exit.js';
 export { VMXERR, VMX_STATUS } from './hw/instructions.js';
 export { ENTRY_CHECKS } from './hw/entry.js';
+export { vmxX86Ops, vmxInitOps } from './kvm/ops.js';
+export { kvmVmxExitHandlers, vmxHandleExit } from './kvm/exit-handlers.js';
+export type { VcpuVmx, VmcsConfig, VmxCpuData, LoadedVmcs } from './kvm/setup.js';

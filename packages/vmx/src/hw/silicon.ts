@@ -265,6 +265,13 @@ export class VmxSilicon implements VirtExtension {
     }
   }
 
+  /** Inspection port (not an instruction): rows of VMCS_FIELDS the last VM exit changed in the current VMCS. */
+  fieldsChangedAtLastExit(): number[] {
+    const out: number[] = [];
+    this.vmcs.changedAtExit.forEach((c, i) => { if (c) out.push(i); });
+    return out;
+  }
+
   // ---- VirtExtension -----------------------------------------------------------------------------
 
   execute(op: VirtOp, operand: InsnOperand): void {
