@@ -63,7 +63,7 @@ export function parseGroupMember(text: string, parent: OpInfo): OpInfo {
   let operands = parent.operands;
   if (extra[0] === 'I') { imms = [parent.byteOp ? 'b' : 'z']; extra = extra.slice(1); }
   else if (extra[0] !== undefined && /^M/.test(extra[0])) { operands = [extra[0]]; extra = extra.slice(1); }
-  return { mn, operands, attrs: parent.attrs & ATTR.I64 | parseAttrs(extra), modrm: true, imms, byteOp: parent.byteOp, group: null };
+  return { mn, operands, attrs: parent.attrs | parseAttrs(extra), modrm: true, imms, byteOp: parent.byteOp, group: null };
 }
 
 export const ONE_BYTE = ONE_BYTE_MAP.map(parseEntry);
