@@ -13,6 +13,7 @@ import {
 } from './fields.js';
 import { VmcbRegion, unsigned64 } from './region.js';
 import { svmVmexitInvalid } from './exit.js';
+import { flushIfPagingChanged } from './tdp.js';
 import type { SvmSilicon } from './silicon.js';
 
 /** The host state VMRUN saves (APM 15.5.1): ES, CS, SS, DS, GDTR, IDTR, EFER, CR0, CR3, CR4, RFLAGS, RIP (next), RSP, RAX. */
@@ -112,6 +113,7 @@ export function svmEnterGuest(svm: SvmSilicon, vmcbPa: number, hostNextRip: numb
   const tlbCtl = v.r8(VMCB.tlb_ctl);
   if (tlbCtl === TLB_CONTROL.FLUSH_ALL_ASID) cpu.flushTlb();
   else if (tlbCtl === TLB_CONTROL.FLUSH_ASID || tlbCtl === TLB_CONTROL.FLUSH_ASID_LOCAL) cpu.flushTlb(svm.asid);
+  else flushIfPagingChanged(cpu, svm.asid, svm.pagingByAsid);
   // EVENTINJ is delivered before the first guest instruction, from inside the run loop so that
   // a fault while delivering it can #VMEXIT like any other.
   const inj = v.r32(VMCB.event_inj);

@@ -6,6 +6,7 @@
 import { CR0, EVENT_TYPE, INTERRUPTIBILITY, STOP } from '@kvmts/x86';
 import { SVM_EXIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, V_IRQ_MASK, V_TPR_MASK, VMCB, VMCB_SEG } from './fields.js';
 import type { VmcbRegion } from './region.js';
+import { notePaging } from './tdp.js';
 import type { SvmSilicon } from './silicon.js';
 
 /** The CPU's event layout (VMX interruption information) to EXITINTINFO: types 0, 2, 3, 4 coincide; INT1/INT3/INTO are exceptions. */
@@ -40,6 +41,7 @@ export function svmVmexit(svm: SvmSilicon, exitCode: number, info1Lo: number, in
   cpu.vectoringInfo = 0;
   // Guest state (the VMRUN subset; FS, GS, TR, LDTR and the syscall MSRs are VMSAVE's).
   saveGuest(svm, v);
+  notePaging(cpu, svm.asid, svm.pagingByAsid);
   svm.exitCount++;
   svm.lastExitCode = exitCode;
   loadHost(svm);

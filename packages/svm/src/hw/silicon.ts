@@ -16,7 +16,7 @@ import { svmCheckEvents, svmCrWrite, svmEvent, svmIntercept, releaseHeldEvents }
 import { runGuest, svmExecute, vmloadState, vmsaveState } from './instructions.js';
 import { svmEnterGuest } from './entry.js';
 import { svmVmexit } from './exit.js';
-import { nptWalk, type NptResult } from './tdp.js';
+import { nptWalk, type NptResult, type PagingState } from './tdp.js';
 import { SVM_EXIT } from './fields.js';
 
 const MSR_PAT = 0x277;
@@ -70,6 +70,8 @@ export class SvmSilicon implements VirtExtension {
   heldInterrupt = -1;
   heldNmi = false;
 
+  /** Per ASID, the paging controls at its last #VMEXIT (see tdp.ts flushIfPagingChanged). */
+  readonly pagingByAsid = new Map<number, PagingState>();
   private readonly regions = new Map<number, VmcbRegion>();
   private readonly npt: NptResult = { hpa: 0, info1Lo: 0, info1Hi: 0 };
 

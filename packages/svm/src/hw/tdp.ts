@@ -6,7 +6,7 @@
  * translation, bit 33: a walk of the guest's own tables) and the GPA in EXITINFO2 (15.25.6).
  * The CPU caches the results in its TLB under the guest's ASID (setTlbTag at VMRUN).
  */
-import { ACCESS, type PhysMemory } from '@kvmts/x86';
+import { ACCESS, CR0, CR4, EFER, type PhysMemory, type VirtCpu } from '@kvmts/x86';
 import { MAXPHYADDR } from './caps.js';
 import { NPF_INFO } from './fields.js';
 
@@ -78,4 +78,32 @@ function fail(out: NptResult, bits: number, write: boolean, fetch: boolean, acce
   out.info1Lo = bits | NPF_INFO.US | (write ? NPF_INFO.RW : 0) | (fetch ? NPF_INFO.ID : 0);
   out.info1Hi = access & ACCESS.WALK ? NPF_INFO.HI_WALK : NPF_INFO.HI_FINAL;
   return out;
+}
+
+/** The paging controls a cached translation's permissions depend on. */
+export interface PagingState { cr0: number; cr3: number; cr4: number; efer: number }
+
+const PAGING_CR0 = CR0.PG | CR0.WP | CR0.PE;
+const PAGING_CR4 = CR4.PAE | CR4.PGE | CR4.PSE | CR4.PCIDE | CR4.SMEP | CR4.SMAP | CR4.PKE | CR4.LA57;
+const PAGING_EFER = EFER.NXE | EFER.LMA;
+
+/** Records the paging controls an ASID's TLB entries were made under (at #VMEXIT). */
+export function notePaging(cpu: VirtCpu, asid: number, byAsid: Map<number, PagingState>): void {
+  let p = byAsid.get(asid);
+  if (!p) { p = { cr0: 0, cr3: 0, cr4: 0, efer: 0 }; byAsid.set(asid, p); }
+  p.cr0 = cpu.cr0 & PAGING_CR0; p.cr3 = cpu.cr3; p.cr4 = cpu.cr4 & PAGING_CR4; p.efer = cpu.efer & PAGING_EFER;
+}
+
+/**
+ * A hardware TLB keeps the page-table bits and applies CR0.WP, CR4.SMEP and the rest at each
+ * access, so a VMRUN that loads other paging controls needs no flush (KVM relies on it). The
+ * CPU's software TLB caches the permission *outcome*, so at VMRUN the silicon drops an ASID's
+ * entries when the controls they were computed under changed while the guest was out.
+ */
+export function flushIfPagingChanged(cpu: VirtCpu, asid: number, byAsid: Map<number, PagingState>): void {
+  const p = byAsid.get(asid);
+  if (p === undefined) return;
+  if (p.cr0 !== (cpu.cr0 & PAGING_CR0) || p.cr3 !== cpu.cr3 || p.cr4 !== (cpu.cr4 & PAGING_CR4) || p.efer !== (cpu.efer & PAGING_EFER)) {
+    cpu.flushTlb(asid);
+  }
 }

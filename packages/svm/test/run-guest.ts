@@ -1,0 +1,82 @@
+/**
+ * Runs a catalog guest on kvm_amd the way `kvmts run` does (DESIGN.md's contract): one memslot,
+ * real or long64 start state, COM1 output collected, port 0xf4 ends the run, every other exit
+ * recorded as a trace row. Test tooling only: the real VMM is @kvmts/vmm.
+ */
+import type { CatalogEntry } from '@kvmts/guests';
+import { KVM_EXIT, type StructValue } from '@kvmts/core';
+import { createVm, getRegs, getSregs, kvmRun, load, realMode, setRegs, setSregs, type TestVm } from './vm.js';
+
+export interface GuestRun {
+  serial: string;
+  rows: string[];
+  final: { exit: string; code?: number; regs: StructValue; sregs: { cr0: bigint; cr3: bigint; cr4: bigint; efer: bigint } };
+  vm: TestVm;
+}
+
+const hex = (b: Uint8Array): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+
+function long64(vm: TestVm, mem: number, entry: number): void {
+  const gdt = mem - 0x4000, pml4 = mem - 0x3000, pdpt = mem - 0x2000, pd = mem - 0x1000;
+  const q = (v: bigint[]): Uint8Array => { const b = new Uint8Array(v.length * 8); const d = new DataView(b.buffer); v.forEach((x, i) => d.setBigUint64(i * 8, x, true)); return b; };
+  load(vm, gdt, q([0n, 0x00af9b000000ffffn, 0x00cf93000000ffffn]));
+  load(vm, pml4, q([BigInt(pdpt | 3)]));
+  load(vm, pdpt, q([BigInt(pd | 3)]));
+  load(vm, pd, q(Array.from({ length: 512 }, (_, i) => BigInt(i * 0x200000 + 0x83))));
+  setSregs(vm, (s) => {
+    const seg = (selector: number, code: boolean): StructValue => ({
+      base: 0n, limit: 0xffffffff, selector, type: code ? 0xb : 0x3, present: 1, dpl: 0, db: code ? 0 : 1, s: 1,
+      l: code ? 1 : 0, g: 1, avl: 0, unusable: 0, padding: 0,
+    });
+    s['cs'] = seg(0x08, true);
+    for (const n of ['ds', 'es', 'fs', 'gs', 'ss']) s[n] = seg(0x10, false);
+    s['gdt'] = { base: BigInt(gdt), limit: 0x17, padding: [0, 0, 0] };
+    s['cr0'] = 0x80000033n; s['cr4'] = 0x20n; s['efer'] = 0x500n; s['cr3'] = BigInt(pml4);
+  });
+  setRegs(vm, { rip: BigInt(entry), rflags: 2n });
+}
+
+export function runCatalogGuest(g: CatalogEntry, image: Uint8Array, maxExits = 200_000): GuestRun {
+  const vm = createVm(g.mem);
+  load(vm, g.load, image);
+  if (g.mode === 'real') realMode(vm, g.entry); else long64(vm, g.mem, g.entry);
+  if (g.regs) setRegs(vm, Object.fromEntries(Object.entries(g.regs).map(([k, v]) => [k, BigInt(v)])));
+  let serial = '';
+  const rows: string[] = [];
+  const end = (exit: string, code?: number): GuestRun => {
+    const s = getSregs(vm);
+    const final = { exit, regs: getRegs(vm), sregs: { cr0: s['cr0'] as bigint, cr3: s['cr3'] as bigint, cr4: s['cr4'] as bigint, efer: s['efer'] as bigint } };
+    return { serial, rows, final: code === undefined ? final : { ...final, code }, vm };
+  };
+  for (let n = 0; n < maxExits; n++) {
+    const reason = kvmRun(vm);
+    switch (reason) {
+      case KVM_EXIT.IO: {
+        const io = vm.run.io.get();
+        const data = vm.runBytes.subarray(io.dataOffset, io.dataOffset + io.size * io.count);
+        const out = io.direction === 1;
+        if (io.port === 0xf4 && out) return end('debug_exit', data[0]!);
+        if (io.port >= 0x3f8 && io.port < 0x400) {
+          if (out && io.port === 0x3f8) serial += String.fromCharCode(...data);
+          if (!out) data.fill(io.port === 0x3fd ? 0x60 : 0);
+          break;
+        }
+        rows.push(`io ${out ? 'out' : 'in'} ${io.port} ${io.size} ${io.count} ${out ? hex(data) : ''}`);
+        if (!out) data.fill(0xff);
+        break;
+      }
+      case KVM_EXIT.MMIO: {
+        const m = vm.run.mmio.get();
+        rows.push(`mmio ${m.isWrite ? 'write' : 'read'} ${m.physAddr.toString(16)} ${m.len} ${m.isWrite ? hex(m.data.subarray(0, m.len)) : ''}`);
+        if (!m.isWrite) vm.run.mmio.data().fill(0xff, 0, m.len);
+        break;
+      }
+      case KVM_EXIT.HLT: return end('hlt');
+      case KVM_EXIT.SHUTDOWN: return end('shutdown');
+      case KVM_EXIT.FAIL_ENTRY: return end('fail_entry');
+      case KVM_EXIT.INTERNAL_ERROR: return end('internal_error');
+      default: return end(`exit_${reason}`);
+    }
+  }
+  return end('too_many_exits');
+}
