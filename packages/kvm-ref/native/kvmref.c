@@ -18,7 +18,7 @@
  *   Q <dest> <fdref> <req> b <hex> [<off>:<map>:<delta> ...]
  *                                                    ioctl on a buffer, patched with pointers
  *                                                    -> = <ret> <buffer-after>
- *   I <image> <mem> <load> <entry> <maxexits> <timeout-ms>   run an image (see run_image)
+ *   I <image> <mem> <load> <entry> <maxexits> <timeout-ms>   run an image (see cmd_image)
  *     -> J <json row> ... then E <serial bytes>
  *
  * <ret> is a signed decimal: the syscall's result, or -errno. <dest> names the fd an ioctl
@@ -383,6 +383,8 @@ static void json_final(struct vm *vm) {
          (unsigned long long)s.efer);
 }
 
+#define COM1 0x3f8
+
 static void cmd_image(char **tok, int ntok) {
   if (ntok != 7) fail("I needs <image> <mem> <load> <entry> <maxexits> <timeout-ms>");
   size_t len;
@@ -393,7 +395,7 @@ static void cmd_image(char **tok, int ntok) {
   struct vm vm = { -1, -1, NULL, NULL, 0 };
   int r = vm_create(&vm, mem);
   if (r < 0) {
-    printf("J {\"exit\":\"errno\",\"errno\":%d}\nE -\n", -r);
+    printf("J {\"exit\":\"internal_error\",\"errno\":%d}\nE -\n", -r);
     vm_destroy(&vm);
     free(image);
     return;
@@ -427,7 +429,7 @@ static void cmd_image(char **tok, int ntok) {
     if (ret < 0) {
       if (errno == EINTR && !timed_out) { n--; continue; }
       if (timed_out) fputs("J {\"exit\":\"timeout\"", stdout);
-      else printf("J {\"exit\":\"errno\",\"errno\":%d", errno);
+      else printf("J {\"exit\":\"internal_error\",\"errno\":%d", errno);
       json_final(&vm);
       break;
     }
@@ -444,9 +446,13 @@ static void cmd_image(char **tok, int ntok) {
         json_final(&vm);
         break;
       }
-      if (out && run->io.port == 0x3f8 && serial_len + bytes <= (1 << 20)) {
-        memcpy(serial + serial_len, data, bytes);
-        serial_len += bytes;
+      /* COM1 is the VMM's own device (kvmts run claims 0x3f8-0x3ff): no trace row for it. */
+      if (run->io.port >= COM1 && run->io.port < COM1 + 8) {
+        if (out && run->io.port == COM1 && serial_len + bytes <= (1 << 20)) {
+          memcpy(serial + serial_len, data, bytes);
+          serial_len += bytes;
+        }
+        continue;
       }
       printf("J {\"exit\":\"io\",\"dir\":\"%s\",\"port\":%u,\"size\":%u,\"count\":%u", out ? "out" : "in",
              run->io.port, run->io.size, run->io.count);
