@@ -5,7 +5,7 @@
  */
 import type { CatalogEntry } from '@kvmts/guests';
 import { KVM_EXIT, type StructValue } from '@kvmts/core';
-import { createVm, getRegs, getSregs, kvmRun, load, realMode, setRegs, setSregs, type TestVm } from './vm.js';
+import { createVm, getRegs, getSregs, kvmRun, load, realMode, setRegs, setSregs, type TestVm, type Vendor } from './vm.js';
 
 export interface GuestRun {
   serial: string;
@@ -36,8 +36,8 @@ function long64(vm: TestVm, mem: number, entry: number): void {
   setRegs(vm, { rip: BigInt(entry), rflags: 2n });
 }
 
-export function runCatalogGuest(g: CatalogEntry, image: Uint8Array, maxExits = 200_000): GuestRun {
-  const vm = createVm(g.mem);
+export function runCatalogGuest(g: CatalogEntry, image: Uint8Array, vendor: Vendor = 'amd', maxExits = 200_000): GuestRun {
+  const vm = createVm(g.mem, vendor);
   load(vm, g.load, image);
   if (g.mode === 'real') realMode(vm, g.entry); else long64(vm, g.mem, g.entry);
   if (g.regs) setRegs(vm, Object.fromEntries(Object.entries(g.regs).map(([k, v]) => [k, BigInt(v)])));

@@ -7,8 +7,11 @@ import {
   Host, KVM, KVM_EXIT, KVM_REGS_STRUCT, KVM_SREGS_STRUCT, KVM_USERSPACE_MEMORY_REGION_STRUCT, KvmRun,
   MAP, PROT, decodeStruct, encodeStruct, type Process, type StructValue,
 } from '@kvmts/core';
+import { intelCpuModel, vmxInitOps } from '@kvmts/vmx';
 import { amdCpuModel } from '../src/hw/model.js';
 import { svmInitOps } from '../src/kvm/ops.js';
+
+export type Vendor = 'amd' | 'intel';
 
 export interface TestVm {
   host: Host;
@@ -19,10 +22,12 @@ export interface TestVm {
   runBytes: Uint8Array;
 }
 
-export function createVm(memBytes = 0x200000): TestVm {
-  const host = new Host({ model: amdCpuModel(), pcpus: 1, memBytes: 64 << 20, createCpu: (bus, model) => new Cpu({ bus, model }) });
-  const r = host.modprobe(svmInitOps);
-  if (r !== 0) throw new Error(`modprobe kvm_amd: ${r}: ${host.dmesg.join('; ')}`);
+/** A host with kvm_amd loaded (or kvm_intel, to compare the two vendors), a VM with one memslot and one vCPU. */
+export function createVm(memBytes = 0x200000, vendor: Vendor = 'amd'): TestVm {
+  const model = vendor === 'amd' ? amdCpuModel() : intelCpuModel();
+  const host = new Host({ model, pcpus: 1, memBytes: 64 << 20, createCpu: (bus, m) => new Cpu({ bus, model: m }) });
+  const r = host.modprobe(vendor === 'amd' ? svmInitOps : vmxInitOps);
+  if (r !== 0) throw new Error(`modprobe kvm_${vendor}: ${r}: ${host.dmesg.join('; ')}`);
   const proc = host.spawn();
   const kvm = proc.open('/dev/kvm');
   const vmFd = proc.ioctl(kvm, KVM.KVM_CREATE_VM, 0);
