@@ -137,6 +137,11 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   private faultCode = -1;
   private stopReason: StopReason = STOP.BUDGET;
   private stopRequested = false;
+  /**
+   * run() returns STOP.BUDGET when icount reaches this. A REP string instruction that restarts
+   * itself after a slice of iterations lowers it by one, so a long REP consumes budget too.
+   */
+  runTarget = 0;
 
   private readonly tlbs = new Map<number, Tlb>();
   private tlb: Tlb;
@@ -260,12 +265,12 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   // ---- Run loop -------------------------------------------------------------------------
 
   run(maxInstructions: number): StopReason {
-    const target = this.icount + maxInstructions;
+    this.runTarget = this.icount + maxInstructions;
     let nested = 0;
     for (;;) {
       try {
         if (nested > 0) { this.deliverFault(); nested = 0; }
-        const r = this.runBlocks(target);
+        const r = this.runBlocks();
         flushFlags(this);
         return r;
       } catch (e) {
@@ -310,7 +315,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     this.stateChanged();
   }
 
-  private runBlocks(target: number): StopReason {
+  private runBlocks(): StopReason {
     for (;;) {
       if (this.attention || this.icount >= this.deadline || this.icount >= this.extDeadline) {
         if (this.stopRequested) {
@@ -322,7 +327,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       if (this.activity !== ACTIVITY.ACTIVE) {
         return this.activity === ACTIVITY.SHUTDOWN ? STOP.SHUTDOWN : STOP.HLT;
       }
-      let left = target - this.icount;
+      let left = this.runTarget - this.icount;
       if (left <= 0) return STOP.BUDGET;
       const shadow = (this.interruptibility & (INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS)) !== 0;
       if (shadow) left = 1;

@@ -2,8 +2,8 @@
  * String instructions (SDM Vol. 1, 7.3.9; Vol. 2): MOVS, CMPS, SCAS, LODS, STOS, INS, OUTS with
  * REP/REPE/REPNE. rSI, rDI and rCX have the address size's width. The source segment may be
  * overridden; ES:rDI may not. A long REP runs in slices: after REP_SLICE iterations the
- * instruction restarts itself (RIP back to its start, not retired), so interrupts and the
- * budget are seen between slices, as on hardware.
+ * instruction restarts itself (RIP back to its start, not retired), so interrupts are seen
+ * between slices, as on hardware; each restart takes one instruction off run()'s budget.
  */
 import type { Cpu } from '../cpu/cpu.js';
 import { RFLAGS, SEG } from '../cpu/state.js';
@@ -130,6 +130,7 @@ function stringInsn(cpu: Cpu, i: Insn): void {
   if (getIdx(cpu, RCX, a) !== 0) { // not done: run this instruction again after an event check
     cpu.rip = cpu.insnStart;
     cpu.icount--;
+    cpu.runTarget--;
   }
 }
 
