@@ -164,8 +164,8 @@ function decodeMemory(
       if (long64) i.ripRel = true;
     }
     if (base >= 0) {
-      ss = base === 4 || base === 5;
       i.base = base | rexB;
+      ss = i.base === 4 || i.base === 5; // rSP and rBP (not R12, R13) default to SS
     }
     if (mod === 1) i.disp = signed8(fetch());
     else if (mod === 2) i.disp = fetch32(fetch);
