@@ -58,3 +58,7 @@ export type { CpuidEntry } from './x86/cpuid.js';
 export { gvaToGpa } from './x86/paging.js';
 export { kvmMmuPageFault } from './mmu/mmu.js';
 export { TdpMmu } from './mmu/tdp-mmu.js';
+
+// the typed façade (also at @kvmts/core/api, where the system handle is named Kvm)
+export { Kvm as KvmApi, VmFd, VcpuFd, KvmError, GuestMemory, KVM_REGS_NAMES, gpa, hva } from './api/index.js';
+export type { GuestRegion, Gpa, Gva, Hva, Gfn, KvmRegs, KvmSregs, KvmVcpuEvents, UserspaceMemoryRegion, VcpuExit } from './api/index.js';

@@ -20,7 +20,7 @@ function dmRequestForIrqInjection(v: Vcpu): boolean {
 
 /** kvm_vcpu_ready_for_interrupt_injection without an irqchip. */
 function readyForInterruptInjection(v: Vcpu): boolean {
-  return v.ops.interruptAllowed(v, false) > 0 && !kvmCpuHasInterrupt(v) && !v.arch.interrupt.injected;
+  return v.ops.interruptAllowed(v, false) > 0 && !kvmCpuHasInterrupt(v);
 }
 
 /** kvm_check_and_inject_events: re-inject what was in flight, else the highest-priority pending event. */
