@@ -698,3 +698,68 @@ export function generateSnippets(seed: number, count: number, opts: GenerateOpti
   }
   return out;
 }
+
+/**
+ * Instructions that fault at CPL3 in 64-bit mode, each with the vector the manuals give. The
+ * host then reports a shutdown with RIP at the instruction (there is no IDT to deliver through).
+ * Left out: what depends on IOPL (CLI, STI, IN; the host runs the guest at IOPL 0), on the host's
+ * own tables (segment loads, SGDT/STR, CPUID), and software interrupts, whose RIP on a failed
+ * delivery is not architectural.
+ */
+const FAULTS = [
+  ['ud2', [0x0f, 0x0b], 'UD'], ['push es', [0x06], 'UD'], ['pop es', [0x07], 'UD'], ['push cs', [0x0e], 'UD'],
+  ['push ss', [0x16], 'UD'], ['pop ss', [0x17], 'UD'], ['push ds', [0x1e], 'UD'], ['pop ds', [0x1f], 'UD'],
+  ['daa', [0x27], 'UD'], ['das', [0x2f], 'UD'], ['aaa', [0x37], 'UD'], ['aas', [0x3f], 'UD'],
+  ['pusha', [0x60], 'UD'], ['popa', [0x61], 'UD'], ['(82) add al, 0', [0x82, 0xc0, 0x00], 'UD'],
+  ['call far ptr', [0x9a, 0, 0, 0, 0, 0, 0], 'UD'], ['into', [0xce], 'UD'], ['aam', [0xd4, 0x0a], 'UD'],
+  ['aad', [0xd5, 0x0a], 'UD'], ['salc', [0xd6], 'UD'], ['jmp far ptr', [0xea, 0, 0, 0, 0, 0, 0], 'UD'],
+  ['(0f 04)', [0x0f, 0x04], 'UD'], ['ud0 eax, eax', [0x0f, 0xff, 0xc0], 'UD'], ['ud1 eax, eax', [0x0f, 0xb9, 0xc0], 'UD'],
+  ['lock nop', [0xf0, 0x90], 'UD'], ['lock add eax, eax', [0xf0, 0x01, 0xc0], 'UD'],
+  ['hlt', [0xf4], 'GP'], ['mov rax, cr0', [0x0f, 0x20, 0xc0], 'GP'], ['mov cr0, rax', [0x0f, 0x22, 0xc0], 'GP'],
+  ['lgdt [rax]', [0x0f, 0x01, 0x10], 'GP'], ['lidt [rax]', [0x0f, 0x01, 0x18], 'GP'], ['ltr ax', [0x0f, 0x00, 0xd8], 'GP'],
+  ['invlpg [rax]', [0x0f, 0x01, 0x38], 'GP'], ['wrmsr', [0x0f, 0x30], 'GP'], ['rdmsr', [0x0f, 0x32], 'GP'],
+  ['clts', [0x0f, 0x06], 'GP'], ['wbinvd', [0x0f, 0x09], 'GP'], ['invd', [0x0f, 0x08], 'GP'],
+  ['mov rax, dr0', [0x0f, 0x21, 0xc0], 'GP'], ['sysret', [0x0f, 0x07], 'GP'], ['swapgs', [0x0f, 0x01, 0xf8], 'GP'],
+  ['rdpmc', [0x0f, 0x33], 'GP'],
+  ['16-byte instruction', [...new Array<number>(15).fill(0x66), 0x90], 'GP'],
+  ['div by zero', [0x31, 0xc9, 0xf7, 0xf1], 'DE'],
+  ['idiv overflow', [0x48, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x48, 0x99, 0x48, 0xc7, 0xc1, 0xff, 0xff, 0xff, 0xff, 0x48, 0xf7, 0xf9], 'DE'],
+  ['non-canonical load', [0x48, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x48, 0x8b, 0x00], 'GP'],
+  ['load beyond the mapped 1 GiB', [0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0x40], 'PF'],
+  ['misaligned cmpxchg16b', [0x49, 0x0f, 0xc7, 0x4f, 0x01], 'GP'],
+] as const;
+
+export interface FaultingSnippet extends GeneratedSnippet {
+  /** The exception the last instruction raises: UD, GP, DE or PF. */
+  vector: string;
+  /** Where the faulting instruction starts (the RIP both CPUs must stop at). */
+  faultRip: number;
+}
+
+/**
+ * Snippets that end in a faulting instruction after 0-2 instructions from the classes above. The
+ * fault tables' multi-instruction entries (`div by zero`, ...) fault on their last instruction.
+ */
+export function generateFaultingSnippets(seed: number, count: number): FaultingSnippet[] {
+  const prefixes = generateSnippets(seed, count, { maxInsns: 2 });
+  const rng = new Rng(seed ^ 0x5eed);
+  return prefixes.map((g, i) => {
+    const [text, bytes, vector] = FAULTS[i % FAULTS.length]!;
+    const keepPrefix = rng.int(3) !== 0;
+    const prefix = keepPrefix ? g.snippet.code : new Uint8Array(0);
+    const code = new Uint8Array([...prefix, ...bytes]);
+    const last = FAULT_LAST_INSN[text] ?? 0;
+    return {
+      snippet: { ...g.snippet, code },
+      asm: [...(keepPrefix ? g.asm : []), text],
+      undefinedFlags: ARITH,
+      vector,
+      faultRip: SNIPPET_LAYOUT.code + prefix.length + last,
+    };
+  });
+}
+
+/** Offset of the faulting instruction inside the FAULTS entries that set up registers first. */
+const FAULT_LAST_INSN: Readonly<Record<string, number>> = {
+  'div by zero': 2, 'idiv overflow': 19, 'non-canonical load': 10,
+};

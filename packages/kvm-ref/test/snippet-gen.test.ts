@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { generateSnippets, kvmRefUnavailable, runSnippets } from '../src/index.js';
+import { generateFaultingSnippets, generateSnippets, kvmRefUnavailable, runSnippets } from '../src/index.js';
 
 const reason = kvmRefUnavailable();
 if (reason !== null) console.log(`kvm-ref generator-on-host test skipped: ${reason}`);
@@ -58,6 +58,16 @@ describe('the snippet generator', () => {
     const gen = generateSnippets(2, 3000);
     const results = runSnippets(gen.map((g) => g.snippet));
     const bad = results.flatMap((r, i) => (r.exit === 'out' ? [] : [`${r.exit}: ${gen[i]!.asm.join('; ')}`]));
+    expect(bad).toEqual([]);
+  });
+
+  it.skipIf(reason !== null)('makes faulting snippets that stop the host at the faulting instruction', () => {
+    const gen = generateFaultingSnippets(5, 400);
+    const results = runSnippets(gen.map((g) => g.snippet));
+    const bad = results.flatMap((r, i) => {
+      const g = gen[i]!;
+      return r.exit === 'shutdown' && r.rip === BigInt(g.faultRip) ? [] : [`${r.exit} at 0x${r.rip.toString(16)}, expected 0x${g.faultRip.toString(16)}: ${g.asm.join('; ')}`];
+    });
     expect(bad).toEqual([]);
   });
 });

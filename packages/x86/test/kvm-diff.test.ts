@@ -5,7 +5,9 @@
  * defines must agree. KVMTS_DIFF_SEED and KVMTS_DIFF_COUNT pick another slice of the space.
  */
 import { describe, expect, it } from 'vitest';
-import { COMPARED_FLAGS, generateSnippets, INSN_CLASSES, kvmRefUnavailable, runSnippets, SNIPPET_LAYOUT } from '@kvmts/kvm-ref';
+import {
+  COMPARED_FLAGS, generateFaultingSnippets, generateSnippets, INSN_CLASSES, kvmRefUnavailable, runSnippets, SNIPPET_LAYOUT,
+} from '@kvmts/kvm-ref';
 import type { GeneratedSnippet, GenerateOptions, SnippetResult } from '@kvmts/kvm-ref';
 import { Bus } from '../src/bus.js';
 import { Cpu } from '../src/cpu/cpu.js';
@@ -20,6 +22,8 @@ const SEED = Number(process.env['KVMTS_DIFF_SEED'] ?? 1);
 const COUNT = Number(process.env['KVMTS_DIFF_COUNT'] ?? 3000);
 /** Snippets per instruction class, each class alone (1-3 instructions of it). */
 const PER_CLASS = 300;
+/** Snippets ending in a faulting instruction (each costs the host a fresh VM, ~8 ms). */
+const FAULTING = 200;
 const L = SNIPPET_LAYOUT;
 const SCRATCH_COMPARED = 0x800;
 /** After the closing OUT: `jmp $`, so a CPU that runs on past the stop request goes nowhere. */
@@ -70,6 +74,8 @@ class SnippetMachine {
     c.seg[SEG.CS] = { selector: L.userCs, base: 0, limit: 0xffffffff, ar: USER_CODE_AR };
     for (const s of [SEG.ES, SEG.SS, SEG.DS, SEG.FS, SEG.GS]) c.seg[s] = { selector: L.userDs, base: 0, limit: 0xffffffff, ar: USER_DATA_AR };
     c.gdtr = { base: L.gdt, limit: 0x3f };
+    // No IDT, as on the host: an exception becomes a triple fault (shutdown).
+    c.idtr = { base: 0, limit: 0 };
     c.cr0 = L.cr0;
     c.cr3 = L.pml4;
     c.cr4 = L.cr4;
@@ -103,23 +109,23 @@ function result(exit: string, c: Cpu, mem?: PhysMemory): SnippetResult {
 const REG = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
 const FLAG_NAMES = [[0x1, 'CF'], [0x4, 'PF'], [0x10, 'AF'], [0x40, 'ZF'], [0x80, 'SF'], [0x400, 'DF'], [0x800, 'OF']] as const;
 const flagText = (f: number): string => FLAG_NAMES.filter(([m]) => f & m).map(([, n]) => n).join(' ') || '-';
-const h = (v: bigint): string => `0x${v.toString(16)}`;
+const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
 /** The differences between the host's and our results, or [] when they agree. */
 function compare(g: GeneratedSnippet, host: SnippetResult, ours: SnippetResult): string[] {
   if (host.exit !== 'out') return [`host did not finish (${host.exit}): the generator made a bad snippet`];
-  if (ours.exit !== 'out') return [`ours stopped with ${ours.exit} at rip ${h(ours.rip)}`];
+  if (ours.exit !== 'out') return [`ours stopped with ${ours.exit} at rip ${hex(ours.rip)}`];
   const d: string[] = [];
-  if (ours.rip !== host.rip) d.push(`rip: host ${h(host.rip)} ours ${h(ours.rip)}`);
+  if (ours.rip !== host.rip) d.push(`rip: host ${hex(host.rip)} ours ${hex(ours.rip)}`);
   host.gpr.forEach((v, i) => {
-    if (ours.gpr[i] !== v) d.push(`${REG[i]}: host ${h(v)} ours ${h(ours.gpr[i]!)}`);
+    if (ours.gpr[i] !== v) d.push(`${REG[i]}: host ${hex(v)} ours ${hex(ours.gpr[i]!)}`);
   });
   const mask = BigInt(COMPARED_FLAGS & ~g.undefinedFlags);
   const diff = Number((host.rflags ^ ours.rflags) & mask);
   if (diff) d.push(`flags ${flagText(diff)}: host ${flagText(Number(host.rflags & mask))} ours ${flagText(Number(ours.rflags & mask))}`);
   for (let i = 0; i < SCRATCH_COMPARED; i++) {
     if (host.scratch[i] !== ours.scratch[i]) {
-      d.push(`scratch+${h(BigInt(i))}: host ${host.scratch[i]!.toString(16)} ours ${ours.scratch[i]!.toString(16)}`);
+      d.push(`scratch+${hex(BigInt(i))}: host ${host.scratch[i]!.toString(16)} ours ${ours.scratch[i]!.toString(16)}`);
       break;
     }
   }
@@ -127,7 +133,7 @@ function compare(g: GeneratedSnippet, host: SnippetResult, ours: SnippetResult):
 }
 
 function describeCase(seed: number, i: number, g: GeneratedSnippet, diffs: string[]): string {
-  const regs = g.snippet.gpr.map((v, r) => `${REG[r]}=${h(v)}`).join(' ');
+  const regs = g.snippet.gpr.map((v, r) => `${REG[r]}=${hex(v)}`).join(' ');
   return [
     `#${i} (seed ${seed})`,
     ...g.asm.map((a) => `    ${a}`),
@@ -162,5 +168,21 @@ describe.skipIf(reason !== null)('CPU against the host CPU through /dev/kvm', ()
 
   it(`agrees on ${COUNT} mixed random sequences (seed ${SEED})`, () => {
     expectNone(differences(SEED, COUNT, {}), COUNT);
+  });
+
+  it('faults where the host faults: same instruction, registers as before it', () => {
+    const gen = generateFaultingSnippets(SEED, FAULTING);
+    const host = runSnippets(gen.map((g) => g.snippet));
+    const machine = new SnippetMachine();
+    const failures = gen.flatMap((g, i) => {
+      const h = host[i]!;
+      const o = machine.run(g);
+      const d: string[] = [];
+      if (h.exit !== 'shutdown' || h.rip !== BigInt(g.faultRip)) d.push(`host: ${h.exit} at ${hex(h.rip)}, expected a fault at ${hex(BigInt(g.faultRip))}`);
+      if (o.exit !== 'shutdown' || o.rip !== h.rip) d.push(`ours: ${o.exit} at ${hex(o.rip)} (#${g.vector} expected at ${hex(BigInt(g.faultRip))})`);
+      else h.gpr.forEach((v, r) => { if (o.gpr[r] !== v) d.push(`${REG[r]}: host ${hex(v)} ours ${hex(o.gpr[r]!)}`); });
+      return d.length ? [describeCase(SEED, i, g, d)] : [];
+    });
+    expectNone(failures, FAULTING);
   });
 });
