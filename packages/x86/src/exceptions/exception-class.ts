@@ -30,3 +30,15 @@ const WITH_ERROR_CODE: readonly number[] = [VEC.DF, VEC.TS, VEC.NP, VEC.SS, VEC.
 export function hasErrorCode(vector: number): boolean {
   return WITH_ERROR_CODE.includes(vector);
 }
+
+/**
+ * Fault-class exceptions (SDM Vol. 3A, Table 6-1): the handler returns to the faulting
+ * instruction, and the RFLAGS image pushed for them has RF = 1 (SDM 18.3.1.1). #DB is a fault
+ * only for instruction breakpoints, so it is left to the caller.
+ */
+const FAULT_CLASS: readonly number[] = [
+  VEC.DE, VEC.BR, VEC.UD, VEC.NM, VEC.TS, VEC.NP, VEC.SS, VEC.GP, VEC.PF, VEC.MF, VEC.AC, VEC.XM, VEC.VE, VEC.CP,
+] as const;
+export function isFaultClass(vector: number): boolean {
+  return FAULT_CLASS.includes(vector);
+}

@@ -68,7 +68,13 @@ export function sysretInsn(cpu: VirtCpu, opSize: 32 | 64): void {
   cpu.stateChanged();
 }
 
+/** AMD processors raise #UD for SYSENTER/SYSEXIT in IA-32e mode (APM Vol. 3, SYSENTER). */
+function sysenterUd(cpu: VirtCpu): void {
+  if (cpu.model.vendor === 'amd' && cpu.efer & EFER.LMA) cpu.fault(VEC.UD);
+}
+
 export function sysenterInsn(cpu: VirtCpu): void {
+  sysenterUd(cpu);
   if (!(cpu.cr0 & CR0.PE)) cpu.fault(VEC.GP, 0);
   const cs = cpu.sysenterCs & 0xfffc;
   if (cs === 0) cpu.fault(VEC.GP, 0);
@@ -87,6 +93,7 @@ export function sysenterInsn(cpu: VirtCpu): void {
 }
 
 export function sysexitInsn(cpu: VirtCpu, opSize: 32 | 64): void {
+  sysenterUd(cpu);
   const cs = cpu.sysenterCs & 0xfffc;
   if (!(cpu.cr0 & CR0.PE) || cpu.rflags & RFLAGS.VM || cpu.cpl !== 0 || cs === 0) cpu.fault(VEC.GP, 0);
   if (opSize === 64) {

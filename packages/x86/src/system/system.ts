@@ -62,6 +62,8 @@ export function wrmsrInsn(cpu: VirtCpu): void {
 
 /** RDTSC/RDTSCP: CR4.TSD restricts them to CPL 0; the TSC counts retired instructions. */
 export function rdtscInsn(cpu: VirtCpu, withAux: boolean): void {
+  // RDTSCP exists when CPUID.80000001H:EDX.RDTSCP[27] is set.
+  if (withAux && !(cpu.model.cpuid(0x80000001, 0)[3] & (1 << 27))) cpu.fault(VEC.UD);
   if (cpu.cr4 & CR4.TSD && cpu.cpl !== 0 && cpu.cr0 & CR0.PE) cpu.fault(VEC.GP, 0);
   guestIntercept(cpu, withAux ? INTERCEPT.RDTSCP : INTERCEPT.RDTSC, 0, 0);
   const tsc = readTsc(cpu);
