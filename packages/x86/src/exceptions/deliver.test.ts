@@ -64,11 +64,11 @@ describe('protected mode', () => {
     deliverEvent(cpu, hw(VEC.GP), 0x1234, 0);
     expect(cpu.seg[SEG.SS]!.selector).toBe(0x10);
     expect(cpu.gpr[GPR.RSP]).toBe(0x9000 - 24);
-    expect([0, 4, 8, 12, 16, 20].map((o) => mem.read32(0x9000 - 24 + o))).toEqual([0x1234, 0x5000, 0x1b, 0x202, 0x7000, 0x23]);
+    expect([0, 4, 8, 12, 16, 20].map((o) => mem.read32(0x9000 - 24 + o))).toEqual([0x1234, 0x5000, 0x1b, 0x10202, 0x7000, 0x23]); // #GP is a fault: RF = 1 in the image
     expect(cpu.seg[SEG.CS]!.selector).toBe(0x08);
     expect(cpu.cpl).toBe(0);
     expect(cpu.rip).toBe(0x6000);
-    expect(cpu.getRflags() & RFLAGS.IF).toBe(0);
+    expect(cpu.getRflags() & (RFLAGS.IF | RFLAGS.RF)).toBe(0);
   });
 
   it('stays on the same stack at the same privilege level and keeps IF for a trap gate', () => {
@@ -104,7 +104,7 @@ describe('protected mode', () => {
     expect(cpu.gpr[GPR.RSP]).toBe(0x7000);
     expect(cpu.rip).toBe(0x5000);
     expect(cpu.cpl).toBe(3);
-    expect(cpu.getRflags()).toBe(0x202);
+    expect(cpu.getRflags()).toBe(0x10202); // IRET loads RF from the image
   });
 });
 
@@ -146,7 +146,7 @@ describe('IA-32e mode', () => {
     deliverEvent(cpu, hw(VEC.PF), 6, 0);
     const sp = 0xa000 - 48;
     expect(cpu.gpr[GPR.RSP]).toBe(sp);
-    expect([0, 8, 16, 24, 32, 40].map((o) => read64(mem, sp + o))).toEqual([6, 0x4000, 0x1b, 0x202, 0x7ff8, 0x23]);
+    expect([0, 8, 16, 24, 32, 40].map((o) => read64(mem, sp + o))).toEqual([6, 0x4000, 0x1b, 0x10202, 0x7ff8, 0x23]);
     expect(cpu.seg[SEG.CS]!.selector).toBe(0x08);
     expect(cpu.seg[SEG.SS]!.selector).toBe(0);
     expect(cpu.cpl).toBe(0);

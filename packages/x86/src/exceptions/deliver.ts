@@ -17,7 +17,7 @@ import {
 import { StackCursor, readSp, stackAddrSize, writeSp } from '../seg/stack.js';
 import { readTss64Stack, readTssStack } from '../seg/tss.js';
 import { isCanonical } from '../system/regs.js';
-import { EXC_CLASS, exceptionClass, isDoubleFault } from './exception-class.js';
+import { EXC_CLASS, exceptionClass, isDoubleFault, isFaultClass } from './exception-class.js';
 
 /** RFLAGS bits an IRET or POPF may always change in protected mode (SDM Vol. 2, IRET: 257FD5H without IF and IOPL). */
 const IRET_ALWAYS = 0x254dd5;
@@ -63,6 +63,8 @@ export function deliverEvent(cpu: VirtCpu, intrInfo: number, errorCode: number, 
   const t = (info & INTR_INFO.TYPE_MASK) >>> INTR_INFO.TYPE_SHIFT;
   const software = t === EVENT_TYPE.SOFT_INTR || t === EVENT_TYPE.SW_EXCEPTION;
   const retRip = software || t === EVENT_TYPE.PRIV_SW_EXCEPTION ? cpu.rip + insnLength : cpu.rip;
+  // A fault-class exception pushes RF = 1 (SDM 18.3.1.1); delivery then clears RF.
+  if (t === EVENT_TYPE.HW_EXCEPTION && isFaultClass(vector)) cpu.setRflags(cpu.getRflags() | RFLAGS.RF);
 
   if (isRealMode(cpu)) deliverReal(cpu, vector, retRip);
   else if (cpu.efer & EFER.LMA) deliverLong(cpu, vector, code, retRip, software);
