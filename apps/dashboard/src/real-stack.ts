@@ -1,5 +1,5 @@
 /** The stack as built: hosts through @kvmts/vmm, guests and bench images from @kvmts/guests, the bare CPU from @kvmts/x86. */
-import { CATALOG, hasImage, loadImage, type CatalogEntry } from '@kvmts/guests';
+import { CATALOG, findGuest, hasImage, loadImage, serialMatches, type CatalogEntry } from '@kvmts/guests';
 import { createHost, KVM_REGS_FIELDS, type KvmRegName } from '@kvmts/vmm';
 import type { CatalogGuest, CpuLoopResult, Stack } from './stack.js';
 
@@ -35,7 +35,11 @@ function toGuest(entry: CatalogEntry): CatalogGuest {
 export const realStack: Stack = {
   createHost: (vendor) => createHost(vendor),
   catalog: async () => CATALOG.map(toGuest),
-  benchImage: async (name) => (hasImage(name) ? loadImage(name) : null),
+  benchImage: async (name) => {
+    const entry = findGuest(name);
+    if (!entry || !hasImage(name)) return null;
+    return { image: loadImage(name), serialOk: (out) => serialMatches(entry.expect.serial, out) };
+  },
   cpuLoop: async (bits) => {
     // Typed as optional so this builds before @kvmts/x86 exports its bench entry.
     const x86: Record<string, unknown> & { runCpuLoop?: RunCpuLoop } = await import('@kvmts/x86');

@@ -25,9 +25,15 @@ export interface Stack {
   createHost(vendor: Vendor): Promise<HostPort | string>;
   catalog(): Promise<readonly CatalogGuest[]>;
   /** A benchmark image built from ../shared/bench (`loop64_1000000`, `cpuid64`, `out64`, …), or null. */
-  benchImage(name: string): Promise<Uint8Array | null>;
+  benchImage(name: string): Promise<BenchImage | null>;
   /** The bare-CPU loop (no virtualization) for `cpu.loopNN`, or why it cannot run. */
   cpuLoop(bits: 16 | 32 | 64): Promise<CpuLoopResult | string>;
+}
+
+export interface BenchImage {
+  readonly image: Uint8Array;
+  /** Whether a run's COM1 output is what the workload prints when it ran right. */
+  serialOk(output: string): boolean;
 }
 
 export interface CpuLoopResult {

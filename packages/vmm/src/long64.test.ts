@@ -26,6 +26,12 @@ describe('long64 tables', () => {
     expect(qword(at(MEM - 0x2000), 0)).toBe(BigInt(MEM - 0x1000 + 3));
   });
 
+  it('links tables that sit above 2 GiB (a 4 GiB guest) without sign trouble', () => {
+    const big = long64Tables(4 * 1024 ** 3);
+    const pml4 = big.find((w) => w.gpa === 0xffffd000)!.bytes;
+    expect(qword(pml4, 0)).toBe(0xffffe003n);
+  });
+
   it('identity-maps 1 GiB with 512 2 MiB pages', () => {
     const pd = at(MEM - 0x1000);
     expect(pd.length).toBe(4096);

@@ -49,8 +49,9 @@ export function long64Tables(memSize: number): MemWrite[] {
   const pdEntries = Array.from({ length: 512 }, (_, i) => BigInt(i * PAGE_2M + (PTE_P | PTE_RW | PTE_PS)));
   return [
     { gpa: memSize - LONG64.GDT_OFFSET, bytes: qwords(LONG64.GDT) },
-    { gpa: pml4, bytes: qwords([BigInt(pdpt | PTE_P | PTE_RW)]) },
-    { gpa: pdpt, bytes: qwords([BigInt(pd | PTE_P | PTE_RW)]) },
+    // Tables may sit above 2 GiB, where `|` would turn the address negative: add the flags.
+    { gpa: pml4, bytes: qwords([BigInt(pdpt) + BigInt(PTE_P | PTE_RW)]) },
+    { gpa: pdpt, bytes: qwords([BigInt(pd) + BigInt(PTE_P | PTE_RW)]) },
     { gpa: pd, bytes: qwords(pdEntries) },
   ];
 }

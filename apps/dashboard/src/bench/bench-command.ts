@@ -26,17 +26,30 @@ async function guarded(name: string, unit: string, f: () => Figure | Promise<Fig
 export async function collectFigures(stack: Stack, progress?: (f: Figure) => void): Promise<Figure[]> {
   const figures: Figure[] = [];
   const add = (f: Figure) => { figures.push(f); progress?.(f); };
-  const hosts = new Map<Vendor, Awaited<ReturnType<Stack['createHost']>>>();
-  for (const v of VENDORS) hosts.set(v, await stack.createHost(v).catch((e: unknown) => `failed: ${String(e)}`));
-  const firstHost = [...hosts.entries()].find(([, h]) => typeof h !== 'string');
+  const newHost = (v: Vendor) => () => stack.createHost(v).catch((e: unknown) => `failed: ${String(e)}`);
+  // One host per vendor is probed up front; measurements build their own (see vm-figures.ts).
+  const probes = new Map<Vendor, Awaited<ReturnType<Stack['createHost']>> | string>();
+  for (const v of VENDORS) probes.set(v, await newHost(v)());
+  const missing = (v: Vendor) => { const p = probes.get(v); return typeof p === 'string' ? p : null; };
+  const firstVendor = VENDORS.find((v) => !missing(v));
+  const perVendor = async (name: string, unit: string, v: Vendor, f: () => Promise<Figure>) =>
+    add(await guarded(name, unit, () => (missing(v) ? unavailable(name, unit, missing(v)!) : f())));
 
   // The RSS figure goes first, before the other runs have grown the heap.
-  add(await guarded('mem.sparse4g', 'MB', () => memSparse4g(firstHost?.[1] ?? 'no vendor is available')));
+  add(await guarded('mem.sparse4g', 'MB', async () => {
+    if (!firstVendor) return unavailable('mem.sparse4g', 'MB', 'no vendor is available');
+    const host = await newHost(firstVendor)();
+    return typeof host === 'string' ? unavailable('mem.sparse4g', 'MB', host) : memSparse4g(host);
+  }));
   for (const bits of [16, 32, 64] as const) add(await guarded(`cpu.loop${bits}`, 'instr/s', () => cpuLoop(stack, bits)));
-  for (const v of VENDORS) add(await guarded(`vm.loop64.${v}`, 'instr/s', () => vmLoop64(stack, hosts.get(v)!, v)));
-  for (const v of VENDORS) add(await guarded(`exit.cpuid.${v}`, 'ns', () => exitCpuid(stack, hosts.get(v)!, v)));
-  for (const v of VENDORS) add(await guarded(`exit.pio.${v}`, 'ns', () => exitPio(stack, hosts.get(v)!, v)));
-  add(await guarded('vm.create', 'µs', () => (firstHost ? vmCreate(firstHost[1], firstHost[0]) : unavailable('vm.create', 'µs', 'no vendor is available'))));
+  for (const v of VENDORS) await perVendor(`vm.loop64.${v}`, 'instr/s', v, () => vmLoop64(stack, newHost(v), v));
+  for (const v of VENDORS) await perVendor(`exit.cpuid.${v}`, 'ns', v, () => exitCpuid(stack, newHost(v), v));
+  for (const v of VENDORS) await perVendor(`exit.pio.${v}`, 'ns', v, () => exitPio(stack, newHost(v), v));
+  add(await guarded('vm.create', 'µs', async () => {
+    if (!firstVendor) return unavailable('vm.create', 'µs', 'no vendor is available');
+    const host = await newHost(firstVendor)();
+    return typeof host === 'string' ? unavailable('vm.create', 'µs', host) : vmCreate(host, firstVendor);
+  }));
   return figures;
 }
 

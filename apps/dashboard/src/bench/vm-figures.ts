@@ -1,6 +1,8 @@
 /**
  * The figures measured through the whole stack: a VM set up as `kvmts run` sets it up, with
- * the anchors' workloads (../shared/bench/guest64.S) loaded at 0x7c00 in long64 mode.
+ * the anchors' workloads (../shared/bench/guest64.S) loaded at 0x7c00 in long64 mode. Each
+ * measurement gets a fresh host, so one VM's leftovers cannot speed up or break the next, and
+ * each run's COM1 output is checked: a workload that computed the wrong thing gives no figure.
  */
 import { Machine, type HostPort, type MachineOptions } from '@kvmts/vmm';
 import type { Vendor } from '../args.js';
@@ -12,79 +14,83 @@ const BENCH_LOAD = 0x7c00;
 const LOOP_BODY = 7;
 /** ITERS the guests package builds cpuid64 and out64 with. */
 const EXIT_ITERS = 100_000;
+/** The port out64 writes (guest64.S's PORT_OUT). */
+const PORT_OUT = 0x510;
 /** A bench guest that has not ended by then is reported as failed, not waited for. */
 const TIME_LIMIT_MS = 30_000;
+
+type HostFactory = () => Promise<HostPort | string>;
 
 function bench64(image: Uint8Array): MachineOptions {
   return { image, mode: 'long64', mem: 0x200000, load: BENCH_LOAD, entry: BENCH_LOAD };
 }
 
-/** Runs a machine to its end; returns elapsed ms or why it failed. */
-function runTimed(machine: Machine): number | string {
+/** Runs a machine to its end, calling `onStep` for each exit; returns elapsed ms or why it failed. */
+function runTimed(machine: Machine, onStep?: (s: ReturnType<Machine['step']>) => void): number | string {
   const t0 = performance.now();
   while (!machine.done) {
-    machine.step();
+    const s = machine.step();
+    onStep?.(s);
     if (performance.now() - t0 > TIME_LIMIT_MS) return `did not finish within ${TIME_LIMIT_MS / 1000} s`;
   }
   const ms = performance.now() - t0;
   return machine.final!.exit === 'hlt' ? ms : `ended in ${machine.final!.exit}, not hlt`;
 }
 
-async function withMachine(stack: Stack, host: HostPort, imageName: string, f: (m: Machine) => number | string): Promise<number | string> {
-  const image = await stack.benchImage(imageName);
-  if (!image) return `bench image ${imageName} is not built`;
-  const m = Machine.create(host, bench64(image));
+/** Runs bench image `name` on a fresh host of the vendor; `f` measures, the serial output is checked after. */
+async function withMachine<T>(stack: Stack, newHost: HostFactory, name: string, f: (m: Machine) => T | string): Promise<T | string> {
+  const bench = await stack.benchImage(name);
+  if (!bench) return `bench image ${name} is not built`;
+  const host = await newHost();
+  if (typeof host === 'string') return host;
+  const m = Machine.create(host, bench64(bench.image));
   if (typeof m === 'string') return m;
-  try { return f(m); } finally { m.destroy(); }
+  try {
+    const result = f(m);
+    if (typeof result === 'string') return result;
+    if (!bench.serialOk(m.serialText)) return `${name} printed ${JSON.stringify(m.serialText)}: the workload did not run right`;
+    return result;
+  } finally {
+    m.destroy();
+  }
 }
 
-export async function vmLoop64(stack: Stack, host: HostPort | string, vendor: Vendor): Promise<Figure> {
+export async function vmLoop64(stack: Stack, newHost: HostFactory, vendor: Vendor): Promise<Figure> {
   const name = `vm.loop64.${vendor}`;
-  if (typeof host === 'string') return unavailable(name, 'instr/s', host);
-  // A short run first warms the decoder caches and tells how long the long run will take.
-  const iters = 1_000_000;
-  const warm = await withMachine(stack, host, `loop64_${iters}`, runTimed);
+  // A short run first warms up the JIT and tells how long the long run would take.
+  const small = 1_000_000;
+  const warm = await withMachine(stack, newHost, `loop64_${small}`, (m) => runTimed(m));
   if (typeof warm === 'string') return unavailable(name, 'instr/s', warm);
   const big = 10_000_000;
-  const useBig = warm * 10 < 15_000;
-  const ms = useBig ? await withMachine(stack, host, `loop64_${big}`, runTimed) : warm;
+  const iters = warm * 10 < 15_000 ? big : small;
+  const ms = iters === big ? await withMachine(stack, newHost, `loop64_${big}`, (m) => runTimed(m)) : warm;
   if (typeof ms === 'string') return unavailable(name, 'instr/s', ms);
-  return { name, value: round3(((useBig ? big : iters) * LOOP_BODY) / (ms / 1000)), unit: 'instr/s' };
+  return { name, value: round3((iters * LOOP_BODY) / (ms / 1000)), unit: 'instr/s' };
 }
 
-export async function exitCpuid(stack: Stack, host: HostPort | string, vendor: Vendor): Promise<Figure> {
+export async function exitCpuid(stack: Stack, newHost: HostFactory, vendor: Vendor): Promise<Figure> {
   const name = `exit.cpuid.${vendor}`;
-  if (typeof host === 'string') return unavailable(name, 'ns', host);
-  const ms = await withMachine(stack, host, 'cpuid64', runTimed);
+  const ms = await withMachine(stack, newHost, 'cpuid64', (m) => runTimed(m));
   if (typeof ms === 'string') return unavailable(name, 'ns', ms);
   return { name, value: round3((ms * 1e6) / EXIT_ITERS), unit: 'ns', note: 'whole cpuid64 run / CPUIDs, loop included' };
 }
 
-/** The OUT round trip: KVM_RUN returns KVM_EXIT_IO to this loop, which runs the vCPU again at once. */
-export async function exitPio(stack: Stack, host: HostPort | string, vendor: Vendor): Promise<Figure> {
+/** The OUT round trip: KVM_RUN returns KVM_EXIT_IO to the VMM, which runs the vCPU again at once. */
+export async function exitPio(stack: Stack, newHost: HostFactory, vendor: Vendor): Promise<Figure> {
   const name = `exit.pio.${vendor}`;
-  if (typeof host === 'string') return unavailable(name, 'ns', host);
-  const result = await withMachine(stack, host, 'out64', (m) => {
+  const result = await withMachine(stack, newHost, 'out64', (m) => {
     let outs = 0;
-    const t0 = performance.now();
-    for (;;) {
-      const exit = m.vcpu.run();
-      if (exit.kind === 'io' && exit.port === 0x510) outs++;
-      else if (exit.kind === 'hlt') break;
-      else if (exit.kind !== 'io' && exit.kind !== 'intr') return `unexpected ${exit.kind} exit`;
-      if (performance.now() - t0 > TIME_LIMIT_MS) return `did not finish within ${TIME_LIMIT_MS / 1000} s`;
-    }
-    const ms = performance.now() - t0;
-    return outs === EXIT_ITERS ? (ms * 1e6) / outs : `saw ${outs} OUTs to 0x510, expected ${EXIT_ITERS}`;
+    const ms = runTimed(m, (s) => { if (s.exit.kind === 'io' && s.exit.port === PORT_OUT) outs++; });
+    if (typeof ms === 'string') return ms;
+    return outs === EXIT_ITERS ? (ms * 1e6) / outs : `saw ${outs} OUTs to 0x${PORT_OUT.toString(16)}, expected ${EXIT_ITERS}`;
   });
   if (typeof result === 'string') return unavailable(name, 'ns', result);
-  return { name, value: round3(result), unit: 'ns' };
+  return { name, value: round3(result), unit: 'ns', note: 'whole out64 run / OUTs, trace rows included' };
 }
 
 /** Create a VM with one memslot and one vCPU, run a one-byte HLT guest, destroy it. */
-export function vmCreate(host: HostPort | string, vendor: Vendor): Figure {
+export function vmCreate(host: HostPort, vendor: Vendor): Figure {
   const name = 'vm.create';
-  if (typeof host === 'string') return unavailable(name, 'µs', host);
   const once = (): string | null => {
     const m = Machine.create(host, { image: Uint8Array.of(0xf4), mem: 0x200000 });
     if (typeof m === 'string') return m;
@@ -96,7 +102,11 @@ export function vmCreate(host: HostPort | string, vendor: Vendor): Figure {
   if (first) return unavailable(name, 'µs', first);
   let n = 0;
   const t0 = performance.now();
-  while (performance.now() - t0 < 2000 && n < 2000) { once(); n++; }
+  while (performance.now() - t0 < 2000 && n < 2000) {
+    const err = once();
+    if (err) return unavailable(name, 'µs', `run ${n + 2}: ${err}`);
+    n++;
+  }
   return { name, value: round3(((performance.now() - t0) * 1000) / n), unit: 'µs', note: `${vendor}, mean of ${n}` };
 }
 
@@ -111,9 +121,8 @@ export const TOUCH_16M = Uint8Array.of(
   0xf4, //                         hlt
 );
 
-export function memSparse4g(host: HostPort | string): Figure {
+export function memSparse4g(host: HostPort): Figure {
   const name = 'mem.sparse4g';
-  if (typeof host === 'string') return unavailable(name, 'MB', host);
   const before = process.memoryUsage().rss;
   const m = Machine.create(host, { image: TOUCH_16M, mode: 'long64', mem: 4 * 1024 ** 3 });
   if (typeof m === 'string') return unavailable(name, 'MB', m);
