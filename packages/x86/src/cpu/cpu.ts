@@ -665,7 +665,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   write64(la: number, lo: number, hi: number): void {
     if ((la & 0xfff) > 0xff8) { // both pages must be writable before either half is stored
       this.xlate(la, this.wrSet, ACCESS.WRITE);
-      this.xlate(la + 7, this.wrSet, ACCESS.WRITE);
+      this.xlate(la - (la & 0xfff) + 4096, this.wrSet, ACCESS.WRITE); // CR2 is the first byte on the second page
     }
     this.write32(la, lo);
     this.write32(la + 4, hi);
