@@ -243,6 +243,10 @@ export function recordVmExit(s: VmxSilicon, info: ExitInfo): void {
   v.exitWrite32(F.VM_EXIT_INSTRUCTION_LEN, info.insnLen);
   // IDT-vectoring information (SDM 28.2.4): the event whose delivery this exit interrupted.
   const vect = cpu.vectoringInfo;
+  // An exit while an interrupt, NMI or exception is being delivered (or the VM-entry event):
+  // RIP has not moved yet and is where that event would return to, not the instruction's start.
+  const vectType = (vect >> 8) & 7;
+  const inHwDelivery = s.inInjection || ((vect & INTR_INFO.VALID) !== 0 && vectType <= 3);
   v.exitWrite32(F.IDT_VECTORING_INFO_FIELD, vect & INTR_INFO.VALID ? vect : 0);
   v.exitWrite32(F.IDT_VECTORING_ERROR_CODE, vect & INTR_INFO.VALID ? cpu.vectoringErrorCode : 0);
   cpu.vectoringInfo = 0;
@@ -250,7 +254,7 @@ export function recordVmExit(s: VmxSilicon, info: ExitInfo): void {
   const ei = v.read32(F.VM_ENTRY_INTR_INFO_FIELD);
   if (ei & INTR_INFO.VALID) v.exitWrite32(F.VM_ENTRY_INTR_INFO_FIELD, ei & ~INTR_INFO.VALID);
 
-  saveGuestState(s, cpu, info.atInsnStart);
+  saveGuestState(s, cpu, info.atInsnStart && !inHwDelivery);
   s.storeMsrs(v.readNum(F.VM_EXIT_MSR_STORE_ADDR), v.read32(F.VM_EXIT_MSR_STORE_COUNT));
   loadHostState(s, cpu);
   s.leaveGuest();

@@ -3,7 +3,9 @@
  * (26.1, 26.2), and how each exit's qualification and instruction information are encoded
  * (28.2.1, Tables 28-1..28-8; 28.2.5, Tables 28-9..28-15).
  */
-import { INTERCEPT, IO_INFO, DESC_OP, INTR_INFO, EVENT_TYPE, VEC, VIRT_OP, RFLAGS, GPR, type InsnOperand, type VirtOp } from '@kvmts/x86';
+import {
+  INTERCEPT, IO_INFO, DESC_OP, INTR_INFO, EVENT_TYPE, VEC, VIRT_OP, RFLAGS, GPR, CR0, EFER, SEG, AR, type InsnOperand, type VirtOp,
+} from '@kvmts/x86';
 import { CPU_BASED, SECONDARY_EXEC, PIN_BASED } from './caps.js';
 import { FIELD as F } from './fields.js';
 import { EXIT_REASON, makeExitInfo, vmExit, type ExitInfo } from './exit.js';
@@ -60,6 +62,10 @@ const VMX_OP_EXIT: Readonly<Record<number, number>> = {
 export function vmxInstructionExit(s: VmxSilicon, op: VirtOp, operand: InsnOperand): never {
   const reason = VMX_OP_EXIT[op];
   if (reason === undefined) return s.cpu.fault(VEC.UD);
+  // The #UD conditions come before the exit (SDM 31.3): real and virtual-8086 mode, compatibility mode.
+  const cpu = s.cpu;
+  if (op !== VIRT_OP.VMCALL && op !== VIRT_OP.VMFUNC
+    && (!(cpu.cr0 & CR0.PE) || cpu.getRflags() & RFLAGS.VM || (cpu.efer & EFER.LMA && !(cpu.seg[SEG.CS]!.ar & AR.L)))) cpu.fault(VEC.UD);
   const noOperand = op === VIRT_OP.VMCALL || op === VIRT_OP.VMLAUNCH || op === VIRT_OP.VMRESUME || op === VIRT_OP.VMXOFF || op === VIRT_OP.VMFUNC;
   if (noOperand) return insnExit(s, reason);
   const withReg2 = op === VIRT_OP.VMREAD || op === VIRT_OP.VMWRITE || op === VIRT_OP.INVEPT || op === VIRT_OP.INVVPID;

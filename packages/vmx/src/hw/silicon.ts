@@ -82,6 +82,12 @@ export class VmxSilicon implements VirtExtension {
   eptAd = false;
   tscOffsetValue = 0n;
   private entryIcount = 0;
+  /** The VM-entry interruption-information field is valid and not yet delivered. */
+  private injectionPending = false;
+  /** The next event() call is the delivery of the injected event itself. */
+  private injecting = false;
+  /** The VM-entry event is being delivered (a VM exit now saves the RIP it would return to). */
+  inInjection = false;
   private timerDeadline = Infinity;
   /** True when the current entry came from a TypeScript caller, which cpu.stop() returns to. */
   private fromTs = false;
@@ -212,11 +218,28 @@ export class VmxSilicon implements VirtExtension {
     }
     if (this.proc & (CPU_BASED.INTR_WINDOW_EXITING | CPU_BASED.NMI_WINDOW_EXITING | CPU_BASED.MONITOR_TRAP_FLAG)
       || this.timerDeadline <= cpu.icount) cpu.attention = true;
-    // SDM 27.6: event injection, after guest state is loaded, before any instruction.
-    const intr = v.read32(F.VM_ENTRY_INTR_INFO_FIELD);
-    if (intr & INTR_INFO.VALID) {
-      cpu.injectEvent(intr, v.read32(F.VM_ENTRY_EXCEPTION_ERROR_CODE), v.read32(F.VM_ENTRY_INSTRUCTION_LEN));
+    // MTF: ask the run loop to look again after one instruction.
+    if (this.proc & CPU_BASED.MONITOR_TRAP_FLAG) cpu.extDeadline = Math.min(cpu.extDeadline, cpu.icount + 1);
+    // SDM 27.6: event injection, after guest state is loaded, before any instruction. It is
+    // delivered at the first instruction boundary inside the run loop, so that a VM exit during
+    // delivery (an EPT violation on the IDT, say) unwinds the run like any other.
+    if (v.read32(F.VM_ENTRY_INTR_INFO_FIELD) & INTR_INFO.VALID) {
+      this.injectionPending = true;
+      cpu.attention = true;
     }
+  }
+
+  /** Delivers the VM-entry event. The exception bitmap does not apply to it (SDM 27.6.1). */
+  private injectEntryEvent(): void {
+    const v = this.vmcs;
+    this.injectionPending = false;
+    this.injecting = true;
+    this.inInjection = true;
+    const info = v.read32(F.VM_ENTRY_INTR_INFO_FIELD);
+    const code = info & INTR_INFO.DELIVER_CODE ? v.read32(F.VM_ENTRY_EXCEPTION_ERROR_CODE) : -1;
+    this.cpu.injectEvent(info, code, v.read32(F.VM_ENTRY_INSTRUCTION_LEN));
+    this.injecting = false;
+    this.inInjection = false;
   }
 
   private runGuest(fromTs: boolean): VmxStatus {
@@ -234,6 +257,9 @@ export class VmxSilicon implements VirtExtension {
   /** Called by vmExit once host state is loaded. */
   leaveGuest(): void {
     this.guest = false;
+    this.injectionPending = false;
+    this.injecting = false;
+    this.inInjection = false;
     this.cpu.extDeadline = Infinity;
     this.cpu.setTlbTag(0);
     if (!(this.proc2 & SECONDARY_EXEC.ENABLE_VPID)) this.cpu.flushTlb(0);
@@ -342,11 +368,12 @@ export class VmxSilicon implements VirtExtension {
   }
 
   intercept(kind: InterceptKind, a: number, b: number): void {
-    vmxIntercept(this, kind, a, b);
+    if (this.guest) vmxIntercept(this, kind, a, b);
   }
 
   event(intrInfo: number, errorCode: number): void {
-    vmxEvent(this, intrInfo, errorCode);
+    if (this.injecting) { this.injecting = false; return; }
+    if (this.guest) vmxEvent(this, intrInfo, errorCode);
   }
 
   crRead(cr: number, value: number): number {
@@ -362,12 +389,17 @@ export class VmxSilicon implements VirtExtension {
   }
 
   translate(gpa: number, access: number, linear: number): number {
-    return this.ept ? eptTranslate(this, gpa, access, linear) : gpa;
+    return this.guest && this.ept ? eptTranslate(this, gpa, access, linear) : gpa;
   }
 
   checkEvents(): void {
     if (!this.guest) return;
     const cpu = this.cpu;
+    if (this.injectionPending) {
+      this.injectEntryEvent();
+      if (this.proc & (CPU_BASED.INTR_WINDOW_EXITING | CPU_BASED.NMI_WINDOW_EXITING | CPU_BASED.MONITOR_TRAP_FLAG)) cpu.attention = true;
+      return;
+    }
     if (this.proc & CPU_BASED.MONITOR_TRAP_FLAG && cpu.icount > this.entryIcount) vmExit(this, makeExitInfo(EXIT_REASON.MONITOR_TRAP_FLAG));
     if (cpu.icount >= this.timerDeadline) vmExit(this, makeExitInfo(EXIT_REASON.PREEMPTION_TIMER));
     if (cpu.pendingNmi && this.pin & PIN_BASED.NMI_EXITING) {

@@ -1,0 +1,242 @@
+import { describe, it, expect } from 'vitest';
+import { GPR, STOP } from '@kvmts/x86';
+import { EXIT_REASON, CPU_BASED, PIN_BASED, SECONDARY_EXEC } from '../src/index.js';
+import { makeBare, setControl, MSR_BITMAP, IO_BITMAP_A, EPT_PT, GUEST_HPA } from './bare.js';
+
+const HLT = [0xf4];
+
+describe('VM exits from small real-mode guests (unrestricted guest, EPT)', () => {
+  it('CPUID: reason 10, instruction length 2, RIP at the instruction, host state back', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0x90, 0x0f, 0xa2]);
+    expect(b.enter()).toBe(EXIT_REASON.CPUID);
+    expect(b.r32('VM_EXIT_INSTRUCTION_LEN')).toBe(2);
+    expect(b.rn('GUEST_RIP')).toBe(0x1001);
+    expect(b.cpu.rip).toBe(0x7000);
+    expect(b.cpu.cr3).toBe(0x8000);
+    expect(b.vmx.guest).toBe(false);
+    expect(b.cpu.gpr[GPR.RSP]).toBe(0x6ff0);
+  });
+
+  it('HLT with HLT exiting: reason 12', () => {
+    const b = makeBare();
+    b.poke(0x1000, HLT);
+    expect(b.enter()).toBe(EXIT_REASON.HLT);
+    expect(b.r32('VM_EXIT_INSTRUCTION_LEN')).toBe(1);
+  });
+
+  it('VMCALL: reason 18, even in real mode', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0x0f, 0x01, 0xc1]);
+    expect(b.enter()).toBe(EXIT_REASON.VMCALL);
+    expect(b.r32('VM_EXIT_INSTRUCTION_LEN')).toBe(3);
+  });
+
+  it('RDTSC: reason 16 with RDTSC exiting; otherwise the TSC offset is added', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0x0f, 0x31, 0xf4]);
+    setControl(b, 'CPU_BASED_VM_EXEC_CONTROL', CPU_BASED.RDTSC_EXITING);
+    expect(b.enter()).toBe(EXIT_REASON.RDTSC);
+    const c = makeBare();
+    c.poke(0x1000, [0x0f, 0x31, 0xf4]);
+    setControl(c, 'CPU_BASED_VM_EXEC_CONTROL', CPU_BASED.USE_TSC_OFFSETTING);
+    c.vmx.vmwrite64(0x2010, 0x1_0000_0000n);
+    const before = c.cpu.icount;
+    expect(c.enter()).toBe(EXIT_REASON.HLT);
+    expect(c.cpu.ext).toBe(c.vmx);
+    // RDTSC ran as the first guest instruction: TSC = icount at that point + offset.
+    expect(b.cpu.gprHi[GPR.RDX]).toBe(0);
+    expect(c.rn('GUEST_RIP')).toBe(0x1002);
+    void before;
+  });
+
+  it('PAUSE with PAUSE exiting: reason 40', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0xf3, 0x90]);
+    setControl(b, 'CPU_BASED_VM_EXEC_CONTROL', CPU_BASED.PAUSE_EXITING);
+    expect(b.enter()).toBe(EXIT_REASON.PAUSE_INSTRUCTION);
+  });
+
+  it('OUT with unconditional I/O exiting: reason 30 and the I/O qualification', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0xba, 0xf8, 0x03, 0xb0, 0x41, 0xee]); // mov dx,0x3f8; mov al,'A'; out dx,al
+    expect(b.enter()).toBe(EXIT_REASON.IO_INSTRUCTION);
+    expect(b.rn('EXIT_QUALIFICATION')).toBe((0x3f8 << 16) | 0); // size 1, OUT, DX
+    expect(b.rn('GUEST_RIP')).toBe(0x1005);
+  });
+
+  it('IN with the I/O bitmaps: only ports whose bit is set exit', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0xe4, 0x60, 0xe4, 0x61]); // in al,0x60; in al,0x61
+    setControl(b, 'CPU_BASED_VM_EXEC_CONTROL', CPU_BASED.USE_IO_BITMAPS, CPU_BASED.UNCOND_IO_EXITING);
+    b.mem.write8(IO_BITMAP_A + (0x61 >> 3), 1 << (0x61 & 7));
+    expect(b.enter()).toBe(EXIT_REASON.IO_INSTRUCTION);
+    expect(b.rn('EXIT_QUALIFICATION')).toBe((0x61 << 16) | (1 << 6) | (1 << 3));
+    expect(b.rn('GUEST_RIP')).toBe(0x1002);
+  });
+
+  it('RDMSR/WRMSR through the MSR bitmap: reasons 31 and 32', () => {
+    const b = makeBare();
+    // mov ecx,0x1b; rdmsr ; mov ecx,0x174; wrmsr
+    b.poke(0x1000, [0x66, 0xb9, 0x1b, 0, 0, 0, 0x0f, 0x32, 0x66, 0xb9, 0x74, 0x01, 0, 0, 0x0f, 0x30]);
+    setControl(b, 'CPU_BASED_VM_EXEC_CONTROL', CPU_BASED.USE_MSR_BITMAPS);
+    b.mem.write8(MSR_BITMAP + (0x1b >> 3), 1 << (0x1b & 7));
+    expect(b.enter()).toBe(EXIT_REASON.MSR_READ);
+    expect(b.rn('GUEST_RIP')).toBe(0x1006);
+    b.wn('GUEST_RIP', 0x1008);
+    b.mem.write8(MSR_BITMAP + 2048 + (0x174 >> 3), 1 << (0x174 & 7));
+    expect(b.enter()).toBe(EXIT_REASON.MSR_WRITE);
+    expect(b.rn('GUEST_RIP')).toBe(0x100e);
+  });
+
+  it('MOV to CR0 touching a host-owned bit: reason 28; reads see the read shadow', () => {
+    const b = makeBare();
+    // mov eax,cr0 ; mov ebx,eax ; or al,1 ; mov cr0,eax
+    b.poke(0x1000, [0x0f, 0x20, 0xc0, 0x66, 0x89, 0xc3, 0x0c, 0x01, 0x0f, 0x22, 0xc0]);
+    b.wn('CR0_GUEST_HOST_MASK', 0x80000021);
+    b.wn('CR0_READ_SHADOW', 0x10);
+    expect(b.enter()).toBe(EXIT_REASON.CR_ACCESS);
+    expect(b.rn('EXIT_QUALIFICATION')).toBe(0); // CR0, MOV to CR, EAX
+    expect(b.cpu.ext).toBe(b.vmx);
+    expect(b.rn('GUEST_RIP')).toBe(0x1008);
+  });
+
+  it('MOV to DR7 with MOV-DR exiting: reason 29', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0x0f, 0x23, 0xfb]); // mov dr7,ebx
+    setControl(b, 'CPU_BASED_VM_EXEC_CONTROL', CPU_BASED.MOV_DR_EXITING);
+    expect(b.enter()).toBe(EXIT_REASON.DR_ACCESS);
+    expect(b.rn('EXIT_QUALIFICATION')).toBe(7 | (3 << 8));
+  });
+
+  it('an EPT violation reports the access, the GPA and the guest-linear address', () => {
+    const b = makeBare();
+    // mov ax,0x2000; mov ds,ax; mov byte [0x10],0x55
+    b.poke(0x1000, [0xb8, 0x00, 0x20, 0x8e, 0xd8, 0xc6, 0x06, 0x10, 0x00, 0x55]);
+    expect(b.enter()).toBe(EXIT_REASON.EPT_VIOLATION);
+    expect(b.rn('GUEST_PHYSICAL_ADDRESS')).toBe(0x20010);
+    expect(b.rn('GUEST_LINEAR_ADDRESS')).toBe(0x20010);
+    const q = b.rn('EXIT_QUALIFICATION');
+    expect(q & 0x3f).toBe(0x2); // a write, to a not-present entry
+    expect(q & 0x180).toBe(0x180); // linear address valid, final translation
+    expect(b.rn('GUEST_RIP')).toBe(0x1005);
+  });
+
+  it('an EPT misconfiguration (write without read): reason 49', () => {
+    const b = makeBare();
+    b.mem.write32(EPT_PT + 2 * 8, (GUEST_HPA + 0x2000) | 2 | (6 << 3));
+    b.poke(0x1000, [0xa0, 0x00, 0x20]); // mov al,[0x2000]
+    expect(b.enter()).toBe(EXIT_REASON.EPT_MISCONFIG);
+    expect(b.rn('GUEST_PHYSICAL_ADDRESS')).toBe(0x2000);
+  });
+
+  it('an exception in the exception bitmap: reason 0 with the interruption information', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0x0f, 0x0b]); // ud2
+    b.w32('EXCEPTION_BITMAP', 1 << 6);
+    expect(b.enter()).toBe(EXIT_REASON.EXCEPTION_NMI);
+    expect(b.r32('VM_EXIT_INTR_INFO')).toBe(0x80000306);
+    expect(b.rn('GUEST_RIP')).toBe(0x1000);
+  });
+
+  it('a VMX instruction in protected-mode non-root operation exits (VMXOFF: reason 26)', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0x0f, 0x01, 0xc4]);
+    b.wn('GUEST_CR0', 0x31); // PE without paging
+    expect(b.enter()).toBe(EXIT_REASON.VMOFF);
+  });
+
+  it('an external interrupt with "acknowledge interrupt on exit": reason 1 with the vector', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0xeb, 0xfe]); // jmp $
+    b.cpu.raiseInterrupt(0x31);
+    expect(b.enter()).toBe(EXIT_REASON.EXTERNAL_INTERRUPT);
+    expect(b.r32('VM_EXIT_INTR_INFO')).toBe(0x80000031);
+    expect(b.cpu.pendingInterrupt).toBe(-1);
+  });
+
+  it('the interrupt window: reason 7 once RFLAGS.IF=1 and the STI shadow is over', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0x90, 0xfb, 0x90, 0xf4]); // nop; sti; nop; hlt
+    setControl(b, 'CPU_BASED_VM_EXEC_CONTROL', CPU_BASED.INTR_WINDOW_EXITING);
+    expect(b.enter()).toBe(EXIT_REASON.INTERRUPT_WINDOW);
+    expect(b.rn('GUEST_RIP')).toBe(0x1003);
+  });
+
+  it('the NMI window: reason 8 when no NMI blocking', () => {
+    const b = makeBare();
+    b.poke(0x1000, HLT);
+    setControl(b, 'CPU_BASED_VM_EXEC_CONTROL', CPU_BASED.NMI_WINDOW_EXITING);
+    expect(b.enter()).toBe(EXIT_REASON.NMI_WINDOW);
+    expect(b.rn('GUEST_RIP')).toBe(0x1000);
+  });
+
+  it('the VMX-preemption timer: reason 52, and the timer saved as 0', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0xeb, 0xfe]);
+    setControl(b, 'PIN_BASED_VM_EXEC_CONTROL', PIN_BASED.VMX_PREEMPTION_TIMER);
+    setControl(b, 'VM_EXIT_CONTROLS', 1 << 22);
+    b.w32('VMX_PREEMPTION_TIMER_VALUE', 3);
+    const start = b.cpu.icount;
+    expect(b.enter()).toBe(EXIT_REASON.PREEMPTION_TIMER);
+    expect(b.cpu.icount - start).toBeGreaterThanOrEqual(3 * 32);
+    expect(b.r32('VMX_PREEMPTION_TIMER_VALUE')).toBe(0);
+  });
+
+  it('the monitor trap flag: reason 37 after one instruction', () => {
+    const b = makeBare();
+    // A taken jump ends the CPU's decoded block: the x86 run loop looks at pending events only
+    // between blocks, so MTF is exact after a block-ending instruction.
+    b.poke(0x1000, [0xeb, 0x00, 0x90, 0xf4]);
+    setControl(b, 'CPU_BASED_VM_EXEC_CONTROL', CPU_BASED.MONITOR_TRAP_FLAG);
+    const start = b.cpu.icount;
+    expect(b.enter()).toBe(EXIT_REASON.MONITOR_TRAP_FLAG);
+    expect(b.cpu.icount - start).toBe(1);
+    expect(b.rn('GUEST_RIP')).toBe(0x1002);
+  });
+
+  it('a triple fault: reason 2', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0x0f, 0x0b]);
+    b.w32('GUEST_IDTR_LIMIT', 0);
+    expect(b.enter()).toBe(EXIT_REASON.TRIPLE_FAULT);
+  });
+
+  it('event injection: an injected INT 0x10 vectors through the real-mode IVT', () => {
+    const b = makeBare();
+    b.poke(0x40, [0x00, 0x20, 0x00, 0x00]); // IVT[0x10] = 0000:2000
+    b.poke(0x2000, HLT);
+    b.poke(0x1000, HLT);
+    b.w32('VM_ENTRY_INTR_INFO_FIELD', 0x80000410); // software interrupt 0x10
+    b.w32('VM_ENTRY_INSTRUCTION_LEN', 2);
+    expect(b.enter()).toBe(EXIT_REASON.HLT);
+    expect(b.rn('GUEST_RIP')).toBe(0x2000);
+    // The return address pushed is past the (virtual) 2-byte INT instruction.
+    expect(b.mem.read16(GUEST_HPA + 0x8000 - 6)).toBe(0x1002);
+    expect(b.r32('VM_ENTRY_INTR_INFO_FIELD') & 0x80000000).toBe(0);
+  });
+
+  it('a VM exit during event delivery records the IDT-vectoring information', () => {
+    const b = makeBare();
+    b.poke(0x40, [0x00, 0x20, 0x00, 0x00]);
+    b.poke(0x1000, HLT);
+    b.wn('GUEST_SS_BASE', 0x20000); // the stack the delivery pushes to is outside the EPT map
+    b.w32('VM_ENTRY_INTR_INFO_FIELD', 0x80000010); // external interrupt 0x10
+    b.wn('GUEST_RFLAGS', 0x202);
+    expect(b.enter()).toBe(EXIT_REASON.EPT_VIOLATION);
+    expect(b.r32('IDT_VECTORING_INFO_FIELD')).toBe(0x80000010);
+    expect(b.rn('GUEST_PHYSICAL_ADDRESS')).toBe(0x27ffe);
+    expect(b.rn('GUEST_RIP')).toBe(0x1000);
+  });
+
+  it('VMRESUME continues after an exit, and VPID tags the TLB', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0x0f, 0xa2, 0xf4]);
+    expect(b.enter()).toBe(EXIT_REASON.CPUID);
+    b.wn('GUEST_RIP', b.rn('GUEST_RIP') + b.r32('VM_EXIT_INSTRUCTION_LEN'));
+    expect(b.enter()).toBe(EXIT_REASON.HLT);
+    expect(b.vmx.entryCount).toBe(2);
+    expect(b.vmx.lastStop).toBe(STOP.VMEXIT);
+    void SECONDARY_EXEC;
+  });
+});
