@@ -191,3 +191,36 @@ describe('the host and module lifetime', () => {
     expect(VmFd).toBeDefined();
   });
 });
+
+describe('string I/O through the emulator', () => {
+  it('reads REP INSB ahead in one exit, as the emulator\'s pio read cache does', () => {
+    // rep insb (%dx),%es:(%di); hlt   with DX=0x60, DI=0x2000, CX=4
+    const { vcpu, vm } = realModeVm([0xf3, 0x6c, 0xf4]);
+    vcpu.setRegs({ ...vcpu.getRegs(), rdx: 0x60n, rdi: 0x2000n, rcx: 4n });
+    const e = vcpu.run();
+    expect(e).toMatchObject({ kind: 'IoIn', port: 0x60, size: 1, count: 4 });
+    if (e.kind !== 'IoIn') return;
+    e.data.set([1, 2, 3, 4]);
+    expect(vcpu.run().kind).toBe('Hlt');
+    expect([...vm.memory.read(0x2000, 4)]).toEqual([1, 2, 3, 4]);
+    const r = vcpu.getRegs();
+    expect(r.rcx).toBe(0n);
+    expect(r.rdi).toBe(0x2004n);
+  });
+
+  it('writes OUTSB one element per exit', () => {
+    // rep outsb %ds:(%si),(%dx); hlt   with DX=0x3f8, SI=0x2000, CX=3
+    const { vcpu, vm } = realModeVm([0xf3, 0x6e, 0xf4]);
+    vm.memory.write(0x2000, new TextEncoder().encode('abc'));
+    vcpu.setRegs({ ...vcpu.getRegs(), rdx: 0x3f8n, rsi: 0x2000n, rcx: 3n });
+    let out = '';
+    for (let i = 0; i < 10; i++) {
+      const e = vcpu.run();
+      if (e.kind !== 'IoOut') { expect(e.kind).toBe('Hlt'); break; }
+      expect(e.count).toBe(1);
+      out += String.fromCharCode(e.data[0]!);
+    }
+    expect(out).toBe('abc');
+    expect(vcpu.getRegs().rsi).toBe(0x2003n);
+  });
+});
