@@ -14,6 +14,8 @@ import { svmInitOps } from '../src/kvm/ops.js';
 export type Vendor = 'amd' | 'intel';
 
 export interface TestVm {
+  /** The vCPU's kvm_vcpu_stat counters (exits by reason: exit_<name>). */
+  kvmStat(): Record<string, number>;
   host: Host;
   proc: Process;
   vcpuFd: number;
@@ -41,7 +43,11 @@ export function createVm(memBytes = 0x200000, vendor: Vendor = 'amd'): TestVm {
   const size = proc.ioctl(kvm, KVM.KVM_GET_VCPU_MMAP_SIZE, 0);
   const runHva = proc.mmap(size, PROT.READ | PROT.WRITE, MAP.SHARED, vcpuFd, 0);
   const runBytes = proc.mappedBytes(runHva, size)!;
-  return { host, proc, vcpuFd, memHva, run: new KvmRun(runBytes), runBytes };
+  const kvmStat = (): Record<string, number> => {
+    const vm = host.module!.vms.values().next().value!;
+    return vm.vcpus[0]!.stat;
+  };
+  return { kvmStat, host, proc, vcpuFd, memHva, run: new KvmRun(runBytes), runBytes };
 }
 
 export function load(vm: TestVm, gpa: number, bytes: number[] | Uint8Array): void {
