@@ -3,17 +3,23 @@
  * (through @kvmts/kvm-ref's helper) and on our kernel, which must answer alike: return values,
  * errnos, fd numbers and, where a row says so, output bytes.
  *
- * Rows are plain data: a name, the steps (kvm-ref's IoctlStep: open/ioctl/mmap/mmapFd/read/
- * write/close on named fds and maps), and what to compare beyond return values. Our side runs
- * with a stub vendor (every kvm_x86_ops hook a no-op), so rows stick to what the common code
- * owns; guest runs belong to the conformance package, where a real vendor is loaded.
+ * Two sets of rows. The core's own conformance table (src/uapi/conformance-rows.ts, Linux's
+ * answers written down) is translated into helper scripts, so /dev/kvm checks the table itself
+ * and our kernel is compared with /dev/kvm step by step. The rows below add what that table
+ * leaves out; they are plain data too: the steps (kvm-ref's IoctlStep: open/ioctl/mmap/mmapFd/
+ * read/write/close on named fds and maps) and what to compare beyond return values. Our side
+ * runs with the core's fake vendor, so rows stick to what the common code owns; guest runs
+ * belong to the conformance package, where a real vendor is loaded.
  */
 import { describe, expect, it } from 'vitest';
 import { kvmRefUnavailable, runIoctlScript } from '@kvmts/kvm-ref';
 import type { FdRef, IoctlStep, StepResult } from '@kvmts/kvm-ref';
 import { genericModel } from '@kvmts/x86';
-import { Host, KVM, KVM_CAP, KVM_X86_OPS, MAP, PROT } from '../src/index.js';
-import type { KvmX86Ops, Process } from '../src/index.js';
+import { ERRNO, Host, KVM, KVM_CAP, MAP, PROT, UAPI_STRUCTS, encodeStruct, offsetOf } from '../src/index.js';
+import type { Process, StructDef } from '../src/index.js';
+import { UAPI_CONFORMANCE_ROWS } from '../src/uapi/conformance-rows.js';
+import type { RowExpect, RowStep, RowValue } from '../src/uapi/conformance-rows.js';
+import { fakeVendor, testModel } from './fake-vendor.js';
 
 const reason = kvmRefUnavailable();
 if (reason !== null) console.log(`uapi differential against /dev/kvm skipped: ${reason}`);
@@ -169,22 +175,12 @@ const ROWS: readonly UapiRow[] = [
 
 // ---- our kernel, driven as the helper drives /dev/kvm ---------------------------------------
 
-/** Hooks that hand back a struct rather than a number; the rest of the stub answers 0. */
-const STUB_STRUCTS: Readonly<Record<string, () => unknown>> = {
-  getSegment: () => ({ base: 0, limit: 0, selector: 0, type: 0, present: 0, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 1 }),
-  getCsDbLBits: () => ({ db: 0, l: 0 }),
-  getIdt: () => ({ base: 0, limit: 0 }),
-  getGdt: () => ({ base: 0, limit: 0 }),
-};
-
-/** A vendor whose every hook does nothing: enough for the uapi paths the common code owns. */
-function stubHost(): Host {
-  const ops: Record<string, unknown> = { name: 'kvm-ref-stub' };
-  for (const [hook] of KVM_X86_OPS) if (hook !== 'name') ops[hook] = STUB_STRUCTS[hook] ?? (() => 0);
-  const host = new Host({ model: genericModel, pcpus: 1, memBytes: 64 << 20 });
-  const r = host.modprobe({ hardwareSetup: () => 0, runtimeOps: ops as unknown as KvmX86Ops });
-  if (r !== 0) throw new Error(`stub vendor refused: ${r} ${host.dmesg.join('; ')}`);
-  return host;
+/** Our kernel with the core's fake vendor loaded, and a fresh VMM process on it. */
+function coreProcess(): Process {
+  const host = new Host({ model: testModel, pcpus: 1, memBytes: 64 << 20 });
+  const r = host.modprobe(fakeVendor().initOps);
+  if (r !== 0) throw new Error(`fake vendor refused: ${r} ${host.dmesg.join('; ')}`);
+  return host.spawn();
 }
 
 function replayOnCore(proc: Process, steps: readonly IoctlStep[]): StepResult[] {
@@ -262,7 +258,87 @@ function disagreements(row: UapiRow, host: StepResult[], ours: StepResult[]): st
 describe.skipIf(reason !== null)('the uapi against /dev/kvm', () => {
   it.each(ROWS.map((r) => [r.name, r] as const))('%s', (_name, row) => {
     const host = runIoctlScript(row.steps);
-    const ours = replayOnCore(stubHost().spawn(), row.steps);
+    const ours = replayOnCore(coreProcess(), row.steps);
     expect(disagreements(row, host, ours)).toEqual([]);
+  });
+});
+
+// ---- the core's conformance table, on /dev/kvm -------------------------------------------------
+
+const STRUCTS = new Map<string, StructDef>(UAPI_STRUCTS.map((d) => [d.name, d]));
+
+/** "$m" or "$m+0x10": a pointer into map m. */
+function mapRef(v: RowValue): { map: string; offset: number } | null {
+  if (typeof v === 'number') return null;
+  const m = /^\$(\w+)(?:\+(0x[0-9a-f]+|\d+))?$/.exec(v);
+  if (!m) throw new Error(`bad row value ${v}`);
+  return { map: m[1]!, offset: m[2] ? Number(m[2]) : 0 };
+}
+
+/** A conformance row as a helper script: open /dev/kvm as "kvm", then each step. */
+function rowScript(steps: readonly RowStep[]): IoctlStep[] {
+  return [open(), ...steps.map((st): IoctlStep => {
+    if (st.op === 'mmap') return { op: 'mmap', name: st.as, size: st.len };
+    if (st.op === 'close') return { op: 'close', fd: st.fd };
+    const request = KVM[st.ioctl];
+    const a = st.arg;
+    const name = st.as === undefined ? {} : { name: st.as };
+    if (a === undefined || typeof a === 'number') return { op: 'ioctl', fd: st.fd, request, arg: a ?? 0, ...name };
+    if ('badPointer' in a) return { op: 'ioctl', fd: st.fd, request, arg: 8, ...name };
+    const def = STRUCTS.get(a.struct);
+    if (!def) throw new Error(`no struct ${a.struct}`);
+    const ptrs: { at: number; map: string; offset: number }[] = [];
+    const value = Object.fromEntries(Object.entries(a.value).map(([k, v]) => {
+      if (Array.isArray(v)) return [k, v.map((x) => (typeof x === 'number' ? x : 0))];
+      const ref = mapRef(v);
+      if (ref) ptrs.push({ at: offsetOf(def, k), ...ref });
+      return [k, ref ? 0 : v];
+    }));
+    const bytes = new Uint8Array(def.size + (a.extra ?? 0));
+    encodeStruct(def, value, bytes);
+    return { op: 'ioctl', fd: st.fd, request, arg: { buf: bytes, ptrs }, ...name };
+  })];
+}
+
+function meets(got: number, want: RowExpect): boolean {
+  if (want === 'fd') return got >= 0;
+  if (typeof want === 'number') return got === want;
+  if (typeof want === 'object') return got >= want.atLeast;
+  return got === -ERRNO[want];
+}
+
+/**
+ * Where a conformance row (and our kernel with it) disagrees with /dev/kvm and Linux's source
+ * sides with /dev/kvm: printed, not failed, until the row and the kernel are fixed. Keyed by row
+ * name and step index.
+ */
+const KNOWN_ROW_ERRORS: Readonly<Record<string, Readonly<Record<number, string>>>> = {
+  'KVM_INTERRUPT without an in-kernel irqchip: one vector at a time': {
+    4: 'without an in-kernel irqchip, kvm_vcpu_ioctl_interrupt() queues the vector over any pending one and returns 0; EEXIST is only for a split irqchip (pending_external_vector)',
+  },
+};
+
+describe.skipIf(reason !== null)('the core conformance table on /dev/kvm', () => {
+  it.each(UAPI_CONFORMANCE_ROWS.map((r) => [r.name, r] as const))('%s', (_name, row) => {
+    const script = rowScript(row.steps);
+    const host = runIoctlScript(script);
+    const ours = replayOnCore(coreProcess(), script);
+    const wrong = row.steps.flatMap((st, i) => {
+      if (st.op === 'mmap') return [];
+      const known = KNOWN_ROW_ERRORS[row.name]?.[i];
+      if (known !== undefined) {
+        if (meets(host[i + 1]!.ret, st.expect)) console.log(`KNOWN_ROW_ERRORS["${row.name}"][${i}] no longer differs: delete it`);
+        else console.log(`known uapi divergence, ${row.name}, step ${i}: ${known}`);
+        return [];
+      }
+      const h = host[i + 1]!.ret;
+      const o = ours[i + 1]!.ret;
+      const what = `step ${i} ${st.op === 'ioctl' ? st.ioctl : 'close'}`;
+      return [
+        ...(meets(h, st.expect) ? [] : [`${what}: /dev/kvm answers ${h}, the row expects ${JSON.stringify(st.expect)}`]),
+        ...(h === o ? [] : [`${what}: /dev/kvm answers ${h}, ours ${o}`]),
+      ];
+    });
+    expect(wrong).toEqual([]);
   });
 });
