@@ -226,7 +226,16 @@ function regRm(b: Builder, size: Size, op: number[], text: (dst: string, src: st
   const e: Encoding = { size, op, reg, rm, rex };
   const r = regText(size, reg, needsRex(e));
   const m = opText(size, rm, needsRex(e));
-  b.emit(encode(e), regIsDest ? text(r, m) : text(m, r), fx);
+  emitMaybeLocked(b, encode(e), regIsDest ? text(r, m) : text(m, r), fx, !regIsDest && 'disp' in rm);
+}
+
+/** The instructions that take a LOCK prefix with a memory destination (SDM Vol. 3A 9.1.2.2). */
+const LOCKABLE = new Set(['add', 'adc', 'and', 'btc', 'btr', 'bts', 'cmpxchg', 'dec', 'inc', 'neg', 'not', 'or', 'sbb', 'sub', 'xor', 'xadd', 'xchg']);
+
+/** Emits, with a LOCK prefix a third of the time when the instruction and its memory operand allow one. */
+function emitMaybeLocked(b: Builder, bytes: number[], text: string, fx: FlagEffect, memDest: boolean): void {
+  if (memDest && LOCKABLE.has(text.split(' ')[0]!) && b.rng.int(3) === 0) b.emit([0xf0, ...bytes], `lock ${text}`, fx);
+  else b.emit(bytes, text, fx);
 }
 
 /** An r/m-only instruction (opcode extension in ModRM.reg). */
@@ -236,7 +245,7 @@ function rmOnly(b: Builder, size: Size, op: number[], ext: number, text: (m: str
   const legacy = size === 8 && !('disp' in operand) && b.rng.bool();
   if (legacy) operand = { reg: b.rng.int(8) };
   const e: Encoding = { size, op, reg: ext, rm: operand, rex: size === 8 && !legacy, ...(imm ? { imm } : {}) };
-  b.emit(encode(e), text(opText(size, operand, needsRex(e))), fx);
+  emitMaybeLocked(b, encode(e), text(opText(size, operand, needsRex(e))), fx, 'disp' in operand);
 }
 
 const opc8 = (size: Size, op8: number): number[] => [size === 8 ? op8 : op8 + 1];
