@@ -5,48 +5,16 @@
  * agree; the expected frames are also spelled out so the test means something without KVM.
  * (The reference helper's KVM reports INT n as an emulation failure: that part is ours only.)
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { kvmRefUnavailable, runImage } from '@kvmts/kvm-ref';
 import { STOP } from '../src/cpu/virt.js';
+import { buildGuest, guestToolsMissing } from './system-guest-build.js';
 import { longMode } from './helpers.js';
 
-const SOURCE = fileURLToPath(new URL('./system-guests/exceptions64.S', import.meta.url));
 const REPORT = 0xe9;
 /** Words per report: vector, error code, RIP, CS, RFLAGS, RSP, SS, address of the pushed RIP, SS in the handler, CR2. */
 const WORDS = 10;
 const NO_CODE = 0xffff;
-
-function toolsMissing(): string | null {
-  for (const tool of ['as', 'ld', 'objcopy', 'nm']) {
-    try { execFileSync(tool, ['--version'], { stdio: 'ignore' }); } catch { return `${tool} not found`; }
-  }
-  return null;
-}
-
-const dir = mkdtempSync(join(tmpdir(), 'kvmts-system-exc-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Assembles the guest; `withInt` adds the INT n cases (the reference helper's KVM cannot run them). */
-function build(withInt: boolean): { image: Uint8Array; sym: (name: string) => number } {
-  const tag = withInt ? 'int' : 'noint';
-  const obj = join(dir, `${tag}.o`);
-  const elf = join(dir, `${tag}.elf`);
-  const bin = join(dir, `${tag}.bin`);
-  execFileSync('as', ['--64', ...(withInt ? ['--defsym', 'WITH_INT=1'] : []), '-o', obj, SOURCE]);
-  execFileSync('ld', ['-m', 'elf_x86_64', '-Ttext=0x1000', '-o', elf, obj]);
-  execFileSync('objcopy', ['-O', 'binary', elf, bin]);
-  const syms = new Map<string, number>();
-  for (const line of execFileSync('nm', [elf], { encoding: 'utf8' }).split('\n')) {
-    const [addr, , name] = line.trim().split(/\s+/);
-    if (addr !== undefined && name !== undefined) syms.set(name, parseInt(addr, 16));
-  }
-  return { image: readFileSync(bin), sym: (n) => syms.get(n)! };
-}
 
 function group(words: number[]): number[][] {
   const out: number[][] = [];
@@ -54,14 +22,15 @@ function group(words: number[]): number[][] {
   return out;
 }
 
-const missing = toolsMissing();
+const missing = guestToolsMissing();
 if (missing !== null) console.log(`system-exceptions guest test skipped: ${missing}`);
 const kvm = kvmRefUnavailable();
 if (kvm !== null) console.log(`system-exceptions: no comparison with /dev/kvm: ${kvm}`);
 
 describe.skipIf(missing !== null)('exception frames in IA-32e mode', () => {
-  const built = missing === null ? build(true) : null;
-  const builtNoInt = missing === null ? build(false) : null;
+  // The reference helper's KVM cannot run INT n, so the comparison uses a build without it.
+  const built = missing === null ? buildGuest('exceptions64.S', ['WITH_INT']) : null;
+  const builtNoInt = missing === null ? buildGuest('exceptions64.S') : null;
 
   function runOurs(image: Uint8Array): { reports: number[][]; reason: number } {
     const m = longMode(image, 0x1000, 0x200000);

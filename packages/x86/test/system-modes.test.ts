@@ -3,54 +3,21 @@
  * real mode to protected mode to IA-32e mode and to ring 3, taking #DE, #GP, #UD and #PF
  * through its own IVT and IDTs, and reporting each frame with OUT to port 0xe9.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { STOP } from '../src/cpu/virt.js';
 import { CR0, EFER, SEG } from '../src/cpu/state.js';
+import { buildGuest, guestToolsMissing } from './system-guest-build.js';
 import { realMode } from './helpers.js';
 
-const SOURCE = fileURLToPath(new URL('./system-guests/modes.S', import.meta.url));
-
-interface Built { image: Uint8Array; sym: Map<string, number> }
-
-function toolsMissing(): string | null {
-  for (const tool of ['as', 'ld', 'objcopy', 'nm']) {
-    try { execFileSync(tool, ['--version'], { stdio: 'ignore' }); } catch { return `${tool} not found`; }
-  }
-  return null;
-}
-
-const dir = mkdtempSync(join(tmpdir(), 'kvmts-system-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function build(): Built {
-  const obj = join(dir, 'modes.o');
-  const elf = join(dir, 'modes.elf');
-  const bin = join(dir, 'modes.bin');
-  execFileSync('as', ['--64', '-o', obj, SOURCE]);
-  execFileSync('ld', ['-m', 'elf_x86_64', '-Ttext=0x1000', '-o', elf, obj]);
-  execFileSync('objcopy', ['-O', 'binary', elf, bin]);
-  const sym = new Map<string, number>();
-  for (const line of execFileSync('nm', [elf], { encoding: 'utf8' }).split('\n')) {
-    const [addr, , name] = line.trim().split(/\s+/);
-    if (addr !== undefined && name !== undefined) sym.set(name, parseInt(addr, 16));
-  }
-  return { image: readFileSync(bin), sym };
-}
-
-const missing = toolsMissing();
+const missing = guestToolsMissing();
 if (missing !== null) console.log(`system-modes guest test skipped: ${missing}`);
 
 describe.skipIf(missing !== null)('real -> protected -> long mode guest', () => {
   it('reports #DE (real), #GP (protected), #DE/#UD/#GP from ring 3/#PF (64-bit) with the right frames', () => {
-    const { image, sym } = build();
-    const m = realMode(image, 0x1000);
+    const g = buildGuest('modes.S');
+    const m = realMode(g.image, 0x1000);
     const reason = m.cpu.run(100_000);
-    const s = (name: string) => sym.get(name)!;
+    const s = (name: string) => g.sym(name);
     const reports = m.outs.filter(([port]) => port === 0xe9).map(([, , v]) => v >>> 0);
     expect(reports).toEqual([
       0x100, s('rm_div'),
