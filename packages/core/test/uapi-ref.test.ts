@@ -151,6 +151,19 @@ const ROWS: readonly UapiRow[] = [
     check: { 3: [128, 136], 4: [0, 4] },
   },
   {
+    name: 'KVM_SET_REGS then KVM_GET_REGS gives the GPRs and RIP back',
+    steps: [
+      open(), createVm(), createVcpu(),
+      io('vcpu', KVM.KVM_SET_REGS, buf(144, (b) => {
+        for (let i = 0; i < 16; i++) b.writeBigUInt64LE(0x0f0e0d0c0b0a0908n * BigInt(i + 1) + 0x0123n, i * 8);
+        b.writeBigUInt64LE(0x1234n, 128); // rip
+        b.writeBigUInt64LE(0x2n, 136); // rflags
+      })),
+      io('vcpu', KVM.KVM_GET_REGS, buf(144)),
+    ],
+    check: { 4: [0, 136] },
+  },
+  {
     name: 'counts too large or too small: E2BIG',
     steps: [
       open(),
