@@ -129,7 +129,7 @@ export function fakeVendor(overrides: Partial<Record<string, unknown>> = {}): Fa
     skipEmulatedInstruction: (v: KvmVcpu) => { v.arch.rip += fv(v).exit.len; return 1; },
     setInterruptShadow: (v: KvmVcpu, m: number) => { fv(v).shadow = m; },
     getInterruptShadow: (v: KvmVcpu) => fv(v).shadow,
-    injectIrq: () => { calls.push('injectIrq'); },
+    injectIrq: (v: KvmVcpu) => { calls.push('injectIrq'); v.stat['irq_injections']!++; v.arch.interrupt.injected = false; },
     injectNmi: () => {},
     injectException: () => {},
     cancelInjection: () => {},

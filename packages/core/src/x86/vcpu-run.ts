@@ -37,12 +37,11 @@ function checkAndInjectEvents(v: Vcpu): void {
   } else if (a.nmiPending > 0 && ops.nmiAllowed(v, true) > 0) {
     a.nmiPending--;
     a.nmiInjected = true;
-    v.stat['nmi_injections']!++;
     ops.injectNmi(v);
   } else if (kvmCpuHasInterrupt(v) && ops.interruptAllowed(v, true) > 0) {
     kvmQueueInterrupt(v, v.pendingExternalVector, false);
     v.pendingExternalVector = -1;
-    v.stat['irq_injections']!++;
+    // The vendor's injectIrq counts irq_injections, as vmx_inject_irq / svm_inject_irq do.
     ops.injectIrq(v, false);
   }
   if (a.nmiPending > 0) ops.enableNmiWindow(v);
