@@ -1,5 +1,11 @@
 /** Plain dashboard snapshots for component tests. */
-import type { DashboardSnapshot, VmSnapshot } from '../src/ui/snapshot.js';
+import type { DashboardSnapshot, VcpuSnapshot, VmSnapshot } from '../src/ui/snapshot.js';
+
+export const VCPU: VcpuSnapshot = {
+  mode: 'long (64-bit)', cpl: 0, rip: 0x7c10n, disasm: ['000000007c10  f4               hlt'],
+  regs: [['rax', 0xan], ['rbx', 2n], ['rcx', 0n], ['rdx', 0x3f8n]],
+  cr0: 0x80000033, cr3: 0x1fd000, cr4: 0x20, efer: 0x500, rflags: 0x246,
+};
 
 export const VM: VmSnapshot = {
   id: 0,
@@ -14,11 +20,7 @@ export const VM: VmSnapshot = {
     { name: 'exit.IO_INSTRUCTION', total: 1200, rate: 250, child: true },
     { name: 'exit.HLT', total: 300, rate: 50, child: true },
   ],
-  vcpu: {
-    mode: 'long (64-bit)', cpl: 0, rip: 0x7c10n, disasm: ['000000007c10  f4               hlt'],
-    regs: [['rax', 0xan], ['rbx', 2n], ['rcx', 0n], ['rdx', 0x3f8n]],
-    cr0: 0x80000033, cr3: 0x1fd000, cr4: 0x20, efer: 0x500, rflags: 0x246,
-  },
+  vcpu: VCPU,
   inspection: null,
   memslots: [{ slot: 0, gpa: 0, size: 0x200000, flags: 0, hva: 0x7f0000000000 }],
   mmu: { tdpPages: 12, dirtyPages: 0 },

@@ -1,5 +1,5 @@
-import { Box, Text, useApp, useInput } from 'ink';
-import { useRef, useState } from 'react';
+import { Box, Text, useApp, useInput, useStdout } from 'ink';
+import { useEffect, useRef, useState } from 'react';
 import type { DashboardModel } from './dashboard-model.js';
 import { ExitsView, type ExitSort } from './ExitsView.js';
 import { Header } from './Header.js';
@@ -26,6 +26,14 @@ export function App({ model }: { model: DashboardModel }) {
   const [editing, setEditingState] = useState<string | null>(null);
   const setEditing = (text: string | null) => { editingRef.current = text; setEditingState(text); };
   const [children, setChildren] = useState(true);
+  const [page, setPage] = useState(0);
+  useEffect(() => model.setFocus(view), [model, view]);
+  // The frame must fit the terminal, or Ink redraws it from the top every time.
+  const { stdout } = useStdout();
+  const rows = stdout.rows || 40;
+  const cols = stdout.columns || 100;
+  const serialLines = rows >= 32 ? 4 : 2;
+  const body = Math.max(6, rows - 5 - (serialLines + 3) - 1);
 
   useInput((input, key) => {
     const editing = editingRef.current;
@@ -49,6 +57,8 @@ export function App({ model }: { model: DashboardModel }) {
       case 'x': setChildren((c) => !c); break;
       case 'v': model.swapVendor(); break;
       case 'h': case '?': setHelp((h) => !h); break;
+      case '[': setPage((p) => Math.max(0, p - 1)); break;
+      case ']': setPage((p) => p + 1); break;
     }
   });
 
@@ -64,13 +74,13 @@ export function App({ model }: { model: DashboardModel }) {
       </Text>
       <Box marginTop={1} flexDirection="column">
         {help ? <HelpView />
-          : view === 'exits' ? <ExitsView rows={vm.exits} sort={sort} filter={filter} children={children} />
-          : view === 'vcpu' ? <VcpuView vcpu={vm.vcpu} state={vm.state} lastExit={vm.lastExit} />
-          : view === 'inspector' ? <InspectorView inspection={vm.inspection} />
+          : view === 'exits' ? <ExitsView rows={vm.exits} sort={sort} filter={filter} children={children} maxRows={body - 2} />
+          : view === 'vcpu' ? (vm.vcpu ? <VcpuView vcpu={vm.vcpu} state={vm.state} lastExit={vm.lastExit} /> : <Text dimColor>reading the vCPU…</Text>)
+          : view === 'inspector' ? <InspectorView inspection={vm.inspection} height={body} width={cols} page={page} />
           : view === 'memory' ? <MemoryView memslots={vm.memslots} mmu={vm.mmu} tdp={vm.vendor === 'intel' ? 'EPT' : 'NPT'} />
-          : <SerialView text={vm.serial} lines={20} title={vm.name} />}
+          : <SerialView text={vm.serial} lines={body + serialLines} title={vm.name} />}
       </Box>
-      {view !== 'serial' && !help ? <SerialView text={vm.serial} lines={4} title={vm.name} /> : null}
+      {view !== 'serial' && !help ? <SerialView text={vm.serial} lines={serialLines} title={vm.name} /> : null}
       {editing !== null ? <Text>filter: /{editing}/</Text> : snapshot.message ? <Text color="yellow">{snapshot.message}</Text> : null}
     </Box>
   );

@@ -31,6 +31,11 @@ describe('ExitsView', () => {
     expect(names(render(<ExitsView rows={rows} sort="total" filter="" children={false} />).lastFrame()!)).toEqual(['exits', 'io_exits', 'halt_exits']);
   });
 
+  it('leaves out events that never happened, as kvm_stat does', () => {
+    const withZero = [...rows, { name: 'hypercalls', total: 0, rate: 0, child: false }];
+    expect(names(render(<ExitsView rows={withZero} sort="total" filter="" children={false} />).lastFrame()!)).toEqual(['exits', 'io_exits', 'halt_exits']);
+  });
+
   it('takes a broken regular expression as plain text', () => {
     expect(names(render(<ExitsView rows={rows} sort="total" filter="HLT(" children />).lastFrame()!)).toEqual(['(no']);
     expect(names(render(<ExitsView rows={rows} sort="total" filter="io_" children />).lastFrame()!)).toEqual(['io_exits']);

@@ -25,12 +25,14 @@ function matcher(filter: string): (name: string) => boolean {
 
 /** kvm_stat's main view: Event, Total, %Total, CurAvg/s. */
 export function ExitsView({ rows, sort, filter, children, maxRows = 20 }: ExitsViewProps) {
-  const match = matcher(filter);
+  // kvm_stat leaves out events that never happened.
+  const match = (name: string, r: ExitRow) => (r.total !== 0 || r.rate !== 0) && matchName(name);
+  const matchName = matcher(filter);
   const order = (a: ExitRow, b: ExitRow) => (sort === 'total' ? b.total - a.total : b.rate - a.rate) || a.name.localeCompare(b.name);
-  const childRows = children ? rows.filter((r) => r.child && match(r.name)).sort(order) : [];
+  const childRows = children ? rows.filter((r) => r.child && match(r.name, r)).sort(order) : [];
   // Child events sit under "exits", as kvm_stat's drill-down shows them; without a parent, at the end.
   const shown: ExitRow[] = [];
-  for (const r of rows.filter((r) => !r.child && match(r.name)).sort(order)) {
+  for (const r of rows.filter((r) => !r.child && match(r.name, r)).sort(order)) {
     shown.push(r);
     if (r.name === 'exits') shown.push(...childRows.splice(0));
   }

@@ -10,6 +10,7 @@ export const KEYS = [
   ['g', 'pick the next VM'],
   ['x', 'show or hide child events (one line per exit reason)'],
   ['v', 'swap vendor (live migration)'],
+  ['[ ]', 'previous or next page of the VMCS/VMCB inspector'],
   ['h ?', 'this help'],
   ['q', 'quit'],
 ] as const;

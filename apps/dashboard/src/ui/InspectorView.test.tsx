@@ -15,17 +15,24 @@ describe('InspectorView', () => {
       }],
       counters: {},
     };
-    expect(render(<InspectorView inspection={inspection} />).lastFrame()).toMatchInlineSnapshot(`
-      "vmcs01 @ 0x5000
-      guest state
-      *GUEST_RIP                    0x1007
-       GUEST_CR0                    0x30
-      exit information
-      *VM_EXIT_REASON               0x1e"
+    expect(render(<InspectorView inspection={inspection} height={4} width={120} page={0} />).lastFrame()).toMatchInlineSnapshot(`
+      "VMCS · page 1/1 ([ ]) · 2 fields changed at the last exit (*)
+      vmcs01 @ 0x5000                                    GUEST_CR0                        0x30
+      guest state                                       exit information
+      *GUEST_RIP                        0x1007          *VM_EXIT_REASON                   0x1e"
     `);
   });
 
+  it('pages when the fields do not fit', () => {
+    const fields = Array.from({ length: 20 }, (_, i) => ({ name: `F${i}`, value: BigInt(i), changed: false }));
+    const inspection = { vendor: 'amd' as const, structures: [{ name: 'vmcb', hpa: 0x9000, groups: [{ name: 'save area', fields }] }], counters: {} };
+    const frame = render(<InspectorView inspection={inspection} height={6} width={60} page={1} />).lastFrame()!;
+    expect(frame.split('\n')[0]).toBe('VMCB · page 2/5 ([ ]) · 0 fields changed at the last exit (*)');
+    expect(frame).toContain(' F3 ');
+    expect(frame).not.toContain(' F2 ');
+  });
+
   it('says when the vendor gives no view', () => {
-    expect(render(<InspectorView inspection={null} />).lastFrame()).toContain('gives no VMCS/VMCB view');
+    expect(render(<InspectorView inspection={null} height={10} width={100} page={0} />).lastFrame()).toContain('gives no VMCS/VMCB view');
   });
 });

@@ -1,11 +1,11 @@
 import { render } from 'ink-testing-library';
 import { describe, expect, it } from 'vitest';
 import { VcpuView } from './VcpuView.js';
-import { VM } from '../../test/snapshots.js';
+import { VCPU } from '../../test/snapshots.js';
 
 describe('VcpuView', () => {
   it('shows mode, CPL, state, RIP with disassembly, GPRs, CRs, EFER and RFLAGS letters', () => {
-    const { lastFrame } = render(<VcpuView vcpu={VM.vcpu} state="halted" lastExit={null} />);
+    const { lastFrame } = render(<VcpuView vcpu={VCPU} state="halted" lastExit={null} />);
     expect(lastFrame()).toMatchInlineSnapshot(`
       "vCPU 0 · mode long (64-bit) · CPL 0 · halted
       rip 0000000000007c10  rflags 00000246 [odItsZaPc iopl=0]
@@ -17,7 +17,7 @@ describe('VcpuView', () => {
   });
 
   it('shows the fields of the exit `n` stopped at', () => {
-    const frame = render(<VcpuView vcpu={VM.vcpu} state="paused" lastExit={{ kind: 'io', fields: [['dir', 'out'], ['port', '1296']] }} />).lastFrame()!;
+    const frame = render(<VcpuView vcpu={VCPU} state="paused" lastExit={{ kind: 'io', fields: [['dir', 'out'], ['port', '1296']] }} />).lastFrame()!;
     expect(frame).toContain('last exit: io dir=out port=1296');
   });
 });

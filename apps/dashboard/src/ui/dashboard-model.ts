@@ -6,7 +6,7 @@
 import type { HostPort, Machine, MachineStep } from '@kvmts/vmm';
 import { disassemble } from './disasm.js';
 import { ExitRates } from './exit-rates.js';
-import type { DashboardSnapshot, ExitRow, LastExit, VcpuSnapshot, VmSnapshot, VmState } from './snapshot.js';
+import type { DashboardSnapshot, ExitRow, Focus, LastExit, VcpuSnapshot, VmSnapshot, VmState } from './snapshot.js';
 import { codeBitness, cpuCpl, cpuMode, gprList, ripLinear } from './vcpu-view-data.js';
 
 /** Time one VM may run before the event loop gets a turn (input and rendering). */
@@ -49,6 +49,7 @@ export class DashboardModel {
   private message: string | null = null;
   private timer: NodeJS.Immediate | null = null;
   private readonly listeners = new Set<() => void>();
+  private focus: Focus = 'exits';
   private guestMs = 0;
   private wallStart = performance.now();
   private readonly now: () => number;
@@ -109,6 +110,12 @@ export class DashboardModel {
     this.emit();
   }
 
+  /** The view on screen: its details are read for the selected VM only. */
+  setFocus(focus: Focus): void {
+    this.focus = focus;
+    this.emit();
+  }
+
   setMessage(message: string | null): void {
     this.message = message;
     this.emit();
@@ -145,7 +152,7 @@ export class DashboardModel {
     const sel = this.vms[this.selected]!;
     return {
       host: sel.host.info,
-      vms: this.vms.map((vm) => this.vmSnapshot(vm, t)),
+      vms: this.vms.map((vm) => this.vmSnapshot(vm, t, vm === sel)),
       selected: this.selected,
       paused: this.paused,
       message: this.message,
@@ -162,7 +169,7 @@ export class DashboardModel {
     return counts;
   }
 
-  private vmSnapshot(vm: VmRuntime, t: number): VmSnapshot {
+  private vmSnapshot(vm: VmRuntime, t: number, selected: boolean): VmSnapshot {
     const exits: ExitRow[] = vm.rates.sample(t, this.totals(vm)).map(([name, total, rate]) => ({ name, total, rate, child: isChildStat(name) }));
     const m = vm.machine;
     const state: VmState = m.done ? 'ended' : this.paused ? 'paused' : vm.lastStep?.exit.kind === 'hlt' ? 'halted' : 'running';
@@ -173,8 +180,8 @@ export class DashboardModel {
       state,
       ended: m.final ? m.final.exit + (m.final.code !== undefined ? ` (code ${m.final.code})` : '') : null,
       exits,
-      vcpu: this.vcpuSnapshot(vm),
-      inspection: m.vcpu.inspect(),
+      vcpu: selected && this.focus === 'vcpu' ? this.vcpuSnapshot(vm) : null,
+      inspection: selected && this.focus === 'inspector' ? m.vcpu.inspect() : null,
       memslots: m.vm.memslots(),
       mmu: m.vm.mmuStats(),
       serial: m.serialText.slice(-SERIAL_KEEP),

@@ -40,7 +40,9 @@ export interface VmSnapshot {
   /** The final exit, once the guest has ended. */
   readonly ended: string | null;
   readonly exits: readonly ExitRow[];
-  readonly vcpu: VcpuSnapshot;
+  /** Read only for the selected VM while the vCPU view is shown (KVM_GET_REGS, disassembly). */
+  readonly vcpu: VcpuSnapshot | null;
+  /** Read only for the selected VM while the inspector is shown. */
   readonly inspection: VendorInspection | null;
   readonly memslots: readonly MemslotInfo[];
   readonly mmu: { readonly tdpPages: number; readonly dirtyPages: number } | null;
@@ -48,6 +50,9 @@ export interface VmSnapshot {
   /** Where `n` stopped. */
   readonly lastExit: LastExit | null;
 }
+
+/** What the screen shows, so the model reads only that (the vendor's inspect() is not free). */
+export type Focus = 'exits' | 'vcpu' | 'inspector' | 'memory' | 'serial';
 
 export interface DashboardSnapshot {
   readonly host: HostInfo;
