@@ -224,3 +224,16 @@ describe('string I/O through the emulator', () => {
     expect(vcpu.getRegs().rsi).toBe(0x2003n);
   });
 });
+
+describe('EMULTYPE_SKIP', () => {
+  it('moves RIP past the instruction without keeping its effects', async () => {
+    const { vcpu, proc } = realModeVm([0x0f, 0xa2, 0xf4]); // cpuid; hlt
+    const { kvmEmulateInstruction, EMULTYPE } = await import('../src/index.js');
+    const v = (proc.file(vcpu.fd) as unknown as { vcpu: Vcpu }).vcpu;
+    vcpu.setRegs({ ...vcpu.getRegs(), rax: 0x1234n });
+    expect(kvmEmulateInstruction(v, EMULTYPE.SKIP)).toBe('resume');
+    const r = vcpu.getRegs();
+    expect(r.rip).toBe(0x1002n);
+    expect(r.rax).toBe(0x1234n);
+  });
+});

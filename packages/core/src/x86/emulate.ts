@@ -258,6 +258,37 @@ function completeEmulatedIo(v: Vcpu): ExitResult {
   return emulate(v, EMULTYPE.COMPLETE_USER_EXIT);
 }
 
+/**
+ * EMULTYPE_SKIP: only the instruction's length is wanted (the vendor has no next RIP). The
+ * instruction is run on the emulator to find where it ends, and only RIP is kept; anything
+ * that leaves RIP outside the instruction (a fault, a jump) or needs userspace fails.
+ */
+function skipInstruction(v: Vcpu): ExitResult {
+  const { cpu, bus } = emulatorOf(v);
+  loadState(v, cpu);
+  bus.cursor = 0;
+  bus.consumed = 0;
+  bus.pending = null;
+  bus.insCount = 1;
+  const start = v.arch.rip;
+  const saved = v.userAccesses;
+  v.userAccesses = [];
+  let stop: number;
+  try {
+    stop = cpu.run(1);
+  } catch {
+    stop = STOP.INTERNAL;
+  }
+  v.userAccesses = saved;
+  const len = cpu.rip - start;
+  if (bus.pending || stop === STOP.INTERNAL || stop === STOP.SHUTDOWN || len < 1 || len > 15) {
+    v.stat['insn_emulation_fail']!++;
+    return kvmRunInternalError(v, KVM_INTERNAL_ERROR.EMULATION, [start]);
+  }
+  v.arch.rip = cpu.rip;
+  return 'resume';
+}
+
 function emulate(v: Vcpu, _type: number): ExitResult {
   const { cpu, bus } = emulatorOf(v);
   loadState(v, cpu);
@@ -295,6 +326,7 @@ function emulate(v: Vcpu, _type: number): ExitResult {
  */
 export function kvmEmulateInstruction(vcpu: KvmVcpu, emulationType: number): ExitResult {
   const v = toVcpu(vcpu);
+  if (emulationType & EMULTYPE.SKIP) return skipInstruction(v);
   v.stat['insn_emulation']!++;
   v.userAccesses = [];
   return emulate(v, emulationType);
