@@ -111,8 +111,8 @@ export class VcpuFile implements KFile {
       case KVM.KVM_INTERRUPT: return this.withStruct(u, KVM_INTERRUPT_STRUCT.size, (b) => {
         const irq = decodeStruct(KVM_INTERRUPT_STRUCT, b)['irq'] as number;
         if (irq >= 256) return -ERRNO.EINVAL;
-        if (v.pendingExternalVector !== -1) return -ERRNO.EEXIST;
-        v.pendingExternalVector = irq;
+        // kvm_vcpu_ioctl_interrupt without an in-kernel irqchip: queue it, over any queued one.
+        kvmQueueInterrupt(v, irq, false);
         kvmMakeRequest(KVM_REQ.EVENT, v);
         return 0;
       });

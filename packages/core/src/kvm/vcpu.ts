@@ -44,8 +44,6 @@ export class Vcpu implements KvmVcpu {
   /** MSRs the common code keeps (kvm_get_msr_common's), by index. */
   readonly msrs = new Map<number, bigint>();
   apicBase = 0xfee00000n | 0x800n;
-  /** KVM_INTERRUPT's vector without an in-kernel irqchip (pending_external_vector), or -1. */
-  pendingExternalVector = -1;
   /** KVM_SET_GUEST_DEBUG's control word. */
   guestDebug = 0;
   /** complete_userspace_io: what to finish on the next KVM_RUN. */

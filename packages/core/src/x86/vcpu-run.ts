@@ -8,7 +8,7 @@ import { KVM_REQ } from './kvm-types.js';
 import { ERRNO } from '../uapi/errno.js';
 import type { Vcpu } from '../kvm/vcpu.js';
 import { KVM_EXIT, KVM_INTERNAL_ERROR, KVM_MP_STATE } from '../uapi/constants.js';
-import { kvmCheckRequest, kvmCpuHasInterrupt, kvmGetCr8, kvmHandleTripleFault, kvmQueueInterrupt, kvmRunInternalError, toVcpu } from './x86.js';
+import { kvmCheckRequest, kvmCpuHasInterrupt, kvmGetCr8, kvmHandleTripleFault, kvmRunInternalError, toVcpu } from './x86.js';
 
 /** Root level of the TDP tables the core builds (4-level EPT/NPT). */
 const TDP_ROOT_LEVEL = 4;
@@ -18,12 +18,17 @@ function dmRequestForIrqInjection(v: Vcpu): boolean {
   return v.runView.requestInterruptWindow !== 0;
 }
 
-/** kvm_vcpu_ready_for_interrupt_injection without an irqchip. */
+/** kvm_vcpu_ready_for_interrupt_injection without an irqchip: IF-and-no-shadow, and no vector queued yet. */
 function readyForInterruptInjection(v: Vcpu): boolean {
   return v.ops.interruptAllowed(v, false) > 0 && !kvmCpuHasInterrupt(v);
 }
 
-/** kvm_check_and_inject_events: re-inject what was in flight, else the highest-priority pending event. */
+/**
+ * kvm_check_and_inject_events: re-inject what was in flight, else the highest-priority pending
+ * event. Without an in-kernel irqchip a KVM_INTERRUPT vector is already queued as injected
+ * (kvm_queue_interrupt), so it goes in on this entry: userspace waits for
+ * ready_for_interrupt_injection before it asks. The vendor's injectIrq counts irq_injections.
+ */
 function checkAndInjectEvents(v: Vcpu): void {
   const ops = v.ops;
   const a = v.arch;
@@ -38,14 +43,8 @@ function checkAndInjectEvents(v: Vcpu): void {
     a.nmiPending--;
     a.nmiInjected = true;
     ops.injectNmi(v);
-  } else if (kvmCpuHasInterrupt(v) && ops.interruptAllowed(v, true) > 0) {
-    kvmQueueInterrupt(v, v.pendingExternalVector, false);
-    v.pendingExternalVector = -1;
-    // The vendor's injectIrq counts irq_injections, as vmx_inject_irq / svm_inject_irq do.
-    ops.injectIrq(v, false);
   }
   if (a.nmiPending > 0) ops.enableNmiWindow(v);
-  if (kvmCpuHasInterrupt(v)) ops.enableIrqWindow(v);
 }
 
 /** kvm_mmu_load: point the vendor at this VM's TDP root. */

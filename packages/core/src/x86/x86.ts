@@ -158,9 +158,9 @@ export function kvmClearExceptionQueue(vcpu: KvmVcpu): void {
   vcpu.arch.exception.injected = false;
 }
 
-/** kvm_cpu_has_interrupt without an in-kernel irqchip: a KVM_INTERRUPT vector waits. */
+/** kvm_cpu_has_interrupt (kvm_cpu_has_extint) without an in-kernel irqchip: a KVM_INTERRUPT vector is queued. */
 export function kvmCpuHasInterrupt(vcpu: KvmVcpu): boolean {
-  return toVcpu(vcpu).pendingExternalVector >= 0;
+  return vcpu.arch.interrupt.injected;
 }
 
 /** Handles #UD for an instruction KVM does not emulate. */
