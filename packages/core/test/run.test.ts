@@ -237,3 +237,19 @@ describe('EMULTYPE_SKIP', () => {
     expect(r.rax).toBe(0x1234n);
   });
 });
+
+describe('observability', () => {
+  it('shows VMs, memslots, TDP pages and stats in the host snapshot', () => {
+    const { host, vcpu, vm } = realModeVm([0xa2, 0x00, 0x30, 0xf4]); // mov %al,0x3000; hlt
+    expect(vcpu.run().kind).toBe('Hlt');
+    const snap = host.snapshot();
+    expect(snap.module).toBe('kvm_fake');
+    expect(snap.vms).toHaveLength(1);
+    const v = snap.vms[0]!;
+    expect(v.vcpus).toEqual([0]);
+    expect(v.memslots).toEqual([{ slot: 0, guestPhysAddr: 0, memorySize: 0x8000, userspaceAddr: vm.memory.regions[0]!.hva, flags: 0, dirtyPages: 0 }]);
+    expect(v.stat['halt_exits']).toBe(1);
+    expect(v.stat['exits']).toBe(2);
+    expect(vcpu.inspect().vendor).toBe('intel');
+  });
+});

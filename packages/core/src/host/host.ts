@@ -170,6 +170,19 @@ export class Host implements HostKernel {
     return new Process(this, this.nextPid++);
   }
 
+  /** For the dashboard: the machine, the loaded module and every VM with its slots, MMU and stats. */
+  snapshot() {
+    return {
+      cpuModel: this.model.name,
+      pcpus: this.pcpus.length,
+      memBytes: this.mem.size,
+      residentBytes: this.mem.residentBytes,
+      pagesInUse: this.pagesInUse,
+      module: this.module?.ops.name ?? null,
+      vms: this.module ? [...this.module.vms].map((vm) => vm.snapshot()) : [],
+    };
+  }
+
   /** The VFS lookup: a new open file, or -errno. */
   openDevice(path: string): KFile | number {
     if (path !== '/dev/kvm') return -ERRNO.ENOENT;

@@ -4,7 +4,7 @@ import type { Process } from '../host/process.js';
 import { UserArg } from '../host/uaccess.js';
 import { ERRNO } from '../uapi/errno.js';
 import { KVM } from '../uapi/ioctls.js';
-import { KVM_API_VERSION, KVM_LIMITS } from '../uapi/constants.js';
+import { KVM_API_VERSION, KVM_LIMITS, KVM_STATE_NESTED } from '../uapi/constants.js';
 import { KVM_CAP } from '../uapi/caps.js';
 import { encodeCpuidEntries } from './cpuid-uapi.js';
 import type { KvmModule } from './kvm-module.js';
@@ -30,7 +30,10 @@ export function checkExtension(module: KvmModule, cap: number, vm: Vm | null): n
     case KVM_CAP.MAX_VCPU_ID: return vm?.maxVcpuIds || KVM_LIMITS.MAX_VCPU_IDS;
     case KVM_CAP.NR_MEMSLOTS: return KVM_LIMITS.USER_MEM_SLOTS;
     case KVM_CAP.MULTI_ADDRESS_SPACE: return KVM_LIMITS.ADDRESS_SPACE_NUM;
-    case KVM_CAP.NESTED_STATE: return module.ops.nestedGetState ? 0x2000 : 0; // KVM_STATE_NESTED_*_SIZE headroom
+    // The largest kvm_nested_state: the header plus vmcs12 and a shadow vmcs12, or plus vmcb12.
+    case KVM_CAP.NESTED_STATE:
+      if (!module.ops.nestedGetState) return 0;
+      return KVM_STATE_NESTED.HEADER_SIZE + (module.host.model.vendor === 'amd' ? KVM_STATE_NESTED.SVM_VMCB_SIZE : 2 * KVM_STATE_NESTED.VMX_VMCS_SIZE);
     case KVM_CAP.X86_USER_SPACE_MSR: return 1;
     case KVM_CAP.COALESCED_MMIO: return KVM_LIMITS.COALESCED_MMIO_PAGE_OFFSET;
     case KVM_CAP.VM_TYPES: return 1; // KVM_X86_DEFAULT_VM only
