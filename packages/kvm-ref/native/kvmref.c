@@ -198,6 +198,8 @@ static struct named *map_range(const char *name, size_t off, size_t len) {
 #define SNIP_CODE_MAX  0x8000ul
 #define SNIP_SCRATCH   0x20000ul
 #define SNIP_SCRATCH_MAX 0x1000ul
+#define SNIP_FS_BASE   (SNIP_SCRATCH + 0x400)
+#define SNIP_GS_BASE   (SNIP_SCRATCH + 0x600)
 #define SNIP_END_PORT  0xf4
 #define USER_CS        0x2b
 #define USER_DS        0x23
@@ -293,6 +295,8 @@ static int snippet_vm_init(void) {
   s->tr = (struct kvm_segment){ .base = SNIP_TSS, .limit = 0x67, .selector = 0x30, .type = 11, .present = 1 };
   s->gdt.base = SNIP_GDT;
   s->gdt.limit = 0x3f;
+  s->fs.base = SNIP_FS_BASE;
+  s->gs.base = SNIP_GS_BASE;
   return 0;
 }
 

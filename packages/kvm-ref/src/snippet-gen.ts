@@ -104,7 +104,13 @@ export class Rng {
 }
 
 /** Register or [R15 + disp8] operand in the ModRM r/m field. */
-type Rm = { reg: number } | { disp: number };
+/**
+ * A ModRM r/m operand: a register, [R15 + disp8] (optionally under a segment override that 64-bit
+ * mode ignores), or FS:/GS:[disp32] (absolute, the segment base supplying the scratch address).
+ */
+type Rm = { reg: number } | { disp: number; seg?: SegOverride; abs?: boolean };
+type SegOverride = keyof typeof SEG_PREFIX;
+const SEG_PREFIX = { es: 0x26, cs: 0x2e, ss: 0x36, ds: 0x3e, fs: 0x64, gs: 0x65 } as const;
 
 interface Insn {
   bytes: number[];
@@ -159,7 +165,12 @@ class Builder {
 
   /** A register or memory operand; memory stays within the first 0x80 bytes of scratch. */
   rm(memOk = true): Rm {
-    return memOk && this.rng.int(4) === 0 ? { disp: this.rng.int(0x78) } : { reg: this.gpr() };
+    if (!memOk || this.rng.int(4) !== 0) return { reg: this.gpr() };
+    switch (this.rng.int(6)) {
+      case 0: return { disp: this.rng.int(0x78), seg: this.rng.pick(['es', 'cs', 'ss', 'ds'] as const) };
+      case 1: return { disp: this.rng.int(0x1f8), seg: this.rng.pick(['fs', 'gs'] as const), abs: true };
+      default: return { disp: this.rng.int(0x78) };
+    }
   }
 }
 
@@ -177,20 +188,22 @@ interface Encoding {
 }
 
 function needsRex(e: Encoding): boolean {
-  const b = 'disp' in e.rm ? 1 : e.rm.reg >> 3;
+  const b = 'disp' in e.rm ? (e.rm.abs ? 0 : 1) : e.rm.reg >> 3;
   return e.size === 64 || e.reg >= 8 || b !== 0 || e.rex === true;
 }
 
 function encode(e: Encoding): number[] {
   const out: number[] = [];
+  if ('disp' in e.rm && e.rm.seg) out.push(SEG_PREFIX[e.rm.seg]);
   if (e.size === 16) out.push(0x66);
   if (e.mandatory !== undefined) out.push(e.mandatory);
   if (needsRex(e)) {
-    const b = 'disp' in e.rm ? 1 : (e.rm.reg >> 3) & 1;
+    const b = 'disp' in e.rm ? (e.rm.abs ? 0 : 1) : (e.rm.reg >> 3) & 1;
     out.push(0x40 | (e.size === 64 ? 8 : 0) | (((e.reg >> 3) & 1) << 2) | b);
   }
   out.push(...e.op);
-  if ('disp' in e.rm) out.push(0x40 | ((e.reg & 7) << 3) | (R15 & 7), e.rm.disp);
+  if ('disp' in e.rm && e.rm.abs) out.push(0x04 | ((e.reg & 7) << 3), 0x25, ...le(BigInt(e.rm.disp), 4));
+  else if ('disp' in e.rm) out.push(0x40 | ((e.reg & 7) << 3) | (R15 & 7), e.rm.disp);
   else out.push(0xc0 | ((e.reg & 7) << 3) | (e.rm.reg & 7));
   if (e.imm) out.push(...e.imm);
   return out;
@@ -198,7 +211,10 @@ function encode(e: Encoding): number[] {
 
 /** How an operand is spelled, given whether the instruction carries a REX prefix. */
 function opText(size: Size, rm: Rm, rex: boolean): string {
-  if ('disp' in rm) return `${['byte', 'word', 'dword', 'qword'][Math.log2(size) - 3]} [r15+${hex(rm.disp)}]`;
+  if ('disp' in rm) {
+    const seg = rm.seg ? `${rm.seg}:` : '';
+    return `${['byte', 'word', 'dword', 'qword'][Math.log2(size) - 3]} ${seg}[${rm.abs ? '' : 'r15+'}${hex(rm.disp)}]`;
+  }
   return regText(size, rm.reg, rex);
 }
 

@@ -7,7 +7,8 @@ import { fromHex, runHelper, toHex } from './helper.js';
 /**
  * The guest the helper builds (native/kvmref.c, snippet_vm_init). A model CPU that mirrors it
  * needs these facts: identity-mapped user pages (2 MiB, U/S=1) over the first 1 GiB of a
- * `memSize` memslot; CS = userCs (DPL3, L=1), SS/DS/ES/FS/GS = userDs (DPL3); CR0 = 0x80000033,
+ * `memSize` memslot; CS = userCs (DPL3, L=1), SS/DS/ES/FS/GS = userDs (DPL3), FS and GS bases
+ * fsBase and gsBase; CR0 = 0x80000033,
  * CR4 = 0x620 (PAE, OSFXSR, OSXMMEXCPT), EFER = 0x500 (LME, LMA); RIP = code. The helper appends
  * `endCode` (OUT endPort, AL) to each snippet, and zeroes the scratch page before each run.
  */
@@ -21,6 +22,9 @@ export const SNIPPET_LAYOUT = {
   codeMax: 0x8000 - 2,
   scratch: 0x20000,
   scratchSize: 0x1000,
+  /** FS and GS bases point into the scratch page, so FS:/GS: operands land where results are compared. */
+  fsBase: 0x20400,
+  gsBase: 0x20600,
   /** A stack top inside memory and clear of everything above; pass it as RSP. */
   stackTop: 0x40000,
   endPort: 0xf4,
