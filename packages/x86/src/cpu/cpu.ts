@@ -41,22 +41,32 @@ type CompiledBlock = (cpu: Cpu) => void;
 
 /**
  * Fuses a block into one function that calls each instruction's handler from its own call site
- * (monomorphic, so V8 inlines the handlers), keeping RIP, insnStart and curInsn exact per
- * instruction. This only sequences handlers: decoding and execution stay where they are.
+ * (monomorphic, so V8 inlines the handlers). RIP, insnStart and curInsn are exact whenever
+ * something can observe them: before the last instruction, before RIP-relative addressing, and
+ * after a fault or a stop (the catch puts them back from the instruction index k). This only
+ * sequences handlers: decoding and execution stay where they are.
  */
 function compileBlock(b: Block): CompiledBlock {
   const n = b.insns.length;
-  const lines = ['return function block(cpu) {', 'const r = cpu.rip;'];
+  const starts = b.insns.map((i) => i.end - i.len);
+  const lines = ['return function block(cpu) {', 'const r = cpu.rip;', 'let k = 0;', 'try {'];
   for (let k = 0; k < n; k++) {
     const i = b.insns[k]!;
-    lines.push(`cpu.curInsn = i${k}; cpu.insnStart = r + ${i.end - i.len}; cpu.rip = r + ${i.end}; h${k}(cpu, i${k});`);
-    if (k < n - 1) lines.push(`if (!blk.valid) { cpu.icount += ${k + 1}; return; }`);
+    if (k === n - 1) {
+      // The last instruction may branch, reach the extension or restart itself: full state.
+      lines.push(`k = ${k}; cpu.curInsn = i${k}; cpu.insnStart = r + ${starts[k]}; cpu.rip = r + ${i.end}; h${k}(cpu, i${k});`);
+    } else {
+      // Earlier ones only need RIP when they address relative to it; a fault finds its start from k.
+      lines.push(`k = ${k};${i.ripRel ? ` cpu.rip = r + ${i.end};` : ''} h${k}(cpu, i${k});`);
+      lines.push(`if (!blk.valid) { cpu.rip = r + ${i.end}; cpu.insnStart = r + ${starts[k]}; cpu.icount += ${k + 1}; return; }`);
+    }
   }
+  lines.push('} catch (e) {', `if (k < ${n - 1}) { cpu.insnStart = r + starts[k]; cpu.rip = r + ends[k]; }`, 'cpu.icount += k;', 'throw e;', '}');
   lines.push(`cpu.icount += ${n};`, '};');
   const names = b.insns.flatMap((_, k) => [`h${k}`, `i${k}`]);
   const args = b.insns.flatMap((i) => [i.exec, i]);
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the generated code only calls the handlers given to it
-  return new Function('blk', ...names, lines.join('\n'))(b, ...args) as CompiledBlock;
+  const ends = Int32Array.from(b.insns, (i) => i.end);
+  return new Function('blk', 'starts', 'ends', ...names, lines.join('\n'))(b, Int32Array.from(starts), ends, ...args) as CompiledBlock;
 }
 
 /** Decoded straight-line code starting at one host-physical address, for one code-segment size. */
@@ -116,6 +126,9 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   hi = 0;
   /** Linear address of the current read-modify-write memory operand (exec/operand.ts). */
   rmwLa = 0;
+  /** Halves of the last 64-bit effective address (exec/operand.ts), exact for LEA. */
+  eaLo = 0;
+  eaHi = 0;
 
   // Mode, recomputed by stateChanged().
   /** Default operand/address size of the code segment: 16, 32 or 64. */
@@ -152,9 +165,6 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   private readonly blocks = [new Map<number, Block>(), new Map<number, Block>(), new Map<number, Block>()];
   private readonly frameBlocks = new Map<number, Block[]>();
   private curBlock: Block | null = null;
-  /** The compiled block running, and the RIP it started at (for the instruction count after a fault). */
-  private runningCompiled: Block | null = null;
-  private compiledRip = 0;
   /** Bumped whenever the linear-to-physical mapping of code or the mode may have changed: unchains blocks. */
   private fetchGen = 0;
   /** Host frames the block being decoded reads. */
@@ -276,7 +286,6 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       } catch (e) {
         flushFlags(this);
         this.curBlock = null;
-        this.retireCompiledPrefix();
         if (e === STOP_SIGNAL) return this.stopReason;
         if (e !== FAULT) return this.internal(e);
         if (nested++ >= MAX_NESTED_FAULTS) {
@@ -284,18 +293,6 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
           return STOP.SHUTDOWN;
         }
       }
-    }
-  }
-
-  /** A compiled block counts its instructions at its end: count those before the one that faulted or stopped. */
-  private retireCompiledPrefix(): void {
-    const b = this.runningCompiled;
-    if (b === null) return;
-    this.runningCompiled = null;
-    const off = this.insnStart - this.compiledRip;
-    for (const i of b.insns) {
-      if (i.end - i.len >= off) break;
-      this.icount++;
     }
   }
 
@@ -338,10 +335,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       if (insns.length <= left) {
         const fn = b.compiled;
         if (fn !== null) {
-          this.runningCompiled = b;
-          this.compiledRip = this.rip;
           fn(this);
-          this.runningCompiled = null;
           continue;
         }
         if (++b.runs === HOT_BLOCK_RUNS && b.map !== null) b.compiled = compileBlock(b);

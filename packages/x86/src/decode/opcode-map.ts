@@ -6,7 +6,8 @@
  * low bits), AL/rAX/DX/CL/1 (fixed); sizes b, w, d, v, z, p, y. Attributes (Vol. 2, Table A-1
  * superscripts): i64 = invalid in 64-bit mode, d64 = operand size defaults to 64 there, f64 =
  * forced to 64 there, lock = LOCK allowed (with a memory destination), end = ends a decoded block
- * (changes control flow or mode). `#UD` marks undefined opcodes, and the x87/SSE/AVX/MMX
+ * (changes control flow or mode, or may consult the virtualization extension, which reads
+ * cpu.insnLength). `#UD` marks undefined opcodes, and the x87/SSE/AVX/MMX
  * opcodes this CPU does not implement. `GRPn` opens a group table indexed by ModRM.reg.
  */
 export const ONE_BYTE_MAP = [
@@ -29,7 +30,7 @@ export const ONE_BYTE_MAP = [
   /* 80 */ 'GRP1 Eb,Ib', 'GRP1 Ev,Iz', 'GRP1 Eb,Ib i64', 'GRP1 Ev,Ib', 'TEST Eb,Gb', 'TEST Ev,Gv', 'XCHG Eb,Gb lock', 'XCHG Ev,Gv lock',
   /* 88 */ 'MOV Eb,Gb', 'MOV Ev,Gv', 'MOV Gb,Eb', 'MOV Gv,Ev', 'MOVFROMSEG Ev,Sw', 'LEA Gv,M', 'MOVTOSEG Sw,Ew end', 'GRP1A Ev d64',
   /* 90 */ 'NOP90 Zv', 'XCHG Zv,rAX', 'XCHG Zv,rAX', 'XCHG Zv,rAX', 'XCHG Zv,rAX', 'XCHG Zv,rAX', 'XCHG Zv,rAX', 'XCHG Zv,rAX',
-  /* 98 */ 'CBW', 'CWD', 'CALLF Ap i64 end', 'FWAIT', 'PUSHF d64', 'POPF d64 end', 'SAHF', 'LAHF',
+  /* 98 */ 'CBW', 'CWD', 'CALLF Ap i64 end', 'FWAIT', 'PUSHF d64 end', 'POPF d64 end', 'SAHF', 'LAHF',
   /* A0 */ 'MOV AL,Ob', 'MOV rAX,Ov', 'MOV Ob,AL', 'MOV Ov,rAX', 'MOVS Yb,Xb', 'MOVS Yv,Xv', 'CMPS Xb,Yb', 'CMPS Xv,Yv',
   /* A8 */ 'TEST AL,Ib', 'TEST rAX,Iz', 'STOS Yb,AL', 'STOS Yv,rAX', 'LODS AL,Xb', 'LODS rAX,Xv', 'SCAS AL,Yb', 'SCAS rAX,Yv',
   /* B0 */ 'MOV Zb,Ib', 'MOV Zb,Ib', 'MOV Zb,Ib', 'MOV Zb,Ib', 'MOV Zb,Ib', 'MOV Zb,Ib', 'MOV Zb,Ib', 'MOV Zb,Ib',
@@ -50,9 +51,9 @@ export const TWO_BYTE_MAP = [
   /* 08 */ 'INVD end', 'WBINVD end', '#UD', 'UD2', '#UD', 'NOP Ev', '#UD', '#UD',
   /* 10 */ '#UD', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD',
   /* 18 */ 'NOP Ev', 'NOP Ev', 'NOP Ev', 'NOP Ev', 'NOP Ev', 'NOP Ev', 'NOP Ev', 'NOP Ev',
-  /* 20 */ 'MOVFROMCR Ry,Cy f64', 'MOVFROMDR Ry,Dy f64', 'MOVTOCR Cy,Ry f64 end', 'MOVTODR Dy,Ry f64 end', '#UD', '#UD', '#UD', '#UD',
+  /* 20 */ 'MOVFROMCR Ry,Cy f64 end', 'MOVFROMDR Ry,Dy f64 end', 'MOVTOCR Cy,Ry f64 end', 'MOVTODR Dy,Ry f64 end', '#UD', '#UD', '#UD', '#UD',
   /* 28 */ '#UD', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD',
-  /* 30 */ 'WRMSR end', 'RDTSC', 'RDMSR', 'RDPMC', 'SYSENTER end', 'SYSEXIT end', '#UD', '#UD',
+  /* 30 */ 'WRMSR end', 'RDTSC end', 'RDMSR end', 'RDPMC end', 'SYSENTER end', 'SYSEXIT end', '#UD', '#UD',
   /* 38 */ 'ESC38', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD',
   /* 40 */ 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev',
   /* 48 */ 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev', 'CMOVCC Gv,Ev',
@@ -96,8 +97,8 @@ export const GROUPS = {
   GRP3: ['TEST I', 'TEST I', 'NOT lock', 'NEG lock', 'MUL', 'IMUL1', 'DIV', 'IDIV'],
   GRP4: ['INC lock', 'DEC lock', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD'],
   GRP5: ['INC lock', 'DEC lock', 'CALLN f64 end', 'CALLF Mp end', 'JMPN f64 end', 'JMPF Mp end', 'PUSH d64', '#UD'],
-  GRP6: ['SLDT', 'STR', 'LLDT end', 'LTR end', 'VERR', 'VERW', '#UD', '#UD'],
-  GRP7: ['SGDT M', 'SIDT M', 'LGDT M end', 'LIDT M end', 'SMSW', '#UD', 'LMSW end', 'INVLPG M end'],
+  GRP6: ['SLDT end', 'STR end', 'LLDT end', 'LTR end', 'VERR end', 'VERW end', '#UD', '#UD'],
+  GRP7: ['SGDT M end', 'SIDT M end', 'LGDT M end', 'LIDT M end', 'SMSW end', '#UD', 'LMSW end', 'INVLPG M end'],
   GRP8: ['#UD', '#UD', '#UD', '#UD', 'BT', 'BTS lock', 'BTR lock', 'BTC lock'],
   GRP9: ['#UD', 'CMPXCHG8B Mq lock', '#UD', '#UD', '#UD', '#UD', 'VMPTRLD Mq end', 'VMPTRST Mq end'],
   GRP11: ['MOV', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD'],
@@ -108,8 +109,8 @@ export const GROUPS = {
 export const GRP7_REG_FORMS = {
   0xc1: 'VMCALL end', 0xc2: 'VMLAUNCH end', 0xc3: 'VMRESUME end', 0xc4: 'VMXOFF end',
   0xc8: 'MONITOR end', 0xc9: 'MWAIT end', 0xca: 'CLAC', 0xcb: 'STAC',
-  0xd0: 'XGETBV', 0xd1: 'XSETBV end', 0xd4: 'VMFUNC end',
+  0xd0: 'XGETBV end', 0xd1: 'XSETBV end', 0xd4: 'VMFUNC end',
   0xd8: 'VMRUN end', 0xd9: 'VMMCALL end', 0xda: 'VMLOAD end', 0xdb: 'VMSAVE end',
   0xdc: 'STGI end', 0xdd: 'CLGI end', 0xde: 'SKINIT end', 0xdf: 'INVLPGA end',
-  0xf8: 'SWAPGS end', 0xf9: 'RDTSCP',
+  0xf8: 'SWAPGS end', 0xf9: 'RDTSCP end',
 } as const;

@@ -85,7 +85,7 @@ function deliverReal(cpu: VirtCpu, vector: number, retRip: number): void {
   const ip = readLinear(cpu, cpu.idtr.base + off, 2);
   const cs = readLinear(cpu, cpu.idtr.base + off + 2, 2);
   const flags = cpu.getRflags();
-  const st = new StackCursor(cpu, cpu.seg[SEG.SS]!.base, readSp(cpu, 16), 16, 0);
+  const st = new StackCursor(cpu, cpu.seg[SEG.SS]!, readSp(cpu, 16), 16, 0);
   st.push(2, flags);
   st.push(2, cpu.seg[SEG.CS]!.selector);
   st.push(2, retRip);
@@ -146,12 +146,12 @@ function deliverProtected(cpu: VirtCpu, vector: number, t: number, code: number,
     const ns = readTssStack(cpu, newCpl, ext);
     newSs = ns.ss;
     newSize = newSs.ar & AR.DB ? 32 : 16;
-    st = new StackCursor(cpu, newSs.base, ns.sp, newSize, 0);
+    st = new StackCursor(cpu, newSs, ns.sp, newSize, 0, (newSs.selector & 0xfffc) | ext);
     if (v86) for (const s of [SEG.GS, SEG.FS, SEG.DS, SEG.ES]) st.push(w, cpu.seg[s]!.selector);
     st.push(w, oldSs.selector);
     st.push(w, oldSp);
   } else {
-    st = new StackCursor(cpu, oldSs.base, oldSp, oldSize, oldCpl === 3 ? ACCESS.USER : 0);
+    st = new StackCursor(cpu, oldSs, oldSp, oldSize, oldCpl === 3 ? ACCESS.USER : 0, ext);
   }
   st.push(w, flags);
   st.push(w, cpu.seg[SEG.CS]!.selector);
@@ -199,7 +199,7 @@ function deliverLong(cpu: VirtCpu, vector: number, code: number, retRip: number,
   let rsp = newCpl < oldCpl || ist !== 0 ? readTss64Stack(cpu, newCpl, ist, ext) : readSp(cpu, 64);
   rsp -= ((rsp % 16) + 16) % 16;
   if (!isCanonical(rsp)) cpu.fault(VEC.SS, ext);
-  const st = new StackCursor(cpu, 0, rsp, 64, newCpl === 3 ? ACCESS.USER : 0);
+  const st = new StackCursor(cpu, null, rsp, 64, newCpl === 3 ? ACCESS.USER : 0);
   st.push(8, oldSsSel);
   st.pushNum(8, oldRsp);
   st.push(8, flags);
@@ -227,7 +227,7 @@ export function iret(cpu: VirtCpu, opSize: 16 | 32 | 64): void {
   const old = cpu.getRflags();
   const long64 = isLong64(cpu);
   const size = stackAddrSize(cpu, long64);
-  const st = new StackCursor(cpu, cpu.seg[SEG.SS]!.base, readSp(cpu, size), size, cpu.cpl === 3 ? ACCESS.USER : 0);
+  const st = new StackCursor(cpu, cpu.seg[SEG.SS]!, readSp(cpu, size), size, cpu.cpl === 3 ? ACCESS.USER : 0);
 
   if (isRealMode(cpu) || isV86(cpu)) {
     if (isV86(cpu) && (old & RFLAGS.IOPL) !== RFLAGS.IOPL) cpu.fault(VEC.GP, 0);

@@ -16,13 +16,15 @@ function bitTest(cpu: Cpu, i: Insn): void {
   const size = i.opSize;
   const kind = i.aux;
   let offset: number;
-  if (i.operandIsImm) offset = i.imm & (size - 1);
+  let offLo: number;
+  if (i.operandIsImm) offset = offLo = i.imm & (size - 1);
   else {
-    const lo = getReg(cpu, i.reg, size);
-    offset = size === 64 ? cpu.hi * 4294967296 + lo : size === 32 ? lo | 0 : size === 16 ? (lo << 16) >> 16 : lo;
+    offLo = getReg(cpu, i.reg, size);
+    // As a signed bit offset: exact for 64-bit offsets within +-2^53 bits, far past canonical addresses.
+    offset = size === 64 ? cpu.hi * 4294967296 + offLo : size === 32 ? offLo | 0 : (offLo << 16) >> 16;
   }
   if (i.rm >= 0) {
-    const bit = offset & (size - 1);
+    const bit = offLo & (size - 1);
     const r = i.rm;
     const half = bit >= 32 ? cpu.gprHi : cpu.gpr;
     const m = 1 << (bit & 31);
@@ -42,7 +44,7 @@ function bitTest(cpu: Cpu, i: Insn): void {
   // Memory: the byte holding the bit, at the effective address plus offset >> 3 (signed).
   const ea = effAddr(cpu, i) + Math.floor(offset / 8);
   const off = i.addrSize === 64 ? ea : i.addrSize === 32 ? ea >>> 0 : ea & 0xffff;
-  const m = 1 << (offset & 7);
+  const m = 1 << (offLo & 7);
   const la = cpu.linear(i.seg, off, 1, kind !== 0);
   const v = kind === 0 ? cpu.read8(la) : cpu.readForWrite(la, 1);
   if (kind !== 0) cpu.write8(la, kind === 1 ? v | m : kind === 2 ? v & ~m : v ^ m);

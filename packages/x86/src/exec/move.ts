@@ -52,7 +52,12 @@ function movsx(cpu: Cpu, i: Insn): void {
 
 function lea(cpu: Cpu, i: Insn): void {
   const a = effAddr(cpu, i);
-  if (i.opSize === 64) { cpu.gpr[i.reg] = a >>> 0; cpu.gprHi[i.reg] = Math.floor(a / 4294967296) | 0; return; }
+  if (i.addrSize === 64) { // exact halves; a 32-bit LEA keeps the low half
+    if (i.opSize === 64) { cpu.gpr[i.reg] = cpu.eaLo; cpu.gprHi[i.reg] = cpu.eaHi; return; }
+    setReg(cpu, i.reg, i.opSize, i.opSize === 16 ? cpu.eaLo & 0xffff : cpu.eaLo);
+    return;
+  }
+  if (i.opSize === 64) { cpu.gpr[i.reg] = a >>> 0; cpu.gprHi[i.reg] = 0; return; } // 67-prefixed: zero-extended
   setReg(cpu, i.reg, i.opSize, i.opSize === 16 ? a & 0xffff : a >>> 0);
 }
 
@@ -163,7 +168,9 @@ export const MOVE_BINDERS: Record<string, Binder> = {
   XCHG: (i, info) => (info.operands[0] === 'Zv' ? xchgZ : xchg),
   NOP90: (i) => {
     if (i.reg !== 0) { i.opSize = i.opSize === 64 ? 64 : i.opSize; return xchgZ; } // 90 with REX.B: XCHG r8, rAX
-    return i.rep === 1 ? pauseInsn : nop;
+    if (i.rep !== 1) return nop;
+    i.endsBlock = true; // PAUSE may be intercepted
+    return pauseInsn;
   },
   CMOVCC: () => cmov,
   CBW: () => cbw,

@@ -39,16 +39,34 @@ export function reg64Signed(cpu: Cpu, r: number): number {
   return cpu.gprHi[r]! * TWO32 + (cpu.gpr[r]! >>> 0);
 }
 
+/**
+ * The 64-bit effective address, exactly: the halves are summed with carries (a double would
+ * round sums beyond 2^53), then returned as a signed number, exact for canonical results.
+ * Both halves are also left in cpu.eaLo/eaHi for LEA.
+ */
+function effAddr64(cpu: Cpu, i: Insn): number {
+  const g = cpu.gpr;
+  let lo = i.disp >>> 0;
+  let hi = i.disp < 0 ? -1 : 0;
+  if (i.ripRel) { lo += cpu.rip >>> 0; hi += Math.floor(cpu.rip / TWO32); }
+  if (i.base >= 0) { lo += g[i.base]! >>> 0; hi += cpu.gprHi[i.base]!; }
+  if (i.index >= 0) {
+    const s = i.scale;
+    const ilo = g[i.index]! >>> 0;
+    const ihi = cpu.gprHi[i.index]!;
+    lo += s === 0 ? ilo : (ilo << s) >>> 0;
+    hi += s === 0 ? ihi : (ihi << s) | (ilo >>> (32 - s));
+  }
+  const carry = Math.floor(lo / TWO32);
+  cpu.eaLo = lo >>> 0;
+  cpu.eaHi = (hi + carry) | 0;
+  return cpu.eaHi * TWO32 + cpu.eaLo;
+}
+
 /** The effective address (offset in the segment) of the memory operand. */
 export function effAddr(cpu: Cpu, i: Insn): number {
+  if (i.addrSize === 64) return effAddr64(cpu, i);
   const g = cpu.gpr;
-  if (i.addrSize === 64) {
-    let a = i.disp;
-    if (i.ripRel) a += cpu.rip;
-    if (i.base >= 0) a += cpu.gprHi[i.base]! * TWO32 + (g[i.base]! >>> 0);
-    if (i.index >= 0) a += (cpu.gprHi[i.index]! * TWO32 + (g[i.index]! >>> 0)) * (1 << i.scale);
-    return a;
-  }
   let a = i.disp;
   if (i.base >= 0) a += g[i.base]!;
   if (i.index >= 0) a += g[i.index]! << i.scale;

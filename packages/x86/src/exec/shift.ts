@@ -171,7 +171,10 @@ function group2(cpu: Cpu, i: Insn): void {
   const size = i.opSize;
   const count = countOf(cpu, i);
   const d = readRmw(cpu, i, size);
-  if (count === 0) return;
+  if (count === 0) { // nothing shifts, but a 32-bit register destination is still written (zero-extended)
+    if (size === 32 && i.rm >= 0) cpu.gprHi[i.rm] = 0;
+    return;
+  }
   if (size === 64) { writeRmw(cpu, i, 64, shift64(cpu, i.op, d, cpu.hi, count)); return; }
   writeRmw(cpu, i, size, shift(cpu, i.op === 6 ? SHIFT_OP.SHL : i.op, size, d, count));
 }
@@ -179,7 +182,7 @@ function group2(cpu: Cpu, i: Insn): void {
 /** ROL r32, imm: the rotate in the benchmark loop, without the generic dispatch. */
 function rol32RI(cpu: Cpu, i: Insn): void {
   const c = i.imm & 31;
-  if (c === 0) return;
+  if (c === 0) { cpu.gprHi[i.rm] = 0; return; }
   const g = cpu.gpr;
   const d = g[i.rm]!;
   const r = (d << c) | (d >>> (32 - c));
@@ -196,7 +199,10 @@ function shiftDouble(cpu: Cpu, i: Insn): void {
   const count = ((i.aux & 2) !== 0 ? cpu.gpr[1]! : i.imm) & (size === 64 ? 63 : 31);
   const d = readRmw(cpu, i, size);
   const dhi = cpu.hi;
-  if (count === 0) return;
+  if (count === 0) {
+    if (size === 32 && i.rm >= 0) cpu.gprHi[i.rm] = 0;
+    return;
+  }
   const s = getReg(cpu, i.reg, size);
   if (size === 64) {
     const full = (BigInt(dhi >>> 0) << 32n) | BigInt(d);

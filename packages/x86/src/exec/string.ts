@@ -137,7 +137,7 @@ function stringInsn(cpu: Cpu, i: Insn): void {
 export const STRING_BINDERS: Record<string, Binder> = Object.fromEntries(
   Object.entries(STR_OP).map(([mn, op]) => [mn, ((i) => {
     i.aux = op;
-    if (i.rep !== REP.NONE) i.endsBlock = true; // a REP may restart itself
+    if (i.rep !== REP.NONE || op === STR_OP.INS || op === STR_OP.OUTS) i.endsBlock = true; // a REP may restart itself; I/O may exit
     if (op === STR_OP.INS || op === STR_OP.OUTS) i.opSize = i.opSize === 8 ? 8 : i.opSize === 16 ? 16 : 32;
     return stringInsn;
   }) satisfies Binder]),

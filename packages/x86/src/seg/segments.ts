@@ -184,7 +184,7 @@ function pushWidth(opSize: 16 | 32 | 64): 2 | 4 | 8 {
 
 function currentStack(cpu: VirtCpu): StackCursor {
   const size = stackAddrSize(cpu, isLong64(cpu));
-  return new StackCursor(cpu, cpu.seg[SEG.SS]!.base, readSp(cpu, size), size, cpu.cpl === 3 ? ACCESS.USER : 0);
+  return new StackCursor(cpu, cpu.seg[SEG.SS]!, readSp(cpu, size), size, cpu.cpl === 3 ? ACCESS.USER : 0);
 }
 
 /** CALL ptr16:xx / CALL m16:xx, with call gates to the same or a more privileged level. */
@@ -235,12 +235,12 @@ export function farCall(cpu: VirtCpu, selector: number, offset: number, opSize: 
     const ns = readTssStack(cpu, newCpl, 0);
     const newSs = ns.ss;
     const newSize = gate.size === 64 ? 64 : stackAddrSize(cpu, false, newSs);
-    const st = new StackCursor(cpu, newSs.base, ns.sp, newSize, 0);
+    const st = new StackCursor(cpu, newSs, ns.sp, newSize, 0, newSs.selector & 0xfffc);
     st.push(gw, oldSs.selector);
     st.pushNum(gw, oldSp);
     if (gate.size !== 64) {
       const pw = gw as 2 | 4;
-      const src = new StackCursor(cpu, oldSs.base, oldSp, oldSize, oldCpl === 3 ? ACCESS.USER : 0);
+      const src = new StackCursor(cpu, oldSs, oldSp, oldSize, oldCpl === 3 ? ACCESS.USER : 0);
       const params: number[] = [];
       for (let i = 0; i < gate.paramCount; i++) params.push(src.pop(pw));
       for (let i = params.length - 1; i >= 0; i--) st.push(pw, params[i]!);

@@ -5,6 +5,7 @@
 import type { VirtCpu } from '../cpu/virt.js';
 import { ACCESS } from '../cpu/virt.js';
 import { AR, GPR, SEG, type Segment } from '../cpu/state.js';
+import { VEC } from '../cpu/events.js';
 import { readLinear, writeLinear } from '../mmu/linear.js';
 import { getReg64, setReg64 } from '../system/regs.js';
 
@@ -27,7 +28,11 @@ export function writeSp(cpu: VirtCpu, size: 16 | 32 | 64, sp: number): void {
   else cpu.gpr[GPR.RSP] = (cpu.gpr[GPR.RSP]! & ~0xffff) | (sp & 0xffff);
 }
 
-/** A cursor over a stack: pushes and pops go to memory; the caller commits `sp` when all succeeded. */
+/**
+ * A cursor over a stack: pushes and pops go to memory; the caller commits `sp` when all
+ * succeeded. Outside 64-bit mode every access is checked against the stack segment's limit
+ * (expand-up or expand-down, SDM 5.3), raising #SS(`errorCode`).
+ */
 export class StackCursor {
   private readonly cpu: VirtCpu;
   private readonly base: number;
@@ -35,16 +40,26 @@ export class StackCursor {
   private readonly size: 16 | 32 | 64;
   /** ACCESS.USER when the accesses are made at CPL 3. */
   private readonly user: number;
+  /** Lowest and highest valid offsets of the stack segment. */
+  private readonly lo: number;
+  private readonly hi: number;
+  private readonly errorCode: number;
 
-  constructor(cpu: VirtCpu, base: number, sp: number, size: 16 | 32 | 64, user: number) {
+  constructor(cpu: VirtCpu, ss: Segment | null, sp: number, size: 16 | 32 | 64, user: number, errorCode = 0) {
     this.cpu = cpu;
-    this.base = base;
+    this.base = ss === null ? 0 : ss.base;
     this.sp = sp;
     this.size = size;
     this.user = user;
+    this.errorCode = errorCode;
+    const expandDown = ss !== null && (ss.ar & (AR.S | 0xc)) === (AR.S | 0x4);
+    if (ss === null || size === 64) { this.lo = -Infinity; this.hi = Infinity; }
+    else if (expandDown) { this.lo = ss.limit + 1; this.hi = ss.ar & AR.DB ? 0xffffffff : 0xffff; }
+    else { this.lo = 0; this.hi = ss.limit; }
   }
 
-  private la(sp: number): number {
+  private la(sp: number, width: number): number {
+    if (sp < this.lo || sp + width - 1 > this.hi) this.cpu.fault(VEC.SS, this.errorCode);
     return this.size === 64 ? sp : this.base + sp;
   }
 
@@ -55,7 +70,7 @@ export class StackCursor {
   /** Pushes a `width`-byte value (8: lo, hi halves). */
   push(width: 2 | 4 | 8, lo: number, hi = 0): void {
     this.sp = this.wrap(this.sp - width);
-    const la = this.la(this.sp);
+    const la = this.la(this.sp, width);
     const acc = ACCESS.WRITE | this.user;
     if (width === 2) writeLinear(this.cpu, la, 2, lo & 0xffff, acc);
     else {
@@ -71,7 +86,7 @@ export class StackCursor {
 
   /** Pops `width` bytes; 8-byte pops return a signed number (exact for canonical values). */
   pop(width: 2 | 4 | 8): number {
-    const la = this.la(this.sp);
+    const la = this.la(this.sp, width);
     const acc = ACCESS.READ | this.user;
     let v: number;
     if (width === 2) v = readLinear(this.cpu, la, 2, acc);
