@@ -127,6 +127,20 @@ describe('far transfers', () => {
     expect(cpu.gpr[GPR.RSP]).toBe(0x6ff0);
   });
 
+  it('pushes beyond the stack limit raise #SS(0), for expand-up and expand-down stacks', () => {
+    const { cpu } = protectedMode();
+    cpu.seg[SEG.SS] = { selector: 0x10, base: 0, limit: 0xfff, ar: 0x4093 };
+    cpu.gpr[GPR.RSP] = 0x2000;
+    expect(faultOf(() => farCall(cpu, 0x08, 0x6000, 32, 0x5007))).toMatchObject({ vector: VEC.SS, code: 0 });
+    cpu.gpr[GPR.RSP] = 0x1000;
+    farCall(cpu, 0x08, 0x6000, 32, 0x5007);
+    expect(cpu.gpr[GPR.RSP]).toBe(0xff8);
+    // Expand-down: valid offsets are limit+1 .. 0xffffffff.
+    cpu.seg[SEG.SS] = { selector: 0x10, base: 0, limit: 0xfff, ar: 0x4097 };
+    cpu.gpr[GPR.RSP] = 0x1004;
+    expect(faultOf(() => farCall(cpu, 0x08, 0x6000, 32, 0x5007))).toMatchObject({ vector: VEC.SS, code: 0 });
+  });
+
   it('direct JMP to a more privileged non-conforming segment is #GP(selector)', () => {
     const { cpu } = protectedMode(3);
     expect(faultOf(() => farJump(cpu, 0x08, 0, 32))).toMatchObject({ vector: VEC.GP, code: 0x08 });
