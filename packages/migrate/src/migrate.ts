@@ -1,0 +1,210 @@
+/**
+ * Live migration of a running VM to another host, through the uapi only: what QEMU's
+ * migration/ram.c and target/i386/kvm/kvm.c do, reduced to one VMM that owns both ends.
+ *
+ * 1. Pre-copy: KVM_MEM_LOG_DIRTY_PAGES on every slot, copy all memory, then rounds of
+ *    KVM_GET_DIRTY_LOG while the guest keeps running, until the dirty set is small.
+ * 2. Stop and copy: the VMM stops running the vCPUs; KVM_RUN with immediate_exit completes any
+ *    I/O the VMM already answered; the last dirty pages, then REGS, SREGS, MSRS, VCPU_EVENTS,
+ *    MP_STATE, CPUID2 and (same vendor) NESTED_STATE.
+ * 3. Restore into a new VM on the target, and destroy the source.
+ *
+ * Across vendors the guest keeps the CPUID it booted with. A VM with nested state (in VMX
+ * operation, or running L2) cannot cross vendors: vmcs12 is not vmcb12. That is refused before
+ * anything is touched, and the VM keeps running where it is.
+ */
+import { KVM_MEM, KVM_STATE_NESTED, KvmError, type Host, type VcpuFd } from '@kvmts/core';
+import { PAGE_SIZE } from '@kvmts/x86';
+import { createVmHandle, destroyVmHandle, type VmHandle } from './vm-handle.js';
+import { parseNestedState, type NestedState } from './nested-state.js';
+
+export interface MigrationOptions {
+  /** Pre-copy rounds after the first full copy, at most. */
+  readonly maxRounds?: number;
+  /** Stop pre-copy once a round finds at most this many dirty pages. */
+  readonly dirtyThreshold?: number;
+  /** Lets the guest run between pre-copy rounds (the VMM runs its vCPUs for a while, handling exits). */
+  readonly runSlice?: (round: number) => void;
+}
+
+export interface MigrationStats {
+  readonly from: string;
+  readonly to: string;
+  /** Pre-copy rounds after the first full copy. */
+  readonly rounds: number;
+  /** Pages copied in all, and per pass (the first full pass, each pre-copy round, then the stop-and-copy). */
+  readonly pagesSent: number;
+  readonly pagesPerPass: readonly number[];
+  /** From stopping the vCPUs to the target being ready to run, µs. */
+  readonly downtimeUs: number;
+  /** The whole migration, ms. */
+  readonly totalMs: number;
+  /** MSRs the source had that the target refused (index, hex). */
+  readonly msrsDropped: readonly string[];
+}
+
+export interface MigrationResult {
+  readonly vm: VmHandle;
+  readonly stats: MigrationStats;
+}
+
+/** The migration was refused; the source VM is untouched and keeps running. */
+export class MigrationRefused extends Error {
+  override readonly name = 'MigrationRefused';
+}
+
+const DEFAULTS = { maxRounds: 8, dirtyThreshold: 16 } as const;
+
+export function migrateVm(src: VmHandle, target: Host, opts: MigrationOptions = {}): MigrationResult {
+  const t0 = performance.now();
+  const from = src.host.model.vendor;
+  const to = target.model.vendor;
+  const nested = src.vcpus.map(readNestedState);
+  if (from !== to) refuseCrossVendorNested(nested);
+
+  setDirtyLogging(src, true);
+  let dst: VmHandle | null = null;
+  try {
+    dst = createVmHandle(target, src.slots, src.vcpus.length);
+    const passes: number[] = [copyAll(src, dst)];
+    const maxRounds = opts.maxRounds ?? DEFAULTS.maxRounds;
+    const threshold = opts.dirtyThreshold ?? DEFAULTS.dirtyThreshold;
+    let rounds = 0;
+    while (opts.runSlice && rounds < maxRounds) {
+      opts.runSlice(rounds);
+      rounds++;
+      const n = copyDirty(src, dst);
+      passes.push(n);
+      if (n <= threshold) break;
+    }
+
+    const stop = performance.now();
+    for (const v of src.vcpus) completePendingIo(v);
+    passes.push(copyDirty(src, dst));
+    const msrList = commonMsrs(src, dst);
+    const msrsDropped: string[] = [];
+    src.vcpus.forEach((v, i) => moveVcpuState(v, dst!.vcpus[i]!, msrList, from === to ? nested[i] ?? null : null, msrsDropped));
+    const downtimeUs = (performance.now() - stop) * 1000;
+
+    destroyVmHandle(src);
+    return {
+      vm: dst,
+      stats: {
+        from, to, rounds,
+        pagesSent: passes.reduce((a, b) => a + b, 0),
+        pagesPerPass: passes,
+        downtimeUs,
+        totalMs: performance.now() - t0,
+        msrsDropped,
+      },
+    };
+  } catch (e) {
+    // Leave the source as it was: no dirty logging, no half-built target.
+    if (dst) destroyVmHandle(dst);
+    setDirtyLogging(src, false);
+    throw e;
+  }
+}
+
+function readNestedState(v: VcpuFd): NestedState | null {
+  try {
+    return parseNestedState(v.getNestedState());
+  } catch (e) {
+    // No nested support in the module (ENOTTY/EINVAL): nothing to carry.
+    if (e instanceof KvmError) return null;
+    throw e;
+  }
+}
+
+function refuseCrossVendorNested(states: readonly (NestedState | null)[]): void {
+  states.forEach((s, id) => {
+    if (!s) return;
+    if (s.flags & KVM_STATE_NESTED.GUEST_MODE) {
+      throw new MigrationRefused(`vCPU ${id} is running a nested guest (L2): its ${s.format} state cannot move to the other vendor`);
+    }
+    if (s.format === 'vmx' && s.vmxonPa !== -1n) {
+      throw new MigrationRefused(`vCPU ${id} is in VMX operation (VMXON at 0x${s.vmxonPa.toString(16)}): vmcs12 has no AMD equivalent`);
+    }
+  });
+}
+
+function setDirtyLogging(h: VmHandle, on: boolean): void {
+  for (const s of h.slots) {
+    h.vm.setUserMemoryRegion({
+      slot: s.slot, guestPhysAddr: s.guestPhysAddr, memorySize: s.memorySize, userspaceAddr: s.userspaceAddr,
+      flags: on ? s.flags | KVM_MEM.LOG_DIRTY_PAGES : s.flags,
+    });
+  }
+}
+
+function copyPage(src: VmHandle, dst: VmHandle, slot: number, page: number, skipZero: boolean): boolean {
+  const s = src.slots[slot]!;
+  const bytes = src.proc.readUser(s.userspaceAddr + page * PAGE_SIZE, PAGE_SIZE);
+  if (!bytes) throw new Error(`slot ${s.slot}: page ${page} of the source is not mapped`);
+  // The target's fresh anonymous memory is already zero.
+  if (skipZero && bytes.every((b) => b === 0)) return false;
+  if (!dst.proc.writeUser(dst.slots[slot]!.userspaceAddr + page * PAGE_SIZE, bytes)) {
+    throw new Error(`slot ${s.slot}: page ${page} of the target is not mapped`);
+  }
+  return true;
+}
+
+function copyAll(src: VmHandle, dst: VmHandle): number {
+  let sent = 0;
+  // Start the dirty log from here: what is written after this point is sent again.
+  src.slots.forEach((s) => src.vm.getDirtyLog(s.slot, s.memorySize));
+  src.slots.forEach((s, i) => {
+    for (let p = 0; p < s.memorySize / PAGE_SIZE; p++) if (copyPage(src, dst, i, p, true)) sent++;
+  });
+  return sent;
+}
+
+function copyDirty(src: VmHandle, dst: VmHandle): number {
+  let sent = 0;
+  src.slots.forEach((s, i) => {
+    const bitmap = src.vm.getDirtyLog(s.slot, s.memorySize);
+    for (let byte = 0; byte < bitmap.length; byte++) {
+      const bits = bitmap[byte]!;
+      if (bits === 0) continue;
+      for (let bit = 0; bit < 8; bit++) {
+        if (bits & (1 << bit)) {
+          copyPage(src, dst, i, byte * 8 + bit, false);
+          sent++;
+        }
+      }
+    }
+  });
+  return sent;
+}
+
+/** KVM_RUN with immediate_exit: finishes an IN or MMIO read the VMM has answered, then returns -EINTR. */
+function completePendingIo(v: VcpuFd): void {
+  v.immediateExit = true;
+  try {
+    const exit = v.run();
+    if (exit.kind !== 'Intr') throw new Error(`KVM_RUN with immediate_exit returned ${exit.kind}, not -EINTR`);
+  } finally {
+    v.immediateExit = false;
+  }
+}
+
+/** MSRs both modules save and restore (KVM_GET_MSR_INDEX_LIST on each side). */
+function commonMsrs(src: VmHandle, dst: VmHandle): number[] {
+  const theirs = new Set(dst.kvm.getMsrIndexList());
+  return src.kvm.getMsrIndexList().filter((i) => theirs.has(i));
+}
+
+function moveVcpuState(from: VcpuFd, to: VcpuFd, msrs: readonly number[], nested: NestedState | null, dropped: string[]): void {
+  // CPUID first: KVM checks later state (CR4 bits, MSRs) against the guest's CPUID.
+  to.setCpuid2(from.getCpuid2());
+  to.setSregs(from.getSregs());
+  to.setRegs(from.getRegs());
+  for (const index of msrs) {
+    const value = from.getMsrs([index]).get(index);
+    if (value === undefined) continue;
+    if (to.setMsrs([{ index, data: value }]) !== 1) dropped.push(`0x${index.toString(16)}`);
+  }
+  if (nested) to.setNestedState(nested.raw);
+  to.setVcpuEvents(from.getVcpuEvents());
+  to.setMpState(from.getMpState());
+}
