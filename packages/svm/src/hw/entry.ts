@@ -149,10 +149,10 @@ function loadControl(svm: SvmSilicon, v: VmcbRegion): void {
 /** The guest state VMRUN loads (APM 15.5.1); FS, GS, TR, LDTR and the syscall MSRs are VMLOAD's. */
 function loadGuest(svm: SvmSilicon, v: VmcbRegion): void {
   const cpu = svm.cpu;
-  cpu.seg[0] = v.readSeg(VMCB_SEG.es);
-  cpu.seg[1] = v.readSeg(VMCB_SEG.cs);
-  cpu.seg[2] = v.readSeg(VMCB_SEG.ss);
-  cpu.seg[3] = v.readSeg(VMCB_SEG.ds);
+  v.loadSeg(VMCB_SEG.es, cpu.seg[0]!);
+  v.loadSeg(VMCB_SEG.cs, cpu.seg[1]!);
+  v.loadSeg(VMCB_SEG.ss, cpu.seg[2]!);
+  v.loadSeg(VMCB_SEG.ds, cpu.seg[3]!);
   // CS is always usable, even with a zero attribute in real mode as some VMMs leave it.
   cpu.seg[1].ar &= ~AR.UNUSABLE;
   cpu.gdtr = v.readDtr(VMCB_SEG.gdtr);

@@ -81,10 +81,10 @@ function saveGuest(svm: SvmSilicon, v: VmcbRegion): void {
 export function loadHost(svm: SvmSilicon): void {
   const cpu = svm.cpu;
   const h = svm.hsave();
-  cpu.seg[0] = h.readSeg(VMCB_SEG.es);
-  cpu.seg[1] = h.readSeg(VMCB_SEG.cs);
-  cpu.seg[2] = h.readSeg(VMCB_SEG.ss);
-  cpu.seg[3] = h.readSeg(VMCB_SEG.ds);
+  h.loadSeg(VMCB_SEG.es, cpu.seg[0]!);
+  h.loadSeg(VMCB_SEG.cs, cpu.seg[1]!);
+  h.loadSeg(VMCB_SEG.ss, cpu.seg[2]!);
+  h.loadSeg(VMCB_SEG.ds, cpu.seg[3]!);
   cpu.gdtr = h.readDtr(VMCB_SEG.gdtr);
   cpu.idtr = h.readDtr(VMCB_SEG.idtr);
   cpu.efer = h.r32(VMCB.efer);

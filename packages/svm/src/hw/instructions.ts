@@ -19,10 +19,10 @@ import type { SvmSilicon } from './silicon.js';
 /** VMLOAD (15.5.2): FS, GS, TR, LDTR with their hidden state, KernelGsBase, STAR, LSTAR, CSTAR, SFMASK, SYSENTER_CS/ESP/EIP. */
 export function vmloadState(svm: SvmSilicon, v: VmcbRegion): void {
   const cpu = svm.cpu;
-  cpu.seg[4] = v.readSeg(VMCB_SEG.fs);
-  cpu.seg[5] = v.readSeg(VMCB_SEG.gs);
-  cpu.seg[7] = v.readSeg(VMCB_SEG.tr);
-  cpu.seg[6] = v.readSeg(VMCB_SEG.ldtr);
+  v.loadSeg(VMCB_SEG.fs, cpu.seg[4]!);
+  v.loadSeg(VMCB_SEG.gs, cpu.seg[5]!);
+  v.loadSeg(VMCB_SEG.tr, cpu.seg[7]!);
+  v.loadSeg(VMCB_SEG.ldtr, cpu.seg[6]!);
   cpu.kernelGsBase = v.rAddr(VMCB.kernel_gs_base);
   cpu.starLo = v.r32(VMCB.star);
   cpu.starHi = v.r32(VMCB.star + 4);

@@ -41,6 +41,10 @@ export class VmcbRegion {
    * so every field access is one DataView access (VMRUN and #VMEXIT touch ~50 fields).
    */
   private readonly view: DataView;
+  /** Aligned views of the same bytes: VMCB fields are naturally aligned, and x86 hosts are little-endian like the VMCB. */
+  private readonly u8: Uint8Array;
+  private readonly u16: Uint16Array;
+  private readonly u32: Uint32Array;
   readonly mem: PhysMemory;
   readonly pa: number;
 
@@ -48,17 +52,21 @@ export class VmcbRegion {
     this.mem = mem;
     this.pa = pa;
     const chunk = mem.chunk(pa);
-    this.view = new DataView(chunk.buffer, chunk.byteOffset + (pa % chunk.length), 4096);
+    const at = chunk.byteOffset + (pa % chunk.length);
+    this.view = new DataView(chunk.buffer, at, 4096);
+    this.u8 = new Uint8Array(chunk.buffer, at, 4096);
+    this.u16 = new Uint16Array(chunk.buffer, at, 2048);
+    this.u32 = new Uint32Array(chunk.buffer, at, 1024);
     // The silicon writes the page directly: keep decoded-code caches coherent should it ever hold code.
     mem.noteWrite(pa, 4096);
   }
 
-  r8(off: number): number { return this.view.getUint8(off); }
-  r16(off: number): number { return this.view.getUint16(off, true); }
-  r32(off: number): number { return this.view.getUint32(off, true); }
-  w8(off: number, v: number): void { this.view.setUint8(off, v & 0xff); }
-  w16(off: number, v: number): void { this.view.setUint16(off, v & 0xffff, true); }
-  w32(off: number, v: number): void { this.view.setUint32(off, v >>> 0, true); }
+  r8(off: number): number { return this.u8[off]!; }
+  r16(off: number): number { return this.u16[off >>> 1]!; }
+  r32(off: number): number { return this.u32[off >>> 2]!; }
+  w8(off: number, v: number): void { this.u8[off] = v; }
+  w16(off: number, v: number): void { this.u16[off >>> 1] = v; }
+  w32(off: number, v: number): void { this.u32[off >>> 2] = v; }
 
   /** A 64-bit field as a signed canonical number. */
   rAddr(off: number): number { return signed64(this.r32(off), this.r32(off + 4)); }
@@ -68,8 +76,12 @@ export class VmcbRegion {
   w64(off: number, v: number): void { this.w32(off, v >>> 0); this.w32(off + 4, hi32(v)); }
   w64Halves(off: number, lo: number, hi: number): void { this.w32(off, lo); this.w32(off + 4, hi); }
 
-  readSeg(off: number): Segment {
-    return { selector: this.r16(off), ar: attribToAr(this.r16(off + 2)), limit: this.r32(off + 4), base: this.rAddr(off + 8) };
+  /** Loads a vmcb_seg into an existing Segment (VMRUN, #VMEXIT and VMLOAD reload segments without allocating). */
+  loadSeg(off: number, s: Segment): void {
+    s.selector = this.r16(off);
+    s.ar = attribToAr(this.r16(off + 2));
+    s.limit = this.r32(off + 4);
+    s.base = this.rAddr(off + 8);
   }
 
   writeSeg(off: number, s: Segment): void {
