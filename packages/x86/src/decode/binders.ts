@@ -9,6 +9,7 @@ import { ATOMIC_BINDERS } from '../exec/atomic.js';
 import { BCD_BINDERS } from '../exec/bcd.js';
 import { BIT_BINDERS } from '../exec/bit.js';
 import { CONTROL_BINDERS } from '../exec/control.js';
+import { DESCRIPTOR_QUERY_BINDERS } from '../exec/descriptor-query.js';
 import { FLAG_BINDERS } from '../exec/flag-ops.js';
 import { IO_BINDERS } from '../exec/io.js';
 import { MOVE_BINDERS } from '../exec/move.js';
@@ -37,7 +38,7 @@ let table: Map<string, Binder> | null = null;
 function binders(): Map<string, Binder> {
   if (table === null) {
     table = new Map(Object.entries({
-      ...ALU_BINDERS, ...ATOMIC_BINDERS, ...BCD_BINDERS, ...BIT_BINDERS, ...CONTROL_BINDERS, ...FLAG_BINDERS,
+      ...ALU_BINDERS, ...ATOMIC_BINDERS, ...BCD_BINDERS, ...BIT_BINDERS, ...CONTROL_BINDERS, ...DESCRIPTOR_QUERY_BINDERS, ...FLAG_BINDERS,
       ...IO_BINDERS, ...MOVE_BINDERS, ...MULDIV_BINDERS, ...PRIVILEGED_BINDERS, ...SHIFT_BINDERS, ...STACK_BINDERS,
       ...STRING_BINDERS, ...VIRT_BINDERS,
     }));
