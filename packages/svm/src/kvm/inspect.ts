@@ -34,8 +34,10 @@ export function svmInspect(vcpu: KvmVcpu): VendorInspection {
   if (svm.snapshot === null) svm.snapshot = new Uint8Array(0);
   const vmcbBefore = svm.snapshot.length ? svm.snapshot : null;
   const structures: VendorInspection['structures'][number][] = [structure('vmcb', svm.vmcb, vmcbBefore, false)];
-  if (vcpu.pcpu) {
-    const hsave = new VmcbRegion(mem, svmData(vcpu.pcpu).saveAreaPa);
+  // The pCPU the VMCB last ran on (the vCPU may be put by now).
+  const pcpu = vcpu.pcpu ?? vcpu.kvm.host.pcpus[svm.vmcbCpu];
+  if (pcpu) {
+    const hsave = new VmcbRegion(mem, svmData(pcpu).saveAreaPa);
     structures.push(structure('host save area', hsave, svm.hsaveSnapshot, true));
   }
   return { vendor: 'amd', structures, counters: { ...vcpu.stat, asid: svm.asid, asidGeneration: svm.asidGeneration } };
