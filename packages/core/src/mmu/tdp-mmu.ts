@@ -55,6 +55,25 @@ export class TdpMmu {
     return (hi & HI_ADDR_MASK) * TWO32 + ((lo & ~0xfff) >>> 0);
   }
 
+  /**
+   * For range walks: the leaf entry's address for `gfn`, or, when a table on the way is
+   * absent, minus the first GFN past the range that absent entry covers.
+   */
+  private leafOrSkip(gfn: number): number {
+    const mem = this.host.mem;
+    let table = this.root;
+    for (let level = 4; level > 1; level--) {
+      const ea = this.entryAddr(table, gfn, level);
+      const lo = mem.read32(ea);
+      if (!this.present(lo) || this.isMmioSpte(lo, mem.read32(ea + 4))) {
+        const span = ENTRIES ** (level - 1);
+        return -((Math.floor(gfn / span) + 1) * span);
+      }
+      table = this.tableOf(lo, mem.read32(ea + 4));
+    }
+    return this.entryAddr(table, gfn, 1);
+  }
+
   /** The leaf entry's address for `gfn`, creating tables on the way when `create`; -1 if absent. */
   private walk(gfn: number, create: boolean): number {
     const mem = this.host.mem;
@@ -124,10 +143,9 @@ export class TdpMmu {
     let flush = false;
     const mem = this.host.mem;
     for (let g = gfn; g < gfn + npages; g++) {
-      const ea = this.walk(g, false);
+      const ea = this.leafOrSkip(g);
       if (ea < 0) {
-        // Skip to the next page-table boundary: the whole table is absent.
-        g = (Math.floor(g / ENTRIES) + 1) * ENTRIES - 1;
+        g = -ea - 1;
         continue;
       }
       const lo = mem.read32(ea);
@@ -147,9 +165,9 @@ export class TdpMmu {
     const mem = this.host.mem;
     const w = this.format.write;
     for (let g = gfn; g < gfn + npages; g++) {
-      const ea = this.walk(g, false);
+      const ea = this.leafOrSkip(g);
       if (ea < 0) {
-        g = (Math.floor(g / ENTRIES) + 1) * ENTRIES - 1;
+        g = -ea - 1;
         continue;
       }
       const lo = mem.read32(ea);
