@@ -108,6 +108,59 @@ describe('protected mode', () => {
   });
 });
 
+describe('virtual-8086 mode', () => {
+  it('an interrupt from v86 pushes GS, FS, DS, ES, SS, ESP, EFLAGS, CS, EIP on the ring-0 stack; IRETD returns to v86', () => {
+    const { cpu, mem } = protected32();
+    writeGate32(mem, IDT + 13 * 8, 0x08, 0x6000, 0xe);
+    const v86seg = (sel: number, ar: number) => ({ selector: sel, base: sel << 4, limit: 0xffff, ar });
+    cpu.seg[SEG.CS] = v86seg(0x1000, 0xfb);
+    cpu.seg[SEG.SS] = v86seg(0x2000, 0xf3);
+    cpu.seg[SEG.DS] = v86seg(0x3000, 0xf3);
+    cpu.seg[SEG.ES] = v86seg(0x4000, 0xf3);
+    cpu.seg[SEG.FS] = v86seg(0x5000, 0xf3);
+    cpu.seg[SEG.GS] = v86seg(0x6000, 0xf3);
+    cpu.rip = 0x100;
+    cpu.gpr[GPR.RSP] = 0xfffe;
+    cpu.setRflags(RFLAGS.FIXED1 | RFLAGS.VM | RFLAGS.IF);
+    cpu.stateChanged();
+    expect(cpu.cpl).toBe(3);
+    deliverEvent(cpu, hw(VEC.GP), 0, 0);
+    const sp = 0x9000 - 40;
+    expect(cpu.gpr[GPR.RSP]).toBe(sp);
+    expect([36, 32, 28, 24, 20, 16, 12, 8, 4, 0].map((o) => mem.read32(sp + o)))
+      .toEqual([0x6000, 0x5000, 0x3000, 0x4000, 0x2000, 0xfffe, 0x30202, 0x1000, 0x100, 0]);
+    expect(cpu.getRflags() & RFLAGS.VM).toBe(0);
+    expect(cpu.seg[SEG.DS]!.ar & (1 << 16)).not.toBe(0); // data segments are nulled
+    expect(cpu.cpl).toBe(0);
+    cpu.gpr[GPR.RSP] = sp + 4;
+    iret(cpu, 32);
+    expect(cpu.getRflags() & RFLAGS.VM).toBe(RFLAGS.VM);
+    expect([cpu.seg[SEG.CS]!.base, cpu.seg[SEG.DS]!.base, cpu.seg[SEG.GS]!.base, cpu.rip, cpu.gpr[GPR.RSP], cpu.cpl])
+      .toEqual([0x10000, 0x30000, 0x60000, 0x100, 0xfffe, 3]);
+  });
+
+  it('INT n in v86 with IOPL < 3 is #GP(0)', () => {
+    const { cpu } = protected32();
+    cpu.setRflags(RFLAGS.FIXED1 | RFLAGS.VM);
+    cpu.stateChanged();
+    expect(faultOf(() => deliverEvent(cpu, makeIntrInfo(0x21, EVENT_TYPE.SOFT_INTR, false), -1, 2))).toMatchObject({ vector: VEC.GP, code: 0 });
+  });
+});
+
+describe('16-bit gates', () => {
+  it('a 16-bit interrupt gate pushes 2-byte FLAGS, CS, IP', () => {
+    const { cpu, mem } = protected32();
+    cpu.seg[SEG.CS] = { selector: 0x08, base: 0, limit: 0xffffffff, ar: 0xc09b };
+    cpu.seg[SEG.SS] = { selector: 0x10, base: 0, limit: 0xffffffff, ar: 0xc093 };
+    cpu.stateChanged();
+    writeGate32(mem, IDT + 0x31 * 8, 0x08, 0x6100, 0x6, 0);
+    deliverEvent(cpu, makeIntrInfo(0x31, EVENT_TYPE.EXT_INTR, false), -1, 0);
+    expect(cpu.gpr[GPR.RSP]).toBe(0x7000 - 6);
+    expect([mem.read16(0x7000 - 6), mem.read16(0x7000 - 4), mem.read16(0x7000 - 2)]).toEqual([0x5000, 0x08, 0x202]);
+    expect(cpu.rip).toBe(0x6100);
+  });
+});
+
 /** IA-32e mode at CPL 3 with 2 MiB identity pages, RSP0 = 0x9000 and IST1 = 0xa008 in the 64-bit TSS. */
 function long64() {
   const m = sysMachine();

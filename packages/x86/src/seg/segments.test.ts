@@ -4,6 +4,8 @@ import { VEC } from '../cpu/events.js';
 import { faultOf, sysMachine } from '../../test/system-harness.js';
 import { ACC, FLG, descriptor, flatGdt, writeDescriptor, writeGate32 } from '../../test/system-tables.js';
 import { farCall, farJump, farReturn, loadSegment } from './segments.js';
+import { descTableInsn } from '../system/system.js';
+import { DESC_OP } from '../cpu/virt.js';
 
 const GDT = 0x1000;
 const TSS = 0x3000;
@@ -56,6 +58,20 @@ describe('loadSegment', () => {
     expect(faultOf(() => loadSegment(cpu, SEG.DS, 0x04))).toMatchObject({ vector: VEC.GP, code: 0x04 }); // LDT, none loaded
     loadSegment(cpu, SEG.FS, 0);
     expect(cpu.seg[SEG.FS]!.ar & AR.UNUSABLE).toBe(AR.UNUSABLE);
+  });
+
+  it('loads from the LDT after LLDT, and checks the LDT limit', () => {
+    const { cpu, mem } = protectedMode();
+    writeDescriptor(mem, GDT, 0x50, descriptor(0x8000, 0x17, ACC.LDT, FLG.NONE));
+    writeDescriptor(mem, 0x8000, 0x08, descriptor(0x30000, 0xffff, ACC.DATA0, FLG.NONE));
+    cpu.gdtr.limit = 0x57;
+    cpu.gpr[GPR.RAX] = 0x50;
+    const reg = { isReg: true, reg1: GPR.RAX, reg2: 0, seg: SEG.DS, base: -1, index: -1, scale: 0, addrSize: 32 as const, opSize: 16 as const, disp: 0, offset: 0 };
+    descTableInsn(cpu, DESC_OP.LLDT, reg);
+    expect(cpu.seg[SEG.LDTR]).toEqual({ selector: 0x50, base: 0x8000, limit: 0x17, ar: 0x82 });
+    loadSegment(cpu, SEG.DS, 0x0c);
+    expect(cpu.seg[SEG.DS]).toMatchObject({ selector: 0x0c, base: 0x30000, limit: 0xffff });
+    expect(faultOf(() => loadSegment(cpu, SEG.ES, 0x1c))).toMatchObject({ vector: VEC.GP, code: 0x1c });
   });
 
   it('CPL 3 cannot load a DPL-0 data segment', () => {
