@@ -5,7 +5,8 @@
  * KVM_RUN re-runs it from the start, replaying the accesses userspace already answered
  * (reads get their data, writes are not repeated), as complete_emulated_mmio / complete_emulated_pio do.
  */
-import { Bus, SEG, STOP, RFLAGS, type VirtCpu } from '@kvmts/x86';
+import { Bus, CR4, SEG, STOP, RFLAGS, type CpuModel, type VirtCpu } from '@kvmts/x86';
+import { kvmCpuid } from './cpuid.js';
 import type { KvmVcpu, ExitResult, KvmSegment } from './kvm-types.js';
 
 import { KVM_EXIT, KVM_EXIT_IO, KVM_INTERNAL_ERROR, KVM_MEM, KVM_LIMITS } from '../uapi/constants.js';
@@ -137,7 +138,15 @@ interface Emulator {
 function emulatorOf(v: Vcpu): Emulator {
   if (v.emulator) return v.emulator as Emulator;
   const bus = new GuestPhysBus(v);
-  const cpu = v.kvm.host.createCpu(bus, v.kvm.host.model);
+  const host = v.kvm.host.model;
+  // CPUID inside emulated code answers from the guest's table, as the emulator's get_cpuid op does.
+  const guestModel: CpuModel = {
+    vendor: host.vendor,
+    name: `${host.name} (guest CPUID)`,
+    cpuid: (leaf, subleaf) => kvmCpuid(v.cpuid, leaf, subleaf, host.vendor === 'intel', (v.arch.cr4 & CR4.OSXSAVE) !== 0),
+    createExtension: () => null,
+  };
+  const cpu = v.kvm.host.createCpu(bus, guestModel);
   cpu.ext = null;
   bus.cpu = cpu;
   const e = { cpu, bus };
