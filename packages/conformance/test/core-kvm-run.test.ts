@@ -43,6 +43,15 @@ describe.each(VENDORS)('core KVM_RUN paths on %s', (_name, model, initOps) => {
     expect(vcpu.stats()['mmio_exits']).toBe(2);
   });
 
+  it('reads and writes MSRs through the vendor and kvm_get_msr_common', () => {
+    const { vcpu } = realMode(model, initOps, [0xf4]);
+    const got = vcpu.getMsrs([0x277, 0x1b, 0xc0000080]);
+    expect(got.get(0x277)).toBe(0x0007040600070406n);
+    expect(got.get(0x1b)).toBe(0xfee00900n);
+    expect(vcpu.setMsrs([{ index: 0x277, data: 0x0606060606060606n }, { index: 0x12345678, data: 1n }])).toBe(1);
+    expect(vcpu.getMsrs([0x277]).get(0x277)).toBe(0x0606060606060606n);
+  });
+
   it('logs the pages a guest writes', () => {
     // mov %al,0x3000; mov %al,0x5000; hlt
     const { vm, vcpu } = realMode(model, initOps, [0xa2, 0x00, 0x30, 0xa2, 0x00, 0x50, 0xf4]);
