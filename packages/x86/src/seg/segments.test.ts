@@ -128,6 +128,34 @@ describe('far transfers', () => {
     expect([cpu.cpl, cpu.seg[SEG.CS]!.selector, cpu.seg[SEG.SS]!.selector, cpu.gpr[GPR.RSP], cpu.rip]).toEqual([3, 0x1b, 0x23, 0x7008, 0x5007]);
   });
 
+  it('a 64-bit call gate from ring 3 takes RSP0 and a NULL SS, and RETF returns', () => {
+    const { cpu, mem } = protectedMode(3);
+    mem.write64(0x10000, 0x11000n | 7n);
+    mem.write64(0x11000, 0x12000n | 7n);
+    mem.write64(0x12000, 0x87n);
+    cpu.cr3 = 0x10000;
+    cpu.cr4 = CR4.PAE;
+    cpu.efer = EFER.LME | EFER.LMA;
+    cpu.cr0 = CR0.PE | CR0.PG | CR0.ET;
+    mem.write32(TSS + 4, 0x9000); // RSP0 in the 64-bit TSS
+    mem.write32(TSS + 8, 0);
+    // 16-byte call gate at 0x50 to 0x48:0x6000 (64-bit ring-0 code).
+    writeGate32(mem, GDT + 0x50, 0x48, 0x6000, 0xc, 3);
+    mem.write32(GDT + 0x58, 0);
+    mem.write32(GDT + 0x5c, 0);
+    writeDescriptor(mem, GDT, 0x60, descriptor(0, 0xfffff, ACC.CODE3, FLG.F64));
+    cpu.gdtr.limit = 0x67;
+    cpu.seg[SEG.CS] = { selector: 0x63, base: 0, limit: 0xffffffff, ar: 0xa0fb };
+    cpu.stateChanged();
+    farCall(cpu, 0x53, 0, 64, 0x5007);
+    expect([cpu.cpl, cpu.seg[SEG.CS]!.selector, cpu.seg[SEG.SS]!.selector, cpu.rip]).toEqual([0, 0x48, 0, 0x6000]);
+    const sp = 0x9000 - 32;
+    expect(cpu.gpr[GPR.RSP]).toBe(sp);
+    expect([24, 16, 8, 0].map((o) => Number(mem.read64(sp + o)))).toEqual([0x23, 0x7000, 0x63, 0x5007]);
+    farReturn(cpu, 64, 0);
+    expect([cpu.cpl, cpu.seg[SEG.CS]!.selector, cpu.seg[SEG.SS]!.selector, cpu.gpr[GPR.RSP], cpu.rip]).toEqual([3, 0x63, 0x23, 0x7000, 0x5007]);
+  });
+
   it('RET to an outer level nulls data segments the new CPL may not use', () => {
     const { cpu, mem } = protectedMode();
     loadSegment(cpu, SEG.DS, 0x10);

@@ -13,7 +13,7 @@ import {
 } from './descriptor.js';
 import { StackCursor, readSp, stackAddrSize, writeSp } from './stack.js';
 import { isCanonical } from '../system/regs.js';
-import { readTssStack } from './tss.js';
+import { readTss64Stack, readTssStack } from './tss.js';
 
 export function isRealMode(cpu: VirtCpu): boolean {
   return (cpu.cr0 & CR0.PE) === 0;
@@ -231,11 +231,14 @@ export function farCall(cpu: VirtCpu, selector: number, offset: number, opSize: 
   const oldSize = stackAddrSize(cpu, isLong64(cpu));
   const oldSp = readSp(cpu, oldSize);
   if (newCpl < oldCpl) {
-    // Inner privilege: switch to the TSS stack, copy parameters (legacy gates), push old SS:SP.
-    const ns = readTssStack(cpu, newCpl, 0);
+    // Inner privilege: switch to the TSS stack (RSPn and a NULL SS for 64-bit gates), copy
+    // parameters (legacy gates), push old SS:SP.
+    const ns = gate.size === 64
+      ? { ss: nullSegment(newCpl, newCpl), sp: readTss64Stack(cpu, newCpl, 0, 0) }
+      : readTssStack(cpu, newCpl, 0);
     const newSs = ns.ss;
     const newSize = gate.size === 64 ? 64 : stackAddrSize(cpu, false, newSs);
-    const st = new StackCursor(cpu, newSs, ns.sp, newSize, 0, newSs.selector & 0xfffc);
+    const st = new StackCursor(cpu, gate.size === 64 ? null : newSs, ns.sp, newSize, 0, newSs.selector & 0xfffc);
     st.push(gw, oldSs.selector);
     st.pushNum(gw, oldSp);
     if (gate.size !== 64) {
