@@ -36,6 +36,7 @@ export { KvmModule, missingRequiredOps } from './kvm/kvm-module.js';
 export { Vm, VM_STAT_NAMES } from './kvm/vm.js';
 export { Vcpu, VCPU_STAT_NAMES } from './kvm/vcpu.js';
 export { KVM_MR } from './kvm/memslots.js';
+export { StatsFile, parseStats, KVM_STATS_NAME_SIZE, KVM_STATS_TYPE, KVM_STATS_UNIT } from './kvm/stats-fd.js';
 export type { Memslot } from './kvm/memslots.js';
 
 // arch/x86/kvm common code, for the vendor modules

@@ -253,3 +253,23 @@ describe('observability', () => {
     expect(vcpu.inspect().vendor).toBe('intel');
   });
 });
+
+describe('KVM_GET_STATS_FD', () => {
+  it('reads the vCPU and VM counters in the binary stats format', async () => {
+    const { KVM, parseStats } = await import('../src/index.js');
+    const { vcpu, vm, proc } = realModeVm([0xf4]);
+    expect(vcpu.run().kind).toBe('Hlt');
+    const fd = proc.ioctl(vcpu.fd, KVM.KVM_GET_STATS_FD, 0);
+    expect(fd).toBeGreaterThan(0);
+    const bytes = proc.pread(fd, 1 << 16, 0);
+    if (typeof bytes === 'number') throw new Error(`pread: ${bytes}`);
+    const s = parseStats(bytes);
+    expect(s.id).toBe(`kvm-${proc.pid}/vcpu-0`);
+    expect(s.stats['halt_exits']).toBe(1n);
+    expect(s.stats['exits']).toBe(1n);
+    const vfd = proc.ioctl(vm.fd, KVM.KVM_GET_STATS_FD, 0);
+    const vs = parseStats(proc.pread(vfd, 1 << 16, 0) as Uint8Array);
+    expect(vs.stats['halt_exits']).toBe(1n);
+    expect(proc.close(fd)).toBe(0);
+  });
+});

@@ -5,12 +5,14 @@ import type { Process } from './process.js';
 export type IoctlArg = number | Uint8Array | undefined;
 
 export interface KFile {
-  readonly kind: 'kvm' | 'kvm-vm' | 'kvm-vcpu';
+  readonly kind: 'kvm' | 'kvm-vm' | 'kvm-vcpu' | 'kvm-stats';
   /** fds and mappings that hold this file. */
   refs: number;
   ioctl(proc: Process, request: number, arg: IoctlArg): number;
   /** The bytes a MAP_SHARED mapping of [offset, offset+len) shows, or -errno. */
   mmap?(offset: number, len: number): Uint8Array | number;
+  /** pread: up to `len` bytes at `offset`, or -errno. */
+  read?(offset: number, len: number): Uint8Array | number;
   /** The last reference is gone (the file's ->release). */
   release(): void;
 }

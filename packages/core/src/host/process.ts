@@ -56,6 +56,13 @@ export class Process {
     return fd;
   }
 
+  /** pread(fd, len, offset). */
+  pread(fd: number, len: number, offset: number): Uint8Array | number {
+    const f = this.fds.get(fd);
+    if (!f) return -ERRNO.EBADF;
+    return f.read ? f.read(offset, len) : -ERRNO.EINVAL;
+  }
+
   close(fd: number): number {
     const f = this.fds.get(fd);
     if (!f) return -ERRNO.EBADF;

@@ -21,6 +21,7 @@ import { gvaToGpa } from '../x86/paging.js';
 import { VEC } from '@kvmts/x86';
 import { decodeCpuidEntries, encodeCpuidEntries } from './cpuid-uapi.js';
 import type { Vcpu } from './vcpu.js';
+import { StatsFile } from './stats-fd.js';
 
 /** kvm_regs order -> GPR number. */
 const REGS_ORDER = [
@@ -130,6 +131,9 @@ export class VcpuFile implements KFile {
         return u.read(0, KVM_FPU_STRUCT.size) ? 0 : -ERRNO.EFAULT;
       case KVM.KVM_ENABLE_CAP:
         return u.read(0, 104) ? -ERRNO.EINVAL : -ERRNO.EFAULT;
+      case KVM.KVM_GET_STATS_FD:
+        v.kvm.kvmGetKvm();
+        return proc.installFd(new StatsFile(`kvm-${proc.pid}/vcpu-${v.vcpuId}`, () => v.stat, () => v.kvm.kvmPutKvm()));
       default:
         return -ERRNO.EINVAL;
     }

@@ -14,6 +14,7 @@ import { dirtyBitmapBytes } from './memslots.js';
 import type { Vm } from './vm.js';
 import { Vcpu } from './vcpu.js';
 import { VcpuFile } from './vcpu-ioctl.js';
+import { StatsFile } from './stats-fd.js';
 
 const PAGE = 4096;
 const MSR_EXIT_REASON_VALID = KVM_MSR_EXIT_REASON.INVAL | KVM_MSR_EXIT_REASON.UNKNOWN | KVM_MSR_EXIT_REASON.FILTER;
@@ -68,6 +69,9 @@ export class VmFile implements KFile {
         return checkExtension(vm.module, n, vm);
       case KVM.KVM_ENABLE_CAP:
         return this.enableCap(u);
+      case KVM.KVM_GET_STATS_FD:
+        vm.kvmGetKvm();
+        return proc.installFd(new StatsFile(`kvm-${proc.pid}`, () => vm.stats(), () => vm.kvmPutKvm()));
       default:
         return -ERRNO.ENOTTY;
     }
