@@ -219,10 +219,8 @@ function popWidth(opSize: 16 | 32 | 64): 2 | 4 | 8 {
   return opSize === 16 ? 2 : opSize === 32 ? 4 : 8;
 }
 
-/** IRET/IRETD/IRETQ (SDM Vol. 2, IRET). Unblocks NMIs. */
+/** IRET/IRETD/IRETQ (SDM Vol. 2, IRET). Unblocks NMIs. The executor reports the IRET intercept first. */
 export function iret(cpu: VirtCpu, opSize: 16 | 32 | 64): void {
-  const e = cpu.ext;
-  if (e !== null && e.guest) e.intercept(INTERCEPT.IRET, 0, 0);
   const w = popWidth(opSize);
   const old = cpu.getRflags();
   const long64 = isLong64(cpu);
