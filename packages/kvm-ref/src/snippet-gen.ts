@@ -106,9 +106,10 @@ export class Rng {
 /** Register or [R15 + disp8] operand in the ModRM r/m field. */
 /**
  * A ModRM r/m operand: a register, [R15 + disp8] (optionally under a segment override that 64-bit
- * mode ignores), or FS:/GS:[disp32] (absolute, the segment base supplying the scratch address).
+ * mode ignores, or with a 0x67 prefix: [R15D + disp8]), or FS:/GS:[disp32] (absolute, the segment
+ * base supplying the scratch address).
  */
-type Rm = { reg: number } | { disp: number; seg?: SegOverride; abs?: boolean };
+type Rm = { reg: number } | { disp: number; seg?: SegOverride; abs?: boolean; addr32?: boolean };
 type SegOverride = keyof typeof SEG_PREFIX;
 const SEG_PREFIX = { es: 0x26, cs: 0x2e, ss: 0x36, ds: 0x3e, fs: 0x64, gs: 0x65 } as const;
 
@@ -153,6 +154,11 @@ class Builder {
     this.poisoned = 0;
   }
 
+  /** Bytes emitted so far: where the next instruction starts, relative to the snippet. */
+  get offset(): number {
+    return this.insns.reduce((n, x) => n + x.bytes.length, 0);
+  }
+
   /** A GPR that may be written: anything but RSP and R15. */
   gpr(): number {
     const r = this.rng.int(14);
@@ -166,9 +172,10 @@ class Builder {
   /** A register or memory operand; memory stays within the first 0x80 bytes of scratch. */
   rm(memOk = true): Rm {
     if (!memOk || this.rng.int(4) !== 0) return { reg: this.gpr() };
-    switch (this.rng.int(6)) {
+    switch (this.rng.int(7)) {
       case 0: return { disp: this.rng.int(0x78), seg: this.rng.pick(['es', 'cs', 'ss', 'ds'] as const) };
       case 1: return { disp: this.rng.int(0x1f8), seg: this.rng.pick(['fs', 'gs'] as const), abs: true };
+      case 2: return { disp: this.rng.int(0x78), addr32: true };
       default: return { disp: this.rng.int(0x78) };
     }
   }
@@ -195,6 +202,7 @@ function needsRex(e: Encoding): boolean {
 function encode(e: Encoding): number[] {
   const out: number[] = [];
   if ('disp' in e.rm && e.rm.seg) out.push(SEG_PREFIX[e.rm.seg]);
+  if ('disp' in e.rm && e.rm.addr32) out.push(0x67);
   if (e.size === 16) out.push(0x66);
   if (e.mandatory !== undefined) out.push(e.mandatory);
   if (needsRex(e)) {
@@ -213,7 +221,8 @@ function encode(e: Encoding): number[] {
 function opText(size: Size, rm: Rm, rex: boolean): string {
   if ('disp' in rm) {
     const seg = rm.seg ? `${rm.seg}:` : '';
-    return `${['byte', 'word', 'dword', 'qword'][Math.log2(size) - 3]} ${seg}[${rm.abs ? '' : 'r15+'}${hex(rm.disp)}]`;
+    const base = rm.abs ? '' : rm.addr32 ? 'r15d+' : 'r15+';
+    return `${['byte', 'word', 'dword', 'qword'][Math.log2(size) - 3]} ${seg}[${base}${hex(rm.disp)}]`;
   }
   return regText(size, rm.reg, rex);
 }
@@ -275,7 +284,7 @@ function genAlu(b: Builder): void {
   const [name, fx] = b.rng.pick(ALU);
   const i = ALU.findIndex(([n]) => n === name);
   const size = b.size();
-  switch (b.rng.int(4)) {
+  switch (b.rng.int(5)) {
     case 0: regRm(b, size, opc8(size, i * 8), (d, s) => `${name} ${d}, ${s}`, fx, false); break;
     case 1: regRm(b, size, opc8(size, i * 8 + 2), (d, s) => `${name} ${d}, ${s}`, fx, true); break;
     case 2: {
@@ -283,10 +292,17 @@ function genAlu(b: Builder): void {
       rmOnly(b, size, [size === 8 ? 0x80 : 0x81], i, (m) => `${name} ${m}, ${imm.text}`, fx, imm.bytes);
       break;
     }
-    default: {
+    case 3: {
       if (size === 8) { genAlu(b); return; }
       const v = BigInt.asIntN(8, BigInt(b.rng.u32()));
       rmOnly(b, size, [0x83], i, (m) => `${name} ${m}, ${v}`, fx, le(v, 1));
+      break;
+    }
+    default: {
+      // The accumulator forms: AL/AX/EAX/RAX, imm.
+      const imm = immFor(b, size);
+      const pre = [...(size === 16 ? [0x66] : []), ...(size === 64 ? [0x48] : [])];
+      b.emit([...pre, i * 8 + (size === 8 ? 4 : 5), ...imm.bytes], `${name} ${NAMES[size][0]}, ${imm.text}`, fx);
     }
   }
 }
@@ -446,9 +462,16 @@ function genBitTest(b: Builder): void {
   if (b.rng.bool()) {
     const bit = b.rng.int(256);
     rmOnly(b, size, [0x0f, 0xba], 4 + ext, (m) => `${name} ${m}, ${bit}`, fx, [bit]);
-  } else {
-    // Register bit offsets only on register operands: on memory they address a bit string.
+  } else if (b.rng.bool()) {
     regRm(b, size, [0x0f, 0xa3 + ext * 8], (d, s) => `${name} ${d}, ${s}`, fx, false, false);
+  } else {
+    // On memory a register offset addresses a bit string, signed: keep it within the scratch page.
+    const bit = b.rng.int(0x1000) - 0x200;
+    const r = pickNot(b, []);
+    b.emit([0x48 | (r >> 3), 0xc7, 0xc0 | (r & 7), ...le(BigInt(bit), 4)], `mov ${NAMES[64][r]}, ${bit}`);
+    const disp = 0x40 + b.rng.int(0x38); // disp8 stays positive; with the offset, within [0, 0x240)
+    const e: Encoding = { size, op: [0x0f, 0xa3 + ext * 8], reg: r, rm: { disp } };
+    emitMaybeLocked(b, encode(e), `${name} ${opText(size, { disp }, true)}, ${NAMES[size][r]}`, fx, true);
   }
 }
 
@@ -464,7 +487,16 @@ function genCondition(b: Builder): void {
 
 function genExchange(b: Builder): void {
   const size = b.size();
-  switch (b.rng.int(3)) {
+  switch (b.rng.int(4)) {
+    case 3: {
+      // 90+r: XCHG with the accumulator (r = 0 would be NOP, or with REX.B, R8)
+      if (size === 8) { genExchange(b); return; }
+      const r = 1 + b.rng.int(14);
+      if (r === RSP) { genExchange(b); return; }
+      const rex = (size === 64 ? 8 : 0) | (r >> 3);
+      b.emit([...(size === 16 ? [0x66] : []), ...(rex ? [0x40 | rex] : []), 0x90 + (r & 7)], `xchg ${NAMES[size][0]}, ${NAMES[size][r]}`);
+      break;
+    }
     case 0: regRm(b, size, opc8(size, 0x86), (d, s) => `xchg ${d}, ${s}`, {}, false); break;
     case 1: regRm(b, size, [0x0f, size === 8 ? 0xc0 : 0xc1], (d, s) => `xadd ${d}, ${s}`, { writes: ARITH }, false); break;
     default: regRm(b, size, [0x0f, size === 8 ? 0xb0 : 0xb1], (d, s) => `cmpxchg ${d}, ${s}`, { writes: ARITH }, false);
@@ -473,7 +505,7 @@ function genExchange(b: Builder): void {
 
 function genMove(b: Builder): void {
   const size = b.size();
-  switch (b.rng.int(6)) {
+  switch (b.rng.int(7)) {
     case 0: regRm(b, size, opc8(size, 0x88), (d, s) => `mov ${d}, ${s}`, {}, false); break;
     case 1: regRm(b, size, opc8(size, 0x8a), (d, s) => `mov ${d}, ${s}`, {}, true); break;
     case 2: {
@@ -500,6 +532,11 @@ function genMove(b: Builder): void {
       const rm = b.rm();
       const reg = b.gpr();
       b.emit(encode({ size: 64, op: [0x63], reg, rm }), `movsxd ${NAMES[64][reg]}, ${opText(32, rm, true)}`);
+      break;
+    }
+    case 5: {
+      const imm = immFor(b, size);
+      rmOnly(b, size, opc8(size, 0xc6), 0, (m) => `mov ${m}, ${imm.text}`, {}, imm.bytes);
       break;
     }
     default: {
@@ -546,15 +583,22 @@ function genBswap(b: Builder): void {
 function genStack(b: Builder): void {
   if (b.pushed > 0 && b.rng.bool()) {
     const r = b.gpr();
-    b.emit([...(r >= 8 ? [0x41] : []), 0x58 + (r & 7)], `pop ${NAMES[64][r]}`);
+    const disp = b.rng.int(0x78);
+    if (b.rng.int(4) === 0) b.emit([0x41, 0x8f, 0x47, disp], `pop qword [r15+${hex(disp)}]`);
+    else b.emit([...(r >= 8 ? [0x41] : []), 0x58 + (r & 7)], `pop ${NAMES[64][r]}`);
     b.pushed--;
     return;
   }
   if (b.pushed >= 16) return;
-  switch (b.rng.int(3)) {
+  switch (b.rng.int(4)) {
     case 0: {
       const r = b.rng.int(16);
       b.emit([...(r >= 8 ? [0x41] : []), 0x50 + (r & 7)], `push ${NAMES[64][r]}`);
+      break;
+    }
+    case 3: {
+      const disp = b.rng.int(0x78);
+      b.emit([0x41, 0xff, 0x77, disp], `push qword [r15+${hex(disp)}]`);
       break;
     }
     case 1: {
@@ -674,6 +718,26 @@ function genNop(b: Builder): void {
   b.emit([...bytes], text);
 }
 
+/** RIP-relative operands aimed at the scratch page: MOV load/store, LEA, and ALU ops that read no flag. */
+function genRipRelative(b: Builder): void {
+  const size = b.size();
+  const target = SNIPPET_LAYOUT.scratch + b.rng.int(0x700);
+  const reg = b.gpr();
+  const kind = b.rng.int(4);
+  const alu = b.rng.pick([0, 1, 4, 5, 6, 7] as const); // add or and sub xor cmp
+  const [op, text, fx] = kind === 0 ? [opc8(size, 0x8a), 'mov', {}]
+    : kind === 1 ? [opc8(size, 0x88), 'mov', {}]
+    : kind === 2 ? [[0x8d], 'lea', {}]
+    : [opc8(size, alu * 8), ALU[alu]![0], ALU[alu]![1]];
+  const s = kind === 2 && size === 8 ? 64 : size;
+  const rex = (s === 64 ? 8 : 0) | (((reg >> 3) & 1) << 2);
+  const head = [...(s === 16 ? [0x66] : []), ...(rex || s === 8 ? [0x40 | rex] : []), ...op, 0x05 | ((reg & 7) << 3)];
+  const end = SNIPPET_LAYOUT.code + b.offset + head.length + 4;
+  const mem = `${['byte', 'word', 'dword', 'qword'][Math.log2(s) - 3]} [rip+${hex(target - end)}]`;
+  const r = NAMES[s][reg]!;
+  b.emit([...head, ...le(BigInt(target - end), 4)], kind === 0 || kind === 2 ? `${text} ${r}, ${mem}` : `${text} ${mem}, ${r}`, fx);
+}
+
 /** Instruction classes: name, generator, weight in a mixed sequence. */
 const GENERATORS = [
   ['alu', genAlu, 6], ['test', genTest, 1], ['unary', genUnary, 2], ['shift', genShift, 4],
@@ -681,7 +745,7 @@ const GENERATORS = [
   ['bit-test', genBitTest, 2], ['setcc-cmovcc', genCondition, 2], ['exchange', genExchange, 2],
   ['move', genMove, 3], ['lea', genLea, 1], ['flag-ops', genFlagOps, 1], ['bswap', genBswap, 1],
   ['stack', genStack, 2], ['string', genString, 2], ['branch', genBranch, 2], ['cmpxchg8b-16b', genCmpxchg8b16b, 1],
-  ['xlat', genXlat, 1], ['enter-leave', genEnterLeave, 1], ['nop', genNop, 1],
+  ['xlat', genXlat, 1], ['enter-leave', genEnterLeave, 1], ['nop', genNop, 1], ['rip-relative', genRipRelative, 1],
 ] as const satisfies readonly (readonly [string, (b: Builder) => void, number])[];
 
 export type InsnClass = (typeof GENERATORS)[number][0];
