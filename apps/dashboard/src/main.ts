@@ -18,6 +18,8 @@ export async function main(argv: readonly string[], io: Io, stack: Stack): Promi
       return benchCommand(cmd.json, io, stack);
     }
     case 'dashboard': {
+      // React's development build checks every render; a user's dashboard runs the production one.
+      process.env['NODE_ENV'] ??= 'production';
       const { dashboardCommand } = await import('./ui/dashboard-command.js');
       return dashboardCommand(cmd, io, stack);
     }

@@ -36,6 +36,8 @@ export function snapshotWith(over: Partial<DashboardSnapshot> = {}): DashboardSn
     paused: false,
     message: null,
     guestShare: 0.5,
+    refreshRate: 10,
+    renderMs: 4.25,
     ...over,
   };
 }

@@ -2,7 +2,7 @@ import { Box, Text, useApp, useInput, useStdout } from 'ink';
 import { useEffect, useRef, useState } from 'react';
 import type { DashboardModel } from './dashboard-model.js';
 import { ExitsView, type ExitSort } from './ExitsView.js';
-import { Header } from './Header.js';
+import { Header, UiCost } from './Header.js';
 import { HelpView } from './HelpView.js';
 import { InspectorView } from './InspectorView.js';
 import { MemoryView } from './MemoryView.js';
@@ -70,7 +70,8 @@ export function App({ model }: { model: DashboardModel }) {
         {VIEWS.map((v, i) => (
           <Text key={v} inverse={v === view && !help}>{` ${i + 1} ${VIEW_TITLES[v]} `}</Text>
         ))}
-        <Text dimColor>  h help · q quit</Text>
+        <Text dimColor>  h help · q quit · </Text>
+        <UiCost snapshot={snapshot} />
       </Text>
       <Box marginTop={1} flexDirection="column">
         {help ? <HelpView />

@@ -1,15 +1,19 @@
 import { render } from 'ink-testing-library';
 import { describe, expect, it } from 'vitest';
-import { Header } from './Header.js';
+import { Header, UiCost } from './Header.js';
 import { snapshotWith } from '../../test/snapshots.js';
 
 describe('Header', () => {
   it('shows the host, the module, the API version, the pCPUs and each VM with its state', () => {
     const { lastFrame } = render(<Header snapshot={snapshotWith({ guestShare: 0.876 })} />);
     expect(lastFrame()).toMatchInlineSnapshot(`
-      "kvmts intel · kvmts Intel Core (VMX) · module kvm_intel · API 12 · pCPUs 2 · guest 88% of wall time
+      "kvmts intel · kvmts Intel Core (VMX) · module kvm_intel · API 12 · pCPUs 2
       VMs:  0 demo [intel] running"
     `);
+  });
+
+  it('shows the UI cost: guest share, refreshes per second, render time', () => {
+    expect(render(<UiCost snapshot={snapshotWith({ guestShare: 0.654, refreshRate: 12, renderMs: 9.04 })} />).lastFrame()).toBe('guest 65% · 12/s × 9.0 ms');
   });
 
   it('says PAUSED when paused, and shows how an ended VM ended', () => {

@@ -1,13 +1,22 @@
 import { Box, Text } from 'ink';
 import type { DashboardSnapshot } from './snapshot.js';
 
+/** What the UI costs: the guests' share of wall time, refreshes per second and Ink's time per frame. */
+export function UiCost({ snapshot }: { snapshot: DashboardSnapshot }) {
+  return (
+    <Text dimColor>
+      guest {Math.round(snapshot.guestShare * 100)}% · {snapshot.refreshRate}/s × {snapshot.renderMs.toFixed(1)} ms
+    </Text>
+  );
+}
+
 export function Header({ snapshot }: { snapshot: DashboardSnapshot }) {
-  const { host, vms, selected, paused, guestShare } = snapshot;
+  const { host, vms, selected, paused } = snapshot;
   return (
     <Box flexDirection="column">
       <Text>
         <Text bold>kvmts</Text> {host.vendor} · {host.cpuModel} · module {host.module} · API {host.apiVersion} · pCPUs {host.pcpus}
-        {' · '}guest {Math.round(guestShare * 100)}% of wall time{paused ? ' · ' : ''}
+        {paused ? ' · ' : ''}
         {paused ? <Text color="yellow" bold>PAUSED</Text> : null}
       </Text>
       <Text>

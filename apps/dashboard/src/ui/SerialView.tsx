@@ -6,7 +6,7 @@ export function SerialView({ text, lines, title }: { text: string; lines: number
   return (
     <Box flexDirection="column" borderStyle="single" paddingX={1}>
       <Text dimColor>COM1 · {title}</Text>
-      {shown.map((l, i) => <Text key={i}>{l.replace(/[^\x20-\x7e]/g, '.') || ' '}</Text>)}
+      <Text>{shown.map((l) => l.replace(/[^\x20-\x7e]/g, '.') || ' ').join('\n')}</Text>
     </Box>
   );
 }

@@ -30,7 +30,8 @@ export async function dashboardCommand(cmd: Extract<Command, { cmd: 'dashboard' 
   }
   if (scene.notes.length) model.setMessage(scene.notes.join(' · '));
   model.start();
-  const app = render(<App model={model} />, { exitOnCtrlC: true });
+  // Only changed lines are redrawn; Ink's own frame cap sits just above the model's 10 refreshes/s.
+  const app = render(<App model={model} />, { exitOnCtrlC: true, maxFps: 15, onRender: ({ renderTime }) => model.noteRender(renderTime) });
   await app.waitUntilExit();
   model.stop();
   for (const vm of scene.vms) vm.machine.destroy();

@@ -10,7 +10,9 @@ import type { DashboardSnapshot, ExitRow, Focus, LastExit, VcpuSnapshot, VmSnaps
 import { codeBitness, cpuCpl, cpuMode, gprList, ripLinear } from './vcpu-view-data.js';
 
 /** Time one VM may run before the event loop gets a turn (input and rendering). */
-const SLICE_MS = 12;
+const SLICE_MS = 10;
+/** A frame is due this long after the last snapshot: with SLICE_MS it keeps ≥ 10 refreshes a second. */
+export const FRAME_MS = 100 - SLICE_MS;
 /** COM1 output kept per VM. */
 const SERIAL_KEEP = 8192;
 
@@ -50,7 +52,10 @@ export class DashboardModel {
   private timer: NodeJS.Immediate | null = null;
   private readonly listeners = new Set<() => void>();
   private focus: Focus = 'exits';
+  private readonly snapshotTimes: number[] = [];
   private guestMs = 0;
+  private renderMs = 0;
+  private lastSnapshot = -Infinity;
   private wallStart = performance.now();
   private readonly now: () => number;
 
@@ -143,12 +148,21 @@ export class DashboardModel {
       while (!vm.machine.done && this.now() - t0 < SLICE_MS);
       this.guestMs += this.now() - t0;
     }
-    this.emit();
+    // The refresh clock runs here, between slices, where a timer would fire late.
+    if (this.now() - this.lastSnapshot >= FRAME_MS) this.emit();
+  }
+
+  /** Ink's time per frame, so the header can show what the UI costs. */
+  noteRender(ms: number): void {
+    this.renderMs = this.renderMs === 0 ? ms : this.renderMs * 0.9 + ms * 0.1;
   }
 
   snapshot(): DashboardSnapshot {
     const t = this.now();
     const wall = t - this.wallStart;
+    this.lastSnapshot = t;
+    this.snapshotTimes.push(t);
+    while (this.snapshotTimes[0]! <= t - 1000) this.snapshotTimes.shift();
     const sel = this.vms[this.selected]!;
     return {
       host: sel.host.info,
@@ -157,6 +171,8 @@ export class DashboardModel {
       paused: this.paused,
       message: this.message,
       guestShare: wall > 0 ? Math.min(1, this.guestMs / wall) : 0,
+      refreshRate: this.snapshotTimes.length,
+      renderMs: this.renderMs,
     };
   }
 

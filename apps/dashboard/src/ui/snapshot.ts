@@ -62,4 +62,8 @@ export interface DashboardSnapshot {
   readonly message: string | null;
   /** Share of wall time spent inside KVM_RUN: what the UI leaves to the guests. */
   readonly guestShare: number;
+  /** Snapshots taken in the last second: the screen's refresh rate. */
+  readonly refreshRate: number;
+  /** Ink's mean time to render one frame, in ms: the UI's cost per refresh. */
+  readonly renderMs: number;
 }

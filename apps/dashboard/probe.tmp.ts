@@ -1,0 +1,15 @@
+import { DashboardModel } from './src/ui/dashboard-model.js';
+import { buildScene } from './src/ui/scene.js';
+import { realStack } from './src/real-stack.js';
+const scene = await buildScene(realStack, { vendor: 'intel' });
+const model = new DashboardModel(scene.vms);
+model.start();
+const snaps = process.env.SNAP === '1';
+let t = setInterval(() => { if (snaps) model.snapshot(); }, 100);
+const g = () => scene.vms[0]!.machine.vcpu.stats()['guest_instructions']!;
+await new Promise((r) => setTimeout(r, 4000));
+const a = g(); const t0 = performance.now();
+await new Promise((r) => setTimeout(r, 4000));
+console.log('snapshots', snaps, 'instr/s', ((g() - a) / ((performance.now() - t0) / 1000) / 1e6).toFixed(2), 'M', 'guestShare', model.snapshot().guestShare.toFixed(2));
+model.stop(); clearInterval(t);
+process.exit(0);
