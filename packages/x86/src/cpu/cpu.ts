@@ -49,7 +49,8 @@ type CompiledBlock = (cpu: Cpu) => void;
 function compileBlock(b: Block): CompiledBlock {
   const n = b.insns.length;
   const starts = b.insns.map((i) => i.end - i.len);
-  const lines = ['return function block(cpu) {', 'const r = cpu.rip;', 'let k = 0;', 'try {'];
+  // A block that branches back to its own start (a loop) keeps running here while nothing needs the run loop.
+  const lines = ['return function block(cpu) {', 'const r = cpu.rip;', 'let k = 0;', 'for (;;) {', 'try {'];
   for (let k = 0; k < n; k++) {
     const i = b.insns[k]!;
     if (k === n - 1) {
@@ -62,7 +63,8 @@ function compileBlock(b: Block): CompiledBlock {
     }
   }
   lines.push('} catch (e) {', `if (k < ${n - 1}) { cpu.insnStart = r + starts[k]; cpu.rip = r + ends[k]; }`, 'cpu.icount += k;', 'throw e;', '}');
-  lines.push(`cpu.icount += ${n};`, '};');
+  lines.push(`cpu.icount += ${n};`);
+  lines.push(`if (cpu.rip !== r || cpu.attention || cpu.icount + ${n} > cpu.loopLimit || !blk.valid) return;`, '}', '};');
   const names = b.insns.flatMap((_, k) => [`h${k}`, `i${k}`]);
   const args = b.insns.flatMap((i) => [i.exec, i]);
   const ends = Int32Array.from(b.insns, (i) => i.end);
@@ -155,6 +157,8 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
    * itself after a slice of iterations lowers it by one, so a long REP consumes budget too.
    */
   runTarget = 0;
+  /** A fused self-looping block may start another iteration while icount + its length stays within this. */
+  loopLimit = 0;
 
   private readonly tlbs = new Map<number, Tlb>();
   private tlb: Tlb;
@@ -335,6 +339,8 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       if (insns.length <= left) {
         const fn = b.compiled;
         if (fn !== null) {
+          const d = this.deadline < this.extDeadline ? this.deadline : this.extDeadline;
+          this.loopLimit = d < this.runTarget ? d : this.runTarget;
           fn(this);
           continue;
         }

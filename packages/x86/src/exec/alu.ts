@@ -137,37 +137,40 @@ function aluEI(cpu: Cpu, i: Insn): void {
   writeRmw(cpu, i, size, alu(cpu, op, size, readRmw(cpu, i, size), i.imm));
 }
 
+/** The 32-bit sign bit as the int32 the lazy-flag fields hold. */
+const SIGN32 = 0x80000000 | 0;
+
 // 32-bit register-register forms of the hottest operations (compiled code is full of them).
 function add32RR(cpu: Cpu, i: Insn): void {
   const g = cpu.gpr;
-  const d = g[i.rm]! >>> 0;
-  const s = g[i.reg]! >>> 0;
-  const r = (d + s) >>> 0;
+  const d = g[i.rm]!;
+  const s = g[i.reg]!;
+  const r = (d + s) | 0;
   g[i.rm] = r; cpu.gprHi[i.rm] = 0;
-  cpu.lfOp = LF.ADD; cpu.lfDst = d; cpu.lfSrc = s; cpu.lfRes = r; cpu.lfSign = 0x80000000; cpu.lfMask = ARITH_FLAGS;
+  cpu.lfOp = LF.ADD; cpu.lfDst = d; cpu.lfSrc = s; cpu.lfRes = r; cpu.lfSign = SIGN32; cpu.lfMask = ARITH_FLAGS;
 }
 
 function sub32RR(cpu: Cpu, i: Insn): void {
   const g = cpu.gpr;
-  const d = g[i.rm]! >>> 0;
-  const s = g[i.reg]! >>> 0;
-  const r = (d - s) >>> 0;
+  const d = g[i.rm]!;
+  const s = g[i.reg]!;
+  const r = (d - s) | 0;
   g[i.rm] = r; cpu.gprHi[i.rm] = 0;
-  cpu.lfOp = LF.SUB; cpu.lfDst = d; cpu.lfSrc = s; cpu.lfRes = r; cpu.lfSign = 0x80000000; cpu.lfMask = ARITH_FLAGS;
+  cpu.lfOp = LF.SUB; cpu.lfDst = d; cpu.lfSrc = s; cpu.lfRes = r; cpu.lfSign = SIGN32; cpu.lfMask = ARITH_FLAGS;
 }
 
 function cmp32RR(cpu: Cpu, i: Insn): void {
   const g = cpu.gpr;
-  const d = g[i.rm]! >>> 0;
-  const s = g[i.reg]! >>> 0;
-  cpu.lfOp = LF.SUB; cpu.lfDst = d; cpu.lfSrc = s; cpu.lfRes = (d - s) >>> 0; cpu.lfSign = 0x80000000; cpu.lfMask = ARITH_FLAGS;
+  const d = g[i.rm]!;
+  const s = g[i.reg]!;
+  cpu.lfOp = LF.SUB; cpu.lfDst = d; cpu.lfSrc = s; cpu.lfRes = (d - s) | 0; cpu.lfSign = SIGN32; cpu.lfMask = ARITH_FLAGS;
 }
 
 function xor32RR(cpu: Cpu, i: Insn): void {
   const g = cpu.gpr;
-  const r = (g[i.rm]! ^ g[i.reg]!) >>> 0;
+  const r = g[i.rm]! ^ g[i.reg]!;
   g[i.rm] = r; cpu.gprHi[i.rm] = 0;
-  cpu.lfOp = LF.RESULT; cpu.lfRes = r; cpu.lfSign = 0x80000000;
+  cpu.lfOp = LF.RESULT; cpu.lfRes = r; cpu.lfSign = SIGN32;
   cpu.rflags &= ~(RFLAGS.CF | RFLAGS.OF | RFLAGS.AF);
   cpu.lfMask = RFLAGS.PF | RFLAGS.ZF | RFLAGS.SF;
 }
@@ -210,12 +213,15 @@ function incDec(cpu: Cpu, i: Insn): void {
 
 function dec32R(cpu: Cpu, i: Insn): void {
   const g = cpu.gpr;
-  const cf = getCF(cpu);
-  const d = g[i.rm]! >>> 0;
-  const r = (d - 1) >>> 0;
+  // CF survives DEC; the usual predecessor is an ADD/SUB whose carry is a compare away.
+  const cf = (cpu.lfMask & RFLAGS.CF) === 0 ? cpu.rflags & RFLAGS.CF
+    : cpu.lfOp === LF.ADD ? (cpu.lfRes >>> 0 < cpu.lfDst >>> 0 ? 1 : 0)
+      : cpu.lfOp === LF.SUB ? (cpu.lfDst >>> 0 < cpu.lfSrc >>> 0 ? 1 : 0) : getCF(cpu);
+  const d = g[i.rm]!;
+  const r = (d - 1) | 0;
   g[i.rm] = r; cpu.gprHi[i.rm] = 0;
   cpu.rflags = (cpu.rflags & ~RFLAGS.CF) | cf;
-  cpu.lfOp = LF.SUB; cpu.lfDst = d; cpu.lfSrc = 1; cpu.lfRes = r; cpu.lfSign = 0x80000000;
+  cpu.lfOp = LF.SUB; cpu.lfDst = d; cpu.lfSrc = 1; cpu.lfRes = r; cpu.lfSign = SIGN32;
   cpu.lfMask = ARITH_FLAGS & ~RFLAGS.CF;
 }
 

@@ -43,6 +43,15 @@ function jcc(cpu: Cpu, i: Insn): void {
   if (testCC(cpu, i.op)) branchTo(cpu, cpu.rip + i.imm, i.opSize);
 }
 
+/** JNZ in 64-bit mode, the usual loop branch: ZF and the canonical check inline. */
+function jnz64(cpu: Cpu, i: Insn): void {
+  const zf = (cpu.lfMask & RFLAGS.ZF) !== 0 ? cpu.lfRes === 0 : (cpu.rflags & RFLAGS.ZF) !== 0;
+  if (zf) return;
+  const t = cpu.rip + i.imm;
+  if (t < -CANONICAL_LIMIT || t >= CANONICAL_LIMIT) cpu.fault(VEC.GP, 0);
+  cpu.rip = t;
+}
+
 function jnz(cpu: Cpu, i: Insn): void {
   if (!getZF(cpu)) branchTo(cpu, cpu.rip + i.imm, i.opSize);
 }
@@ -196,7 +205,7 @@ function int1(cpu: Cpu, i: Insn): void {
 
 export const CONTROL_BINDERS: Record<string, Binder> = {
   JMP: () => jmpRel,
-  JCC: (i) => (i.op === 5 ? jnz : jcc),
+  JCC: (i) => (i.op === 5 ? (i.opSize === 64 ? jnz64 : jnz) : jcc),
   CALL: () => callRel,
   CALLN: () => callE,
   JMPN: () => jmpE,

@@ -54,7 +54,7 @@ function lea(cpu: Cpu, i: Insn): void {
   const a = effAddr(cpu, i);
   if (i.addrSize === 64) { // exact halves; a 32-bit LEA keeps the low half
     if (i.opSize === 64) { cpu.gpr[i.reg] = cpu.eaLo; cpu.gprHi[i.reg] = cpu.eaHi; return; }
-    setReg(cpu, i.reg, i.opSize, i.opSize === 16 ? cpu.eaLo & 0xffff : cpu.eaLo);
+    setReg(cpu, i.reg, i.opSize, i.opSize === 16 ? cpu.eaLo & 0xffff : cpu.eaLo >>> 0);
     return;
   }
   if (i.opSize === 64) { cpu.gpr[i.reg] = a >>> 0; cpu.gprHi[i.reg] = 0; return; } // 67-prefixed: zero-extended

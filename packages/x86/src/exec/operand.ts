@@ -58,9 +58,9 @@ function effAddr64(cpu: Cpu, i: Insn): number {
     hi += s === 0 ? ihi : (ihi << s) | (ilo >>> (32 - s));
   }
   const carry = Math.floor(lo / TWO32);
-  cpu.eaLo = lo >>> 0;
+  cpu.eaLo = lo | 0; // int32 keeps the field unboxed
   cpu.eaHi = (hi + carry) | 0;
-  return cpu.eaHi * TWO32 + cpu.eaLo;
+  return cpu.eaHi * TWO32 + (lo >>> 0);
 }
 
 /** The effective address (offset in the segment) of the memory operand. */

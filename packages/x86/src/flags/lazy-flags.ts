@@ -4,7 +4,9 @@
  * only when something reads them. `lfMask` says which RFLAGS bits are lazy; the others are
  * architectural values already stored in `rflags`.
  *
- * Values are unsigned and masked to the operation width; `lfSign` is that width's sign bit.
+ * Values are masked to the operation width and stored as int32 (`| 0`), so the fields stay small
+ * integers in V8 (no boxed doubles on the hot path); CF compares them unsigned. `lfSign` is the
+ * width's sign bit (0x80000000 as int32 for 32 bits).
  * 64-bit operations compute their flags eagerly (see alu64 in exec/alu.ts).
  */
 import { RFLAGS } from '../cpu/state.js';
@@ -44,20 +46,20 @@ export function maskOf(size: number): number {
 
 /** Records an ADD/SUB/ADC/SBB/logic result: all six flags become lazy. */
 export function setLazy(f: LazyFlags, op: number, dst: number, src: number, res: number, sign: number): void {
-  f.lfOp = op; f.lfDst = dst; f.lfSrc = src; f.lfRes = res; f.lfSign = sign;
+  f.lfOp = op; f.lfDst = dst | 0; f.lfSrc = src | 0; f.lfRes = res | 0; f.lfSign = sign | 0;
   f.lfMask = ARITH_FLAGS;
 }
 
 /** Logic ops and friends: SF, ZF, PF from `res`; CF = OF = AF = 0. */
 export function setLogic(f: LazyFlags, res: number, sign: number): void {
-  f.lfOp = LF.RESULT; f.lfRes = res; f.lfSign = sign;
+  f.lfOp = LF.RESULT; f.lfRes = res | 0; f.lfSign = sign | 0;
   f.rflags &= ~(RFLAGS.CF | RFLAGS.OF | RFLAGS.AF);
   f.lfMask = RFLAGS.PF | RFLAGS.ZF | RFLAGS.SF;
 }
 
 /** SF, ZF, PF lazily from `res`; CF, OF, AF as given (shifts, multiplies). */
 export function setResultFlags(f: LazyFlags, res: number, sign: number, eager: number): void {
-  f.lfOp = LF.RESULT; f.lfRes = res; f.lfSign = sign;
+  f.lfOp = LF.RESULT; f.lfRes = res | 0; f.lfSign = sign | 0;
   f.rflags = (f.rflags & ~(RFLAGS.CF | RFLAGS.OF | RFLAGS.AF)) | eager;
   f.lfMask = RFLAGS.PF | RFLAGS.ZF | RFLAGS.SF;
 }
@@ -65,10 +67,10 @@ export function setResultFlags(f: LazyFlags, res: number, sign: number, eager: n
 export function getCF(f: LazyFlags): number {
   if ((f.lfMask & RFLAGS.CF) === 0) return f.rflags & RFLAGS.CF;
   switch (f.lfOp) {
-    case LF.ADD: return f.lfRes < f.lfDst ? 1 : 0;
-    case LF.ADC: return f.lfRes < f.lfDst || (f.lfCin !== 0 && f.lfRes === f.lfDst) ? 1 : 0;
-    case LF.SUB: return f.lfDst < f.lfSrc ? 1 : 0;
-    case LF.SBB: return f.lfDst < f.lfSrc || (f.lfCin !== 0 && f.lfDst === f.lfSrc) ? 1 : 0;
+    case LF.ADD: return f.lfRes >>> 0 < f.lfDst >>> 0 ? 1 : 0;
+    case LF.ADC: return f.lfRes >>> 0 < f.lfDst >>> 0 || (f.lfCin !== 0 && f.lfRes === f.lfDst) ? 1 : 0;
+    case LF.SUB: return f.lfDst >>> 0 < f.lfSrc >>> 0 ? 1 : 0;
+    case LF.SBB: return f.lfDst >>> 0 < f.lfSrc >>> 0 || (f.lfCin !== 0 && f.lfDst === f.lfSrc) ? 1 : 0;
     default: return 0;
   }
 }
