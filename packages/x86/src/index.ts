@@ -18,7 +18,7 @@ export type { CpuLoopMode } from './bench/cpu-loop.js';
 export { translateLinear, pagingMode, PAGING_MODE, PFERR, PTE } from './mmu/page-walk.js';
 export { readLinear, writeLinear } from './mmu/linear.js';
 export { deliverEvent, iret } from './exceptions/deliver.js';
-export { EXC_CLASS, exceptionClass, isDoubleFault, hasErrorCode, isFaultClass } from './exceptions/exception-class.js';
+export { EXC_CLASS, exceptionClass, isDoubleFault, isFaultClass } from './exceptions/exception-class.js';
 export { loadSegment, farJump, farCall, farReturn } from './seg/segments.js';
 export { rdmsrValue, wrmsrValue, readTsc } from './system/msr.js';
 export { MSR, MSR_TABLE, MSR_CHECK } from './system/msr-table.js';

@@ -23,15 +23,6 @@ export function isDoubleFault(firstClass: number, secondClass: number): boolean 
 }
 
 /**
- * Exceptions that push an error code (SDM Vol. 3A, Table 6-1): #DF, #TS, #NP, #SS, #GP, #PF,
- * #AC, #CP. Used when an exception is raised by number (e.g. converted to #DF).
- */
-const WITH_ERROR_CODE: readonly number[] = [VEC.DF, VEC.TS, VEC.NP, VEC.SS, VEC.GP, VEC.PF, VEC.AC, VEC.CP] as const;
-export function hasErrorCode(vector: number): boolean {
-  return WITH_ERROR_CODE.includes(vector);
-}
-
-/**
  * Fault-class exceptions (SDM Vol. 3A, Table 6-1): the handler returns to the faulting
  * instruction, and the RFLAGS image pushed for them has RF = 1 (SDM 18.3.1.1). #DB is a fault
  * only for instruction breakpoints, so it is left to the caller.

@@ -5,15 +5,16 @@
  */
 import type { VirtCpu } from '../cpu/virt.js';
 import { ACCESS } from '../cpu/virt.js';
+import { EFER } from '../cpu/state.js';
 import { translateLinear } from './page-walk.js';
 
 /** Access flags for a system ("implicit supervisor") access: never USER. */
 export const SUPERVISOR_READ = ACCESS.READ;
 export const SUPERVISOR_WRITE = ACCESS.WRITE;
 
-/** Canonical wrap for linear addresses: 32-bit outside long mode. */
+/** Linear addresses wrap at 4 GiB outside IA-32e mode. */
 function wrapLinear(cpu: VirtCpu, la: number): number {
-  return cpu.efer & (1 << 10) ? la : la >>> 0;
+  return cpu.efer & EFER.LMA ? la : la >>> 0;
 }
 
 export function readLinear(cpu: VirtCpu, la: number, size: 1 | 2 | 4, access: number = SUPERVISOR_READ): number {
@@ -36,15 +37,4 @@ export function writeLinear(cpu: VirtCpu, la: number, size: 1 | 2 | 4, value: nu
   const pas: number[] = [];
   for (let i = 0; i < size; i++) pas.push(translateLinear(cpu, wrapLinear(cpu, la + i), access));
   for (let i = 0; i < size; i++) cpu.bus.writePhys(pas[i]!, 1, (value >>> (8 * i)) & 0xff);
-}
-
-/** A 64-bit value as [lo, hi] int32 halves. */
-export function readLinear64(cpu: VirtCpu, la: number, access: number = SUPERVISOR_READ): [number, number] {
-  return [readLinear(cpu, la, 4, access), readLinear(cpu, la + 4, 4, access)];
-}
-
-/** Probes that `size` bytes at `la` are writable (to fault before any state changes). */
-export function probeWrite(cpu: VirtCpu, la: number, size: number, access: number = SUPERVISOR_WRITE): void {
-  translateLinear(cpu, wrapLinear(cpu, la), access);
-  translateLinear(cpu, wrapLinear(cpu, la + size - 1), access);
 }

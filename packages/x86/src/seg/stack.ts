@@ -4,7 +4,7 @@
  */
 import type { VirtCpu } from '../cpu/virt.js';
 import { ACCESS } from '../cpu/virt.js';
-import { AR, GPR, SEG, type Segment } from '../cpu/state.js';
+import { AR, CR0, GPR, SEG, type Segment } from '../cpu/state.js';
 import { VEC } from '../cpu/events.js';
 import { readLinear, writeLinear } from '../mmu/linear.js';
 import { getReg64, setReg64 } from '../system/regs.js';
@@ -12,7 +12,7 @@ import { getReg64, setReg64 } from '../system/regs.js';
 /** Stack address size of the current SS (64 in 64-bit mode). */
 export function stackAddrSize(cpu: VirtCpu, long64: boolean, ss: Segment = cpu.seg[SEG.SS]!): 16 | 32 | 64 {
   if (long64) return 64;
-  return ss.ar & AR.DB && cpu.cr0 & 1 ? 32 : 16;
+  return ss.ar & AR.DB && cpu.cr0 & CR0.PE ? 32 : 16;
 }
 
 /** RSP/ESP/SP as the stack address size sees it. */

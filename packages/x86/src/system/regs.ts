@@ -20,10 +20,6 @@ export function setReg32(cpu: CpuState, i: number, v: number): void {
   cpu.gprHi[i] = 0;
 }
 
-export function regToBigint(cpu: CpuState, i: number): bigint {
-  return (BigInt(cpu.gprHi[i]! >>> 0) << 32n) | BigInt(cpu.gpr[i]! >>> 0);
-}
-
 /** Signed number for a canonical 64-bit BigInt address (or any 64-bit value whose top bits are a sign extension). */
 export function bigintToSigned(v: bigint): number {
   return Number(BigInt.asIntN(64, v));
