@@ -39,37 +39,45 @@ const EFER_VALID = 0x1 | 0x100 | 0x400 | 0x800 | 0x1000 | 0x2000 | 0x4000 | 0x80
 /** CR4 bits this CPU implements; VMXE and SMXE are Intel's and reserved here. */
 const CR4_VALID = Object.values(CR4).reduce((m, b) => m | b, 0) & ~(CR4.VMXE | CR4.SMXE);
 
-/**
- * The consistency checks, in the APM's order. Each returns the APM's wording as the failure
- * name, or null. `full` is the whole list; the silicon runs it on every VMRUN (a dozen loads).
- */
-export const VMRUN_CHECKS: readonly (readonly [string, (v: VmcbRegion) => boolean])[] = [
-  ['EFER.SVME is zero', (v) => (v.r32(VMCB.efer) & EFER.SVME) === 0],
-  ['CR0.CD is zero and CR0.NW is set', (v) => (v.r32(VMCB.cr0) & (CR0.CD | CR0.NW)) === CR0.NW],
-  ['CR0[63:32] are not zero', (v) => v.r32(VMCB.cr0 + 4) !== 0],
-  ['any MBZ bit of CR3 is set', (v) => {
+/** One consistency check: the APM's wording, the VMCB dwords it reads, and the test for failure. */
+export interface VmrunCheck {
+  readonly name: string;
+  readonly deps: readonly number[];
+  readonly fails: (v: VmcbRegion) => boolean;
+}
+
+const check = (name: string, deps: readonly number[], fails: (v: VmcbRegion) => boolean): VmrunCheck => ({ name, deps, fails });
+const EFER_LO = VMCB.efer, CR0_LO = VMCB.cr0, CR4_LO = VMCB.cr4, CS_SEL_ATTRIB = VMCB_SEG.cs;
+
+/** The consistency checks (APM 15.5.1), in the APM's order. */
+export const VMRUN_CHECKS: readonly VmrunCheck[] = [
+  check('EFER.SVME is zero', [EFER_LO], (v) => (v.r32(VMCB.efer) & EFER.SVME) === 0),
+  check('CR0.CD is zero and CR0.NW is set', [CR0_LO], (v) => (v.r32(VMCB.cr0) & (CR0.CD | CR0.NW)) === CR0.NW),
+  check('CR0[63:32] are not zero', [VMCB.cr0 + 4], (v) => v.r32(VMCB.cr0 + 4) !== 0),
+  check('any MBZ bit of CR3 is set', [EFER_LO, VMCB.cr3 + 4], (v) => {
     const lma = (v.r32(VMCB.efer) & EFER.LMA) !== 0;
     const hi = v.r32(VMCB.cr3 + 4);
     return lma ? hi >>> (MAXPHYADDR - 32) !== 0 : hi !== 0;
-  }],
-  ['any MBZ bit of CR4 is set', (v) => (v.r32(VMCB.cr4) & ~CR4_VALID) !== 0 || v.r32(VMCB.cr4 + 4) !== 0],
-  ['DR6[63:32] are not zero', (v) => v.r32(VMCB.dr6 + 4) !== 0],
-  ['DR7[63:32] are not zero', (v) => v.r32(VMCB.dr7 + 4) !== 0],
-  ['any MBZ bit of EFER is set', (v) => (v.r32(VMCB.efer) & ~EFER_VALID) !== 0 || v.r32(VMCB.efer + 4) !== 0],
-  ['EFER.LME and CR0.PG are both set and CR4.PAE is zero', (v) =>
-    (v.r32(VMCB.efer) & EFER.LME) !== 0 && (v.r32(VMCB.cr0) & CR0.PG) !== 0 && (v.r32(VMCB.cr4) & CR4.PAE) === 0],
-  ['EFER.LME and CR0.PG are both non-zero and CR0.PE is zero', (v) =>
-    (v.r32(VMCB.efer) & EFER.LME) !== 0 && (v.r32(VMCB.cr0) & CR0.PG) !== 0 && (v.r32(VMCB.cr0) & CR0.PE) === 0],
-  ['EFER.LME, CR0.PG, CR4.PAE, CS.L, and CS.D are all non-zero', (v) => {
+  }),
+  check('any MBZ bit of CR4 is set', [CR4_LO, VMCB.cr4 + 4], (v) => (v.r32(VMCB.cr4) & ~CR4_VALID) !== 0 || v.r32(VMCB.cr4 + 4) !== 0),
+  check('DR6[63:32] are not zero', [VMCB.dr6 + 4], (v) => v.r32(VMCB.dr6 + 4) !== 0),
+  check('DR7[63:32] are not zero', [VMCB.dr7 + 4], (v) => v.r32(VMCB.dr7 + 4) !== 0),
+  check('any MBZ bit of EFER is set', [EFER_LO, VMCB.efer + 4], (v) => (v.r32(VMCB.efer) & ~EFER_VALID) !== 0 || v.r32(VMCB.efer + 4) !== 0),
+  check('EFER.LME and CR0.PG are both set and CR4.PAE is zero', [EFER_LO, CR0_LO, CR4_LO], (v) =>
+    (v.r32(VMCB.efer) & EFER.LME) !== 0 && (v.r32(VMCB.cr0) & CR0.PG) !== 0 && (v.r32(VMCB.cr4) & CR4.PAE) === 0),
+  check('EFER.LME and CR0.PG are both non-zero and CR0.PE is zero', [EFER_LO, CR0_LO], (v) =>
+    (v.r32(VMCB.efer) & EFER.LME) !== 0 && (v.r32(VMCB.cr0) & CR0.PG) !== 0 && (v.r32(VMCB.cr0) & CR0.PE) === 0),
+  check('EFER.LME, CR0.PG, CR4.PAE, CS.L, and CS.D are all non-zero', [EFER_LO, CR0_LO, CR4_LO, CS_SEL_ATTRIB], (v) => {
     const attrib = v.r16(VMCB_SEG.cs + 2);
     return (v.r32(VMCB.efer) & EFER.LME) !== 0 && (v.r32(VMCB.cr0) & CR0.PG) !== 0 &&
       (v.r32(VMCB.cr4) & CR4.PAE) !== 0 && (attrib & 0x200) !== 0 && (attrib & 0x400) !== 0;
-  }],
-  ['the VMRUN intercept bit is clear', (v) => (v.r32(VMCB.intercept_misc2) & (1 << (INTERCEPT_BIT.VMRUN - 128))) === 0],
-  ['the MSR or IOIO intercept tables extend to a physical address that is greater than or equal to the maximum supported physical address', (v) =>
-    unsigned64(v.r32(VMCB.msrpm_base_pa), v.r32(VMCB.msrpm_base_pa + 4)) - (v.r32(VMCB.msrpm_base_pa) & 0xfff) + 2 * 4096 > MAX_PA ||
-    unsigned64(v.r32(VMCB.iopm_base_pa), v.r32(VMCB.iopm_base_pa + 4)) - (v.r32(VMCB.iopm_base_pa) & 0xfff) + 3 * 4096 > MAX_PA],
-  ['illegal event injection', (v) => {
+  }),
+  check('the VMRUN intercept bit is clear', [VMCB.intercept_misc2], (v) => (v.r32(VMCB.intercept_misc2) & (1 << (INTERCEPT_BIT.VMRUN - 128))) === 0),
+  check('the MSR or IOIO intercept tables extend to a physical address that is greater than or equal to the maximum supported physical address',
+    [VMCB.msrpm_base_pa, VMCB.msrpm_base_pa + 4, VMCB.iopm_base_pa, VMCB.iopm_base_pa + 4], (v) =>
+      unsigned64(v.r32(VMCB.msrpm_base_pa), v.r32(VMCB.msrpm_base_pa + 4)) - (v.r32(VMCB.msrpm_base_pa) & 0xfff) + 2 * 4096 > MAX_PA ||
+      unsigned64(v.r32(VMCB.iopm_base_pa), v.r32(VMCB.iopm_base_pa + 4)) - (v.r32(VMCB.iopm_base_pa) & 0xfff) + 3 * 4096 > MAX_PA),
+  check('illegal event injection', [VMCB.event_inj], (v) => {
     const inj = v.r32(VMCB.event_inj);
     if (!(inj & SVM_EVTINJ.VALID)) return false;
     const type = (inj & SVM_EVTINJ.TYPE_MASK) >>> 8;
@@ -77,13 +85,46 @@ export const VMRUN_CHECKS: readonly (readonly [string, (v: VmcbRegion) => boolea
     if (type === 1 || type > 4) return true; // reserved types
     if (type === 3 && (vec === 2 || vec > 31)) return true; // an "exception" that is NMI, or beyond 31
     return (inj & (0x7ffff000 & ~SVM_EVTINJ.VALID)) !== 0; // reserved bits 30:12
-  }],
-  ['ASID is equal to zero', (v) => v.r32(VMCB.asid) === 0],
+  }),
+  check('ASID is equal to zero', [VMCB.asid], (v) => v.r32(VMCB.asid) === 0),
 ];
 
-/** Runs the checks; the first failure's name, or null. */
+/** Every dword some check reads, and for each check the bit mask of its dwords in that list. */
+const CHECK_DWORDS = [...new Set(VMRUN_CHECKS.flatMap((c) => c.deps))];
+const CHECK_MASKS = VMRUN_CHECKS.map((c) => c.deps.reduce((m, d) => m | (1 << CHECK_DWORDS.indexOf(d)), 0));
+
+/** Runs every check; the first failure's name, or null. */
 export function svmVmrunConsistencyCheck(v: VmcbRegion): string | null {
-  for (const [name, fails] of VMRUN_CHECKS) if (fails(v)) return name;
+  for (const c of VMRUN_CHECKS) if (c.fails(v)) return c.name;
+  return null;
+}
+
+/**
+ * The checked dwords of one VMCB as of its last VMRUN that passed every check, so the next VMRUN
+ * re-runs only the checks whose inputs changed (the silicon's own dirty set; the VMCB clean bits
+ * are a hint KVM maintains, this needs none).
+ */
+export class VmrunCheckCache {
+  readonly words = new Uint32Array(CHECK_DWORDS.length);
+  valid = false;
+}
+
+/** The incremental form of svmVmrunConsistencyCheck: the same answer, re-checking only what changed. */
+export function svmVmrunConsistencyCheckIncremental(v: VmcbRegion, cache: VmrunCheckCache): string | null {
+  let changed = 0;
+  for (let i = 0; i < CHECK_DWORDS.length; i++) {
+    const w = v.r32(CHECK_DWORDS[i]!);
+    if (w !== cache.words[i]) { cache.words[i] = w; changed |= 1 << i; }
+  }
+  if (cache.valid && changed === 0) return null;
+  const all = !cache.valid;
+  for (let i = 0; i < VMRUN_CHECKS.length; i++) {
+    if ((all || (CHECK_MASKS[i]! & changed) !== 0) && VMRUN_CHECKS[i]!.fails(v)) {
+      cache.valid = false;
+      return VMRUN_CHECKS[i]!.name;
+    }
+  }
+  cache.valid = true;
   return null;
 }
 
@@ -98,7 +139,7 @@ export function svmEnterGuest(svm: SvmSilicon, vmcbPa: number, hostNextRip: numb
   svm.vmcb = v;
   saveHost(cpu, svm.hsave(), hostNextRip);
   svm.hostCr8 = cpu.cr8;
-  const failed = svmVmrunConsistencyCheck(v);
+  const failed = svmVmrunConsistencyCheckIncremental(v, svm.checkCacheFor(vmcbPa));
   svm.entryFailure = failed;
   if (failed !== null) {
     svmVmexitInvalid(svm, v);

@@ -14,7 +14,7 @@ import {
 import { VmcbRegion } from './region.js';
 import { svmCheckEvents, svmCrWrite, svmEvent, svmIntercept, releaseHeldEvents } from './intercepts.js';
 import { runGuest, svmExecute, vmloadState, vmsaveState } from './instructions.js';
-import { svmEnterGuest } from './entry.js';
+import { svmEnterGuest, VmrunCheckCache } from './entry.js';
 import { svmVmexit } from './exit.js';
 import { nptWalk, type NptResult, type PagingState } from './tdp.js';
 import { SVM_EXIT } from './fields.js';
@@ -73,6 +73,7 @@ export class SvmSilicon implements VirtExtension {
   /** Per ASID, the paging controls at its last #VMEXIT (see tdp.ts flushIfPagingChanged). */
   readonly pagingByAsid = new Map<number, PagingState>();
   private readonly regions = new Map<number, VmcbRegion>();
+  private readonly checkCaches = new Map<number, VmrunCheckCache>();
   private readonly npt: NptResult = { hpa: 0, info1Lo: 0, info1Hi: 0 };
 
   constructor(cpu: VirtCpu) {
@@ -85,6 +86,13 @@ export class SvmSilicon implements VirtExtension {
     let r = this.regions.get(pa);
     if (r === undefined) { r = new VmcbRegion(this.mem, pa); this.regions.set(pa, r); }
     return r;
+  }
+
+  /** The consistency-check inputs of the VMCB at `pa` as of its last good VMRUN. */
+  checkCacheFor(pa: number): VmrunCheckCache {
+    let c = this.checkCaches.get(pa);
+    if (c === undefined) { c = new VmrunCheckCache(); this.checkCaches.set(pa, c); }
+    return c;
   }
 
   hsave(): VmcbRegion {
