@@ -6,7 +6,7 @@
 import type { VirtCpu } from '../cpu/virt.js';
 import { ACCESS, INTERCEPT } from '../cpu/virt.js';
 import { VEC } from '../cpu/events.js';
-import { CR0, CR4, EFER } from '../cpu/state.js';
+import { AR, CR0, CR4, EFER, SEG } from '../cpu/state.js';
 import { maxPhyAddr } from '../mmu/page-walk.js';
 import { isLong64 } from '../seg/segments.js';
 import { getReg64, setReg32, setReg64 } from './regs.js';
@@ -81,8 +81,8 @@ export function setCr0(cpu: VirtCpu, value: number): void {
   let efer = cpu.efer;
   if (value & CR0.PG && !(old & CR0.PG)) {
     if (efer & EFER.LME) {
-      // Activating IA-32e mode needs PAE (SDM 10.8.5); LMA follows PG.
-      if (!(cpu.cr4 & CR4.PAE)) cpu.fault(VEC.GP, 0);
+      // Activating IA-32e mode needs PAE and a code segment with L = 0 (SDM 10.8.5); LMA follows PG.
+      if (!(cpu.cr4 & CR4.PAE) || cpu.seg[SEG.CS]!.ar & AR.L) cpu.fault(VEC.GP, 0);
       efer |= EFER.LMA;
     }
   } else if (!(value & CR0.PG) && old & CR0.PG) {

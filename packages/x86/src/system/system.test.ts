@@ -61,6 +61,9 @@ describe('control registers', () => {
     setReg64(cpu, GPR.RAX, CR0.PE | CR0.PG);
     expect(faultOf(() => movToCr(cpu, 0, GPR.RAX)).vector).toBe(VEC.GP);
     cpu.cr4 = CR4.PAE;
+    cpu.seg[SEG.CS]!.ar = 0xa09b; // CS.L = 1 while activating IA-32e mode
+    expect(faultOf(() => movToCr(cpu, 0, GPR.RAX)).vector).toBe(VEC.GP);
+    cpu.seg[SEG.CS]!.ar = 0xc09b;
     movToCr(cpu, 0, GPR.RAX);
     expect(cpu.efer).toBe(EFER.LME | EFER.LMA);
     setReg64(cpu, GPR.RBX, 0);
