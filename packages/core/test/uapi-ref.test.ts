@@ -13,8 +13,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { kvmRefUnavailable, runIoctlScript } from '@kvmts/kvm-ref';
-import type { FdRef, IoctlStep, StepResult } from '@kvmts/kvm-ref';
-import { genericModel } from '@kvmts/x86';
+import type { FdRef, IoctlArg, IoctlStep, StepResult } from '@kvmts/kvm-ref';
 import { ERRNO, Host, KVM, KVM_CAP, MAP, PROT, UAPI_STRUCTS, encodeStruct, offsetOf } from '../src/index.js';
 import type { Process, StructDef } from '../src/index.js';
 import { UAPI_CONFORMANCE_ROWS } from '../src/uapi/conformance-rows.js';
@@ -36,7 +35,7 @@ interface UapiRow {
 // ---- row builders ------------------------------------------------------------------------
 
 const open = (name = 'kvm'): IoctlStep => ({ op: 'open', name });
-const io = (fd: FdRef, request: number, arg: IoctlStep extends never ? never : Extract<IoctlStep, { op: 'ioctl' }>['arg'] = 0, name?: string): IoctlStep =>
+const io = (fd: FdRef, request: number, arg: IoctlArg = 0, name?: string): IoctlStep =>
   ({ op: 'ioctl', fd, request, arg, ...(name === undefined ? {} : { name }) });
 const createVm = (): IoctlStep => io('kvm', KVM.KVM_CREATE_VM, 0, 'vm');
 const createVcpu = (id = 0, name = 'vcpu'): IoctlStep => io('vm', KVM.KVM_CREATE_VCPU, id, name);
