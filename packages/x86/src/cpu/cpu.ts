@@ -59,7 +59,7 @@ function compileBlock(b: Block): CompiledBlock {
     } else {
       // Earlier ones only need RIP when they address relative to it; a fault finds its start from k.
       lines.push(`k = ${k};${i.ripRel ? ` cpu.rip = r + ${i.end};` : ''} h${k}(cpu, i${k});`);
-      lines.push(`if (!blk.valid) { cpu.rip = r + ${i.end}; cpu.insnStart = r + ${starts[k]}; cpu.icount += ${k + 1}; return; }`);
+      if (i.mayWrite) lines.push(`if (!blk.valid) { cpu.rip = r + ${i.end}; cpu.insnStart = r + ${starts[k]}; cpu.icount += ${k + 1}; return; }`);
     }
   }
   lines.push('} catch (e) {', `if (k < ${n - 1}) { cpu.insnStart = r + starts[k]; cpu.rip = r + ends[k]; }`, 'cpu.icount += k;', 'throw e;', '}');

@@ -129,8 +129,12 @@ function decodeInto(i: Insn, fetch: () => number, codeSize: number): void {
 
   if (i.lock && ((info.attrs & ATTR.LOCK) === 0 || i.rm >= 0)) info = UD_INFO;
   i.endsBlock = (info.attrs & ATTR.END) !== 0 || info === UD_INFO;
+  i.mayWrite = (info.modrm && i.rm < 0) || info.operands.some((o) => /^[OXY]/.test(o)) || IMPLICIT_WRITES.has(info.mn);
   i.exec = bindHandler(i, info);
 }
+
+/** Instructions that store to memory without a memory operand in ModRM (the stack, interrupt frames). */
+const IMPLICIT_WRITES = new Set(['PUSH', 'PUSHSEG', 'PUSHA', 'PUSHF', 'CALL', 'CALLN', 'CALLF', 'ENTER', 'INT', 'INT3', 'INTO', 'INT1']);
 
 const MOVSXD_INFO: OpInfo = { mn: 'MOVSXD', operands: ['Gv', 'Ed'], attrs: 0, modrm: true, imms: [], byteOp: false, group: null };
 const CLFLUSH_INFO: OpInfo = { mn: 'NOP', operands: ['Mb'], attrs: 0, modrm: true, imms: [], byteOp: false, group: null };

@@ -49,6 +49,8 @@ export class Insn {
   modrmByte = -1;
   /** Ends a decoded block. */
   endsBlock = false;
+  /** May store to memory (a memory operand, or an implicit one: stack, string destination), so may hit decoded code. */
+  mayWrite = false;
 
   constructor(exec: Handler) {
     this.exec = exec;
