@@ -36,6 +36,23 @@ describe('real mode', () => {
   });
 });
 
+describe('real mode error codes', () => {
+  it('pushes none and reports none to the extension', () => {
+    const { cpu, mem } = sysMachine();
+    cpu.seg[SEG.CS] = makeSegment(0, 0, 0xffff, 0x9b);
+    cpu.idtr = { base: 0, limit: 0x3ff };
+    cpu.gpr[GPR.RSP] = 0x8000;
+    cpu.stateChanged();
+    mem.write16(13 * 4, 0x2222);
+    const g = fakeGuestExt();
+    cpu.ext = g.ext;
+    deliverEvent(cpu, hw(VEC.GP), 0, 0);
+    expect(cpu.gpr[GPR.RSP]).toBe(0x8000 - 6);
+    expect(g.events).toEqual([[makeIntrInfo(VEC.GP, EVENT_TYPE.HW_EXCEPTION, false), -1]]);
+    expect(cpu.rip).toBe(0x2222);
+  });
+});
+
 /** 32-bit protected mode at CPL 3, paging off, with the flat GDT, a TSS (SS0:ESP0 = 0x10:0x9000) and an IDT. */
 function protected32() {
   const m = sysMachine();

@@ -35,8 +35,10 @@ function tripleFault(cpu: VirtCpu): never {
 
 /** See the contract in the brief: delivers `intrInfo` (VMX layout) with `errorCode` (-1: none). */
 export function deliverEvent(cpu: VirtCpu, intrInfo: number, errorCode: number, insnLength: number): void {
-  let info = intrInfo >>> 0;
-  let code = errorCode;
+  const real = isRealMode(cpu);
+  // Real mode pushes no error codes, and the event reports none (SDM 28.2.2, 20.1.4).
+  let info = (real ? intrInfo & ~INTR_INFO.DELIVER_CODE : intrInfo) >>> 0;
+  let code = real ? -1 : errorCode;
   const type = (info & INTR_INFO.TYPE_MASK) >>> INTR_INFO.TYPE_SHIFT;
   const prior = cpu.vectoringInfo >>> 0;
   const ext = cpu.ext;
@@ -50,8 +52,8 @@ export function deliverEvent(cpu: VirtCpu, intrInfo: number, errorCode: number, 
     if (pClass === EXC_CLASS.DOUBLE_FAULT) tripleFault(cpu);
     if (isDoubleFault(pClass, exceptionClass(info & 0xff))) {
       if (guest) ext.event(info, code);
-      info = makeIntrInfo(VEC.DF, EVENT_TYPE.HW_EXCEPTION, true);
-      code = 0;
+      info = makeIntrInfo(VEC.DF, EVENT_TYPE.HW_EXCEPTION, !real);
+      code = real ? -1 : 0;
     }
   }
   if (guest) ext.event(info, code);
@@ -66,7 +68,7 @@ export function deliverEvent(cpu: VirtCpu, intrInfo: number, errorCode: number, 
   // A fault-class exception pushes RF = 1 (SDM 18.3.1.1); delivery then clears RF.
   if (t === EVENT_TYPE.HW_EXCEPTION && isFaultClass(vector)) cpu.setRflags(cpu.getRflags() | RFLAGS.RF);
 
-  if (isRealMode(cpu)) deliverReal(cpu, vector, retRip);
+  if (real) deliverReal(cpu, vector, retRip);
   else if (cpu.efer & EFER.LMA) deliverLong(cpu, vector, code, retRip, software);
   else deliverProtected(cpu, vector, t, code, retRip, software);
 
