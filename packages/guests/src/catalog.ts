@@ -72,7 +72,13 @@ const summary = (tests: number): SerialExpectation => ({ includes: `SUMMARY: ${t
 /** The anchors' guest.S/guest64.S write 'S', run, then print EAX as 8 hex digits. */
 const loopResult: Readonly<Record<number, string>> = { 1000: 'D0186A0B', 1000000: '4C7E56C8', 10000000: '8570DE7C' };
 
-function bench(name: string, bits: 16 | 32 | 64, serial: SerialExpectation, shows: string, vendorDependent?: string): CatalogEntry {
+/**
+ * The reference /dev/kvm runs 64-bit code at CPL0 through its instruction emulator, about 3000
+ * times slower than natively: the long loops would take minutes there.
+ */
+const REFERENCE_MAX_ITERS = 100000;
+
+function bench(name: string, bits: 16 | 32 | 64, serial: SerialExpectation, shows: string, vendorDependent?: string, iters = 0): CatalogEntry {
   return {
     name,
     kind: 'bench',
@@ -84,7 +90,7 @@ function bench(name: string, bits: 16 | 32 | 64, serial: SerialExpectation, show
     // The 16/32-bit workloads end with the isa-debug-exit write of 0; the 64-bit ones halt.
     expect: bits === 64 ? { exit: 'hlt', serial } : { exit: 'debug_exit', code: 0, serial },
     ...(vendorDependent !== undefined && { vendorDependent }),
-    ...(bits === 64 && { reference: true }),
+    ...(bits === 64 && iters <= REFERENCE_MAX_ITERS && { reference: true }),
   };
 }
 
@@ -92,7 +98,7 @@ function benchRows(): CatalogEntry[] {
   const rows: CatalogEntry[] = [];
   for (const bits of [16, 32, 64] as const) {
     for (const iters of [1000, 1000000, 10000000]) {
-      rows.push(bench(`loop${bits}_${iters}`, bits, { exact: `S${loopResult[iters]}\n` }, `the 7-instruction ALU loop, ${iters} iterations`));
+      rows.push(bench(`loop${bits}_${iters}`, bits, { exact: `S${loopResult[iters]}\n` }, `the 7-instruction ALU loop, ${iters} iterations`, undefined, iters));
     }
     rows.push(bench(`out${bits}`, bits, { exact: 'S00004F4B\n' }, '100000 OUTs to port 0x510, each a round trip to userspace'));
     rows.push(bench(`cpuid${bits}`, bits, { pattern: '^S[0-9A-F]{8}\\n$' }, '100000 CPUIDs (leaf 0), each an exit handled in the kernel',
