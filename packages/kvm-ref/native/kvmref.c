@@ -18,7 +18,8 @@
  *   Q <dest> <fdref> <req> b <hex> [<off>:<map>:<delta> ...]
  *                                                    ioctl on a buffer, patched with pointers
  *                                                    -> = <ret> <buffer-after>
- *   I <image> <mem> <load> <entry> <maxexits> <timeout-ms>   run an image (see cmd_image)
+ *   I <image> <mem> <load> <entry> <maxexits> <timeout-ms> [<reg>=<value> ...]
+ *                                                    run an image (see cmd_image)
  *     -> J <json row> ... then E <serial bytes>
  *
  * <ret> is a signed decimal: the syscall's result, or -errno. <dest> names the fd an ioctl
@@ -390,7 +391,7 @@ static void json_final(struct vm *vm) {
 #define COM1 0x3f8
 
 static void cmd_image(char **tok, int ntok) {
-  if (ntok != 7) fail("I needs <image> <mem> <load> <entry> <maxexits> <timeout-ms>");
+  if (ntok < 7) fail("I needs <image> <mem> <load> <entry> <maxexits> <timeout-ms> [<reg>=<value> ...]");
   size_t len;
   uint8_t *image = unhex(tok[1], &len);
   uint64_t mem = num(tok[2]), load = num(tok[3]), entry = num(tok[4]), max_exits = num(tok[5]);
@@ -421,6 +422,17 @@ static void cmd_image(char **tok, int ntok) {
   s.gdt.base = mem - 0x4000;
   s.gdt.limit = 0x17;
   struct kvm_regs regs = { .rip = entry, .rflags = 2 };
+  /* Registers the VMM sets before the first KVM_RUN, by kvm_regs field name. */
+  static const char *reg_names[18] = { "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9",
+                                       "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags" };
+  for (int i = 7; i < ntok; i++) {
+    char *eq = strchr(tok[i], '=');
+    int k = 0;
+    if (eq) *eq = 0;
+    while (k < 18 && (!eq || strcmp(tok[i], reg_names[k]) != 0)) k++;
+    if (k == 18) fail("I: bad register assignment");
+    (&regs.rax)[k] = num(eq + 1);
+  }
   ioctl(vm.vcpu, KVM_SET_SREGS, &s);
   ioctl(vm.vcpu, KVM_SET_REGS, &regs);
 

@@ -16,6 +16,8 @@ export interface ImageOptions {
   maxExits?: number;
   /** Wall-clock limit (final row `timeout`); default 10 s. */
   timeoutMs?: number;
+  /** Registers the VMM sets before the first KVM_RUN, by kvm_regs name (rax … r15, rip, rflags). */
+  regs?: Readonly<Record<string, number | bigint>>;
 }
 
 /** One `--json` row: `exit` plus the fields DESIGN.md gives it. */
@@ -33,7 +35,8 @@ export interface ImageResult {
 export function runImage(image: Uint8Array, opts: ImageOptions = {}): ImageResult {
   const mem = opts.mem ?? 0x200000;
   const args = [mem, opts.load ?? 0x1000, opts.entry ?? 0x1000, opts.maxExits ?? 100000, opts.timeoutMs ?? 10000];
-  const out = runHelper(`I ${toHex(image)} ${args.map((n) => n.toString(16)).join(' ')}\n`);
+  const regs = Object.entries(opts.regs ?? {}).map(([name, v]) => ` ${name}=${BigInt.asUintN(64, BigInt(v)).toString(16)}`);
+  const out = runHelper(`I ${toHex(image)} ${args.map((n) => n.toString(16)).join(' ')}${regs.join('')}\n`);
   const lines = out.filter((l) => l.startsWith('J ')).map((l) => l.slice(2));
   const end = out.find((l) => l.startsWith('E '));
   if (end === undefined || lines.length === 0) throw new Error(`kvm-ref: bad image reply: ${out.join(' | ')}`);

@@ -46,4 +46,9 @@ describe.skipIf(reason !== null)('images in long64 mode, as kvmts run enters the
     const r = runImage(hex('90 90 e6 f4'), { load: 0x8000, entry: 0x8001 });
     expect(r.rows[0]).toMatchObject({ exit: 'debug_exit', code: 0, regs: { rip: '0x8004' } });
   });
+
+  it('sets the registers the VMM asks for before the first run', () => {
+    const r = runImage(hex('48 01 d8 e6 f4'), { regs: { rax: 0x1234, rbx: 0xffffffff00000000n } }); // add rax, rbx
+    expect(r.rows[0]).toMatchObject({ exit: 'debug_exit', code: 0x34, regs: { rax: '0xffffffff00001234', rbx: '0xffffffff00000000' } });
+  });
 });
