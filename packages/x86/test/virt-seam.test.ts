@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { Bus } from '../src/bus.js';
+import { Cpu } from '../src/cpu/cpu.js';
+import { genericModel } from '../src/cpu/generic-model.js';
+import { VEC } from '../src/cpu/events.js';
+import { SEG, makeSegment } from '../src/cpu/state.js';
+import { INTERCEPT, STOP, VIRT_OP, type CpuModel, type VirtCpu, type VirtExtension } from '../src/cpu/virt.js';
+import { PhysMemory } from '../src/mem/phys-memory.js';
+import { assemble, hasAssembler } from './asm.js';
+import { longMode } from './helpers.js';
+
+interface Seen { what: string; a?: number; b?: number; len: number; rip: number; start: number }
+
+function fakeGuestModel(seen: Seen[], exitOn: string | null): CpuModel {
+  return {
+    ...genericModel,
+    createExtension(cpu: VirtCpu): VirtExtension {
+      const c = cpu as Cpu;
+      const note = (what: string, a?: number, b?: number): void => {
+        seen.push({ what, ...(a === undefined ? {} : { a }), ...(b === undefined ? {} : { b }), len: c.insnLength, rip: c.rip, start: c.insnStart });
+        if (what === exitOn) c.stop(STOP.VMEXIT);
+      };
+      return {
+        guest: true,
+        execute: (op) => note(`execute:${op}`),
+        intercept: (kind, a, b) => note(`intercept:${kind}`, a, b),
+        event: () => {},
+        crRead: (_cr, v) => v,
+        crWrite: (_cr, v) => v,
+        translate: (gpa) => gpa,
+        checkEvents: () => {},
+        rdmsr: () => undefined,
+        wrmsr: () => false,
+        tscOffset: () => 0n,
+      };
+    },
+  };
+}
+
+function guestCpu(code: Uint8Array, seen: Seen[], exitOn: string | null): Cpu {
+  const mem = new PhysMemory(0x200000);
+  mem.writeBytes(0x1000, code);
+  const cpu = new Cpu({ bus: new Bus(mem), model: fakeGuestModel(seen, exitOn) });
+  cpu.seg[SEG.CS] = makeSegment(0, 0, 0xffff, 0x9b);
+  cpu.rip = 0x1000;
+  cpu.stateChanged();
+  return cpu;
+}
+
+describe.skipIf(!hasAssembler)('the virtualization-extension seam', () => {
+  it('hands VMX/SVM opcodes to ext.execute and asks before interceptable instructions, with length and RIPs', () => {
+    const seen: Seen[] = [];
+    const cpu = guestCpu(assemble('vmcall\ncpuid\nout 0x80, al\nhlt', 16), seen, null);
+    cpu.gpr[0] = 0; // CPUID leaf 0
+    expect(cpu.run(100)).toBe(STOP.HLT);
+    expect(seen.map((s) => [s.what, s.len, s.start])).toEqual([
+      [`execute:${VIRT_OP.VMCALL}`, 3, 0x1000],
+      [`intercept:${INTERCEPT.CPUID}`, 2, 0x1003],
+      [`intercept:${INTERCEPT.IO}`, 2, 0x1005],
+      [`intercept:${INTERCEPT.HLT}`, 1, 0x1007],
+    ]);
+    expect(seen[2]!.a).toBe(0x80);
+    expect(seen[0]!.rip).toBe(0x1003); // RIP is already past the instruction in a hook
+  });
+
+  it('a VM exit from a hook stops run() before the instruction retires', () => {
+    const seen: Seen[] = [];
+    const cpu = guestCpu(assemble('nop\nvmcall\nhlt', 16), seen, `execute:${VIRT_OP.VMCALL}`);
+    expect(cpu.run(100)).toBe(STOP.VMEXIT);
+    expect(cpu.icount).toBe(1);
+    expect(cpu.insnStart).toBe(0x1001);
+  });
+
+  it('without silicon, VMX and SVM opcodes raise #UD', () => {
+    for (const src of ['vmcall', 'vmlaunch', 'vmrun', 'vmxoff', 'stgi']) {
+      const m = longMode(assemble(`${src}\nhlt`, 64));
+      const seen: number[] = [];
+      const orig = m.cpu.fault.bind(m.cpu);
+      m.cpu.fault = (v: number, e = -1): never => { seen.push(v); return orig(v, e); };
+      m.cpu.run(10);
+      expect(seen[0], src).toBe(VEC.UD);
+    }
+  });
+
+  it('TLB tags keep their own entries until flushed', () => {
+    const m = longMode(assemble('mov eax, [0x205000]\nhlt', 64), 0x1000, 0x400000);
+    const { cpu, mem } = m;
+    mem.write32(0x205000, 111);
+    mem.write32(0x005000, 222);
+    const again = (): number => { cpu.rip = 0x1000; cpu.activity = 0; expect(cpu.run(10)).toBe(STOP.HLT); return cpu.gpr[0]!; };
+    cpu.setTlbTag(1);
+    expect(again()).toBe(111);
+    mem.write64(0x400000 - 0x1000 + 8, 0x83n); // 2 MiB page 1 -> frame 0, behind the TLB's back
+    expect(again()).toBe(111); // tag 1 still caches the old translation
+    cpu.setTlbTag(2);
+    expect(again()).toBe(222); // a fresh tag walks the new tables
+    cpu.setTlbTag(1);
+    expect(again()).toBe(111); // tag 1's entries survived the switch
+    cpu.flushTlb(1);
+    expect(again()).toBe(222);
+  });
+});
