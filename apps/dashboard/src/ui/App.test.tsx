@@ -80,7 +80,7 @@ describe('App', () => {
   it('n runs to the next exit and stops there, showing its fields', async () => {
     const { lastFrame, stdin, machine } = startDashboard();
     await waitForFrame(lastFrame, (f) => exitsTotal(f) > 0);
-    const frame = await sendKeyAndWaitForFrame(stdin, lastFrame, NEXT_EXIT, (f) => f.includes('stopped at exit: io'));
+    const frame = await sendKeyAndWaitForFrame(stdin, lastFrame, NEXT_EXIT, (f) => f.includes('stopped at exit: io') && f.includes('last exit:'));
     expect(frame).toMatch(/last exit: io dir=out port=(1296|1016) size=1 count=1 data=/);
     const before = machine.exitCounts.io;
     await sleep(300);

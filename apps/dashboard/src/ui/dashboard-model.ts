@@ -147,9 +147,9 @@ export class DashboardModel {
       do vm.lastStep = vm.machine.step();
       while (!vm.machine.done && this.now() - t0 < SLICE_MS);
       this.guestMs += this.now() - t0;
+      // The refresh clock runs here, between slices, where a timer would fire late.
+      if (this.now() - this.lastSnapshot >= FRAME_MS) this.emit();
     }
-    // The refresh clock runs here, between slices, where a timer would fire late.
-    if (this.now() - this.lastSnapshot >= FRAME_MS) this.emit();
   }
 
   /** Ink's time per frame, so the header can show what the UI costs. */
