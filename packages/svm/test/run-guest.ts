@@ -4,7 +4,7 @@
  * recorded as a trace row. Test tooling only: the real VMM is @kvmts/vmm.
  */
 import type { CatalogEntry } from '@kvmts/guests';
-import { KVM_EXIT, type StructValue } from '@kvmts/core';
+import { KVM, KVM_EXIT, KVM_INTERRUPT_STRUCT, encodeStruct, type StructValue } from '@kvmts/core';
 import { createVm, getRegs, getSregs, kvmRun, load, realMode, setRegs, setSregs, type TestVm, type Vendor } from './vm.js';
 
 export interface GuestRun {
@@ -43,6 +43,7 @@ export function runCatalogGuest(g: CatalogEntry, image: Uint8Array, vendor: Vend
   if (g.regs) setRegs(vm, Object.fromEntries(Object.entries(g.regs).map(([k, v]) => [k, BigInt(v)])));
   let serial = '';
   const rows: string[] = [];
+  let irqsLeft = g.irqs ? g.irqs.count ?? Infinity : 0;
   const end = (exit: string, code?: number): GuestRun => {
     const s = getSregs(vm);
     const final = { exit, regs: getRegs(vm), sregs: { cr0: s['cr0'] as bigint, cr3: s['cr3'] as bigint, cr4: s['cr4'] as bigint, efer: s['efer'] as bigint } };
@@ -71,7 +72,14 @@ export function runCatalogGuest(g: CatalogEntry, image: Uint8Array, vendor: Vend
         if (!m.isWrite) vm.run.mmio.data().fill(0xff, 0, m.len);
         break;
       }
-      case KVM_EXIT.HLT: return end('hlt');
+      case KVM_EXIT.HLT:
+        // The VMM's timer: KVM_INTERRUPT at each HLT, as the catalog's IrqPlan says.
+        if (g.irqs && irqsLeft > 0) {
+          irqsLeft--;
+          vm.proc.ioctl(vm.vcpuFd, KVM.KVM_INTERRUPT, encodeStruct(KVM_INTERRUPT_STRUCT, { irq: g.irqs.vector }));
+          break;
+        }
+        return end('hlt');
       case KVM_EXIT.SHUTDOWN: return end('shutdown');
       case KVM_EXIT.FAIL_ENTRY: return end('fail_entry');
       case KVM_EXIT.INTERNAL_ERROR: return end('internal_error');
