@@ -95,6 +95,8 @@ class Block {
 export interface CpuOptions {
   bus: Bus;
   model?: CpuModel;
+  /** Fuse hot blocks into generated functions (default true; false runs every block through the interpreter loop). */
+  fuseBlocks?: boolean;
 }
 
 export class Cpu extends CpuState implements VirtCpu, LazyFlags {
@@ -160,6 +162,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   /** A fused self-looping block may start another iteration while icount + its length stays within this. */
   loopLimit = 0;
 
+  private readonly fuseBlocks: boolean;
   private readonly tlbs = new Map<number, Tlb>();
   private tlb: Tlb;
   private rdSet = 0;
@@ -178,6 +181,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     super();
     this.bus = options.bus;
     this.model = options.model ?? genericModel;
+    this.fuseBlocks = options.fuseBlocks ?? true;
     this.tlb = new Tlb();
     this.tlbs.set(0, this.tlb);
     this.bus.ram.onCodeWrite((frame) => this.invalidateFrame(frame));
@@ -344,7 +348,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
           fn(this);
           continue;
         }
-        if (++b.runs === HOT_BLOCK_RUNS && b.map !== null) b.compiled = compileBlock(b);
+        if (++b.runs === HOT_BLOCK_RUNS && b.map !== null && this.fuseBlocks) b.compiled = compileBlock(b);
       }
       const n = insns.length < left ? insns.length : left;
       for (let k = 0; k < n && b.valid; k++) {
