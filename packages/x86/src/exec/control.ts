@@ -52,8 +52,13 @@ function jnz64(cpu: Cpu, i: Insn): void {
   cpu.rip = t;
 }
 
+/** JNZ in 16- and 32-bit code: ZF inline, the CS limit check only when taken. */
 function jnz(cpu: Cpu, i: Insn): void {
-  if (!getZF(cpu)) branchTo(cpu, cpu.rip + i.imm, i.opSize);
+  const zf = (cpu.lfMask & RFLAGS.ZF) !== 0 ? cpu.lfRes === 0 : (cpu.rflags & RFLAGS.ZF) !== 0;
+  if (zf) return;
+  const t = i.opSize === 16 ? (cpu.rip + i.imm) & 0xffff : (cpu.rip + i.imm) >>> 0;
+  if (t > cpu.seg[SEG.CS]!.limit) cpu.fault(VEC.GP, 0);
+  cpu.rip = t;
 }
 
 function callRel(cpu: Cpu, i: Insn): void {
