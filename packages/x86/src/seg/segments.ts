@@ -57,10 +57,9 @@ export function loadSegment(cpu: VirtCpu, seg: number, selector: number): void {
       if (!isLong64(cpu) || cpl === 3 || rpl !== cpl) cpu.fault(VEC.GP, 0);
       cpu.seg[SEG.SS] = nullSegment(selector, cpl);
     } else {
-      const keepBase = isLong64(cpu) && seg >= SEG.FS ? cpu.seg[seg]!.base : 0;
-      const s = nullSegment(selector);
-      s.base = keepBase;
-      cpu.seg[seg] = s;
+      // A null selector also clears the base, FS and GS included (Intel; AMD's
+      // CPUID 8000_0021h:EAX NullSelectorClearsBase).
+      cpu.seg[seg] = nullSegment(selector);
     }
     cpu.stateChanged();
     return;
