@@ -6,8 +6,8 @@ import { fakeGuestExt, faultOf, sysMachine } from '../../test/system-harness.js'
 import { flatGdt } from '../../test/system-tables.js';
 import { getReg64, setReg64 } from './regs.js';
 import {
-  checkIoPermission, cliInsn, cpuidInsn, descTableInsn, hltInsn, invlpgInsn, lmswInsn, movFromCr, movToCr, movToDr,
-  movFromDr, stiInsn, swapgsInsn, syscallInsn, sysenterInsn, sysexitInsn, sysretInsn,
+  checkIoPermission, cliInsn, cltsInsn, cpuidInsn, descTableInsn, hltInsn, invlpgInsn, lmswInsn, movFromCr, movToCr,
+  movToDr, movFromDr, smswValue, stiInsn, swapgsInsn, syscallInsn, sysenterInsn, sysexitInsn, sysretInsn,
 } from './system.js';
 
 function ring3(cpu: ReturnType<typeof sysMachine>['cpu'], iopl = 0) {
@@ -128,6 +128,32 @@ describe('control registers', () => {
     ring3(cpu);
     expect(faultOf(() => movToCr(cpu, 0, GPR.RAX)).code).toBe(0);
     expect(faultOf(() => invlpgInsn(cpu, 0)).code).toBe(0);
+  });
+
+  it('CLTS clears CR0.TS; SMSW returns CR0 (the guest sees its read shadow)', () => {
+    const { cpu } = sysMachine();
+    cpu.cr0 = CR0.PE | CR0.TS | CR0.ET;
+    cltsInsn(cpu);
+    expect(cpu.cr0 & CR0.TS).toBe(0);
+    const g = fakeGuestExt();
+    g.ext.crRead = (_cr, v) => v | CR0.TS;
+    cpu.ext = g.ext;
+    expect(smswValue(cpu) & CR0.TS).toBe(CR0.TS);
+    cpu.ext = null;
+    ring3(cpu);
+    expect(smswValue(cpu) & 0xffff).toBe((CR0.PE | CR0.ET) & 0xffff);
+    expect(faultOf(() => cltsInsn(cpu)).code).toBe(0);
+  });
+
+  it('enabling PAE paging checks the PDPTEs CR3 points to', () => {
+    const { cpu, mem } = sysMachine();
+    mem.write64(0x20000, 0x30000n | 1n | (1n << 7n)); // PS is reserved in a PAE PDPTE
+    cpu.cr0 = CR0.PE | CR0.ET;
+    cpu.cr4 = CR4.PAE;
+    cpu.cr3 = 0x20000;
+    setReg64(cpu, GPR.RAX, CR0.PE | CR0.PG);
+    expect(faultOf(() => movToCr(cpu, 0, GPR.RAX)).vector).toBe(VEC.GP);
+    expect(cpu.cr0 & CR0.PG).toBe(0);
   });
 
   it('debug registers: DR4/5 alias DR6/7 unless CR4.DE; DR6/DR7 fixed bits', () => {
