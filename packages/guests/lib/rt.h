@@ -59,8 +59,9 @@ extern volatile struct trap_record rt_last_trap;
 extern volatile unsigned long rt_recover;
 
 /*
- * TRY(insns): run insns with the runtime ready to catch one exception, and return the vector
- * caught (NO_TRAP if none). rt_last_trap holds the error code, faulting RIP and CR2.
+ * TRY(insns, inputs...): run insns with the runtime ready to catch one exception, and return
+ * the vector caught (NO_TRAP if none). rt_last_trap holds the error code, faulting RIP and CR2.
+ * insns may use RAX, RCX and RDX (EAX, ECX, EDX) freely; other registers only as inputs.
  */
 #ifdef __x86_64__
 #define RT_LEA_RECOVER "lea 1111f(%%rip), %%rax\n\tmov %%rax, rt_recover(%%rip)\n\t"
@@ -71,7 +72,7 @@ extern volatile unsigned long rt_recover;
 	({                                                                           \
 		rt_last_trap.vector = NO_TRAP;                                       \
 		asm volatile(RT_LEA_RECOVER insns "\n1111:\n\t" : : __VA_ARGS__      \
-			     : "rax", "memory");                                     \
+			     : "rax", "rcx", "rdx", "memory");                       \
 		rt_recover = 0;                                                      \
 		rt_last_trap.vector;                                                 \
 	})
