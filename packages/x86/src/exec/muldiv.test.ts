@@ -4,7 +4,7 @@ import { RFLAGS } from '../cpu/state.js';
 import { makeMachine } from '../../test/helpers.js';
 import { hasAssembler } from '../../test/asm.js';
 import { faults64, reg64, run64 } from '../../test/run-snippet.js';
-import { divU64by32, mulS32, mulU32 } from './muldiv.js';
+import { divU64by32, mul64, mulResultWords as W64, mulS32, mulU32 } from './muldiv.js';
 
 describe('32-bit limb arithmetic', () => {
   it('mulU32/mulS32/divU64by32 match BigInt', () => {
@@ -97,5 +97,28 @@ describe.skipIf(!hasAssembler)('MUL, IMUL, DIV, IDIV', () => {
     const { m } = faults64('mov eax, 7\nmov edx, 1\nmov ecx, 1\ndiv ecx');
     expect(reg64(m.cpu, 'rax')).toBe(7n);
     expect(reg64(m.cpu, 'rdx')).toBe(1n);
+  });
+});
+
+describe('mul64', () => {
+  it('matches BigInt for unsigned and signed 64x64 -> 128', () => {
+    const { cpu } = makeMachine();
+    const M = (1n << 64n) - 1n;
+    let x = 0x9e3779b97f4a7c15n;
+    const rnd = (): bigint => { x ^= (x << 13n) & M; x ^= x >> 7n; x ^= (x << 17n) & M; return x; };
+    const vals = [0n, 1n, M, 1n << 63n, (1n << 63n) - 1n, 0xffffffffn, 0x100000000n];
+    for (let k = 0; k < 500; k++) vals.push(rnd());
+    const lo = (v: bigint): number => Number(v & 0xffffffffn);
+    const hi = (v: bigint): number => Number(BigInt.asIntN(32, v >> 32n));
+    for (let k = 0; k + 1 < vals.length; k++) {
+      const a = vals[k]!;
+      const b = vals[k + 1]!;
+      for (const signed of [false, true]) {
+        mul64(cpu, lo(a), hi(a), lo(b), hi(b), signed);
+        const got = [3, 2, 1, 0].reduce((acc, w) => (acc << 32n) | BigInt(W64()[w]!), 0n);
+        const want = signed ? BigInt.asUintN(128, BigInt.asIntN(64, a) * BigInt.asIntN(64, b)) : a * b;
+        expect(got, `${a} * ${b} signed=${signed}`).toBe(want);
+      }
+    }
   });
 });

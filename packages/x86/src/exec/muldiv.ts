@@ -1,7 +1,7 @@
 /**
- * MUL, IMUL (one-, two- and three-operand forms), DIV, IDIV (SDM Vol. 2). Products and
- * dividends up to 64 bits use 16-bit limbs, so no BigInt is needed below 64-bit operands;
- * 64-bit operands (128-bit products and dividends) use BigInt, which is rare in practice.
+ * MUL, IMUL (one-, two- and three-operand forms), DIV, IDIV (SDM Vol. 2). Products use 16-bit
+ * limbs (no BigInt, up to 128-bit products); 64-bit DIV/IDIV (128-bit dividends) use BigInt, a
+ * cold path.
  * CF = OF = "the result did not fit"; SF, ZF, PF follow the low result (undefined in the SDM).
  */
 import type { Cpu } from '../cpu/cpu.js';
@@ -30,6 +30,40 @@ export function mulS32(cpu: Cpu, a: number, b: number): number {
   if ((b | 0) < 0) hi -= a;
   cpu.hi = hi | 0;
   return lo;
+}
+
+const TWO32 = 4294967296;
+
+/** Result words of the last mul64, least significant first (unsigned 32-bit each). */
+const W = new Float64Array(4);
+
+/**
+ * Unsigned 64x64 -> 128 from four 32x32 products (no BigInt): W[0..3]. With `signed`, the high
+ * 64 bits are corrected for negative operands (subtracting the other operand), giving the signed
+ * product in two's complement.
+ */
+export function mul64(cpu: Cpu, alo: number, ahi: number, blo: number, bhi: number, signed: boolean): void {
+  const a0 = alo >>> 0, a1 = ahi >>> 0, b0 = blo >>> 0, b1 = bhi >>> 0;
+  const p00l = mulU32(cpu, a0, b0); const p00h = cpu.hi;
+  const p01l = mulU32(cpu, a0, b1); const p01h = cpu.hi;
+  const p10l = mulU32(cpu, a1, b0); const p10h = cpu.hi;
+  const p11l = mulU32(cpu, a1, b1); const p11h = cpu.hi;
+  const mid = p00h + p01l + p10l;
+  const w1 = mid % 4294967296;
+  const c1 = Math.floor(mid / 4294967296);
+  const high = p11l + p01h + p10h + c1;
+  let w2 = high % 4294967296;
+  let w3 = (p11h + Math.floor(high / 4294967296)) % 4294967296;
+  if (signed) { // hi64 -= the other operand, mod 2^64, for each negative operand
+    if ((ahi | 0) < 0) { const l = w2 - b0; w2 = (l + TWO32) % TWO32; w3 = (w3 - b1 - (l < 0 ? 1 : 0) + 2 * TWO32) % TWO32; }
+    if ((bhi | 0) < 0) { const l = w2 - a0; w2 = (l + TWO32) % TWO32; w3 = (w3 - a1 - (l < 0 ? 1 : 0) + 2 * TWO32) % TWO32; }
+  }
+  W[0] = p00l; W[1] = w1; W[2] = w2; W[3] = w3;
+}
+
+/** The words of the last mul64 (for tests). */
+export function mulResultWords(): Float64Array {
+  return W;
 }
 
 function toBig(lo: number, hi: number): bigint {
@@ -64,15 +98,12 @@ function mul1(cpu: Cpu, i: Insn): void {
     setReg(cpu, 2, 32, hi);
     mulFlags(cpu, signed ? (hi | 0) !== ((lo | 0) >> 31) : hi !== 0, lo, 32);
   } else {
-    const s = toBig(src, cpu.hi);
-    const a = toBig(cpu.gpr[0]!, cpu.gprHi[0]!);
-    const p = signed ? BigInt.asIntN(64, a) * BigInt.asIntN(64, s) : BigInt.asUintN(64, a) * BigInt.asUintN(64, s);
-    const lo = BigInt.asUintN(64, p);
-    const hiPart = BigInt.asUintN(64, p >> 64n);
-    setReg64(cpu, 0, Number(lo & 0xffffffffn), Number(lo >> 32n) | 0);
-    setReg64(cpu, 2, Number(hiPart & 0xffffffffn), Number(hiPart >> 32n) | 0);
-    const overflow = signed ? p !== BigInt.asIntN(64, p) : hiPart !== 0n;
-    setFlags64(cpu, overflow, overflow, false, Number(lo & 0xffffffffn), Number(lo >> 32n) | 0);
+    mul64(cpu, cpu.gpr[0]!, cpu.gprHi[0]!, src, cpu.hi, signed);
+    const [lo, w1, w2, w3] = W as unknown as [number, number, number, number];
+    setReg64(cpu, 0, lo | 0, w1 | 0);
+    setReg64(cpu, 2, w2 | 0, w3 | 0);
+    const overflow = signed ? (w2 | 0) !== ((w1 | 0) >> 31) || (w3 | 0) !== ((w1 | 0) >> 31) : w2 !== 0 || w3 !== 0;
+    setFlags64(cpu, overflow, overflow, false, lo >>> 0, w1 | 0);
   }
 }
 
@@ -83,12 +114,13 @@ function imul(cpu: Cpu, i: Insn): void {
   const a = readE(cpu, i, size);
   const ahi = cpu.hi;
   if (size === 64) {
-    const b = three ? toBig(i.imm, i.immHi) : (getReg(cpu, i.reg, 64), toBig(cpu.gpr[i.reg]!, cpu.gprHi[i.reg]!));
-    const p = BigInt.asIntN(64, toBig(a, ahi)) * BigInt.asIntN(64, b);
-    const r = BigInt.asIntN(64, p);
-    const lo = Number(BigInt.asUintN(32, r));
-    const hi = Number(r >> 32n) | 0;
-    setFlags64(cpu, p !== r, p !== r, false, lo, hi);
+    const blo = three ? i.imm : cpu.gpr[i.reg]!;
+    const bhi = three ? i.immHi : cpu.gprHi[i.reg]!;
+    mul64(cpu, a, ahi, blo, bhi, true);
+    const lo = W[0]! | 0;
+    const hi = W[1]! | 0;
+    const overflow = (W[2]! | 0) !== (hi >> 31) || (W[3]! | 0) !== (hi >> 31);
+    setFlags64(cpu, overflow, overflow, false, lo >>> 0, hi);
     setReg64(cpu, i.reg, lo, hi);
     return;
   }
