@@ -3,7 +3,7 @@
  * machine's /dev/kvm. Both give the same shape: the userspace exits the VMM did not claim, the
  * final row with registers, and the serial output.
  */
-import { KVM_REGS_FIELDS, Machine, isFinal, type FinalRow, type HostPort, type KvmRegName, type TraceRow } from '@kvmts/vmm';
+import { KVM_REGS_FIELDS, Machine, type FinalRow, type HostPort, type KvmRegName, type TraceRow } from '@kvmts/vmm';
 import { loadImage, type CatalogEntry } from '@kvmts/guests';
 
 /** The exits before the final one; JSON rows in `kvmts run --json`'s key order. */
@@ -44,7 +44,7 @@ export function runGuest(host: HostPort, g: CatalogEntry): GuestRun | string {
   if (typeof machine === 'string') return machine;
   try {
     const all = machine.runToEnd(undefined, g.expect.exit ? MAX_STEPS : ENDLESS_STEPS);
-    const rows = all.filter((r): r is ExitRow => !isFinal(r));
+    const rows = all.filter((r): r is ExitRow => r.exit === 'io' || r.exit === 'mmio');
     return { rows, final: machine.final, serial: machine.serialText };
   } finally {
     machine.destroy();
