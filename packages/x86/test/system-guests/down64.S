@@ -67,7 +67,71 @@ r_div:	div cx
 	mov eax, 0x600d
 	mov dx, REPORT
 	out dx, eax
+
+	/* Back up: protected mode with a 32-bit IDT, then IA-32e mode. */
+	mov eax, cr0
+	or al, 1
+	mov cr0, eax
+	.byte 0x66, 0xea			/* jmp far 0x18:up32 */
+	.long up32
+	.word 0x18
+
+	.code32
+up32:
+	mov ax, 0x10
+	mov ds, ax
+	mov ss, ax
+	mov esp, 0x7000
+	mov eax, offset pm_gp
+	mov word ptr [idt32 + 13 * 8], ax
+	mov word ptr [idt32 + 13 * 8 + 2], 0x18
+	mov word ptr [idt32 + 13 * 8 + 4], 0x8e00
+	shr eax, 16
+	mov word ptr [idt32 + 13 * 8 + 6], ax
+	lidt [idt32_ptr]
+	mov ax, 0x33				/* beyond the GDT limit: #GP(0x30) */
+	.globl pm_fault
+pm_fault:
+	mov fs, ax
+	mov eax, cr4
+	or eax, 0x20
+	mov cr4, eax
+	mov eax, cr3				/* the long64 set-up's tables are still there */
+	mov cr3, eax
+	mov ecx, 0xc0000080
+	rdmsr
+	or eax, 0x100
+	wrmsr
+	mov eax, cr0
+	or eax, 0x80000000
+	mov cr0, eax
+	.byte 0xea				/* jmp far 0x08:up64 */
+	.long up64
+	.word 0x08
+
+pm_gp:
+	mov dx, REPORT
+	mov eax, 0x0d
+	out dx, eax
+	mov eax, [esp]
+	out dx, eax
+	mov eax, [esp + 4]
+	out dx, eax
+	mov eax, [esp + 12]			/* EFLAGS */
+	and eax, ~0x8d5				/* without the arithmetic flags */
+	out dx, eax
+	add dword ptr [esp + 4], 2
+	add esp, 4
+	iretd
+
+	.code64
+up64:
+	mov ecx, 0xc0000080
+	rdmsr
+	mov dx, REPORT
+	out dx, eax				/* LME and LMA again */
 	hlt
+	.code16
 
 real_de:
 	push bp
@@ -105,3 +169,9 @@ to_compat:
 ivt_ptr:
 	.word 0x3ff
 	.long 0
+idt32_ptr:
+	.word 256 * 8 - 1
+	.long idt32
+	.balign 8
+idt32:
+	.fill 256, 8, 0
