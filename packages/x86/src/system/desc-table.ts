@@ -27,7 +27,8 @@ function storeTable(cpu: VirtCpu, o: InsnOperand, t: { base: number; limit: numb
     cpu.writeMem(o.seg, o.offset + 2, 4, t.base % 0x1_0000_0000 | 0);
     cpu.writeMem(o.seg, o.offset + 6, 4, Math.floor(t.base / 0x1_0000_0000) | 0);
   } else {
-    cpu.writeMem(o.seg, o.offset + 2, 4, t.base | 0);
+    // A 16-bit operand stores 24 bits of base and a zero byte (SDM Vol. 2, SGDT).
+    cpu.writeMem(o.seg, o.offset + 2, 4, o.opSize === 16 ? t.base & 0xffffff : t.base | 0);
   }
 }
 
