@@ -141,7 +141,10 @@ function saveGuestState(s: VmxSilicon, cpu: VmxCpu, atInsnStart: boolean): void 
   v.exitWriteNum(F.GUEST_SYSENTER_ESP, cpu.sysenterEsp);
   v.exitWriteNum(F.GUEST_SYSENTER_EIP, cpu.sysenterEip);
   if (s.exitCtl & VM_EXIT.SAVE_IA32_EFER) v.exitWriteNum(F.GUEST_IA32_EFER, cpu.efer);
-  if (s.exitCtl & VM_EXIT.SAVE_IA32_PAT) s.vmcs.write64(F.GUEST_IA32_PAT, cpu.msrs.get(0x277) ?? 0x0007040600070406n);
+  if (s.exitCtl & VM_EXIT.SAVE_IA32_PAT) {
+    const pat = cpu.msrs.get(0x277);
+    if (pat !== undefined && pat !== s.savedPat) { v.write64(F.GUEST_IA32_PAT, pat); s.savedPat = pat; }
+  }
   v.exitWrite32(F.GUEST_INTERRUPTIBILITY_INFO, cpu.interruptibility);
   v.exitWrite32(F.GUEST_ACTIVITY_STATE, cpu.activity);
   if (s.exitCtl & VM_EXIT.SAVE_VMX_PREEMPTION_TIMER && s.pin & PIN_BASED.VMX_PREEMPTION_TIMER) {

@@ -137,6 +137,7 @@ export function vmptrld(s: VmxSilicon, pa: number): VmxStatus {
   if (s.vmcs.hpa !== pa) {
     s.vmcs.flush(s.mem);
     s.vmcs.load(s.mem, pa);
+    s.savedPat = undefined;
   }
   return vmSucceed(s);
 }
@@ -155,15 +156,27 @@ function fieldFor(s: VmxSilicon, encoding: number): number {
   return i;
 }
 
-/** VMREAD of any width, returned as halves [lo, hi] (hi is 0 for 16/32-bit fields and high accesses). */
-export function vmreadHalves(s: VmxSilicon, encoding: number): [number, number] | null {
+/**
+ * VMREAD up to the read itself: the row to read, or -1 after VMfail. The value is then
+ * `vmreadLo`/`vmreadHi` of that row, so the TypeScript kernel's VMREADs allocate nothing.
+ */
+export function vmreadField(s: VmxSilicon, encoding: number): number {
   vmxRootPrelude(s);
   const i = fieldFor(s, encoding);
-  if (i < 0) return null;
-  vmSucceed(s);
-  if (encoding & 1) return [s.vmcs.hi[i]! >>> 0, 0];
+  if (i >= 0) vmSucceed(s);
+  return i;
+}
+
+/** Bits 31:0 of what VMREAD of `encoding` returns (the high access returns the field's bits 63:32). */
+export function vmreadLo(s: VmxSilicon, i: number, encoding: number): number {
+  return (encoding & 1 ? s.vmcs.hi[i]! : s.vmcs.lo[i]!) >>> 0;
+}
+
+/** Bits 63:32 of what VMREAD returns: 0 for 16/32-bit fields and high accesses. */
+export function vmreadHi(s: VmxSilicon, i: number, encoding: number): number {
+  if (encoding & 1) return 0;
   const w = FIELD_WIDTH[i]!;
-  return [s.vmcs.lo[i]! >>> 0, w === VMCS_WIDTH.U64 || w === VMCS_WIDTH.NATURAL ? s.vmcs.hi[i]! >>> 0 : 0];
+  return w === VMCS_WIDTH.U64 || w === VMCS_WIDTH.NATURAL ? s.vmcs.hi[i]! >>> 0 : 0;
 }
 
 export function vmwriteHalves(s: VmxSilicon, encoding: number, lo: number, hi: number): VmxStatus {

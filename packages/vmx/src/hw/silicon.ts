@@ -18,7 +18,7 @@ import {
 import * as insn from './instructions.js';
 import { VMX_STATUS, type VmxStatus } from './instructions.js';
 import {
-  incrementalEntryCheck, fullEntryCheck, loadGuestState, entryFailureQualification, type EntryCheck,
+  incrementalEntryCheck, fullEntryCheck, loadGuestState, entryFailureQualification, type EntryCheck, type EntryContext,
 } from './entry.js';
 import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY, makeExitInfo, vmExit, recordVmExit } from './exit.js';
 import { vmxIntercept, vmxEvent, vmxInstructionExit, interruptWindowOpen } from './intercepts.js';
@@ -81,7 +81,12 @@ export class VmxSilicon implements VirtExtension {
   eptRoot = 0;
   eptAd = false;
   tscOffsetValue = 0n;
+  /** IA32_PAT as last saved into GUEST_IA32_PAT, so unchanged PATs cost no BigInt work per exit. */
+  savedPat: bigint | undefined = undefined;
   private entryIcount = 0;
+  private readonly entryContext: EntryContext = { hostLma: false };
+  /** The TLB tag (VPID) the CPU has selected. */
+  private tlbTag = 0;
   /** The VM-entry interruption-information field is valid and not yet delivered. */
   private injectionPending = false;
   /** The next event() call is the delivery of the injected event itself. */
@@ -115,17 +120,17 @@ export class VmxSilicon implements VirtExtension {
 
   /** VMREAD of a 16/32-bit field (or the high half of a 64-bit one); 0 after VMfail. */
   vmread32(encoding: number): number {
-    const r = insn.vmreadHalves(this, encoding);
-    return r ? r[0] : 0;
+    const i = insn.vmreadField(this, encoding);
+    return i < 0 ? 0 : insn.vmreadLo(this, i, encoding);
   }
   /** VMREAD of a 64-bit or natural-width field as a number (signed canonical for addresses). */
   vmreadNum(encoding: number): number {
-    const r = insn.vmreadHalves(this, encoding);
-    return r ? (r[1] | 0) * TWO32 + r[0] : 0;
+    const i = insn.vmreadField(this, encoding);
+    return i < 0 ? 0 : (insn.vmreadHi(this, i, encoding) | 0) * TWO32 + insn.vmreadLo(this, i, encoding);
   }
   vmread64(encoding: number): bigint {
-    const r = insn.vmreadHalves(this, encoding);
-    return r ? (BigInt(r[1]) << 32n) | BigInt(r[0]) : 0n;
+    const i = insn.vmreadField(this, encoding);
+    return i < 0 ? 0n : (BigInt(insn.vmreadHi(this, i, encoding)) << 32n) | BigInt(insn.vmreadLo(this, i, encoding));
   }
   vmwrite32(encoding: number, value: number): VmxStatus { return insn.vmwriteHalves(this, encoding, value >>> 0, 0); }
   vmwriteNum(encoding: number, value: number): VmxStatus {
@@ -146,7 +151,8 @@ export class VmxSilicon implements VirtExtension {
     const pre = insn.vmentryPrelude(this, launch);
     if (pre !== null) return pre;
     const v = this.vmcs;
-    const ctx = { hostLma: (this.cpu.efer & (1 << 10)) !== 0 };
+    const ctx = this.entryContext;
+    ctx.hostLma = (this.cpu.efer & (1 << 10)) !== 0;
     const failed = this.fullEntryChecks ? fullEntryCheck(v, ctx) : incrementalEntryCheck(v, ctx);
     this.lastFailedCheck = failed;
     if (failed !== null) {
@@ -154,9 +160,9 @@ export class VmxSilicon implements VirtExtension {
       if (failed.cls === 'host') return insn.vmFail(this, insn.VMXERR.ENTRY_INVALID_HOST_STATE_FIELD);
       return this.entryFailure(EXIT_REASON.INVALID_STATE, entryFailureQualification(failed));
     }
+    this.cacheControls();
     // Every check passed on the current values: only later writes need re-checking.
     v.clearDirty();
-    this.cacheControls();
     loadGuestState(v, this.cpu);
     const bad = this.loadMsrs(v.readNum(F.VM_ENTRY_MSR_LOAD_ADDR), v.read32(F.VM_ENTRY_MSR_LOAD_COUNT));
     if (bad > 0) return this.entryFailure(EXIT_REASON.MSR_LOAD_FAIL, bad);
@@ -196,7 +202,9 @@ export class VmxSilicon implements VirtExtension {
     const eptp = v.readNum(F.EPT_POINTER);
     this.eptRoot = eptp - (eptp % 4096);
     this.eptAd = (v.lo[F.EPT_POINTER]! & EPTP.AD_ENABLE) !== 0;
-    this.tscOffsetValue = this.proc & CPU_BASED.USE_TSC_OFFSETTING ? v.read64(F.TSC_OFFSET) : 0n;
+    if (v.dirty[F.TSC_OFFSET] || v.dirty[F.CPU_BASED_VM_EXEC_CONTROL]) {
+      this.tscOffsetValue = this.proc & CPU_BASED.USE_TSC_OFFSETTING ? v.read64(F.TSC_OFFSET) : 0n;
+    }
   }
 
   private enterGuest(fromTs: boolean): void {
@@ -207,7 +215,7 @@ export class VmxSilicon implements VirtExtension {
     this.entryCount++;
     const vpid = this.proc2 & SECONDARY_EXEC.ENABLE_VPID ? v.read32(F.VIRTUAL_PROCESSOR_ID) : 0;
     // Without VPIDs, entries and exits flush the linear mappings of VPID 0 (SDM 29.4.3.3).
-    cpu.setTlbTag(vpid);
+    if (vpid !== this.tlbTag) { cpu.setTlbTag(vpid); this.tlbTag = vpid; }
     if (vpid === 0) cpu.flushTlb(0);
     cpu.stateChanged();
     this.entryIcount = cpu.icount;
@@ -261,7 +269,9 @@ export class VmxSilicon implements VirtExtension {
     this.injecting = false;
     this.inInjection = false;
     this.cpu.extDeadline = Infinity;
-    this.cpu.setTlbTag(0);
+    // Host code on this CPU translates with VPID 0. The TypeScript kernel runs no instructions
+    // here, so its exits keep the guest's tag selected, and the next entry need not switch.
+    if (!this.fromTs && this.tlbTag !== 0) { this.cpu.setTlbTag(0); this.tlbTag = 0; }
     if (!(this.proc2 & SECONDARY_EXEC.ENABLE_VPID)) this.cpu.flushTlb(0);
   }
 
@@ -317,14 +327,17 @@ export class VmxSilicon implements VirtExtension {
       }
       case VIRT_OP.VMREAD: {
         const enc = cpu.gpr[operand.reg2]! >>> 0;
-        const r = insn.vmreadHalves(this, cpu.gprHi[operand.reg2] === 0 || operand.opSize !== 64 ? enc : -1);
-        if (!r) return;
+        const e = cpu.gprHi[operand.reg2] === 0 || operand.opSize !== 64 ? enc : -1;
+        const i = insn.vmreadField(this, e);
+        if (i < 0) return;
+        const lo = insn.vmreadLo(this, i, e);
+        const hi = insn.vmreadHi(this, i, e);
         if (operand.isReg) {
-          cpu.gpr[operand.reg1] = r[0];
-          cpu.gprHi[operand.reg1] = operand.opSize === 64 ? r[1] : 0;
+          cpu.gpr[operand.reg1] = lo;
+          cpu.gprHi[operand.reg1] = operand.opSize === 64 ? hi : 0;
         } else {
-          cpu.writeMem(operand.seg, operand.offset, 4, r[0]);
-          if (operand.opSize === 64) cpu.writeMem(operand.seg, operand.offset + 4, 4, r[1]);
+          cpu.writeMem(operand.seg, operand.offset, 4, lo);
+          if (operand.opSize === 64) cpu.writeMem(operand.seg, operand.offset + 4, 4, hi);
         }
         return;
       }

@@ -14,7 +14,7 @@ import { INVEPT_TYPE, INVVPID_TYPE } from '../hw/instructions.js';
 import { exitReasonName } from '../hw/exit.js';
 import {
   vmxHardwareSetup, vmxHardwareEnable, vmxHardwareDisable, vmxVmInit, vmxVcpuCreate, vmxVcpuFree, toVmx,
-  vmxUpdateExceptionBitmap,
+  vmxUpdateExceptionBitmap, type VcpuVmx,
 } from './setup.js';
 import {
   vmxVcpuLoad, vmxVcpuPut, vmxVcpuRun, vmcsSilicon, vmxInjectIrq, vmxInjectNmi, vmxInjectException, vmxCancelInjection,
@@ -197,6 +197,29 @@ function vmxInspect(vcpu: KvmVcpu): VendorInspection {
   };
 }
 
+/**
+ * vmx_get_exit_info. The common code asks for it on every exit but mostly reads only the reason,
+ * so one view per vCPU VMREADs the other fields when they are read.
+ */
+class VmxExitInfo {
+  private readonly vmx: VcpuVmx;
+  constructor(vmx: VcpuVmx) { this.vmx = vmx; }
+  get reason(): number { return this.vmx.exitReason; }
+  get info1(): bigint { return BigInt.asUintN(64, BigInt(vmcsSilicon(this.vmx).vmreadNum(VMCS.EXIT_QUALIFICATION))); }
+  get info2(): bigint { return BigInt.asUintN(64, BigInt(vmcsSilicon(this.vmx).vmreadNum(VMCS.GUEST_PHYSICAL_ADDRESS))); }
+  get intrInfo(): number { return vmcsSilicon(this.vmx).vmread32(VMCS.VM_EXIT_INTR_INFO); }
+  get errorCode(): number { return vmcsSilicon(this.vmx).vmread32(VMCS.VM_EXIT_INTR_ERROR_CODE); }
+}
+
+const exitInfoViews = new WeakMap<VcpuVmx, VmxExitInfo>();
+
+function vmxGetExitInfo(vcpu: KvmVcpu): VmxExitInfo {
+  const vmx = toVmx(vcpu);
+  let e = exitInfoViews.get(vmx);
+  if (!e) exitInfoViews.set(vmx, (e = new VmxExitInfo(vmx)));
+  return e;
+}
+
 export const vmxX86Ops: KvmX86Ops = {
   name: 'kvm_intel',
   checkProcessorCompatibility: () => 0,
@@ -257,17 +280,7 @@ export const vmxX86Ops: KvmX86Ops = {
   enableNmiWindow: vmxEnableNmiWindow,
   enableIrqWindow: vmxEnableIrqWindow,
   loadMmuPgd: vmxLoadMmuPgd,
-  getExitInfo: (vcpu) => {
-    const vmx = toVmx(vcpu);
-    const s = vmcsSilicon(vmx);
-    return {
-      reason: vmx.exitReason,
-      info1: BigInt.asUintN(64, BigInt(s.vmreadNum(VMCS.EXIT_QUALIFICATION))),
-      info2: BigInt(s.vmreadNum(VMCS.GUEST_PHYSICAL_ADDRESS)),
-      intrInfo: s.vmread32(VMCS.VM_EXIT_INTR_INFO),
-      errorCode: s.vmread32(VMCS.VM_EXIT_INTR_ERROR_CODE),
-    };
-  },
+  getExitInfo: vmxGetExitInfo,
   exitReasonName,
   writeTscOffset: vmxWriteTscOffset,
   tdpFormat: () => EPT_FORMAT,
