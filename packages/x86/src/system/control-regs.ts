@@ -7,7 +7,7 @@ import type { VirtCpu } from '../cpu/virt.js';
 import { ACCESS, INTERCEPT } from '../cpu/virt.js';
 import { VEC } from '../cpu/events.js';
 import { AR, CR0, CR4, EFER, SEG } from '../cpu/state.js';
-import { maxPhyAddr } from '../mmu/page-walk.js';
+import { PAGING_MODE, maxPhyAddr, pagingMode } from '../mmu/page-walk.js';
 import { isLong64 } from '../seg/segments.js';
 import { getReg64, setReg32, setReg64 } from './regs.js';
 
@@ -253,9 +253,17 @@ export function smswValue(cpu: VirtCpu): number {
   return ext !== null ? ext.crRead(0, v) >>> 0 : v;
 }
 
+/**
+ * INVLPG invalidates the translation of the page holding `la`, the whole page when it is a
+ * large one. The TLB holds 4 KiB pieces of large pages, and the page size `la` had when it was
+ * cached is unknown, so where large pages exist the whole TLB goes (the SDM allows flushing
+ * more than asked).
+ */
 export function invlpgInsn(cpu: VirtCpu, la: number): void {
   requireCpl0(cpu);
   const ext = guestExt(cpu);
   if (ext !== null) ext.intercept(INTERCEPT.INVLPG, la, 0);
-  cpu.flushTlb(undefined, la);
+  const mode = pagingMode(cpu);
+  if (mode === PAGING_MODE.NONE || (mode === PAGING_MODE.BIT32 && !(cpu.cr4 & CR4.PSE))) cpu.flushTlb(undefined, la);
+  else cpu.flushTlb();
 }

@@ -125,6 +125,14 @@ describe('control registers', () => {
     expect(cpu.cr0 & 0xf).toBe(0xf);
     invlpgInsn(cpu, 0x1234000);
     expect(flushes[flushes.length - 1]).toEqual([undefined, 0x1234000]);
+    cpu.cr0 |= CR0.PG; // 32-bit paging without PSE: 4 KiB pages only, one page goes
+    invlpgInsn(cpu, 0x5000);
+    expect(flushes[flushes.length - 1]).toEqual([undefined, 0x5000]);
+    cpu.cr4 = CR4.PSE; // 4 MiB pages possible: the whole TLB goes
+    invlpgInsn(cpu, 0x5000);
+    expect(flushes[flushes.length - 1]).toEqual([undefined, undefined]);
+    cpu.cr0 &= ~CR0.PG;
+    cpu.cr4 = 0;
     ring3(cpu);
     expect(faultOf(() => movToCr(cpu, 0, GPR.RAX)).code).toBe(0);
     expect(faultOf(() => invlpgInsn(cpu, 0)).code).toBe(0);
