@@ -54,3 +54,13 @@ describe.skipIf(!hasAssembler)('external interrupts, the interrupt shadow and HL
     expect(m.cpu.run(2000)).toBe(STOP.REQUESTED);
   });
 });
+
+describe.skipIf(!hasAssembler)('injectEvent', () => {
+  it('delivers at once outside run(), through the IVT, without throwing', () => {
+    const m = withHandlers('hlt\nhlt');
+    m.cpu.injectEvent((0x21 | (0 << 8) | (1 << 31)) >>> 0, -1, 0);
+    expect(m.cpu.rip).toBe(0x2100);
+    expect(m.cpu.run(100)).toBe(STOP.HLT);
+    expect(m.cpu.gpr[6]! & 0xffff).toBe(0x21);
+  });
+});

@@ -154,6 +154,9 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   private faultCode = -1;
   private stopReason: StopReason = STOP.BUDGET;
   private stopRequested = false;
+  private inRun = false;
+  /** A fault raised while injecting an event outside run(), delivered when run() starts. */
+  private faultPending = false;
   /**
    * run() returns STOP.BUDGET when icount reaches this. A REP string instruction that restarts
    * itself after a slice of iterations lowers it by one, so a long REP consumes budget too.
@@ -269,8 +272,20 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
 
   injectEvent(intrInfo: number, errorCode: number, insnLength: number): void {
     flushFlags(this);
-    deliverEvent(this, intrInfo, errorCode, insnLength);
-    this.stateChanged();
+    if (this.inRun) {
+      deliverEvent(this, intrInfo, errorCode, insnLength);
+      this.stateChanged();
+      return;
+    }
+    // Outside run() nothing may throw: a fault while delivering is delivered by the next run().
+    this.insnStart = this.rip;
+    try {
+      deliverEvent(this, intrInfo, errorCode, insnLength);
+      this.stateChanged();
+    } catch (e) {
+      if (e === FAULT) this.faultPending = true;
+      else if (e !== STOP_SIGNAL) this.internalError = this.describe(e);
+    }
   }
 
   /** Delivers an event from inside an instruction (INT n, INT3, INTO, INT1). */
@@ -284,7 +299,18 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
 
   run(maxInstructions: number): StopReason {
     this.runTarget = this.icount + maxInstructions;
-    let nested = 0;
+    const nested = this.faultPending ? 1 : 0;
+    this.faultPending = false;
+    this.inRun = true;
+    try {
+      return this.runLoop(nested);
+    } finally {
+      this.inRun = false;
+    }
+  }
+
+  private runLoop(nestedAtStart: number): StopReason {
+    let nested = nestedAtStart;
     for (;;) {
       try {
         if (nested > 0) { this.deliverFault(); nested = 0; }
@@ -305,8 +331,12 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   }
 
   private internal(e: unknown): StopReason {
-    this.internalError = e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e);
+    this.internalError = this.describe(e);
     return STOP.INTERNAL;
+  }
+
+  private describe(e: unknown): string {
+    return e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e);
   }
 
   /** Delivers the fault the last instruction raised, at its start. A fault while delivering it propagates. */
