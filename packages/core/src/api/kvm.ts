@@ -138,7 +138,7 @@ export class VmFd {
     const addr = check('mmap(vcpu)', this.proc.mmap(size, PROT.READ | PROT.WRITE, MAP.SHARED, fd, 0));
     const pages = this.proc.mappedBytes(addr, size);
     if (!pages) throw new Error('vcpu mmap is not a shared mapping');
-    return new VcpuFd(this.proc, fd, pages, this.file());
+    return new VcpuFd(this.proc, fd, pages);
   }
 
   /** KVM_GET_DIRTY_LOG: one bit per page of the slot, cleared by the call. */
@@ -192,14 +192,12 @@ export class VcpuFd {
   /** kvm_run, as the VMM's mmap shows it. */
   readonly runData: KvmRun;
   private readonly pages: Uint8Array;
-  private readonly vmFile: VmFile;
 
-  constructor(proc: Process, fd: number, pages: Uint8Array, vmFile: VmFile) {
+  constructor(proc: Process, fd: number, pages: Uint8Array) {
     this.proc = proc;
     this.fd = fd;
     this.pages = pages;
     this.runData = new KvmRun(pages.subarray(0, PAGE_SIZE));
-    this.vmFile = vmFile;
   }
 
   private ioctl(name: keyof typeof KVM, arg?: number | Uint8Array): number {
@@ -385,11 +383,6 @@ export class VcpuFd {
   inspect(): VendorInspection {
     const v = this.file().vcpu;
     return v.ops.inspect(v);
-  }
-
-  /** The VM this vCPU belongs to, for snapshots. */
-  get vmId(): number {
-    return this.vmFile.vm.id;
   }
 
   close(): void {

@@ -14,7 +14,7 @@ const HEADER_SIZE = 24;
 const DESC_SIZE = 16 + KVM_STATS_NAME_SIZE;
 
 /** Counters that are levels rather than running totals. */
-const INSTANT = new Set(['pages_4k', 'guest_instructions_in_flight']);
+const INSTANT = new Set(['pages_4k']);
 
 export class StatsFile implements KFile {
   readonly kind = 'kvm-stats' as const;

@@ -264,7 +264,7 @@ function completeEmulatedIo(v: Vcpu): ExitResult {
     if (last.kind === 'mmio') last.data.set(v.runView.mmio.data().subarray(0, last.size));
     else last.data.set(v.pioData.subarray(0, last.data.length));
   }
-  return emulate(v, EMULTYPE.COMPLETE_USER_EXIT);
+  return emulate(v);
 }
 
 /**
@@ -298,7 +298,7 @@ function skipInstruction(v: Vcpu): ExitResult {
   return 'resume';
 }
 
-function emulate(v: Vcpu, _type: number): ExitResult {
+function emulate(v: Vcpu): ExitResult {
   const { cpu, bus } = emulatorOf(v);
   loadState(v, cpu);
   bus.cursor = 0;
@@ -338,6 +338,6 @@ export function kvmEmulateInstruction(vcpu: KvmVcpu, emulationType: number): Exi
   if (emulationType & EMULTYPE.SKIP) return skipInstruction(v);
   v.stat['insn_emulation']!++;
   v.userAccesses = [];
-  return emulate(v, emulationType);
+  return emulate(v);
 }
 
