@@ -44,6 +44,7 @@ const C_GUESTS = [
 const ASM_GUESTS = [
   { name: 'hello', src: 'guests/hello/hello.S' },
   { name: 'modes', src: 'guests/modes/modes.S' },
+  { name: 'realmode', src: 'guests/realmode/realmode.S' },
   { name: 'mmio', src: 'guests/mmio/mmio.S' },
   { name: 'pio', src: 'guests/pio/pio.S' },
 ];
