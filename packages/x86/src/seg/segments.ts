@@ -77,9 +77,8 @@ export function loadSegment(cpu: VirtCpu, seg: number, selector: number): void {
     if (!(ar & AR.P)) cpu.fault(VEC.NP, err);
   }
   setAccessed(cpu, d);
-  const s = descToSegment(selector, d);
-  // In 64-bit mode the FS/GS base comes from the descriptor's 32 bits too (the MSRs hold 64).
-  cpu.seg[seg] = s;
+  // In 64-bit mode too, FS and GS take the descriptor's 32-bit base (WRMSR sets all 64 bits).
+  cpu.seg[seg] = descToSegment(selector, d);
   cpu.stateChanged();
 }
 
@@ -282,7 +281,7 @@ export function nullifyInaccessibleSegments(cpu: VirtCpu, cpl: number): void {
 
 /**
  * Validates the CS a far return or IRET pops (SDM Vol. 2, RET/IRET protected-mode checks)
- * and returns its descriptor. `cplCheck` is the current CPL.
+ * against the current CPL, and returns its descriptor.
  */
 export function checkReturnCs(cpu: VirtCpu, selector: number, long: boolean): RawDescriptor {
   const err = selector & 0xfffc;
