@@ -149,50 +149,80 @@ export const UAPI_STRUCTS = [
 export type FieldValue = number | bigint | StructValue | FieldValue[];
 export interface StructValue { [name: string]: FieldValue }
 
-function readScalar(v: DataView, off: number, t: Scalar): number | bigint {
-  switch (t) {
-    case 'u8': return v.getUint8(off);
-    case 'u16': return v.getUint16(off, true);
-    case 'u32': return v.getUint32(off, true);
-    case 'u64': return v.getBigUint64(off, true);
+/** A struct table compiled once into a flat list of field steps, so the codec does no lookups per call. */
+interface Step {
+  readonly name: string;
+  readonly off: number;
+  /** 1, 2, 4, 8 for scalars; 0 for a nested struct. */
+  readonly width: number;
+  readonly count: number;
+  readonly stride: number;
+  readonly sub: Compiled | null;
+}
+interface Compiled {
+  readonly steps: readonly Step[];
+}
+
+const compiled = new WeakMap<StructDef, Compiled>();
+
+function compile(s: StructDef): Compiled {
+  let c = compiled.get(s);
+  if (c) return c;
+  c = {
+    steps: s.fields.map(([name, off, t, count]) => ({
+      name, off, width: typeof t === 'string' ? SCALAR_SIZE[t] : 0, count: count ?? -1, stride: fieldSize(t),
+      sub: typeof t === 'string' ? null : compile(t),
+    })),
+  };
+  compiled.set(s, c);
+  return c;
+}
+
+function readOne(v: DataView, off: number, st: Step): FieldValue {
+  switch (st.width) {
+    case 1: return v.getUint8(off);
+    case 2: return v.getUint16(off, true);
+    case 4: return v.getUint32(off, true);
+    case 8: return v.getBigUint64(off, true);
+    default: return decodeAt(st.sub!, v, off);
   }
 }
 
-function writeScalar(v: DataView, off: number, t: Scalar, x: FieldValue): void {
-  switch (t) {
-    case 'u8': v.setUint8(off, Number(x)); return;
-    case 'u16': v.setUint16(off, Number(x), true); return;
-    case 'u32': v.setUint32(off, Number(x) >>> 0, true); return;
-    case 'u64': v.setBigUint64(off, BigInt.asUintN(64, typeof x === 'bigint' ? x : BigInt(x as number)), true); return;
+function writeOne(v: DataView, off: number, st: Step, x: FieldValue): void {
+  switch (st.width) {
+    case 1: v.setUint8(off, Number(x)); return;
+    case 2: v.setUint16(off, Number(x), true); return;
+    case 4: v.setUint32(off, Number(x) >>> 0, true); return;
+    case 8: v.setBigUint64(off, BigInt.asUintN(64, typeof x === 'bigint' ? x : BigInt(x as number)), true); return;
+    default: encodeAt(st.sub!, v, off, x as StructValue);
   }
 }
 
-function readOne(v: DataView, off: number, t: Scalar | StructDef): FieldValue {
-  return typeof t === 'string' ? readScalar(v, off, t) : decodeAt(t, v, off);
-}
-
-function decodeAt(s: StructDef, v: DataView, base: number): StructValue {
+function decodeAt(c: Compiled, v: DataView, base: number): StructValue {
   const out: StructValue = {};
-  for (const f of s.fields) {
-    const [name, off, t, count] = f;
-    if (count === undefined) out[name] = readOne(v, base + off, t);
-    else out[name] = Array.from({ length: count }, (_, i) => readOne(v, base + off + i * fieldSize(t), t));
+  for (const st of c.steps) {
+    if (st.count < 0) {
+      out[st.name] = readOne(v, base + st.off, st);
+    } else {
+      const arr: FieldValue[] = new Array(st.count);
+      for (let i = 0; i < st.count; i++) arr[i] = readOne(v, base + st.off + i * st.stride, st);
+      out[st.name] = arr;
+    }
   }
   return out;
 }
 
-function writeOne(v: DataView, off: number, t: Scalar | StructDef, x: FieldValue): void {
-  if (typeof t === 'string') writeScalar(v, off, t, x);
-  else encodeAt(t, v, off, x as StructValue);
-}
-
-function encodeAt(s: StructDef, v: DataView, base: number, value: Partial<StructValue>): void {
-  for (const f of s.fields) {
-    const [name, off, t, count] = f;
-    const x = value[name];
+function encodeAt(c: Compiled, v: DataView, base: number, value: Partial<StructValue>): void {
+  for (const st of c.steps) {
+    const x = value[st.name];
     if (x === undefined) continue;
-    if (count === undefined) writeOne(v, base + off, t, x);
-    else (x as FieldValue[]).slice(0, count).forEach((e, i) => writeOne(v, base + off + i * fieldSize(t), t, e));
+    if (st.count < 0) {
+      writeOne(v, base + st.off, st, x);
+    } else {
+      const arr = x as FieldValue[];
+      const n = Math.min(arr.length, st.count);
+      for (let i = 0; i < n; i++) writeOne(v, base + st.off + i * st.stride, st, arr[i]!);
+    }
   }
 }
 
@@ -203,13 +233,13 @@ function view(bytes: Uint8Array): DataView {
 /** Decodes `s` from `bytes` at `offset`. Throws RangeError when the bytes are too short. */
 export function decodeStruct(s: StructDef, bytes: Uint8Array, offset = 0): StructValue {
   if (bytes.byteLength < offset + s.size) throw new RangeError(`${s.name}: ${bytes.byteLength} bytes, need ${offset + s.size}`);
-  return decodeAt(s, view(bytes), offset);
+  return decodeAt(compile(s), view(bytes), offset);
 }
 
 /** Encodes the given fields of `value` into `bytes` (missing fields keep their bytes); a new zeroed buffer by default. */
 export function encodeStruct(s: StructDef, value: Partial<StructValue>, bytes: Uint8Array = new Uint8Array(s.size), offset = 0): Uint8Array {
   if (bytes.byteLength < offset + s.size) throw new RangeError(`${s.name}: ${bytes.byteLength} bytes, need ${offset + s.size}`);
-  encodeAt(s, view(bytes), offset, value);
+  encodeAt(compile(s), view(bytes), offset, value);
   return bytes;
 }
 
