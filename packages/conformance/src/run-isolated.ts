@@ -27,9 +27,9 @@ function runnerArgs(): string[] {
 type Line = { unavailable: string } | { name: string; run: GuestRun } | { name: string; error: string };
 
 /** One child over `names`; resolves with what it reported, and whether the watchdog fired. */
-function runBatch(vendor: Vendor, names: readonly string[], timeoutMs: number, out: Map<string, IsolatedResult>): Promise<{ unavailable: string | null; timedOut: boolean }> {
+function runBatch(runner: URL, vendor: Vendor, names: readonly string[], timeoutMs: number, out: Map<string, IsolatedResult>): Promise<{ unavailable: string | null; timedOut: boolean }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...runnerArgs(), fileURLToPath(RUNNER), vendor, ...names], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...runnerArgs(), fileURLToPath(runner), vendor, ...names], { stdio: ['ignore', 'pipe', 'inherit'] });
     let unavailable: string | null = null;
     let timedOut = false;
     let timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
@@ -52,11 +52,12 @@ function runBatch(vendor: Vendor, names: readonly string[], timeoutMs: number, o
   });
 }
 
-export async function runIsolated(vendor: Vendor, names: readonly string[], timeoutMs: number): Promise<IsolatedRuns> {
+/** `runner` speaks runner-cli's protocol; tests substitute a scripted one. */
+export async function runIsolated(vendor: Vendor, names: readonly string[], timeoutMs: number, runner: URL = RUNNER): Promise<IsolatedRuns> {
   const results = new Map<string, IsolatedResult>();
   let left = [...names];
   while (left.length > 0) {
-    const { unavailable, timedOut } = await runBatch(vendor, left, timeoutMs, results);
+    const { unavailable, timedOut } = await runBatch(runner, vendor, left, timeoutMs, results);
     if (unavailable !== null) return { unavailable, results };
     const stuck = left.find((n) => !results.has(n));
     if (stuck === undefined) break;
