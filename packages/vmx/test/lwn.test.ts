@@ -23,3 +23,19 @@ describe('the LWN "Using the KVM API" guest on kvm_intel', () => {
     expect(vm.getRegs()['rip']).toBe(0x100cn);
   });
 });
+
+describe('a failed VM entry through KVM', () => {
+  it('an invalid CS from KVM_SET_SREGS gives KVM_EXIT_FAIL_ENTRY with reason 0x80000021', () => {
+    const vm = makeVm(0x200000);
+    vm.write(0x1000, LWN_GUEST);
+    vm.setSregs((s) => {
+      const cs = s['cs'] as Record<string, unknown>;
+      cs['base'] = 0n;
+      cs['selector'] = 0;
+      cs['type'] = 1; // a read-only data segment in CS
+    });
+    vm.setRegs({ rip: 0x1000n, rflags: 2n });
+    const rows = runToEnd(vm);
+    expect(rows).toEqual([{ exit: 'fail_entry', reason: 9, detail: 0x80000021n }]);
+  });
+});
