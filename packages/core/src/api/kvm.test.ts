@@ -76,3 +76,16 @@ describe('typed façade', () => {
     }
   });
 });
+
+describe('debug registers', () => {
+  it('keep DR6/DR7 fixed bits as kvm_set_dr does', async () => {
+    const { kvmSetDr, kvmGetDr } = await import('../x86/x86.js');
+    const { vm, vcpu } = setup();
+    const v = (vm.proc.file(vcpu.fd) as unknown as { vcpu: import('../kvm/vcpu.js').Vcpu }).vcpu;
+    expect(kvmSetDr(v, 6, 0)).toBe(0);
+    expect(kvmGetDr(v, 6) >>> 0).toBe(0xfffe0ff0);
+    expect(kvmSetDr(v, 7, 0xffffffff)).toBe(0);
+    expect(kvmGetDr(v, 7) >>> 0).toBe(0xffff2fff);
+    expect(kvmSetDr(v, 8, 0)).toBe(1);
+  });
+});

@@ -232,6 +232,12 @@ export function kvmGetCr8(vcpu: KvmVcpu): number {
   return vcpu.arch.cr8;
 }
 
+/** DR6/DR7 bits the guest can change, and the bits that read as 1 (asm/debugreg.h, kvm_host.h). */
+const DR6_VOLATILE = 0x0001e80f;
+const DR6_FIXED_1 = 0xfffe0ff0 | 0;
+const DR7_VOLATILE = 0xffff2bff | 0;
+const DR7_FIXED_1 = 0x400;
+
 /** kvm_set_dr. Returns 0, or 1 for #GP (bits 63:32 of DR6/DR7 are checked by the caller). */
 export function kvmSetDr(vcpu: KvmVcpu, dr: number, value: number): number {
   switch (dr) {
@@ -239,10 +245,10 @@ export function kvmSetDr(vcpu: KvmVcpu, dr: number, value: number): number {
       vcpu.arch.db[dr] = value;
       return 0;
     case 4: case 6:
-      vcpu.arch.dr6 = ((value & 0xffff4fff) | 0xffff0ff0) >>> 0 | 0;
+      vcpu.arch.dr6 = (value & DR6_VOLATILE) | DR6_FIXED_1;
       return 0;
     case 5: case 7:
-      vcpu.arch.dr7 = ((value & ~0x2000) | 0x400) >>> 0 | 0;
+      vcpu.arch.dr7 = (value & DR7_VOLATILE) | DR7_FIXED_1;
       toVcpu(vcpu).ops.setDr7(vcpu, vcpu.arch.dr7);
       return 0;
     default:
