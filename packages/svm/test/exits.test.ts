@@ -2,6 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { KVM, KVM_INTERRUPT_STRUCT, encodeStruct, type StructValue } from '@kvmts/core';
 import { createVm, getRegs, kvmRun, load, realMode, setSregs, KVM_EXIT, type TestVm } from './vm.js';
+import { toSvm } from '../src/kvm/setup.js';
+import { VMCB } from '../src/hw/fields.js';
 
 /** An IVT entry (real mode): vector -> 0000:handler. */
 function ivt(vm: TestVm, vector: number, handler: number): void {
@@ -88,5 +90,27 @@ describe('kvm_amd exit paths', () => {
     expect(kvmRun(vm)).toBe(KVM_EXIT.HLT);
     expect(getRegs(vm)['rax']).toBe(0xfffffc18n);
     expect(getRegs(vm)['rip']).toBe(0x1007n);
+  });
+
+  it('KVM_NMI is injected as an NMI; a second one waits for the IRET intercept, then single-steps for the window', () => {
+    const vm = createVm();
+    ivt(vm, 2, 0x2000);
+    load(vm, 0x2000, [0xfe, 0xc3, 0xe6, 0x99, 0xcf]); // inc bl; out 0x99, al; iret
+    load(vm, 0x1000, [0xe6, 0x98, 0x90, 0x90, 0x88, 0xd8, 0xe6, 0x97, 0xf4]); // out 0x98; nop; nop; mov al, bl; out 0x97; hlt
+    realMode(vm);
+    expect(kvmRun(vm)).toBe(KVM_EXIT.IO);
+    expect(vm.proc.ioctl(vm.vcpuFd, KVM.KVM_NMI, 0)).toBe(0);
+    expect(kvmRun(vm)).toBe(KVM_EXIT.IO); // the handler's OUT: NMIs now blocked until its IRET
+    expect([vm.run.io.get().port, getRegs(vm)['rip']]).toEqual([0x99, 0x2002n]); // RIP moves past an OUT on the next KVM_RUN
+    expect(vm.proc.ioctl(vm.vcpuFd, KVM.KVM_NMI, 0)).toBe(0);
+    kvmRun(vm);
+    expect(vm.kvmStat()['exit_iret']).toBe(1);
+    // After the IRET exit KVM single-steps the guest (TF + a #DB intercept) to see the NMI unblock,
+    // as svm_enable_nmi_window does. The second NMI's delivery needs the CPU's TF single-step trap.
+    const vcpu = vm.host.module!.vms.values().next().value!.vcpus[0]!;
+    const svm = toSvm(vcpu);
+    expect(svm.nmiSinglestep).toBe(true);
+    expect(svm.vmcb.r32(VMCB.intercept_exceptions) & (1 << 1)).toBe(2);
+    expect(vcpu.arch.nmiPending).toBe(1);
   });
 });

@@ -13,7 +13,7 @@ import {
 } from '@kvmts/core';
 import { INTERCEPT_BIT, SVM_EXIT, SVM_IOIO, VMCB } from '../hw/fields.js';
 import { svmGlobals, svmIsIntercept, toSvm, type VcpuSvm } from './setup.js';
-import { svmIrqWindowOpened } from './run.js';
+import { svmDisableNmiSinglestep, svmIrqWindowOpened } from './run.js';
 
 type Handler = (vcpu: KvmVcpu) => ExitResult;
 
@@ -141,6 +141,15 @@ function iretInterception(vcpu: KvmVcpu): ExitResult {
   return 'resume';
 }
 
+/** db_interception: the single step that looked for the NMI window, or a #DB for the guest. */
+function dbInterception(vcpu: KvmVcpu): ExitResult {
+  const svm = toSvm(vcpu);
+  if (!svm.nmiSinglestep) { kvmQueueException(vcpu, 1); return 'resume'; }
+  svmDisableNmiSinglestep(svm);
+  vcpu.requests |= KVM_REQ.EVENT;
+  return 'resume';
+}
+
 function interruptWindowInterception(vcpu: KvmVcpu): ExitResult {
   svmIrqWindowOpened(toSvm(vcpu));
   vcpu.stat['irq_window_exits'] = (vcpu.stat['irq_window_exits'] ?? 0) + 1;
@@ -168,6 +177,7 @@ export const svmExitHandlers: ReadonlyMap<number, Handler> = new Map<number, Han
   [SVM_EXIT.CR0_SEL_WRITE, cr0SelectiveInterception],
   ...Array.from({ length: 8 }, (_, n) => [SVM_EXIT.READ_DR0 + n, drInterception] as const),
   ...Array.from({ length: 8 }, (_, n) => [SVM_EXIT.WRITE_DR0 + n, drInterception] as const),
+  [SVM_EXIT.EXCP_BASE + 1, dbInterception],
   [SVM_EXIT.EXCP_BASE + UD_VECTOR, invalidOp],
   [SVM_EXIT.EXCP_BASE + 18, resume], // #MC: the host's machine check handler ran
   [SVM_EXIT.EXCP_BASE + AC_VECTOR, (vcpu) => { kvmQueueException(vcpu, AC_VECTOR, 0); return 'resume'; }],

@@ -34,6 +34,17 @@ const VMCB_MSRS = new Map<number, VmcbFieldName>([
   [0x176, 'sysenter_eip'], [0x277, 'g_pat'], [0x1d9, 'dbgctl'],
 ]);
 
+/** svm_get_rflags: the single-step flags KVM added for an NMI window are hidden from the guest's view. */
+function svmGetRflags(vcpu: KvmVcpu): number {
+  const svm = toSvm(vcpu);
+  let rflags = svm.vmcb.r32(VMCB.rflags);
+  if (svm.nmiSinglestep) {
+    if (!(svm.nmiSinglestepGuestRflags & RFLAGS.TF)) rflags &= ~RFLAGS.TF;
+    if (!(svm.nmiSinglestepGuestRflags & RFLAGS.RF)) rflags &= ~RFLAGS.RF;
+  }
+  return rflags;
+}
+
 function svmGetSegment(vcpu: KvmVcpu, seg: number): KvmSegment {
   const v = toSvm(vcpu).vmcb;
   const off = SEG_OFFSET[seg]!;
@@ -203,8 +214,12 @@ export const svmX86Ops: KvmX86Ops = {
   setDr7: (vcpu, value) => toSvm(vcpu).vmcb.w64(VMCB.dr7, value >>> 0),
   // RAX, RSP and RIP are copied out of the VMCB at every exit (svm_vcpu_run), so nothing is lazy.
   cacheReg: () => {},
-  getRflags: (vcpu) => toSvm(vcpu).vmcb.r32(VMCB.rflags),
-  setRflags: (vcpu, rflags) => toSvm(vcpu).vmcb.w64(VMCB.rflags, (rflags | RFLAGS.FIXED1) >>> 0),
+  getRflags: svmGetRflags,
+  setRflags: (vcpu, rflags) => {
+    const svm = toSvm(vcpu);
+    // While single-stepping for an NMI window, TF and RF stay on (svm_set_rflags).
+    svm.vmcb.w64(VMCB.rflags, (rflags | RFLAGS.FIXED1 | (svm.nmiSinglestep ? RFLAGS.TF | RFLAGS.RF : 0)) >>> 0);
+  },
   getIfFlag: (vcpu) => (toSvm(vcpu).vmcb.r32(VMCB.rflags) & RFLAGS.IF) !== 0,
   flushTlbAll: svmFlushTlbAsid,
   flushTlbCurrent: svmFlushTlbAsid,

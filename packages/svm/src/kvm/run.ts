@@ -216,12 +216,31 @@ export function svmEnableIrqWindow(vcpu: KvmVcpu): void {
   if (gifSet(vcpu)) svmSetVintr(toSvm(vcpu));
 }
 
-/** svm_enable_nmi_window: a masked NMI waits for the IRET intercept; otherwise the next exit will do. */
+const DB_VECTOR = 1;
+
+/**
+ * svm_enable_nmi_window: a masked NMI waits for the IRET intercept; once the IRET has been seen
+ * (or something else blocks the NMI), single-step the guest with TF and a #DB intercept, so the
+ * next instruction boundary exits and KVM can inject.
+ */
 export function svmEnableNmiWindow(vcpu: KvmVcpu): void {
   const svm = toSvm(vcpu);
   if (svm.nmiMasked && !svm.awaitingIretCompletion) return; // IRET will cause a vm exit
-  // Something else (an interrupt shadow, an injection) blocks it: open the IRQ window, which exits as soon as it clears.
-  svmSetVintr(svm);
+  if (svm.nmiSinglestep) return;
+  const v = svm.vmcb;
+  svm.nmiSinglestepGuestRflags = v.r32(VMCB.rflags);
+  svm.nmiSinglestep = true;
+  v.w64(VMCB.rflags, (v.r32(VMCB.rflags) | RFLAGS.TF | RFLAGS.RF) >>> 0);
+  svmSetIntercept(svm, 64 + DB_VECTOR);
+}
+
+/** disable_nmi_singlestep: TF and RF back as the guest had them. */
+export function svmDisableNmiSinglestep(svm: VcpuSvm): void {
+  svm.nmiSinglestep = false;
+  svmClrIntercept(svm, 64 + DB_VECTOR);
+  const v = svm.vmcb;
+  const keep = svm.nmiSinglestepGuestRflags & (RFLAGS.TF | RFLAGS.RF);
+  v.w64(VMCB.rflags, ((v.r32(VMCB.rflags) & ~(RFLAGS.TF | RFLAGS.RF)) | keep) >>> 0);
 }
 
 export function svmGetInterruptShadow(vcpu: KvmVcpu): number {

@@ -52,6 +52,9 @@ export interface VcpuSvm {
   nmiMasked: boolean;
   awaitingIretCompletion: boolean;
   nmiIretRip: number;
+  /** Single-stepping the guest (TF) to find where NMIs unblock; the RFLAGS it had before. */
+  nmiSinglestep: boolean;
+  nmiSinglestepGuestRflags: number;
   /** svm->guest_state_loaded: host state VMSAVEd to the save area for this load. */
   guestStateLoaded: boolean;
   /** VMCB bytes at the last VMRUN, for the inspector's change marks (only kept once inspect() is used). */
@@ -200,7 +203,8 @@ export function svmVcpuCreate(vcpu: KvmVcpu): number {
   for (const msr of DIRECT_ACCESS_MSRS) setMsrInterception(host, msrpmPa, msr, false, false);
   const svm: VcpuSvm = {
     vcpu, vmcb: new VmcbRegion(host.mem, vmcbPa), vmcbPa, msrpmPa, asid: 0, asidGeneration: 0, vmcbCpu: -1,
-    nextRip: 0, nmiMasked: false, awaitingIretCompletion: false, nmiIretRip: 0, guestStateLoaded: false,
+    nextRip: 0, nmiMasked: false, awaitingIretCompletion: false, nmiIretRip: 0, nmiSinglestep: false,
+    nmiSinglestepGuestRflags: 0, guestStateLoaded: false,
     snapshot: null, hsaveSnapshot: null, lastStop: 0,
   };
   vcpu.vendor = svm;
@@ -304,6 +308,7 @@ export function initVmcb(vcpu: KvmVcpu): void {
   svm.asidGeneration = 0;
   svm.nmiMasked = false;
   svm.awaitingIretCompletion = false;
+  svm.nmiSinglestep = false;
 }
 
 /**
