@@ -184,8 +184,8 @@ function test(cpu: Cpu, i: Insn): void {
   const d = readE(cpu, i, size);
   if (size === 64) {
     const dhi = cpu.hi;
-    const shi = i.operandIsImm ? i.immHi : (getReg(cpu, i.reg, 64), cpu.hi);
-    const slo = i.operandIsImm ? i.imm : getReg(cpu, i.reg, 64);
+    const slo = i.operandIsImm ? i.imm : cpu.gpr[i.reg]! >>> 0;
+    const shi = i.operandIsImm ? i.immHi : cpu.gprHi[i.reg]!;
     alu64(cpu, ALU_OP.AND, d, dhi, slo, shi);
     return;
   }

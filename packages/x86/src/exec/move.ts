@@ -3,6 +3,8 @@
  * LEA, XCHG, CMOVcc, CBW/CWDE/CDQE, CWD/CDQ/CQO, XLAT, BSWAP, MOVBE, and the NOP forms.
  */
 import type { Cpu } from '../cpu/cpu.js';
+import { VEC } from '../cpu/events.js';
+import { SEG } from '../cpu/state.js';
 import type { Binder } from '../decode/binders.js';
 import type { Insn } from '../decode/insn.js';
 import { testCC } from '../flags/lazy-flags.js';
@@ -26,6 +28,43 @@ function mov32RR(cpu: Cpu, i: Insn): void {
 function mov64RR(cpu: Cpu, i: Insn): void {
   cpu.gpr[i.reg] = cpu.gpr[i.rm]!;
   cpu.gprHi[i.reg] = cpu.gprHi[i.rm]!;
+}
+
+const TWO32 = 4294967296;
+const CANONICAL_LIMIT = 0x800000000000;
+
+/**
+ * Linear address of a [base + disp] operand in 64-bit mode. Doubles are exact here: a sum that
+ * would round lies far outside the canonical range, and faults as the exact one would.
+ */
+function baseDispLinear(cpu: Cpu, i: Insn): number {
+  const b = i.base;
+  let a = cpu.gprHi[b]! * TWO32 + (cpu.gpr[b]! >>> 0) + i.disp;
+  if (i.seg >= SEG.FS) a += cpu.seg[i.seg]!.base;
+  if (a < -CANONICAL_LIMIT || a >= CANONICAL_LIMIT) cpu.fault(i.seg === SEG.SS ? VEC.SS : VEC.GP, 0);
+  return a;
+}
+
+// MOV between a register and [base + disp] in 64-bit mode: the common load and store of compiled code.
+function movLoad64(cpu: Cpu, i: Insn): void {
+  const la = baseDispLinear(cpu, i);
+  const lo = cpu.read32(la);
+  const hi = cpu.read32(la + 4);
+  cpu.gpr[i.reg] = lo;
+  cpu.gprHi[i.reg] = hi;
+}
+
+function movStore64(cpu: Cpu, i: Insn): void {
+  cpu.write64(baseDispLinear(cpu, i), cpu.gpr[i.reg]!, cpu.gprHi[i.reg]!);
+}
+
+function movLoad32(cpu: Cpu, i: Insn): void {
+  cpu.gpr[i.reg] = cpu.read32(baseDispLinear(cpu, i));
+  cpu.gprHi[i.reg] = 0;
+}
+
+function movStore32(cpu: Cpu, i: Insn): void {
+  cpu.write32(baseDispLinear(cpu, i), cpu.gpr[i.reg]!);
 }
 
 function movEI(cpu: Cpu, i: Insn): void {
@@ -154,11 +193,14 @@ export const MOVE_BINDERS: Record<string, Binder> = {
     }
     if (dst === 'AL' || dst === 'rAX') { i.reg = 0; return movGE; } // A0/A1: moffs source
     if (src === 'AL' || src === 'rAX') { i.reg = 0; return movEG; } // A2/A3
+    const baseDisp = i.rm < 0 && i.addrSize === 64 && i.base >= 0 && i.index < 0 && !i.ripRel;
     if (dst!.startsWith('G')) {
       if (i.rm >= 0 && i.opSize === 32) return mov32RR;
       if (i.rm >= 0 && i.opSize === 64) return mov64RR;
+      if (baseDisp && i.opSize >= 32) return i.opSize === 64 ? movLoad64 : movLoad32;
       return movGE;
     }
+    if (baseDisp && i.opSize >= 32) return i.opSize === 64 ? movStore64 : movStore32;
     return movEG;
   },
   MOVZX: (i, info) => { i.aux = info.operands[1] === 'Eb' ? 8 : 16; return movzx; },

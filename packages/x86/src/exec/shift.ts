@@ -176,7 +176,7 @@ function group2(cpu: Cpu, i: Insn): void {
     return;
   }
   if (size === 64) { writeRmw(cpu, i, 64, shift64(cpu, i.op, d, cpu.hi, count)); return; }
-  writeRmw(cpu, i, size, shift(cpu, i.op === 6 ? SHIFT_OP.SHL : i.op, size, d, count));
+  writeRmw(cpu, i, size, shift(cpu, i.op, size, d, count));
 }
 
 /** ROL r32, imm: the rotate in the benchmark loop, without the generic dispatch. */
