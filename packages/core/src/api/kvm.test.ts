@@ -37,8 +37,8 @@ describe('typed façade', () => {
     vcpu.setVcpuEvents({ ...ev, nmi: { injected: 0, pending: 1, masked: 1 } });
     expect(vcpu.getVcpuEvents().nmi).toEqual({ injected: 0, pending: 1, masked: 1 });
     const regs = vcpu.getRegs();
-    vcpu.setRegs({ ...regs, r15: 0xfedcba9876543210n, rsp: 0x8000n });
-    expect(vcpu.getRegs().r15).toBe(0xfedcba9876543210n);
+    vcpu.setRegs({ ...regs, r15: 0xfedcba9876543210n, rsp: 0x8000n, rip: 0xffffffff80001000n, rflags: 0x246n });
+    expect(vcpu.getRegs()).toMatchObject({ r15: 0xfedcba9876543210n, rsp: 0x8000n, rip: 0xffffffff80001000n, rflags: 0x246n, rax: 0n });
     const sregs = vcpu.getSregs();
     expect(sregs.cs.selector).toBe(0);
     expect(sregs.apicBase).toBe(0xfee00900n);

@@ -9,7 +9,7 @@ import { KVM_GUESTDBG, KVM_LIMITS, KVM_MP_STATE, KVM_STATE_NESTED, KVM_VCPUEVENT
 import {
   KVM_FPU_STRUCT, KVM_GUEST_DEBUG_STRUCT, KVM_INTERRUPT_STRUCT, KVM_MP_STATE_STRUCT, KVM_MSRS_STRUCT, KVM_MSR_ENTRY_STRUCT,
   KVM_NESTED_STATE_STRUCT, KVM_REGS_STRUCT, KVM_SREGS_STRUCT, KVM_TRANSLATION_STRUCT, KVM_VCPU_EVENTS_STRUCT,
-  decodeStruct, encodeStruct, type StructValue,
+  decodeStruct, encodeStruct, offsetOf, type StructValue,
 } from '../uapi/structs.js';
 import { KVM_REQ, VCPU_SREG, type KvmSegment } from '../x86/kvm-types.js';
 import {
@@ -29,6 +29,9 @@ const REGS_ORDER = [
   ['rsi', VCPU_REGS.RSI], ['rdi', VCPU_REGS.RDI], ['rsp', VCPU_REGS.RSP], ['rbp', VCPU_REGS.RBP],
   ['r8', 8], ['r9', 9], ['r10', 10], ['r11', 11], ['r12', 12], ['r13', 13], ['r14', 14], ['r15', 15],
 ] as const;
+
+const REGS_RIP = offsetOf(KVM_REGS_STRUCT, 'rip');
+const REGS_RFLAGS = offsetOf(KVM_REGS_STRUCT, 'rflags');
 
 /** kvm_sregs segment fields -> VCPU_SREG. */
 const SREGS_SEGS = [
@@ -84,8 +87,8 @@ export class VcpuFile implements KFile {
         if (arg) return -ERRNO.EINVAL;
         this.hasRun = true;
         return kvmArchVcpuIoctlRun(v);
-      case KVM.KVM_GET_REGS: return u.write(0, encodeStruct(KVM_REGS_STRUCT, this.getRegs())) ? 0 : -ERRNO.EFAULT;
-      case KVM.KVM_SET_REGS: return this.withStruct(u, KVM_REGS_STRUCT.size, (b) => this.setRegs(decodeStruct(KVM_REGS_STRUCT, b)));
+      case KVM.KVM_GET_REGS: return u.write(0, this.getRegs()) ? 0 : -ERRNO.EFAULT;
+      case KVM.KVM_SET_REGS: return this.withStruct(u, KVM_REGS_STRUCT.size, (b) => this.setRegs(b));
       case KVM.KVM_GET_SREGS: return u.write(0, encodeStruct(KVM_SREGS_STRUCT, this.getSregs())) ? 0 : -ERRNO.EFAULT;
       case KVM.KVM_SET_SREGS: return this.withStruct(u, KVM_SREGS_STRUCT.size, (b) => this.setSregs(decodeStruct(KVM_SREGS_STRUCT, b)));
       case KVM.KVM_GET_MSRS: return this.msrIo(u, false);
@@ -144,24 +147,32 @@ export class VcpuFile implements KFile {
     return b ? f(b) : -ERRNO.EFAULT;
   }
 
-  private getRegs(): StructValue {
+  /** kvm_regs straight from the GPR halves: KVM_GET_REGS runs once per exit in many VMMs, so no BigInt here. */
+  private getRegs(): Uint8Array {
     const v = this.vcpu;
-    const out: StructValue = {};
-    for (const [name, r] of REGS_ORDER) out[name] = (BigInt(v.arch.regsHi[r]! >>> 0) << 32n) | BigInt(v.arch.regs[r]! >>> 0);
-    out['rip'] = u64(v.arch.rip);
-    out['rflags'] = BigInt(kvmGetRflags(v) >>> 0);
+    const out = new Uint8Array(KVM_REGS_STRUCT.size);
+    const dv = new DataView(out.buffer);
+    REGS_ORDER.forEach(([, r], i) => {
+      dv.setInt32(8 * i, v.arch.regs[r]!, true);
+      dv.setInt32(8 * i + 4, v.arch.regsHi[r]!, true);
+    });
+    const rip = v.arch.rip;
+    dv.setUint32(REGS_RIP, rip >>> 0, true);
+    dv.setInt32(REGS_RIP + 4, Math.floor(rip / 2 ** 32), true);
+    dv.setUint32(REGS_RFLAGS, kvmGetRflags(v) >>> 0, true);
     return out;
   }
 
-  private setRegs(s: StructValue): number {
+  private setRegs(b: Uint8Array): number {
     const v = this.vcpu;
-    for (const [name, r] of REGS_ORDER) {
-      const x = s[name] as bigint;
-      v.arch.regs[r] = Number(BigInt.asIntN(32, x));
-      v.arch.regsHi[r] = Number(BigInt.asIntN(32, x >> 32n));
-    }
-    v.arch.rip = s64(s['rip']!);
-    kvmSetRflags(v, Number((s['rflags'] as bigint) & 0xffffffffn) | 0x2);
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    REGS_ORDER.forEach(([, r], i) => {
+      v.arch.regs[r] = dv.getInt32(8 * i, true);
+      v.arch.regsHi[r] = dv.getInt32(8 * i + 4, true);
+    });
+    // RIP is a signed canonical number: bits 63:32 as a signed high half.
+    v.arch.rip = dv.getInt32(REGS_RIP + 4, true) * 2 ** 32 + dv.getUint32(REGS_RIP, true);
+    kvmSetRflags(v, dv.getUint32(REGS_RFLAGS, true) | 0x2);
     v.arch.regsDirty = (v.arch.regsDirty ?? 0) | (1 << VCPU_REGS.RIP) | (1 << VCPU_REGS.RSP);
     v.arch.exception.pending = false;
     kvmMakeRequest(KVM_REQ.EVENT, v);
