@@ -8,7 +8,7 @@
  * 8-byte slot per row of VMCS_FIELDS. VMCLEAR writes the cache back; VMPTRLD reads it in.
  */
 import type { PhysMemory } from '@kvmts/x86';
-import { FIELD_COUNT, FIELD_WIDTH, VMCS_WIDTH } from './fields.js';
+import { FIELD_COUNT, FIELD_WIDTH, FIELD_TYPE, VMCS_WIDTH, VMCS_TYPE } from './fields.js';
 
 export const VMCS_REGION = { REVISION: 0, ABORT: 4, LAUNCH_STATE: 8, DATA: 64 } as const;
 
@@ -47,10 +47,14 @@ export class VmcsCache {
     this.markAllDirty();
   }
 
+  /** A control field changed since the silicon last decoded the controls. */
+  controlsDirty = true;
+
   markDirty(i: number): void {
     if (this.dirty[i] === 0) {
       this.dirty[i] = 1;
       this.dirtyList[this.dirtyCount++] = i;
+      if (FIELD_TYPE[i] === VMCS_TYPE.CONTROL) this.controlsDirty = true;
     }
   }
 

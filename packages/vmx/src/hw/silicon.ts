@@ -183,6 +183,8 @@ export class VmxSilicon implements VirtExtension {
 
   private cacheControls(): void {
     const v = this.vmcs;
+    if (!v.controlsDirty) return;
+    v.controlsDirty = false;
     this.pin = v.read32(F.PIN_BASED_VM_EXEC_CONTROL);
     this.proc = v.read32(F.CPU_BASED_VM_EXEC_CONTROL);
     this.proc2 = this.proc & CPU_BASED.ACTIVATE_SECONDARY_CONTROLS ? v.read32(F.SECONDARY_VM_EXEC_CONTROL) : 0;
