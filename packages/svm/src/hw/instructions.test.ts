@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { VIRT_OP } from '@kvmts/x86';
+import { INTERCEPT, STOP, VIRT_OP } from '@kvmts/x86';
 import { MSR_VM_CR, MSR_VM_HSAVE_PA, SVM_VM_CR_LOCK, SVM_VM_CR_SVM_DISABLE, MSR_EFER } from './caps.js';
-import { VMCB, VMCB_FIELDS } from './fields.js';
+import { INTERCEPT_BIT, SVM_EXIT, VMCB, VMCB_FIELDS } from './fields.js';
 import { VmcbRegion } from './region.js';
-import { rig } from '../../test/harness.js';
+import { rig, setIntercept } from '../../test/harness.js';
 import { FaultSignal } from '../../test/fake-cpu.js';
 
 const PAGE = 0x180000;
@@ -59,6 +59,32 @@ describe('VMSAVE and VMLOAD', () => {
     r.cpu.script = [{ len: 3, exec: (c) => c.ext!.execute(VIRT_OP.VMLOAD, c.operand) }];
     r.cpu.run(1);
     expect(r.cpu.faults.at(-1)!.vector).toBe(6);
+  });
+});
+
+describe('the VMRUN instruction on the bare CPU', () => {
+  it('#GP(0) for a VMCB beyond installed memory, instead of a crash', () => {
+    const r = rig();
+    r.cpu.gpr[0] = 0; r.cpu.gprHi[0] = 0x100; // 1 TiB: below MAXPHYADDR, beyond the 16 MiB machine
+    r.cpu.script = [{ len: 3, exec: (c) => c.ext!.execute(VIRT_OP.VMRUN, c.operand) }];
+    r.cpu.run(1);
+    expect(r.cpu.faults.map((f) => [f.vector, f.errorCode])).toEqual([[13, 0]]);
+    expect(r.svm.guest).toBe(false);
+  });
+
+  it('enters the guest from host code, and #VMEXIT resumes the host after VMRUN', () => {
+    const r = rig();
+    r.cpu.gpr[0] = 0x101000; r.cpu.gprHi[0] = 0; // the harness's VMCB
+    const hostRip = r.cpu.rip;
+    setIntercept(r.v, INTERCEPT_BIT.HLT);
+    r.cpu.script = [
+      { len: 3, exec: (c) => c.ext!.execute(VIRT_OP.VMRUN, c.operand) },
+      { len: 1, exec: (c) => c.ext!.intercept(INTERCEPT.HLT, 0, 0) },
+    ];
+    expect(r.cpu.run(10)).toBe(STOP.VMEXIT);
+    expect(r.cpu.rip).toBe(hostRip + 3);
+    expect(r.v.r32(VMCB.exit_code)).toBe(SVM_EXIT.HLT);
+    expect(r.cpu.gpr[0]).toBe(0x101000);
   });
 });
 

@@ -77,12 +77,16 @@ function svmInsnChecks(svm: SvmSilicon, op: VirtOp): number {
   return -1;
 }
 
-/** rAX as the instruction's address-size operand: a page-aligned physical address below MAXPHYADDR, or -1 (#GP). */
+/**
+ * rAX as the instruction's address-size operand: a page-aligned physical address below
+ * MAXPHYADDR, or -1 (#GP). A page the machine does not have is refused the same way: this
+ * model keeps VMCBs in DRAM only.
+ */
 function raxPa(svm: SvmSilicon, addrSize: number): number {
   const cpu = svm.cpu;
   const lo = cpu.gpr[0]! >>> 0;
   const pa = addrSize === 64 ? (cpu.gprHi[0]! >>> 0) * 2 ** 32 + lo : addrSize === 32 ? lo : lo & 0xffff;
-  return pa % 4096 === 0 && pa < MAX_PA ? pa : -1;
+  return pa % 4096 === 0 && pa < MAX_PA && svm.mem.contains(pa) ? pa : -1;
 }
 
 /** A guest's VMLOAD/VMSAVE operand is guest-physical: through NPT when it is on. */
@@ -108,11 +112,14 @@ export function svmExecute(svm: SvmSilicon, op: VirtOp, operand: InsnOperand): v
       const pa = raxPa(svm, operand.addrSize);
       if (pa < 0) cpu.fault(VEC.GP, 0);
       if (op === VIRT_OP.VMRUN) {
+        if (!svm.mem.contains(svm.hsavePa)) cpu.fault(VEC.GP, 0);
         // In guest mode VMRUN is always intercepted (checked at entry); here the host runs a guest.
         if (svmEnterGuest(svm, pa, next)) svm.inRun = true;
         return;
       }
-      const v = svm.vmcbAt(operandHpa(svm, pa));
+      const hpa = operandHpa(svm, pa);
+      if (!svm.mem.contains(hpa)) cpu.fault(VEC.GP, 0);
+      const v = svm.vmcbAt(hpa);
       if (op === VIRT_OP.VMLOAD) vmloadState(svm, v); else vmsaveState(svm, v);
       return;
     }

@@ -7,7 +7,7 @@
  */
 import {
   CR0, EVENT_TYPE, INTERCEPT, INTERRUPTIBILITY, IO_INFO, RFLAGS, VEC, makeIntrInfo,
-  type InterceptKind,
+  type InterceptKind, type PhysMemory,
 } from '@kvmts/x86';
 import {
   INTERCEPT_BIT, SVM_EXIT, SVM_IOIO, V_IGN_TPR_MASK, V_INTR_PRIO_MASK,
@@ -123,13 +123,18 @@ export function svmIntercept(svm: SvmSilicon, kind: InterceptKind, a: number, b:
   }
 }
 
+/** A permission-map byte; a map placed beyond installed memory reads as all ones (open bus), so everything exits. */
+function readMap(mem: PhysMemory, pa: number): number {
+  return mem.contains(pa) ? mem.read8(pa) : 0xff;
+}
+
 /** IOIO: the IOPM has one bit per port; an access of N bytes checks N consecutive bits (15.10.1). */
 function ioIntercept(svm: SvmSilicon, port: number, info: number): void {
   if (!isIntercept(svm, INTERCEPT_BIT.IOIO_PROT)) return;
   const size = info & IO_INFO.SIZE_MASK;
   const mem = svm.cpu.bus.ram;
   let hit = false;
-  for (let p = port; p < port + size && !hit; p++) hit = ((mem.read8(svm.iopmPa + (p >>> 3)) >>> (p & 7)) & 1) !== 0;
+  for (let p = port; p < port + size && !hit; p++) hit = ((readMap(mem, svm.iopmPa + (p >>> 3)) >>> (p & 7)) & 1) !== 0;
   if (!hit) return;
   const op = svm.cpu.operand;
   let info1 = (port & 0xffff) << SVM_IOIO.PORT_SHIFT;
@@ -158,7 +163,7 @@ function msrIntercept(svm: SvmSilicon, msr: number, write: boolean): void {
   const bit = msrpmOffset(msr);
   if (bit >= 0) {
     const b = bit + (write ? 1 : 0);
-    if (((svm.cpu.bus.ram.read8(svm.msrpmPa + (b >>> 3)) >>> (b & 7)) & 1) === 0) return;
+    if (((readMap(svm.cpu.bus.ram, svm.msrpmPa + (b >>> 3)) >>> (b & 7)) & 1) === 0) return;
   }
   exitInsn(svm, SVM_EXIT.MSR, write ? 1 : 0, 0);
 }

@@ -108,18 +108,19 @@ export class SvmSilicon implements VirtExtension {
    */
   vmrun(vmcbPa: number): StopReason | -1 {
     if (!(this.cpu.efer & EFER.SVME) || !isPageAlignedPa(vmcbPa) || this.guest) return -1;
+    if (!this.mem.contains(vmcbPa) || !this.mem.contains(this.hsavePa)) return -1;
     if (!svmEnterGuest(this, vmcbPa, this.cpu.rip)) return STOP.VMEXIT;
     return runGuest(this);
   }
 
   vmload(pa: number): boolean {
-    if (!(this.cpu.efer & EFER.SVME) || !isPageAlignedPa(pa)) return false;
+    if (!(this.cpu.efer & EFER.SVME) || !isPageAlignedPa(pa) || !this.mem.contains(pa)) return false;
     vmloadState(this, this.vmcbAt(pa));
     return true;
   }
 
   vmsave(pa: number): boolean {
-    if (!(this.cpu.efer & EFER.SVME) || !isPageAlignedPa(pa)) return false;
+    if (!(this.cpu.efer & EFER.SVME) || !isPageAlignedPa(pa) || !this.mem.contains(pa)) return false;
     vmsaveState(this, this.vmcbAt(pa));
     return true;
   }
