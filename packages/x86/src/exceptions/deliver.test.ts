@@ -226,6 +226,7 @@ describe('IA-32e mode', () => {
 
   it('uses RSP0 for INT n from CPL 3 through a DPL-3 trap gate, and IRETQ returns', () => {
     const { cpu, mem } = long64();
+    cpu.setRflags(cpu.getRflags() | RFLAGS.RF); // INT n pushes RF = 0 all the same
     deliverEvent(cpu, makeIntrInfo(0x80, EVENT_TYPE.SOFT_INTR, false), -1, 2);
     const sp = 0x9000 - 40;
     expect(cpu.gpr[GPR.RSP]).toBe(sp);

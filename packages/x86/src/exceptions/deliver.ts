@@ -65,8 +65,10 @@ export function deliverEvent(cpu: VirtCpu, intrInfo: number, errorCode: number, 
   const t = (info & INTR_INFO.TYPE_MASK) >>> INTR_INFO.TYPE_SHIFT;
   const software = t === EVENT_TYPE.SOFT_INTR || t === EVENT_TYPE.SW_EXCEPTION;
   const retRip = software || t === EVENT_TYPE.PRIV_SW_EXCEPTION ? cpu.rip + insnLength : cpu.rip;
-  // A fault-class exception pushes RF = 1 (SDM 18.3.1.1); delivery then clears RF.
+  // A fault-class exception pushes RF = 1, a software interrupt RF = 0 (it was cleared at the
+  // start of the INT); other events push RF as it is (SDM 18.3.1.1). Delivery then clears RF.
   if (t === EVENT_TYPE.HW_EXCEPTION && isFaultClass(vector)) cpu.setRflags(cpu.getRflags() | RFLAGS.RF);
+  else if (software || t === EVENT_TYPE.PRIV_SW_EXCEPTION) cpu.setRflags(cpu.getRflags() & ~RFLAGS.RF);
 
   if (real) deliverReal(cpu, vector, retRip);
   else if (cpu.efer & EFER.LMA) deliverLong(cpu, vector, code, retRip, software);
