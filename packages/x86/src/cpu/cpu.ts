@@ -41,10 +41,10 @@ type CompiledBlock = (cpu: Cpu) => void;
 
 /**
  * Fuses a block into one function that calls each instruction's handler from its own call site
- * (monomorphic, so V8 inlines the handlers). RIP, insnStart and curInsn are exact whenever
- * something can observe them: before the last instruction, before RIP-relative addressing, and
- * after a fault or a stop (the catch puts them back from the instruction index k). This only
- * sequences handlers: decoding and execution stay where they are.
+ * (monomorphic, so V8 inlines the handlers). insnStart is exact before every instruction; RIP
+ * and curInsn are set where something can observe them (before the last instruction, before
+ * RIP-relative addressing, on leaving early); the catch counts retired instructions from k.
+ * This only sequences handlers: decoding and execution stay where they are.
  */
 function compileBlock(b: Block): CompiledBlock {
   const n = b.insns.length;
@@ -57,18 +57,18 @@ function compileBlock(b: Block): CompiledBlock {
       // The last instruction may branch, reach the extension or restart itself: full state.
       lines.push(`k = ${k}; cpu.curInsn = i${k}; cpu.insnStart = r + ${starts[k]}; cpu.rip = r + ${i.end}; h${k}(cpu, i${k});`);
     } else {
-      // Earlier ones only need RIP when they address relative to it; a fault finds its start from k.
-      lines.push(`k = ${k};${i.ripRel ? ` cpu.rip = r + ${i.end};` : ''} h${k}(cpu, i${k});`);
-      if (i.mayWrite) lines.push(`if (!blk.valid) { cpu.rip = r + ${i.end}; cpu.insnStart = r + ${starts[k]}; cpu.icount += ${k + 1}; return; }`);
+      // insnStart is kept exact (a VM exit from a page walk reports it); RIP only where read.
+      lines.push(`k = ${k}; cpu.insnStart = r + ${starts[k]};${i.ripRel ? ` cpu.rip = r + ${i.end};` : ''} h${k}(cpu, i${k});`);
+      if (i.mayWrite) lines.push(`if (!blk.valid) { cpu.rip = r + ${i.end}; cpu.icount += ${k + 1}; return; }`);
     }
   }
-  lines.push('} catch (e) {', `if (k < ${n - 1}) { cpu.insnStart = r + starts[k]; cpu.rip = r + ends[k]; }`, 'cpu.icount += k;', 'throw e;', '}');
+  // A fault is delivered from insnStart; after a stop (VM exit) the extension owns RIP: only count.
+  lines.push('} catch (e) {', 'cpu.icount += k;', 'throw e;', '}');
   lines.push(`cpu.icount += ${n};`);
   lines.push(`if (cpu.rip !== r || cpu.attention || cpu.icount + ${n} > cpu.loopLimit || !blk.valid) return;`, '}', '};');
   const names = b.insns.flatMap((_, k) => [`h${k}`, `i${k}`]);
   const args = b.insns.flatMap((i) => [i.exec, i]);
-  const ends = Int32Array.from(b.insns, (i) => i.end);
-  return new Function('blk', 'starts', 'ends', ...names, lines.join('\n'))(b, Int32Array.from(starts), ends, ...args) as CompiledBlock;
+  return new Function('blk', ...names, lines.join('\n'))(b, ...args) as CompiledBlock;
 }
 
 /** Decoded straight-line code starting at one host-physical address, for one code-segment size. */
