@@ -3,7 +3,7 @@ import { Bus } from '../src/bus.js';
 import { Cpu } from '../src/cpu/cpu.js';
 import { genericModel } from '../src/cpu/generic-model.js';
 import { VEC } from '../src/cpu/events.js';
-import { SEG, makeSegment } from '../src/cpu/state.js';
+import { AR, SEG, makeSegment } from '../src/cpu/state.js';
 import { INTERCEPT, STOP, VIRT_OP, type CpuModel, type VirtCpu, type VirtExtension } from '../src/cpu/virt.js';
 import { PhysMemory } from '../src/mem/phys-memory.js';
 import { assemble, hasAssembler } from './asm.js';
@@ -98,5 +98,48 @@ describe.skipIf(!hasAssembler)('the virtualization-extension seam', () => {
     expect(again()).toBe(111); // tag 1's entries survived the switch
     cpu.flushTlb(1);
     expect(again()).toBe(222);
+  });
+});
+
+describe.skipIf(!hasAssembler)('a VM exit from the second translation stage', () => {
+  it('sees insnStart of the accessing instruction, also inside a fused hot block', () => {
+    const code = assemble(`
+      mov ecx, 40
+      mov ebx, 0x100000
+    1:
+      add eax, 1
+      mov edx, [ebx]
+      add ebx, 0x1000
+      dec ecx
+      jnz 1b
+      hlt`, 32);
+    const loadAt = 0x1000 + 5 + 5 + 3; // mov ecx, imm32; mov ebx, imm32; add eax, 1
+    const mem = new PhysMemory(0x400000);
+    mem.writeBytes(0x1000, code);
+    let misses = 0;
+    let seenStart = -1;
+    const model: CpuModel = {
+      ...genericModel,
+      createExtension(cpu: VirtCpu): VirtExtension {
+        const c = cpu as Cpu;
+        return {
+          guest: true, execute: () => {}, intercept: () => {}, event: () => {}, crRead: (_r, v) => v, crWrite: (_r, v) => v,
+          translate: (gpa) => {
+            if (gpa >= 0x100000 && ++misses === 30) { seenStart = c.insnStart; c.stop(STOP.VMEXIT); }
+            return gpa;
+          },
+          checkEvents: () => {}, rdmsr: () => undefined, wrmsr: () => false, tscOffset: () => 0n,
+        };
+      },
+    };
+    const cpu = new Cpu({ bus: new Bus(mem), model });
+    cpu.cr0 |= 1; // flat 32-bit protected mode, paging off: linear = guest-physical
+    cpu.seg[SEG.CS] = makeSegment(0x08, 0, 0xffffffff, 0x9b | AR.DB | AR.G);
+    for (const s of [SEG.DS, SEG.ES, SEG.SS]) cpu.seg[s] = makeSegment(0x10, 0, 0xffffffff, 0x93 | AR.DB | AR.G);
+    cpu.rip = 0x1000;
+    cpu.stateChanged();
+    expect(cpu.run(10_000)).toBe(STOP.VMEXIT);
+    expect(seenStart).toBe(loadAt);
+    expect(cpu.icount).toBe(2 + 29 * 5 + 1); // 29 whole iterations, then the ADD before the load
   });
 });
