@@ -299,13 +299,23 @@ export const ENTRY_CHECKS: readonly EntryCheck[] = ROWS.map(([name, cls, deps, o
   ok,
 }));
 
-/** Check ids by field row, and the checks that always run. */
-const CHECKS_BY_FIELD: readonly (readonly number[])[] = (() => {
-  const t: number[][] = Array.from({ length: FIELD_COUNT }, () => []);
-  ENTRY_CHECKS.forEach((c, id) => c.deps.forEach((f) => t[f]!.push(id)));
+/**
+ * For each field row, the checks that read it, as a bit set over check ids (bit k of word k>>5),
+ * and the set of checks that always run: an entry ORs the sets of its dirty fields and runs the
+ * checks in id order, which is the SDM's.
+ */
+const WORDS = Math.ceil(ENTRY_CHECKS.length / 32);
+const FIELD_CHECKS: Uint32Array = (() => {
+  const t = new Uint32Array(FIELD_COUNT * WORDS);
+  ENTRY_CHECKS.forEach((c, id) => c.deps.forEach((f) => { t[f * WORDS + (id >> 5)]! |= 1 << (id & 31); }));
   return t;
 })();
-const CONTEXT_CHECKS = ENTRY_CHECKS.flatMap((c, id) => (c.context ? [id] : []));
+const CONTEXT_CHECKS: Uint32Array = (() => {
+  const t = new Uint32Array(WORDS);
+  ENTRY_CHECKS.forEach((c, id) => { if (c.context) t[id >> 5]! |= 1 << (id & 31); });
+  return t;
+})();
+const pending = new Uint32Array(WORDS);
 
 /** The exit qualification of an invalid-guest-state failure (SDM 27.8: 4 = VMCS link pointer). */
 export function entryFailureQualification(check: EntryCheck): number {
@@ -318,29 +328,29 @@ export function fullEntryCheck(v: VmcsCache, c: EntryContext): EntryCheck | null
   return null;
 }
 
-const pendingMark = new Uint8Array(ENTRY_CHECKS.length);
-const pendingList: number[] = [];
-
 /**
  * Runs only the checks that read a field written since the last successful entry (plus the
  * context checks), in the SDM's order. Equivalent to fullEntryCheck provided the dirty set is
  * cleared only after an entry whose checks all passed.
  */
 export function incrementalEntryCheck(v: VmcsCache, c: EntryContext): EntryCheck | null {
-  pendingList.length = 0;
-  for (const id of CONTEXT_CHECKS) { pendingMark[id] = 1; pendingList.push(id); }
+  pending.set(CONTEXT_CHECKS);
+  const list = v.dirtyList;
   for (let k = 0; k < v.dirtyCount; k++) {
-    for (const id of CHECKS_BY_FIELD[v.dirtyList[k]!]!) {
-      if (pendingMark[id] === 0) { pendingMark[id] = 1; pendingList.push(id); }
+    const base = list[k]! * WORDS;
+    for (let w = 0; w < WORDS; w++) pending[w]! |= FIELD_CHECKS[base + w]!;
+  }
+  for (let w = 0; w < WORDS; w++) {
+    let bits = pending[w]!;
+    while (bits !== 0) {
+      const low = bits & -bits;
+      const id = (w << 5) + 31 - Math.clz32(low);
+      bits ^= low;
+      const chk = ENTRY_CHECKS[id]!;
+      if (!chk.ok(v, c)) return chk;
     }
   }
-  pendingList.sort((a, b) => a - b);
-  let failed: EntryCheck | null = null;
-  for (const id of pendingList) {
-    pendingMark[id] = 0;
-    if (failed === null && !ENTRY_CHECKS[id]!.ok(v, c)) failed = ENTRY_CHECKS[id]!;
-  }
-  return failed;
+  return null;
 }
 
 /** SDM 27.3.2: loads the guest-state area into the processor. */

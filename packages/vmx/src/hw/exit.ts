@@ -106,8 +106,21 @@ export interface ExitInfo {
   atInsnStart: boolean;
 }
 
+/** One exit is recorded at a time, and exits do not nest: every exit fills this one object. */
+const scratch: ExitInfo = { reason: 0, qualification: 0, intrInfo: 0, intrErrorCode: 0, linear: NaN, gpa: NaN, insnInfo: -1, insnLen: 0, atInsnStart: false };
+
+/** The exit information of a new exit (the one scratch record, reset). */
 export function makeExitInfo(reason: number, qualification = 0): ExitInfo {
-  return { reason, qualification, intrInfo: 0, intrErrorCode: 0, linear: NaN, gpa: NaN, insnInfo: -1, insnLen: 0, atInsnStart: false };
+  scratch.reason = reason;
+  scratch.qualification = qualification;
+  scratch.intrInfo = 0;
+  scratch.intrErrorCode = 0;
+  scratch.linear = NaN;
+  scratch.gpa = NaN;
+  scratch.insnInfo = -1;
+  scratch.insnLen = 0;
+  scratch.atInsnStart = false;
+  return scratch;
 }
 
 function saveSegments(s: VmxSilicon, cpu: VirtCpu): void {

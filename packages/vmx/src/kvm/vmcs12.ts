@@ -1,0 +1,69 @@
+/**
+ * struct vmcs12 (arch/x86/kvm/vmx/vmcs12.h): the VMCS L1 sees, in L1's memory, in KVM's own
+ * frozen layout. The offsets are the field table's; width comes from the encoding. KVM keeps a
+ * copy of the current one (cached_vmcs12) and writes it back when it stops being current.
+ */
+import { VMCS_FIELDS, FIELD_WIDTH, VMCS_WIDTH } from '../hw/fields.js';
+
+export const VMCS12_REVISION = 0x11e57ed0;
+export const VMCS12_SIZE = 0x1000;
+/** struct vmcs12: hdr.revision_id at 0, abort at 4, launch_state at 8, then padding to 40. */
+export const VMCS12_ABORT = 4;
+export const VMCS12_LAUNCH_STATE = 8;
+
+const TWO32 = 2 ** 32;
+
+/** The vmcs12 byte offset of every field row, or -1 where vmcs12 has no slot. */
+export const VMCS12_OFFSET: Int16Array = Int16Array.from(VMCS_FIELDS, ([, , off]) => (off === null ? -1 : off));
+
+/** cached_vmcs12: one page, read and written with the field table's offsets and widths. */
+export class Vmcs12 {
+  readonly bytes = new Uint8Array(VMCS12_SIZE);
+  private readonly view = new DataView(this.bytes.buffer);
+
+  get revisionId(): number { return this.view.getUint32(0, true) & 0x7fffffff; }
+  get launchState(): number { return this.view.getUint32(VMCS12_LAUNCH_STATE, true); }
+  set launchState(v: number) { this.view.setUint32(VMCS12_LAUNCH_STATE, v, true); }
+
+  /** Low 32 bits of field row `i` (the whole value for 16/32-bit fields). */
+  lo(i: number): number {
+    const off = VMCS12_OFFSET[i]!;
+    if (off < 0) return 0;
+    return FIELD_WIDTH[i] === VMCS_WIDTH.U16 ? this.view.getUint16(off, true) : this.view.getUint32(off, true);
+  }
+
+  /** High 32 bits of a 64-bit or natural-width field, 0 for narrower ones. */
+  hi(i: number): number {
+    const off = VMCS12_OFFSET[i]!;
+    const w = FIELD_WIDTH[i];
+    if (off < 0 || w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32) return 0;
+    return this.view.getUint32(off + 4, true);
+  }
+
+  /** The field as a number: 64-bit values signed canonical, as addresses are kept on hot paths. */
+  num(i: number): number {
+    return (this.hi(i) | 0) * TWO32 + this.lo(i);
+  }
+
+  big(i: number): bigint {
+    return (BigInt(this.hi(i)) << 32n) | BigInt(this.lo(i));
+  }
+
+  /** Writes a field, truncated to its width (vmcs12_write_any). */
+  set(i: number, lo: number, hi = 0): void {
+    const off = VMCS12_OFFSET[i]!;
+    if (off < 0) return;
+    switch (FIELD_WIDTH[i]) {
+      case VMCS_WIDTH.U16: this.view.setUint16(off, lo & 0xffff, true); return;
+      case VMCS_WIDTH.U32: this.view.setUint32(off, lo >>> 0, true); return;
+      default:
+        this.view.setUint32(off, lo >>> 0, true);
+        this.view.setUint32(off + 4, hi >>> 0, true);
+    }
+  }
+
+  setNum(i: number, v: number): void {
+    const hi = Math.floor(v / TWO32);
+    this.set(i, (v - hi * TWO32) >>> 0, hi >>> 0);
+  }
+}
