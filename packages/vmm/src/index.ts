@@ -10,4 +10,5 @@ export { hex, hexBytes } from './hex.js';
 export { LONG64, long64Tables, long64Sregs, realSregs } from './long64.js';
 export { Uart16550, COM1_BASE } from './serial.js';
 export { createHost } from './host.js';
+export { UapiHost } from './uapi-port.js';
 export type { Vendor, HostOptions } from './host.js';
