@@ -14,7 +14,7 @@ import { VmFile } from './vm-ioctl.js';
 const PAGE = 4096;
 
 /** KVM_CHECK_EXTENSION answers (kvm_vm_ioctl_check_extension_generic + the x86 one). */
-export function checkExtension(module: KvmModule, cap: number, vm: Vm | null): number {
+export function checkExtension(module: KvmModule, cap: number): number {
   switch (cap) {
     case KVM_CAP.USER_MEMORY: case KVM_CAP.DESTROY_MEMORY_REGION_WORKS: case KVM_CAP.JOIN_MEMORY_REGIONS_WORKS:
     case KVM_CAP.SET_TSS_ADDR: case KVM_CAP.EXT_CPUID: case KVM_CAP.MP_STATE: case KVM_CAP.SYNC_MMU:
@@ -27,7 +27,8 @@ export function checkExtension(module: KvmModule, cap: number, vm: Vm | null): n
       return 1;
     case KVM_CAP.NR_VCPUS: return Math.min(module.host.pcpus.length, KVM_LIMITS.MAX_VCPUS);
     case KVM_CAP.MAX_VCPUS: return KVM_LIMITS.MAX_VCPUS;
-    case KVM_CAP.MAX_VCPU_ID: return vm?.maxVcpuIds || KVM_LIMITS.MAX_VCPU_IDS;
+    // The limit, even after KVM_ENABLE_CAP lowered this VM's (as x86 reports it).
+    case KVM_CAP.MAX_VCPU_ID: return KVM_LIMITS.MAX_VCPU_IDS;
     case KVM_CAP.NR_MEMSLOTS: return KVM_LIMITS.USER_MEM_SLOTS;
     case KVM_CAP.MULTI_ADDRESS_SPACE: return KVM_LIMITS.ADDRESS_SPACE_NUM;
     // The largest kvm_nested_state: the header plus vmcs12 and a shadow vmcs12, or plus vmcb12.
@@ -59,7 +60,7 @@ export class DevFile implements KFile {
       case KVM.KVM_CREATE_VM:
         return this.createVm(proc, n);
       case KVM.KVM_CHECK_EXTENSION:
-        return checkExtension(this.module, n, null);
+        return checkExtension(this.module, n);
       case KVM.KVM_GET_VCPU_MMAP_SIZE:
         return arg ? -ERRNO.EINVAL : KVM_LIMITS.VCPU_MMAP_PAGES * PAGE;
       case KVM.KVM_GET_SUPPORTED_CPUID:

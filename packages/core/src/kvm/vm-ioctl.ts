@@ -66,7 +66,7 @@ export class VmFile implements KFile {
       case KVM.KVM_GET_NR_MMU_PAGES:
         return vm.mmu.tablePages;
       case KVM.KVM_CHECK_EXTENSION:
-        return checkExtension(vm.module, n, vm);
+        return checkExtension(vm.module, n);
       case KVM.KVM_ENABLE_CAP:
         return this.enableCap(u);
       case KVM.KVM_GET_STATS_FD:
