@@ -185,4 +185,25 @@ export const UAPI_CONFORMANCE_ROWS: readonly UapiRow[] = [
     { op: 'ioctl', fd: 'vm', ioctl: 'KVM_CREATE_VCPU', arg: 1, expect: 'fd' },
     { op: 'ioctl', fd: 'vm', ioctl: 'KVM_ENABLE_CAP', arg: { struct: 'kvm_enable_cap', value: { cap: 128, args: [4] } }, expect: 'EINVAL' },
   ] },
+  { name: 'memslots: unmapped HVAs are accepted, GPAs past MAXPHYADDR are not', steps: [
+    vm, mem64k,
+    region(0, 0, 0x1000, 0x10000),
+    region(1, 2 ** 60, 0x1000, '$m', 0, 'EINVAL'),
+    region(0, 0, 0, 0x10000),
+    region(0, 0, 0x2000, '$m'),
+  ] },
+  { name: 'GET_DIRTY_LOG copies to the bitmap pointer (EFAULT when bad)', steps: [
+    vm, mem64k,
+    region(0, 0, 0x10000, '$m', 1),
+    { op: 'ioctl', fd: 'vm', ioctl: 'KVM_GET_DIRTY_LOG', arg: { struct: 'kvm_dirty_log', value: { slot: 0, dirty_bitmap: 8 } }, expect: 'EFAULT' },
+  ] },
+  { name: 'VM limits: TSS below 4 GiB minus 3 pages, at least 64 MMU pages, vCPU ids up to 4095', steps: [
+    vm,
+    { op: 'ioctl', fd: 'vm', ioctl: 'KVM_SET_TSS_ADDR', arg: 0xfffff000, expect: 'EINVAL' },
+    { op: 'ioctl', fd: 'vm', ioctl: 'KVM_SET_TSS_ADDR', arg: 0xffffd000, expect: 0 },
+    { op: 'ioctl', fd: 'vm', ioctl: 'KVM_SET_NR_MMU_PAGES', arg: 10, expect: 'EINVAL' },
+    { op: 'ioctl', fd: 'vm', ioctl: 'KVM_SET_NR_MMU_PAGES', arg: 1024, expect: 0 },
+    { op: 'ioctl', fd: 'vm', ioctl: 'KVM_CREATE_VCPU', arg: 4095, expect: 'fd' },
+    { op: 'ioctl', fd: 'vm', ioctl: 'KVM_CREATE_VCPU', arg: 4096, expect: 'EINVAL' },
+  ] },
 ];
