@@ -206,4 +206,12 @@ export const UAPI_CONFORMANCE_ROWS: readonly UapiRow[] = [
     { op: 'ioctl', fd: 'vm', ioctl: 'KVM_CREATE_VCPU', arg: 4095, expect: 'fd' },
     { op: 'ioctl', fd: 'vm', ioctl: 'KVM_CREATE_VCPU', arg: 4096, expect: 'EINVAL' },
   ] },
+  { name: 'SET_SREGS checks CR0 and EFER consistency (kvm_is_valid_sregs)', steps: [
+    vm, vcpu0,
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_SREGS', arg: { struct: 'kvm_sregs', value: {} }, expect: 0 },
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_SREGS', arg: { struct: 'kvm_sregs', value: { cr0: 0x80000000 } }, expect: 'EINVAL' },
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_SREGS', arg: { struct: 'kvm_sregs', value: { efer: 0x400 } }, expect: 'EINVAL' },
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_SREGS', arg: { struct: 'kvm_sregs', value: { cr0: 0x80000001, efer: 0x500 } }, expect: 'EINVAL' },
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_SREGS', arg: { struct: 'kvm_sregs', value: { cr0: 0x20000000 } }, expect: 'EINVAL' },
+  ] },
 ];
