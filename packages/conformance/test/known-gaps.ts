@@ -1,0 +1,35 @@
+/**
+ * Where the stack is known not to conform yet. Each entry skips the matching tests, printing
+ * its reason, so that the suite asserts everything else. Delete an entry when its cause is
+ * fixed; run with KVMTS_CONFORMANCE_ALL=1 to ignore this list and see every failure.
+ */
+import type { Vendor } from '@kvmts/vmm';
+
+interface KnownGap {
+  readonly vendor: Vendor | 'both';
+  /** A catalog name, or '*' for every guest. */
+  readonly guest: string;
+  readonly reason: string;
+}
+
+const KNOWN_GAPS: readonly KnownGap[] = [
+  {
+    vendor: 'both',
+    guest: 'mmio',
+    reason: 'an 8-byte MMIO access exits as two 4-byte ones; Linux gives one exit of len 8 (emulator_read_write: mmio.len = min(8, frag len)), and so does the machine\'s /dev/kvm',
+  },
+  {
+    vendor: 'intel',
+    guest: '*',
+    reason: 'kvm_intel is still being built (issue 4): most guests shut down, fail entry or spin; a reused Intel host also runs a previous VM\'s code at the same address (hlt64 after loop64_1000 prints loop64\'s result)',
+  },
+];
+
+const ALL = process.env['KVMTS_CONFORMANCE_ALL'] !== undefined;
+
+/** Why `guest` on `vendor` is known not to conform, or null. */
+export function knownGap(vendor: Vendor, guest: string): string | null {
+  if (ALL) return null;
+  const gap = KNOWN_GAPS.find((g) => (g.vendor === vendor || g.vendor === 'both') && (g.guest === guest || g.guest === '*'));
+  return gap ? gap.reason : null;
+}
