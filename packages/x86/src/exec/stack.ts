@@ -5,6 +5,7 @@
  * access succeeded, so a faulting push or pop leaves no trace.
  */
 import type { Cpu } from '../cpu/cpu.js';
+import { VEC } from '../cpu/events.js';
 import { SEG, INTERRUPTIBILITY } from '../cpu/state.js';
 import type { Binder } from '../decode/binders.js';
 import type { Insn } from '../decode/insn.js';
@@ -53,6 +54,29 @@ export function pop(cpu: Cpu, bytes: number): number {
   const v = peek(cpu, bytes);
   setSp(cpu, wrapSp(cpu, sp + bytes));
   return v;
+}
+
+const CANONICAL_LIMIT = 0x800000000000;
+
+/** PUSH r64 / POP r64 in 64-bit mode (function prologues and epilogues): RSP is a flat 64-bit pointer. */
+function pushReg64(cpu: Cpu, i: Insn): void {
+  const sp = cpu.gprHi[RSP]! * TWO32 + (cpu.gpr[RSP]! >>> 0) - 8;
+  if (sp < -CANONICAL_LIMIT || sp >= CANONICAL_LIMIT) cpu.fault(VEC.SS, 0);
+  cpu.write64(sp, cpu.gpr[i.reg]!, cpu.gprHi[i.reg]!);
+  cpu.gpr[RSP] = sp >>> 0;
+  cpu.gprHi[RSP] = Math.floor(sp / TWO32);
+}
+
+function popReg64(cpu: Cpu, i: Insn): void {
+  const sp = cpu.gprHi[RSP]! * TWO32 + (cpu.gpr[RSP]! >>> 0);
+  if (sp < -CANONICAL_LIMIT || sp >= CANONICAL_LIMIT) cpu.fault(VEC.SS, 0);
+  const lo = cpu.read32(sp);
+  const hi = cpu.read32(sp + 4);
+  const next = sp + 8;
+  cpu.gpr[RSP] = next >>> 0;
+  cpu.gprHi[RSP] = Math.floor(next / TWO32);
+  cpu.gpr[i.reg] = lo; // after RSP, so POP RSP loads the popped value
+  cpu.gprHi[i.reg] = hi;
 }
 
 function pushReg(cpu: Cpu, i: Insn): void {
@@ -190,11 +214,11 @@ const SEG_BY_NAME: Record<string, number> = { ES: SEG.ES, CS: SEG.CS, SS: SEG.SS
 export const STACK_BINDERS: Record<string, Binder> = {
   PUSH: (i, info) => {
     const o = info.operands[0];
-    if (o === 'Zv') return pushReg;
+    if (o === 'Zv') return i.opSize === 64 ? pushReg64 : pushReg;
     if (o !== undefined && o.startsWith('I')) return pushImm;
     return pushE;
   },
-  POP: (i, info) => (info.operands[0] === 'Zv' ? popReg : popE),
+  POP: (i, info) => (info.operands[0] === 'Zv' ? (i.opSize === 64 ? popReg64 : popReg) : popE),
   PUSHSEG: (i, info) => { i.op = SEG_BY_NAME[info.operands[0]!]!; return pushSeg; },
   POPSEG: (i, info) => { i.op = SEG_BY_NAME[info.operands[0]!]!; return popSeg; },
   PUSHA: () => pusha,
