@@ -15,4 +15,4 @@ export { ENTRY_CHECKS } from './hw/entry.js';
 export { vmxX86Ops, vmxInitOps } from './kvm/ops.js';
 export { kvmVmxExitHandlers, vmxHandleExit } from './kvm/exit-handlers.js';
 export type { VcpuVmx, VmcsConfig, VmxCpuData, LoadedVmcs } from './kvm/setup.js';
-export { benchCpuidExit, benchPioExit } from './bench/exit-bench.js';
+export { benchCpuidExit, benchPioExit, benchVmLoop64 } from './bench/exit-bench.js';
