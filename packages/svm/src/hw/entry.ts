@@ -195,7 +195,7 @@ function loadGuest(svm: SvmSilicon, v: VmcbRegion): void {
   v.loadSeg(VMCB_SEG.ss, cpu.seg[2]!);
   v.loadSeg(VMCB_SEG.ds, cpu.seg[3]!);
   // CS is always usable, even with a zero attribute in real mode as some VMMs leave it.
-  cpu.seg[1].ar &= ~AR.UNUSABLE;
+  cpu.seg[1]!.ar &= ~AR.UNUSABLE;
   cpu.gdtr = v.readDtr(VMCB_SEG.gdtr);
   cpu.idtr = v.readDtr(VMCB_SEG.idtr);
   cpu.efer = v.r32(VMCB.efer);
