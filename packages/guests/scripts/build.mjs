@@ -36,6 +36,7 @@ const C_GUESTS = [
   { name: 'exceptions', bits: 64, entry: 'real', src: ['guests/exceptions/exceptions.c'] },
   { name: 'exceptions32', bits: 32, entry: 'real', src: ['guests/exceptions/exceptions.c'] },
   { name: 'smc', bits: 64, entry: 'long64', src: ['guests/smc/smc.c'] },
+  { name: 'paging', bits: 64, entry: 'real', src: ['guests/paging/paging.c'] },
   { name: 'timer-irq', bits: 64, entry: 'real', src: ['guests/timer-irq/timer-irq.c'] },
   { name: 'demo', bits: 64, entry: 'real', src: ['guests/demo/demo.c'] },
 ];

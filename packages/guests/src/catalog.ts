@@ -191,6 +191,7 @@ export const CATALOG: readonly CatalogEntry[] = [
     },
     reference: true,
   },
+  test('paging', 'real', `4-level paging from the guest's side: accessed and dirty bits, remapping a PTE with INVLPG, NX with EFER.NXE (#PF with I/D, CR2 and RIP at the target); ${REPORT}`, summary(9)),
   test('smc', 'long64', `self-modifying code: a patched hot function, a store into the next instruction, code rewritten in a data page; ${REPORT}`, summary(7)),
   test('timer-irq', 'real', 'interrupts from the VMM: KVM_INTERRUPT of vector 0x20 at each HLT exit, counted by an IDT handler that checks RIP and IF',
     { exact: '10 interrupts\nPASS: interrupts counted\nPASS: each arrived right after HLT\nPASS: IF set before, clear in the handler\nSUMMARY: 3 tests, 0 failures\n' },
