@@ -75,6 +75,12 @@ export function effAddr(cpu: Cpu, i: Insn): number {
 
 /** Linear address of the memory operand for a `bytes`-wide access. */
 export function memLinear(cpu: Cpu, i: Insn, bytes: number, write: boolean): number {
+  if (i.addrSize === 64 && i.index < 0) {
+    // [base + disp] and [rip + disp] in doubles: a sum that would round is far from canonical
+    // and faults as the exact one would (effAddr64 is only needed with an index, and for LEA).
+    const a = i.base >= 0 ? cpu.gprHi[i.base]! * TWO32 + (cpu.gpr[i.base]! >>> 0) + i.disp : i.ripRel ? cpu.rip + i.disp : i.disp;
+    return cpu.linear(i.seg, a, bytes, write);
+  }
   return cpu.linear(i.seg, effAddr(cpu, i), bytes, write);
 }
 
