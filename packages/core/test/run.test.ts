@@ -273,3 +273,30 @@ describe('KVM_GET_STATS_FD', () => {
     expect(proc.close(fd)).toBe(0);
   });
 });
+
+describe('one emulator per host', () => {
+  it('serves interleaved MMIO of two VMs, each completing with its own data', () => {
+    const host = new Host({ model: testModel, pcpus: 1, memBytes: 64 << 20 });
+    host.modprobe(fakeVendor().initOps);
+    const mk = (al: bigint) => {
+      const vm = Kvm.open(host.spawn()).createVm();
+      vm.allocGuestMemory(0, 0, 0x8000);
+      vm.memory.write(0x1000, Uint8Array.of(0xa0, 0x00, 0xf0, 0x04, 0x01, 0xf4)); // mov 0xf000,%al; add $1,%al; hlt
+      const vcpu = vm.createVcpu(0);
+      vcpu.setRegs({ ...vcpu.getRegs(), rip: 0x1000n, rflags: 2n, rax: al });
+      return vcpu;
+    };
+    const a = mk(0n);
+    const b = mk(0n);
+    const ea = a.run();
+    const eb = b.run();
+    expect(ea.kind).toBe('MmioRead');
+    expect(eb.kind).toBe('MmioRead');
+    if (ea.kind === 'MmioRead') ea.data[0] = 0x10;
+    if (eb.kind === 'MmioRead') eb.data[0] = 0x20;
+    expect(b.run().kind).toBe('Hlt');
+    expect(a.run().kind).toBe('Hlt');
+    expect(a.getRegs().rax).toBe(0x11n);
+    expect(b.getRegs().rax).toBe(0x21n);
+  });
+});

@@ -54,8 +54,6 @@ export class Vcpu implements KvmVcpu {
   pioRip = 0;
   /** A -errno KVM_RUN must return instead of an exit (e.g. -EFAULT for an unbacked memslot). */
   runErrno = 0;
-  /** The emulator's CPU, made on first use. */
-  emulator: unknown = null;
   /** KVM_CAP_X86_USER_SPACE_MSR's reasons (KVM_MSR_EXIT_REASON_*). */
   userSpaceMsrMask = 0;
 

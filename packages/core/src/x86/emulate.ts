@@ -47,8 +47,8 @@ class GuestPhysBus extends Bus {
   insCount = 1;
   pending: NeedsUserspace | null = null;
   cpu: VirtCpu | null = null;
-
-  private readonly v: Vcpu;
+  /** The vCPU being emulated: one emulator serves every vCPU of a host, one at a time. */
+  v: Vcpu;
 
   constructor(v: Vcpu) {
     super(v.kvm.host.mem);
@@ -135,22 +135,34 @@ interface Emulator {
   bus: GuestPhysBus;
 }
 
+/**
+ * The host's emulator. Emulation is synchronous, so one CPU serves every vCPU in turn; a CPU
+ * per vCPU would outlive its VM (the CPU listens to host memory for code writes).
+ */
+const emulators = new WeakMap<object, Emulator>();
+
 function emulatorOf(v: Vcpu): Emulator {
-  if (v.emulator) return v.emulator as Emulator;
+  const host = v.kvm.host;
+  let e = emulators.get(host);
+  if (e) {
+    e.bus.v = v;
+    return e;
+  }
   const bus = new GuestPhysBus(v);
-  const host = v.kvm.host.model;
+  const model = host.model;
   // CPUID inside emulated code answers from the guest's table, as the emulator's get_cpuid op does.
   const guestModel: CpuModel = {
-    vendor: host.vendor,
-    name: `${host.name} (guest CPUID)`,
-    cpuid: (leaf, subleaf) => kvmCpuid(v.cpuid, leaf, subleaf, host.vendor === 'intel', (v.arch.cr4 & CR4.OSXSAVE) !== 0),
+    vendor: model.vendor,
+    name: `${model.name} (guest CPUID)`,
+    cpuid: (leaf, subleaf) =>
+      kvmCpuid(bus.v.cpuid, leaf, subleaf, model.vendor === 'intel', (bus.v.arch.cr4 & CR4.OSXSAVE) !== 0),
     createExtension: () => null,
   };
-  const cpu = v.kvm.host.createCpu(bus, guestModel);
+  const cpu = host.createCpu(bus, guestModel);
   cpu.ext = null;
   bus.cpu = cpu;
-  const e = { cpu, bus };
-  v.emulator = e;
+  e = { cpu, bus };
+  emulators.set(host, e);
   return e;
 }
 
