@@ -258,7 +258,6 @@ export function svmInterruptAllowed(vcpu: KvmVcpu, _forNested: boolean): number 
   const v = toSvm(vcpu).vmcb;
   if ((v.r32(VMCB.rflags) & RFLAGS.IF) === 0) return 0;
   if (v.r32(VMCB.int_state) & SVM_INTERRUPT_SHADOW_MASK) return 0;
-  if (v.r32(VMCB.event_inj) & SVM_EVTINJ.VALID) return 0;
   return 1;
 }
 
