@@ -57,6 +57,8 @@ export interface VcpuPort {
   readonly ifFlag: boolean;
   /** KVM_TRANSLATE: the guest-physical address of a guest-linear one, or null when unmapped. */
   translate?(gva: bigint): number | null;
+  /** is_guest_mode(): the vCPU is running a nested (L2) guest, when the port can tell. */
+  isGuestMode?(): boolean;
   /** Per-vCPU binary stats (exits, io_exits, exit reasons …). */
   stats(): Readonly<Record<string, number>>;
   /** The vendor's VMCS/VMCB view, when the module provides one. */

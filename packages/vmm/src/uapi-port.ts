@@ -145,6 +145,10 @@ class UapiVcpu implements VcpuPort {
     return f && 'vcpu' in f && f.vcpu instanceof Vcpu ? f.vcpu : null;
   }
 
+  isGuestMode(): boolean {
+    return this.kernelVcpu()?.arch.guestMode ?? false;
+  }
+
   stats(): Readonly<Record<string, number>> {
     return this.kernelVcpu()?.stat ?? {};
   }

@@ -188,7 +188,7 @@ export class DashboardModel {
   private vmSnapshot(vm: VmRuntime, t: number, selected: boolean): VmSnapshot {
     const exits: ExitRow[] = vm.rates.sample(t, this.totals(vm)).map(([name, total, rate]) => ({ name, total, rate, child: isChildStat(name) }));
     const m = vm.machine;
-    const state: VmState = m.done ? 'ended' : this.paused ? 'paused' : vm.lastStep?.exit.kind === 'hlt' ? 'halted' : 'running';
+    const state: VmState = m.done ? 'ended' : this.paused ? 'paused' : vm.lastStep?.exit.kind === 'hlt' ? 'halted' : m.vcpu.isGuestMode?.() ? 'in L2' : 'running';
     return {
       id: vm.id,
       name: vm.name,

@@ -2,7 +2,8 @@
 import type { HostInfo, MemslotInfo } from '@kvmts/vmm';
 import type { VendorInspection } from '@kvmts/core';
 
-export type VmState = 'running' | 'paused' | 'halted' | 'ended';
+/** `in L2`: running a nested guest (is_guest_mode). */
+export type VmState = 'running' | 'in L2' | 'paused' | 'halted' | 'ended';
 
 export interface ExitRow {
   readonly name: string;
