@@ -92,49 +92,52 @@ export function alu64(cpu: Cpu, op: number, dlo: number, dhi: number, slo: numbe
 
 // ---- Handlers ---------------------------------------------------------------------------
 
-/** op E, G (and op E, imm with i.imm): destination is the r/m operand. */
+// Handlers per width class: small functions inline better into fused blocks.
+
+/** op E, G: destination is the r/m operand (8/16/32 bits). */
 function aluEG(cpu: Cpu, i: Insn): void {
   const size = i.opSize;
   const op = i.op;
-  if (size === 64) {
-    const slo = getReg(cpu, i.reg, 64);
-    const shi = cpu.hi;
-    const dlo = op === ALU_OP.CMP ? readE(cpu, i, 64) : readRmw(cpu, i, 64);
-    const r = alu64(cpu, op, dlo, cpu.hi, slo, shi);
-    if (op !== ALU_OP.CMP) writeRmw(cpu, i, 64, r);
-    return;
-  }
   const s = getReg(cpu, i.reg, size);
   if (op === ALU_OP.CMP) { alu(cpu, op, size, readE(cpu, i, size), s); return; }
   writeRmw(cpu, i, size, alu(cpu, op, size, readRmw(cpu, i, size), s));
 }
 
+function aluEG64(cpu: Cpu, i: Insn): void {
+  const op = i.op;
+  const slo = cpu.gpr[i.reg]! >>> 0;
+  const shi = cpu.gprHi[i.reg]!;
+  const dlo = op === ALU_OP.CMP ? readE(cpu, i, 64) : readRmw(cpu, i, 64);
+  const r = alu64(cpu, op, dlo, cpu.hi, slo, shi);
+  if (op !== ALU_OP.CMP) writeRmw(cpu, i, 64, r);
+}
+
 function aluGE(cpu: Cpu, i: Insn): void {
   const size = i.opSize;
-  if (size === 64) {
-    const slo = readE(cpu, i, 64);
-    const shi = cpu.hi;
-    const dlo = getReg(cpu, i.reg, 64);
-    const r = alu64(cpu, i.op, dlo, cpu.hi, slo, shi);
-    if (i.op !== ALU_OP.CMP) setReg(cpu, i.reg, 64, r);
-    return;
-  }
   const s = readE(cpu, i, size);
   const r = alu(cpu, i.op, size, getReg(cpu, i.reg, size), s);
   if (i.op !== ALU_OP.CMP) setReg(cpu, i.reg, size, r);
 }
 
+function aluGE64(cpu: Cpu, i: Insn): void {
+  const slo = readE(cpu, i, 64);
+  const shi = cpu.hi;
+  const r = alu64(cpu, i.op, cpu.gpr[i.reg]! >>> 0, cpu.gprHi[i.reg]!, slo, shi);
+  if (i.op !== ALU_OP.CMP) { cpu.gpr[i.reg] = r; cpu.gprHi[i.reg] = cpu.hi; }
+}
+
 function aluEI(cpu: Cpu, i: Insn): void {
   const size = i.opSize;
   const op = i.op;
-  if (size === 64) {
-    const dlo = op === ALU_OP.CMP ? readE(cpu, i, 64) : readRmw(cpu, i, 64);
-    const r = alu64(cpu, op, dlo, cpu.hi, i.imm, i.immHi);
-    if (op !== ALU_OP.CMP) writeRmw(cpu, i, 64, r);
-    return;
-  }
   if (op === ALU_OP.CMP) { alu(cpu, op, size, readE(cpu, i, size), i.imm); return; }
   writeRmw(cpu, i, size, alu(cpu, op, size, readRmw(cpu, i, size), i.imm));
+}
+
+function aluEI64(cpu: Cpu, i: Insn): void {
+  const op = i.op;
+  const dlo = op === ALU_OP.CMP ? readE(cpu, i, 64) : readRmw(cpu, i, 64);
+  const r = alu64(cpu, op, dlo, cpu.hi, i.imm, i.immHi);
+  if (op !== ALU_OP.CMP) writeRmw(cpu, i, 64, r);
 }
 
 /** The 32-bit sign bit as the int32 the lazy-flag fields hold. */
@@ -242,19 +245,20 @@ function not(cpu: Cpu, i: Insn): void {
 const aluBinder: Binder = (i, info) => {
   i.op = ALU_OP[info.mn as keyof typeof ALU_OP];
   const dst = info.operands[0]!;
+  const wide = i.opSize === 64;
   if (info.imms.length > 0) {
     if (!dst.startsWith('E')) i.rm = 0; // AL / rAX, Ib / Iz
-    return aluEI;
+    return wide ? aluEI64 : aluEI;
   }
   if (dst.startsWith('G')) {
     if (i.rm >= 0 && i.opSize === 32) { // op G, E on registers: the same as op E, G with the roles swapped
       const fast = RR32[i.op];
       if (fast !== undefined) { const r = i.rm; i.rm = i.reg; i.reg = r; return fast; }
     }
-    return aluGE;
+    return wide ? aluGE64 : aluGE;
   }
   if (i.rm >= 0 && i.opSize === 32) return RR32[i.op] ?? aluEG;
-  return aluEG;
+  return wide ? aluEG64 : aluEG;
 };
 
 export const ALU_BINDERS: Record<string, Binder> = {
