@@ -87,7 +87,8 @@ function runGuest(g: CatalogEntry): Outcome {
   return { exit: 'too many exits', serial, exits: 200000 };
 }
 
-const guests = CATALOG.filter((g) => g.kind === 'test');
+// Nested-virtualization guests need kvm_intel's nested VMX (nested.ts, issue 7); its own tests run them.
+const guests = CATALOG.filter((g) => g.kind === 'test' && !g.name.startsWith('nested-'));
 
 describe('the guest catalog on kvm_intel', () => {
   it.each(guests.map((g) => [g.name, g] as const))('%s', (name, g) => {
