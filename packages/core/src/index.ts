@@ -54,7 +54,7 @@ export {
 export { KvmRun } from './x86/kvm-run.js';
 export { EMULTYPE, kvmEmulateInstruction } from './x86/emulate.js';
 export { kvmArchVcpuIoctlRun, vcpuRun, vcpuEnterGuest } from './x86/vcpu-run.js';
-export { supportedCpuid, findCpuidEntry, kvmCpuid, guestCpuidHasVirt } from './x86/cpuid.js';
+export { supportedCpuid, findCpuidEntry, kvmCpuid, guestCpuidHasVirt, guestVendorIsAmd } from './x86/cpuid.js';
 export type { CpuidEntry } from './x86/cpuid.js';
 export { gvaToGpa } from './x86/paging.js';
 export { kvmMmuPageFault } from './mmu/mmu.js';

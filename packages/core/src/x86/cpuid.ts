@@ -58,13 +58,27 @@ export function guestCpuidHasVirt(table: readonly CpuidEntry[]): { vmx: boolean;
   };
 }
 
+/** "AuthenticAMD" / "HygonGenuine" in leaf 0's EBX: is_guest_vendor_amd / is_guest_vendor_hygon. */
+const VENDOR_EBX_AMD = 0x68747541;
+const VENDOR_EBX_HYGON = 0x6f677948;
+
+/**
+ * True when the guest's own CPUID says AMD or Hygon. KVM decides the out-of-range behaviour by
+ * the vendor the guest sees, not the host's, so a VM migrated across vendors keeps it.
+ */
+export function guestVendorIsAmd(table: readonly CpuidEntry[]): boolean {
+  const ebx = findCpuidEntry(table, 0, 0)?.ebx;
+  return ebx === VENDOR_EBX_AMD || ebx === VENDOR_EBX_HYGON;
+}
+
 /**
  * kvm_cpuid(): the guest's answer for (fn, index). A leaf beyond the basic or extended range
- * returns the highest basic leaf on Intel (as the hardware does), zeros elsewhere.
+ * returns the highest basic leaf, as Intel hardware does (get_out_of_range_cpuid_entry), unless
+ * the guest's vendor is AMD; zeros when the table has no answer.
  */
-export function kvmCpuid(table: readonly CpuidEntry[], fn: number, index: number, intel: boolean, cr4Osxsave: boolean): [number, number, number, number] {
+export function kvmCpuid(table: readonly CpuidEntry[], fn: number, index: number, cr4Osxsave: boolean): [number, number, number, number] {
   let e = findCpuidEntry(table, fn, index);
-  if (!e && intel) {
+  if (!e && !guestVendorIsAmd(table)) {
     const base = fn >= 0x80000000 ? 0x80000000 : 0;
     const max = findCpuidEntry(table, base, 0)?.eax;
     if (max !== undefined && fn >>> 0 > max >>> 0) {

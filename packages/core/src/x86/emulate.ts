@@ -155,7 +155,7 @@ function emulatorOf(v: Vcpu): Emulator {
     vendor: model.vendor,
     name: `${model.name} (guest CPUID)`,
     cpuid: (leaf, subleaf) =>
-      kvmCpuid(bus.v.cpuid, leaf, subleaf, model.vendor === 'intel', (bus.v.arch.cr4 & CR4.OSXSAVE) !== 0),
+      kvmCpuid(bus.v.cpuid, leaf, subleaf, (bus.v.arch.cr4 & CR4.OSXSAVE) !== 0),
     createExtension: () => null,
   };
   const cpu = host.createCpu(bus, guestModel);

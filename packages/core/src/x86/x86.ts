@@ -294,7 +294,7 @@ function skipAndResume(vcpu: KvmVcpu): ExitResult {
 export function kvmEmulateCpuid(vcpu: KvmVcpu): ExitResult {
   const v = toVcpu(vcpu);
   const [a, b, c, d] = kvmCpuid(v.cpuid, kvmRegisterReadLo(vcpu, VCPU_REGS.RAX), kvmRegisterReadLo(vcpu, VCPU_REGS.RCX),
-    v.kvm.host.model.vendor === 'intel', (vcpu.arch.cr4 & CR4.OSXSAVE) !== 0);
+    (vcpu.arch.cr4 & CR4.OSXSAVE) !== 0);
   kvmRegisterWriteLoHi(vcpu, VCPU_REGS.RAX, a, 0);
   kvmRegisterWriteLoHi(vcpu, VCPU_REGS.RBX, b, 0);
   kvmRegisterWriteLoHi(vcpu, VCPU_REGS.RCX, c, 0);
