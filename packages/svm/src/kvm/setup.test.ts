@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { EFER } from '@kvmts/x86';
+import { Cpu, EFER } from '@kvmts/x86';
+import { Host } from '@kvmts/core';
+import { amdCpuModel } from '../hw/model.js';
+import { svmInitOps } from './ops.js';
 import { MSR_VM_HSAVE_PA } from '../hw/caps.js';
 import { INTERCEPT_BIT, VMCB } from '../hw/fields.js';
 import { createVm, load, realMode, kvmRun, KVM_EXIT } from '../../test/vm.js';
@@ -89,5 +92,21 @@ describe('svm_vcpu_run', () => {
     expect([v.r32(VMCB.rax), v.r32(VMCB.rsp), v.r32(VMCB.rip)]).toEqual([0x99, 0x5000, 0x1012]);
     expect(silicon(cpu).guest).toBe(false);
     expect(silicon(cpu).gif).toBe(true);
+  });
+});
+
+describe('rmmod kvm_amd', () => {
+  it('svm_hardware_disable clears VM_HSAVE_PA and EFER.SVME on every pCPU', () => {
+    const host = new Host({ model: amdCpuModel(), pcpus: 2, memBytes: 16 << 20, createCpu: (bus, model) => new Cpu({ bus, model }) });
+    expect(host.modprobe(svmInitOps)).toBe(0);
+    for (const p of host.pcpus) expect(p.cpu.efer & EFER.SVME).toBe(EFER.SVME);
+    const pages = host.pagesInUse;
+    expect(host.rmmod()).toBe(0);
+    for (const p of host.pcpus) {
+      expect(p.cpu.efer & EFER.SVME).toBe(0);
+      expect(silicon(p.cpu).rdmsr(MSR_VM_HSAVE_PA)).toBe(0n);
+    }
+    // The save areas and the IOPM went back to the allocator.
+    expect(host.pagesInUse).toBe(pages - 2 - 4);
   });
 });
