@@ -163,7 +163,9 @@ export class Process {
     const out = new Uint8Array(len);
     return this.copyUser(hva, len, (v, a, n, done) => {
       if (v.bytes) out.set(v.bytes.subarray(a - v.start, a - v.start + n), done);
-      else {
+      else if (v.frames && !v.frames.has(Math.floor((a - v.start) / PAGE_SIZE))) {
+        // An anonymous page never touched reads as the shared zero page: no frame is allocated.
+      } else {
         const hpa = this.hvaToHpa(a);
         if (hpa < 0) return false;
         out.set(this.host.mem.readBytes(hpa, n), done);
