@@ -127,9 +127,15 @@ void exit(int code) __attribute__((noreturn));
 /* Descriptor tables and traps. */
 void handle_exception(unsigned vector, trap_handler_t handler);
 void set_idt_present(unsigned vector, int present);
+/* The stack TSS.RSP0 (ESP0) names, for events that arrive from CPL3. */
+extern uint8_t ring0_stack[4096];
+/* The privilege level a software INT needs to use the gate (3 lets user code in). */
+void set_idt_dpl(unsigned vector, unsigned dpl);
 
 /* Paging: the page table entry mapping va, for va in the 4 KiB-mapped first 2 MiB. */
 unsigned long *pte_of(unsigned long va);
+/* Sets U/S on the low 4 KiB-mapped memory and the tables above it, so CPL3 code can run there. */
+void allow_user_pages(void);
 #define PTE_P  0x1ul
 #define PTE_W  0x2ul
 #define PTE_U  0x4ul

@@ -65,8 +65,9 @@ static unsigned long pt[1024] __attribute__((aligned(4096)));
 #endif
 
 static struct idt_gate idt[NR_VECTORS] __attribute__((aligned(16)));
+/* Where the CPU switches on an event from CPL3: not the boot stack, whose top is in use. */
+uint8_t ring0_stack[4096] __attribute__((aligned(16)));
 static struct tss tss __attribute__((aligned(16)));
-extern uint8_t stack_top[];
 
 struct __attribute__((packed)) table_desc {
 	uint16_t limit;
@@ -97,6 +98,11 @@ void set_idt_present(unsigned vector, int present)
 		idt[vector].type &= ~0x80;
 }
 
+void set_idt_dpl(unsigned vector, unsigned dpl)
+{
+	idt[vector].type = (idt[vector].type & ~0x60) | (dpl << 5);
+}
+
 void handle_exception(unsigned vector, trap_handler_t handler)
 {
 	handlers[vector] = handler;
@@ -119,11 +125,11 @@ static void setup_tss(void)
 
 	tss.iomap_base = sizeof(tss);
 #ifdef __x86_64__
-	tss.rsp[0] = (unsigned long)stack_top;
+	tss.rsp[0] = (unsigned long)(ring0_stack + sizeof(ring0_stack));
 	tss.ist[DF_IST - 1] = (unsigned long)(df_stack + sizeof(df_stack));
 	gdt[TSS_SEL / 8 + 1] = base >> 32;
 #else
-	tss.esp0 = (unsigned long)stack_top;
+	tss.esp0 = (unsigned long)(ring0_stack + sizeof(ring0_stack));
 	tss.ss0 = KERNEL_DS;
 #endif
 	gdt[TSS_SEL / 8] = (limit & 0xffff) | ((uint64_t)(base & 0xffffff) << 16) |
@@ -151,6 +157,20 @@ static void setup_paging(void)
 	write_cr4(read_cr4() | CR4_PSE);
 	write_cr3((unsigned long)pd);
 	write_cr0(read_cr0() | CR0_PG);
+#endif
+}
+
+void allow_user_pages(void)
+{
+	for (unsigned long i = 0; i < ARRAY_SIZE(pt); i++)
+		pt[i] |= PTE_U;
+	pd[0] |= PTE_U;
+#ifdef __x86_64__
+	pdpt[0] |= PTE_U;
+	pml4[0] |= PTE_U;
+	write_cr3((unsigned long)pml4);
+#else
+	write_cr3((unsigned long)pd);
 #endif
 }
 

@@ -37,8 +37,10 @@ const C_GUESTS = [
   { name: 'exceptions32', bits: 32, entry: 'real', src: ['guests/exceptions/exceptions.c'] },
   { name: 'smc', bits: 64, entry: 'long64', src: ['guests/smc/smc.c'] },
   { name: 'paging', bits: 64, entry: 'real', src: ['guests/paging/paging.c'] },
+  { name: 'usermode', bits: 64, entry: 'real', src: ['guests/usermode/usermode.c'] },
   { name: 'timer-irq', bits: 64, entry: 'real', src: ['guests/timer-irq/timer-irq.c'] },
   { name: 'demo', bits: 64, entry: 'real', src: ['guests/demo/demo.c'] },
+  { name: 'nested-vmx-basic', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-basic/nested-vmx-basic.c'] },
 ];
 
 /* Stand-alone assembly guests, linked at 0x1000. */

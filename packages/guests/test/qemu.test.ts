@@ -25,12 +25,13 @@ const NEEDS_VMM: Readonly<Record<string, string>> = {
 /*
  * Where QEMU's TCG (as packaged here) is not the silicon, the guest follows the SDM:
  * - RDMSR of an unknown MSR must raise #GP; TCG returns 0.
- * - #NP from a not-present 64-bit IDT gate has error code vector * 8 + 2 (the gate's index);
+ * - #NP or #GP naming a 64-bit IDT gate has error code vector * 8 + 2 (the gate's index);
  *   older TCG reports vector * 16 + 2 (QEMU fixed it later).
  */
 const QEMU_DEVIATIONS: Readonly<Record<string, readonly string[]>> = {
   exceptions: ['#GP rdmsr of an unknown MSR', '#NP through a not-present gate'],
   exceptions32: ['#GP rdmsr of an unknown MSR'],
+  usermode: ['  with the gate\'s index in the error code'],
 };
 
 /** The output as the guest would print it had QEMU followed the SDM in the known places. */
