@@ -18,6 +18,10 @@ import { EPT_VIOLATION } from '../hw/tdp.js';
 import { CR_ACCESS, IO_QUAL } from '../hw/intercepts.js';
 import { toVmx, type VcpuVmx } from './setup.js';
 import { vmcsSilicon, execControlsClearbit, vmxCacheReg } from './run.js';
+import {
+  handleVmxon, handleVmxoff, handleVmclear, handleVmptrld, handleVmptrst, handleVmread, handleVmwrite, handleInvept,
+  handleInvvpid, nestedVmxRun, nestedVmxReflectVmexit,
+} from './nested.js';
 
 type Handler = (vcpu: KvmVcpu) => ExitResult;
 
@@ -192,17 +196,17 @@ export const kvmVmxExitHandlers: Readonly<Partial<Record<number, Handler>>> = {
   [EXIT_REASON.INVLPG]: skip,
   [EXIT_REASON.RDPMC]: (vcpu) => completeInsnGp(vcpu, 1),
   [EXIT_REASON.VMCALL]: kvmEmulateHypercall,
-  [EXIT_REASON.VMCLEAR]: handleVmxInstruction,
-  [EXIT_REASON.VMLAUNCH]: handleVmxInstruction,
-  [EXIT_REASON.VMPTRLD]: handleVmxInstruction,
-  [EXIT_REASON.VMPTRST]: handleVmxInstruction,
-  [EXIT_REASON.VMREAD]: handleVmxInstruction,
-  [EXIT_REASON.VMRESUME]: handleVmxInstruction,
-  [EXIT_REASON.VMWRITE]: handleVmxInstruction,
-  [EXIT_REASON.VMOFF]: handleVmxInstruction,
-  [EXIT_REASON.VMON]: handleVmxInstruction,
-  [EXIT_REASON.INVEPT]: handleVmxInstruction,
-  [EXIT_REASON.INVVPID]: handleVmxInstruction,
+  [EXIT_REASON.VMCLEAR]: handleVmclear,
+  [EXIT_REASON.VMLAUNCH]: (vcpu) => nestedVmxRun(vcpu, true),
+  [EXIT_REASON.VMPTRLD]: handleVmptrld,
+  [EXIT_REASON.VMPTRST]: handleVmptrst,
+  [EXIT_REASON.VMREAD]: handleVmread,
+  [EXIT_REASON.VMRESUME]: (vcpu) => nestedVmxRun(vcpu, false),
+  [EXIT_REASON.VMWRITE]: handleVmwrite,
+  [EXIT_REASON.VMOFF]: handleVmxoff,
+  [EXIT_REASON.VMON]: handleVmxon,
+  [EXIT_REASON.INVEPT]: handleInvept,
+  [EXIT_REASON.INVVPID]: handleInvvpid,
   [EXIT_REASON.VMFUNC]: handleVmxInstruction,
   [EXIT_REASON.CR_ACCESS]: handleCr,
   [EXIT_REASON.DR_ACCESS]: handleDr,
@@ -224,6 +228,8 @@ export const kvmVmxExitHandlers: Readonly<Partial<Record<number, Handler>>> = {
 export function vmxHandleExit(vcpu: KvmVcpu, _fastpath: number): ExitResult {
   const vmx = toVmx(vcpu);
   const cpuId = vcpu.pcpu?.id ?? 0;
+  // An L2 exit goes to L1 when vmcs12 asked for it (nested_vmx_reflect_vmexit), else L0 handles it below.
+  if (vcpu.arch.guestMode && nestedVmxReflectVmexit(vcpu)) return 'resume';
   if (vmx.fail) return kvmRunFailEntry(vcpu, vmcsSilicon(vmx).vmread32(VMCS.VM_INSTRUCTION_ERROR), cpuId);
   const reason = vmx.exitReason;
   if (reason & VMX_EXIT_REASONS_FAILED_VMENTRY) return kvmRunFailEntry(vcpu, reason >>> 0, cpuId);

@@ -8,7 +8,7 @@ import {
   type VendorInspection, type HostKernel,
 } from '@kvmts/core';
 import { VMCS, VMCS_FIELDS, VMCS_TYPE, vmcsFieldType } from '../hw/fields.js';
-import { MSR_IA32_VMX, MSR_IA32_FEATURE_CONTROL } from '../hw/caps.js';
+import { MSR_IA32_VMX, MSR_IA32_FEATURE_CONTROL, FEATURE_CONTROL } from '../hw/caps.js';
 import { EPT } from '../hw/tdp.js';
 import { INVEPT_TYPE, INVVPID_TYPE } from '../hw/instructions.js';
 import { exitReasonName } from '../hw/exit.js';
@@ -24,6 +24,9 @@ import {
   vmxCacheReg, vmxSetEfer, vmxSetCr0, vmxSetCr4, vmxSetDr7, vmxLoadMmuPgd, vmxWriteTscOffset,
 } from './run.js';
 import { vmxHandleExit } from './exit-handlers.js';
+import { vmxGetVmxMsr, nestedVmxAllowed } from './nested.js';
+import { nestedInspect } from './nested-inspect.js';
+import type { VmxSilicon } from '../hw/silicon.js';
 
 const MSR_FS_BASE = 0xc0000100;
 const MSR_GS_BASE = 0xc0000101;
@@ -41,7 +44,7 @@ const MSR_IA32_CR_PAT = 0x277;
 const toBig = (n: number): bigint => BigInt.asUintN(64, BigInt(n));
 const toNum = (b: bigint): number => Number(BigInt.asIntN(64, b));
 
-/** vmx_get_msr: what the VMCS or the switched MSRs hold, else the common code. Nested VMX MSRs are refused (no nesting). */
+/** vmx_get_msr: what the VMCS or the switched MSRs hold, else the common code. IA32_VMX_* answer L1 as nested.c sets them up. */
 function vmxGetMsr(vcpu: KvmVcpu, msr: { index: number; data: bigint; hostInitiated: boolean }): number {
   const vmx = toVmx(vcpu);
   const g = vmx.guestMsrs;
@@ -58,9 +61,18 @@ function vmxGetMsr(vcpu: KvmVcpu, msr: { index: number; data: bigint; hostInitia
     case MSR_SYSENTER_CS: msr.data = BigInt(s.vmread32(VMCS.GUEST_SYSENTER_CS)); return 0;
     case MSR_SYSENTER_ESP: msr.data = toBig(s.vmreadNum(VMCS.GUEST_SYSENTER_ESP)); return 0;
     case MSR_SYSENTER_EIP: msr.data = toBig(s.vmreadNum(VMCS.GUEST_SYSENTER_EIP)); return 0;
-    case MSR_IA32_FEATURE_CONTROL: return 1;
+    case MSR_IA32_FEATURE_CONTROL:
+      // Locked, VMXON outside SMX allowed: what firmware leaves for a guest with nested VMX.
+      if (!nestedVmxAllowed(vcpu)) return 1;
+      msr.data = BigInt(FEATURE_CONTROL.LOCKED | FEATURE_CONTROL.VMXON_OUTSIDE_SMX);
+      return 0;
     default:
-      if (msr.index >= MSR_IA32_VMX.BASIC && msr.index <= MSR_IA32_VMX.VMFUNC) return 1;
+      if (msr.index >= MSR_IA32_VMX.BASIC && msr.index <= MSR_IA32_VMX.VMFUNC) {
+        const d = vmxGetVmxMsr(vcpu, msr.index);
+        if (d === undefined) return 1;
+        msr.data = d;
+        return 0;
+      }
       return kvmGetMsrCommon(vcpu, msr);
   }
 }
@@ -185,16 +197,21 @@ const GROUPS = [
 function vmxInspect(vcpu: KvmVcpu): VendorInspection {
   const vmx = toVmx(vcpu);
   const s = vmcsSilicon(vmx);
+  const nested = nestedInspect(vmx, vmcsGroups);
+  return {
+    vendor: 'intel',
+    structures: nested?.structures ?? [{ name: 'vmcs01', hpa: vmx.vmcs01.vmcs, groups: vmcsGroups(s) }],
+    counters: { entries: s.entryCount, exits: s.exitCount, vpid: vmx.vpid, ...nested?.counters },
+  };
+}
+
+/** The current VMCS of `s`, grouped. */
+function vmcsGroups(s: VmxSilicon): VendorInspection['structures'][number]['groups'] {
   const changed = new Set(s.fieldsChangedAtLastExit());
-  const groups = GROUPS.map(([name, type]) => ({
+  return GROUPS.map(([name, type]) => ({
     name,
     fields: VMCS_FIELDS.flatMap(([n, enc], i) => (vmcsFieldType(enc) === type ? [{ name: n, value: s.vmread64(enc), changed: changed.has(i) }] : [])),
   }));
-  return {
-    vendor: 'intel',
-    structures: [{ name: 'vmcs01', hpa: vmx.vmcs01.vmcs, groups }],
-    counters: { entries: s.entryCount, exits: s.exitCount, vpid: vmx.vpid },
-  };
 }
 
 /**
@@ -246,7 +263,8 @@ export const vmxX86Ops: KvmX86Ops = {
   getCsDbLBits: vmxGetCsDbLBits,
   isValidCr0: () => true,
   setCr0: vmxSetCr0,
-  isValidCr4: (_vcpu, cr4) => (cr4 & (1 << 13)) === 0,
+  // CR4.VMXE only for a guest offered VMX (nested_vmx_allowed).
+  isValidCr4: (vcpu, cr4) => (cr4 & (1 << 13)) === 0 || nestedVmxAllowed(vcpu),
   setCr4: vmxSetCr4,
   setEfer: vmxSetEfer,
   getIdt: vmxGetIdt,

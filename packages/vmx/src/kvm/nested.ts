@@ -1,0 +1,1033 @@
+/**
+ * Nested VMX, after arch/x86/kvm/vmx/nested.c: L1 is a hypervisor running in our guest, L0 is
+ * this KVM. L1's VMX instructions exit to L0, which emulates them on vmcs12 (in L1's memory, KVM's
+ * layout, cached in cached_vmcs12). VMLAUNCH/VMRESUME merge vmcs12 with vmcs01 into vmcs02
+ * (prepare_vmcs02), a real VMCS that L0 runs on the silicon. Every L2 exit comes back to L0,
+ * which handles it itself or reflects it to L1 (nested_vmx_reflect_vmexit → nested_vmx_vmexit:
+ * vmcs02 synced into vmcs12, L1's host state loaded from vmcs12).
+ */
+import { CR0, CR4, EFER, RFLAGS, VEC, INTR_INFO, EVENT_TYPE } from '@kvmts/x86';
+import {
+  VCPU_SREG, kvmSkipEmulatedInstruction, kvmQueueException, kvmInjectPageFault, kvmClearExceptionQueue,
+  kvmClearInterruptQueue, kvmHandleInvalidOp, gvaToGpa, guestCpuidHasVirt, toVcpu,
+  type ExitResult, type KvmVcpu, type KvmSegment, type Vm,
+} from '@kvmts/core';
+import { VMCS, FIELD, VMCS_FIELDS, FIELD_TYPE, VMCS_TYPE, vmcsFieldIndex, vmcsFieldType } from '../hw/fields.js';
+import {
+  MSR_IA32_VMX, PIN_BASED, CPU_BASED, SECONDARY_EXEC, VM_EXIT, VM_ENTRY, VMX_CAPS, VMX_MISC_VALUE, VMX_MISC,
+  CR0_FIXED0, CR0_FIXED1, CR4_FIXED0, CR4_FIXED1, MAXPHYADDR, VMX_EPT_VPID_CAP, type CtlCap,
+} from '../hw/caps.js';
+import { VMXERR } from '../hw/instructions.js';
+import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../hw/exit.js';
+import { VMCS_MAX_INDEX } from '../hw/fields.js';
+import { toVmx, allocVmcs, allocateVpid, silicon, type VcpuVmx, type LoadedVmcs } from './setup.js';
+import { vmcsSilicon, vmxVcpuLoad, vmxGetRflags, vmxSetRflags, vmxSetSegment, vmxSetCr0, vmxSetCr4, vmxSetEfer } from './run.js';
+import { Vmcs12, VMCS12_REVISION, VMCS12_SIZE, VMCS12_LAUNCH_STATE, VMCS12_OFFSET } from './vmcs12.js';
+
+const TWO32 = 2 ** 32;
+const PAGE = 4096;
+const INVALID_GPA = -1;
+const RSP = 4;
+const RCX = 1;
+/** EXIT_QUALIFICATION of a guest-state entry failure (ENTRY_FAIL_DEFAULT). */
+const ENTRY_FAIL_DEFAULT = 0;
+/** RFLAGS bits VMX instructions report through (SDM 31.2). */
+const VMX_ARITH_FLAGS = RFLAGS.CF | RFLAGS.PF | RFLAGS.AF | RFLAGS.ZF | RFLAGS.SF | RFLAGS.OF;
+
+/** The controls vmcs01 had when L2 was entered (Linux keeps them per loaded_vmcs as controls_shadow). */
+interface ControlsShadow { pin: number; exec: number; exec2: number; entry: number; exit: number }
+
+/** struct nested_vmx, as much as this model uses. */
+export interface NestedVmx {
+  vmxon: boolean;
+  vmxonPtr: number;
+  /** GPA of the current vmcs12, or INVALID_GPA. */
+  currentVmptr: number;
+  readonly cachedVmcs12: Vmcs12;
+  vmcs02: LoadedVmcs | null;
+  msrBitmap02: number;
+  vpid02: number;
+  /** vmcs01's control shadows while L2 runs, and vcpu->arch.cr*_guest_owned_bits of L1. */
+  ctls01: ControlsShadow;
+  cr0GuestOwned01: number;
+  cr4GuestOwned01: number;
+  /** Field names whose vmcs02 value the last prepare_vmcs02 changed. */
+  lastPrepareChanged: string[];
+  readonly stats: { l2ExitsHandledInL0: number; l2ExitsReflected: number; vmreadVmwriteAvoided: number; vmxInstructionExits: number; nestedEntries: number };
+}
+
+const nestedOf = new WeakMap<VcpuVmx, NestedVmx>();
+
+export function toNested(vmx: VcpuVmx): NestedVmx {
+  let n = nestedOf.get(vmx);
+  if (!n) {
+    n = {
+      vmxon: false, vmxonPtr: INVALID_GPA, currentVmptr: INVALID_GPA, cachedVmcs12: new Vmcs12(),
+      vmcs02: null, msrBitmap02: -1, vpid02: 0,
+      ctls01: { pin: 0, exec: 0, exec2: 0, entry: 0, exit: 0 }, cr0GuestOwned01: 0, cr4GuestOwned01: 0,
+      lastPrepareChanged: [],
+      stats: { l2ExitsHandledInL0: 0, l2ExitsReflected: 0, vmreadVmwriteAvoided: 0, vmxInstructionExits: 0, nestedEntries: 0 },
+    };
+    nestedOf.set(vmx, n);
+  }
+  return n;
+}
+
+export function nestedState(vmx: VcpuVmx): NestedVmx | undefined {
+  return nestedOf.get(vmx);
+}
+
+// ---- the capabilities L1 sees (nested_vmx_setup_ctls_msrs) --------------------------------------
+
+const NESTED_PIN = PIN_BASED.EXT_INTR_MASK | PIN_BASED.NMI_EXITING | PIN_BASED.VIRTUAL_NMIS;
+const NESTED_PROC = ~(CPU_BASED.TPR_SHADOW) >>> 0;
+/** No nested EPT, no VMCS shadowing for L1's own guests, no unrestricted guest (it needs EPT). */
+const NESTED_PROC2 = SECONDARY_EXEC.ENABLE_VPID | SECONDARY_EXEC.DESC | SECONDARY_EXEC.ENABLE_RDTSCP | SECONDARY_EXEC.WBINVD_EXITING
+  | SECONDARY_EXEC.ENABLE_INVPCID;
+const NESTED_EXIT = (VM_EXIT.HOST_ADDR_SPACE_SIZE | VM_EXIT.SAVE_IA32_PAT | VM_EXIT.LOAD_IA32_PAT | VM_EXIT.SAVE_IA32_EFER
+  | VM_EXIT.LOAD_IA32_EFER | VM_EXIT.ACK_INTR_ON_EXIT) >>> 0;
+const NESTED_ENTRY = VM_ENTRY.IA32E_MODE | VM_ENTRY.LOAD_IA32_PAT | VM_ENTRY.LOAD_IA32_EFER;
+
+function restrict(c: CtlCap, allowed: number): CtlCap {
+  return { must1: c.must1, may1: (c.must1 | (c.may1 & allowed)) >>> 0 };
+}
+
+/** The controls L1 may set in vmcs12: the silicon's, less what nesting does not offer. */
+export const NESTED_CTLS = {
+  pin: restrict(VMX_CAPS.truePin, NESTED_PIN),
+  proc: restrict(VMX_CAPS.trueProc, NESTED_PROC),
+  proc2: restrict(VMX_CAPS.proc2, NESTED_PROC2),
+  exit: restrict(VMX_CAPS.trueExit, NESTED_EXIT),
+  entry: restrict(VMX_CAPS.trueEntry, NESTED_ENTRY),
+} as const;
+
+/** IA32_VMX_MISC for L1: no VMWRITE to the exit-information fields (so error 13 is seen), no preemption timer rate. */
+const NESTED_MISC = (VMX_MISC_VALUE & ~VMX_MISC.VMWRITE_ANY_FIELD & ~0x1f) >>> 0;
+
+const ctlMsr = (c: CtlCap, must1 = c.must1): bigint => (BigInt(c.may1 >>> 0) << 32n) | BigInt(must1 >>> 0);
+
+/** nested_vmx_setup_ctls_msrs: every IA32_VMX_* MSR as L1 reads it. */
+export function nestedVmxSetupCtlsMsrs(): ReadonlyMap<number, bigint> {
+  const basic = BigInt(VMCS12_REVISION) | (BigInt(VMCS12_SIZE) << 32n) | (6n << 50n) | (1n << 54n) | (1n << 55n);
+  const c = NESTED_CTLS;
+  return new Map<number, bigint>([
+    [MSR_IA32_VMX.BASIC, basic],
+    [MSR_IA32_VMX.PINBASED_CTLS, ctlMsr(c.pin, VMX_CAPS.pin.must1)],
+    [MSR_IA32_VMX.PROCBASED_CTLS, ctlMsr(c.proc, VMX_CAPS.proc.must1)],
+    [MSR_IA32_VMX.EXIT_CTLS, ctlMsr(c.exit, VMX_CAPS.exit.must1)],
+    [MSR_IA32_VMX.ENTRY_CTLS, ctlMsr(c.entry, VMX_CAPS.entry.must1)],
+    [MSR_IA32_VMX.MISC, BigInt(NESTED_MISC)],
+    [MSR_IA32_VMX.CR0_FIXED0, BigInt(CR0_FIXED0)],
+    [MSR_IA32_VMX.CR0_FIXED1, BigInt(CR0_FIXED1)],
+    [MSR_IA32_VMX.CR4_FIXED0, BigInt(CR4_FIXED0)],
+    [MSR_IA32_VMX.CR4_FIXED1, BigInt(CR4_FIXED1)],
+    [MSR_IA32_VMX.VMCS_ENUM, BigInt(VMCS_MAX_INDEX << 1)],
+    [MSR_IA32_VMX.PROCBASED_CTLS2, ctlMsr(c.proc2)],
+    [MSR_IA32_VMX.EPT_VPID_CAP, VMX_EPT_VPID_CAP.INVVPID | VMX_EPT_VPID_CAP.INVVPID_SINGLE_CONTEXT | VMX_EPT_VPID_CAP.INVVPID_ALL_CONTEXT
+      | VMX_EPT_VPID_CAP.INVVPID_INDIVIDUAL_ADDR],
+    [MSR_IA32_VMX.TRUE_PINBASED_CTLS, ctlMsr(c.pin)],
+    [MSR_IA32_VMX.TRUE_PROCBASED_CTLS, ctlMsr(c.proc)],
+    [MSR_IA32_VMX.TRUE_EXIT_CTLS, ctlMsr(c.exit)],
+    [MSR_IA32_VMX.TRUE_ENTRY_CTLS, ctlMsr(c.entry)],
+    [MSR_IA32_VMX.VMFUNC, 0n],
+  ]);
+}
+
+const NESTED_MSRS = nestedVmxSetupCtlsMsrs();
+
+/** vmx_get_vmx_msr: L1's view of an IA32_VMX_* MSR, or undefined when nesting is off for this vCPU. */
+export function vmxGetVmxMsr(vcpu: KvmVcpu, index: number): bigint | undefined {
+  return nestedVmxAllowed(vcpu) ? NESTED_MSRS.get(index) : undefined;
+}
+
+/**
+ * nested=1 and CPUID.1:ECX.VMX in the guest's CPUID (guest_cpuid_has(vcpu, X86_FEATURE_VMX)).
+ * Deviation: a vCPU whose VMM never did KVM_SET_CPUID2 (kvmts run does not yet) counts as
+ * offered VMX, as KVM_GET_SUPPORTED_CPUID offers it; a table without the bit turns nesting off.
+ */
+export function nestedVmxAllowed(vcpu: KvmVcpu): boolean {
+  const table = toVcpu(vcpu).cpuid;
+  return table.length === 0 || guestCpuidHasVirt(table).vmx;
+}
+
+// ---- L1 memory -------------------------------------------------------------------------------
+
+function vmOf(vcpu: KvmVcpu): Vm {
+  return vcpu.kvm as unknown as Vm;
+}
+
+/** The HPA behind L1 guest-physical `gpa`, or -1 (kvm_vcpu_map failing). */
+function gpaToHpa(vcpu: KvmVcpu, gpa: number): number {
+  if (gpa < 0) return -1;
+  const vm = vmOf(vcpu);
+  const gfn = Math.floor(gpa / PAGE);
+  const slot = vm.memslots.find(gfn);
+  if (!slot) return -1;
+  const hpa = vm.proc.hvaToHpa(slot.userspaceAddr + (gfn - slot.baseGfn) * PAGE);
+  return hpa < 0 ? -1 : hpa + (gpa % PAGE);
+}
+
+function hostMem(vcpu: KvmVcpu): Vm['host']['mem'] {
+  return vcpu.kvm.host.mem;
+}
+
+/** kvm_vcpu_read_guest of a page-aligned page into `dst`; false when unbacked. */
+function readGuestPage(vcpu: KvmVcpu, gpa: number, dst: Uint8Array): boolean {
+  const hpa = gpaToHpa(vcpu, gpa);
+  if (hpa < 0) return false;
+  dst.set(hostMem(vcpu).readBytes(hpa, dst.length));
+  return true;
+}
+
+function writeGuestPage(vcpu: KvmVcpu, gpa: number, src: Uint8Array): boolean {
+  const hpa = gpaToHpa(vcpu, gpa);
+  if (hpa < 0) return false;
+  hostMem(vcpu).writeBytes(hpa, src);
+  return true;
+}
+
+function readGuest32(vcpu: KvmVcpu, gpa: number): number | null {
+  const hpa = gpaToHpa(vcpu, gpa);
+  return hpa < 0 ? null : hostMem(vcpu).read32(hpa);
+}
+
+function readGuest8(vcpu: KvmVcpu, gpa: number): number | null {
+  const hpa = gpaToHpa(vcpu, gpa);
+  return hpa < 0 ? null : hostMem(vcpu).read8(hpa);
+}
+
+// ---- registers and operands ------------------------------------------------------------------
+
+function regRead(vcpu: KvmVcpu, reg: number): number {
+  return vcpu.arch.regsHi[reg]! * TWO32 + (vcpu.arch.regs[reg]! >>> 0);
+}
+
+function regWriteHalves(vcpu: KvmVcpu, reg: number, lo: number, hi: number): void {
+  vcpu.arch.regs[reg] = lo | 0;
+  vcpu.arch.regsHi[reg] = hi | 0;
+}
+
+function longMode(vcpu: KvmVcpu): boolean {
+  return (vcpu.arch.efer & EFER.LMA) !== 0;
+}
+
+/**
+ * get_vmx_mem_address: the linear address of the instruction's memory operand from the exit
+ * qualification (displacement) and the instruction-information field (SDM 28.2.5, Table 28-13).
+ */
+export function getVmxMemAddress(vcpu: KvmVcpu, qual: number, info: number): number {
+  const s = vmcsSilicon(toVmx(vcpu));
+  const scaling = info & 3;
+  const addrSize = (info >> 7) & 7;
+  const seg = (info >> 15) & 7;
+  const index = (info >> 18) & 0xf;
+  const indexValid = !(info & (1 << 22));
+  const base = (info >> 23) & 0xf;
+  const baseValid = !(info & (1 << 27));
+  let off = qual;
+  if (baseValid) off += regRead(vcpu, base);
+  if (indexValid) off += regRead(vcpu, index) * 2 ** scaling;
+  if (addrSize === 1) off = off >>> 0;
+  else if (addrSize === 0) off &= 0xffff;
+  // In 64-bit mode only FS and GS have a base (SDM 3.4.4); elsewhere every segment's base is added.
+  const segBase = s.vmreadNum(VMCS.GUEST_ES_BASE + seg * 2);
+  if (!longMode(vcpu) || seg === 4 || seg === 5) off += segBase;
+  if (!longMode(vcpu)) off = off >>> 0;
+  return off;
+}
+
+/** Reads `len` (4 or 8) bytes at L1 linear `gva`, or null after queueing #PF. */
+function readGuestVirt(vcpu: KvmVcpu, gva: number, len: 4 | 8): { lo: number; hi: number } | null {
+  const lo = guestVirtWord(vcpu, gva, false);
+  if (lo === null) return null;
+  if (len === 4) return { lo: lo.value, hi: 0 };
+  const hi = guestVirtWord(vcpu, gva + 4, false);
+  if (hi === null) return null;
+  return { lo: lo.value, hi: hi.value };
+}
+
+function l1PagingState(vcpu: KvmVcpu): [number, number, number, number] {
+  const s = vmcsSilicon(toVmx(vcpu));
+  return [s.vmreadNum(VMCS.GUEST_CR0), s.vmreadNum(VMCS.GUEST_CR3), s.vmreadNum(VMCS.GUEST_CR4), vcpu.arch.efer];
+}
+
+function gvaToHpa(vcpu: KvmVcpu, gva: number, write: boolean): number {
+  const [cr0, cr3, cr4, efer] = l1PagingState(vcpu);
+  const t = gvaToGpa(vmOf(vcpu), gva < 0 ? gva + 2 ** 64 : gva, cr0, cr3, cr4, efer);
+  if (!t || (write && !t.writeable && cr0 & CR0.WP)) {
+    kvmInjectPageFault(vcpu, gva, (t ? 1 : 0) | (write ? 2 : 0));
+    return -1;
+  }
+  const hpa = gpaToHpa(vcpu, t.gpa);
+  if (hpa < 0) kvmQueueException(vcpu, VEC.GP, 0);
+  return hpa;
+}
+
+function guestVirtWord(vcpu: KvmVcpu, gva: number, _write: boolean): { value: number } | null {
+  // Byte by byte across a page boundary is not needed: operands are naturally aligned here or we fault.
+  const hpa = gvaToHpa(vcpu, gva, false);
+  if (hpa < 0) return null;
+  return { value: hostMem(vcpu).read32(hpa) };
+}
+
+function writeGuestVirt(vcpu: KvmVcpu, gva: number, lo: number, hi: number, len: 4 | 8): boolean {
+  const a = gvaToHpa(vcpu, gva, true);
+  if (a < 0) return false;
+  hostMem(vcpu).write32(a, lo >>> 0);
+  if (len === 8) {
+    const b = gvaToHpa(vcpu, gva + 4, true);
+    if (b < 0) return false;
+    hostMem(vcpu).write32(b, hi >>> 0);
+  }
+  return true;
+}
+
+/** The 64-bit pointer operand of VMXON/VMCLEAR/VMPTRLD (nested_vmx_get_vmptr), or null after a fault. */
+function nestedVmxGetVmptr(vcpu: KvmVcpu): number | null {
+  const s = vmcsSilicon(toVmx(vcpu));
+  const gva = getVmxMemAddress(vcpu, s.vmreadNum(VMCS.EXIT_QUALIFICATION), s.vmread32(VMCS.VMX_INSTRUCTION_INFO));
+  const v = readGuestVirt(vcpu, gva, 8);
+  if (!v) return null;
+  return v.hi * TWO32 + (v.lo >>> 0);
+}
+
+/** page_address_valid: 4 KiB aligned, within MAXPHYADDR. */
+function pageAddressValid(gpa: number): boolean {
+  return gpa >= 0 && gpa % PAGE === 0 && gpa < 2 ** MAXPHYADDR;
+}
+
+// ---- VMsucceed / VMfail (nested_vmx_succeed, nested_vmx_failInvalid, nested_vmx_failValid) -----
+
+function vmxInsnDone(vcpu: KvmVcpu, set: number): ExitResult {
+  vmxSetRflags(vcpu, ((vmxGetRflags(vcpu) & ~VMX_ARITH_FLAGS) | set) >>> 0);
+  kvmSkipEmulatedInstruction(vcpu);
+  return 'resume';
+}
+
+export function nestedVmxSucceed(vcpu: KvmVcpu): ExitResult {
+  return vmxInsnDone(vcpu, 0);
+}
+
+export function nestedVmxFailInvalid(vcpu: KvmVcpu): ExitResult {
+  return vmxInsnDone(vcpu, RFLAGS.CF);
+}
+
+/** VMfailValid(err), or VMfailInvalid when there is no current VMCS to hold the error number. */
+export function nestedVmxFailValid(vcpu: KvmVcpu, err: number): ExitResult {
+  const n = toNested(toVmx(vcpu));
+  if (n.currentVmptr === INVALID_GPA) return nestedVmxFailInvalid(vcpu);
+  n.cachedVmcs12.set(FIELD.VM_INSTRUCTION_ERROR, err);
+  return vmxInsnDone(vcpu, RFLAGS.ZF);
+}
+
+/** nested_vmx_check_permission: #UD outside VMX operation, #GP(0) above CPL 0. */
+function nestedVmxCheckPermission(vcpu: KvmVcpu): boolean {
+  const vmx = toVmx(vcpu);
+  toNested(vmx).stats.vmxInstructionExits++;
+  if (!nestedVmxAllowed(vcpu) || !toNested(vmx).vmxon) { kvmQueueException(vcpu, VEC.UD); return false; }
+  if (l1Cpl(vcpu) > 0) { kvmQueueException(vcpu, VEC.GP, 0); return false; }
+  return true;
+}
+
+function l1Cpl(vcpu: KvmVcpu): number {
+  return (vmcsSilicon(toVmx(vcpu)).vmread32(VMCS.GUEST_SS_AR_BYTES) >> 5) & 3;
+}
+
+// ---- VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST -------------------------------------------------
+
+/** handle_vmxon. */
+export function handleVmxon(vcpu: KvmVcpu): ExitResult {
+  const vmx = toVmx(vcpu);
+  const n = toNested(vmx);
+  n.stats.vmxInstructionExits++;
+  if (!nestedVmxAllowed(vcpu) || !(vcpu.arch.cr4 & CR4.VMXE)) return kvmHandleInvalidOp(vcpu);
+  if (l1Cpl(vcpu) > 0) { kvmQueueException(vcpu, VEC.GP, 0); return 'resume'; }
+  // CR0 and CR4 must honour the fixed bits of VMX operation (SDM 31.3 VMXON), else #GP(0).
+  if (((vcpu.arch.cr0 & CR0_FIXED0) >>> 0) !== CR0_FIXED0) { kvmQueueException(vcpu, VEC.GP, 0); return 'resume'; }
+  if (n.vmxon) return nestedVmxFailValid(vcpu, VMXERR.VMXON_IN_VMX_ROOT_OPERATION);
+  const ptr = nestedVmxGetVmptr(vcpu);
+  if (ptr === null) return 'resume';
+  if (!pageAddressValid(ptr)) return nestedVmxFailInvalid(vcpu);
+  const rev = readGuest32(vcpu, ptr);
+  if (rev === null || (rev & 0x7fffffff) !== VMCS12_REVISION) return nestedVmxFailInvalid(vcpu);
+  n.vmxon = true;
+  n.vmxonPtr = ptr;
+  n.currentVmptr = INVALID_GPA;
+  return nestedVmxSucceed(vcpu);
+}
+
+/** nested_release_vmcs12: cached_vmcs12 back into L1's memory; no current VMCS any more. */
+function nestedReleaseVmcs12(vcpu: KvmVcpu): void {
+  const n = toNested(toVmx(vcpu));
+  if (n.currentVmptr === INVALID_GPA) return;
+  writeGuestPage(vcpu, n.currentVmptr, n.cachedVmcs12.bytes);
+  n.currentVmptr = INVALID_GPA;
+}
+
+/** handle_vmxoff (free_nested). */
+export function handleVmxoff(vcpu: KvmVcpu): ExitResult {
+  if (!nestedVmxCheckPermission(vcpu)) return 'resume';
+  const n = toNested(toVmx(vcpu));
+  nestedReleaseVmcs12(vcpu);
+  n.vmxon = false;
+  n.vmxonPtr = INVALID_GPA;
+  return nestedVmxSucceed(vcpu);
+}
+
+/** handle_vmclear. */
+export function handleVmclear(vcpu: KvmVcpu): ExitResult {
+  if (!nestedVmxCheckPermission(vcpu)) return 'resume';
+  const n = toNested(toVmx(vcpu));
+  const ptr = nestedVmxGetVmptr(vcpu);
+  if (ptr === null) return 'resume';
+  if (!pageAddressValid(ptr)) return nestedVmxFailValid(vcpu, VMXERR.VMCLEAR_INVALID_ADDRESS);
+  if (ptr === n.vmxonPtr) return nestedVmxFailValid(vcpu, VMXERR.VMCLEAR_VMXON_POINTER);
+  if (ptr === n.currentVmptr) nestedReleaseVmcs12(vcpu);
+  // launch_state = 0 in L1's copy, written directly as KVM does (kvm_vcpu_write_guest).
+  const hpa = gpaToHpa(vcpu, ptr + VMCS12_LAUNCH_STATE);
+  if (hpa >= 0) hostMem(vcpu).write32(hpa, 0);
+  return nestedVmxSucceed(vcpu);
+}
+
+/** handle_vmptrld. */
+export function handleVmptrld(vcpu: KvmVcpu): ExitResult {
+  if (!nestedVmxCheckPermission(vcpu)) return 'resume';
+  const n = toNested(toVmx(vcpu));
+  const ptr = nestedVmxGetVmptr(vcpu);
+  if (ptr === null) return 'resume';
+  if (!pageAddressValid(ptr)) return nestedVmxFailValid(vcpu, VMXERR.VMPTRLD_INVALID_ADDRESS);
+  if (ptr === n.vmxonPtr) return nestedVmxFailValid(vcpu, VMXERR.VMPTRLD_VMXON_POINTER);
+  if (ptr !== n.currentVmptr) {
+    const rev = readGuest32(vcpu, ptr);
+    if (rev === null) return nestedVmxFailValid(vcpu, VMXERR.VMPTRLD_INVALID_ADDRESS);
+    if ((rev & 0x7fffffff) !== VMCS12_REVISION) return nestedVmxFailValid(vcpu, VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
+    nestedReleaseVmcs12(vcpu);
+    readGuestPage(vcpu, ptr, n.cachedVmcs12.bytes);
+    n.currentVmptr = ptr;
+  }
+  return nestedVmxSucceed(vcpu);
+}
+
+/** handle_vmptrst. */
+export function handleVmptrst(vcpu: KvmVcpu): ExitResult {
+  if (!nestedVmxCheckPermission(vcpu)) return 'resume';
+  const n = toNested(toVmx(vcpu));
+  const s = vmcsSilicon(toVmx(vcpu));
+  const gva = getVmxMemAddress(vcpu, s.vmreadNum(VMCS.EXIT_QUALIFICATION), s.vmread32(VMCS.VMX_INSTRUCTION_INFO));
+  const p = n.currentVmptr;
+  const lo = p === INVALID_GPA ? 0xffffffff : p >>> 0;
+  const hi = p === INVALID_GPA ? 0xffffffff : Math.floor(p / TWO32);
+  if (!writeGuestVirt(vcpu, gva, lo, hi, 8)) return 'resume';
+  return nestedVmxSucceed(vcpu);
+}
+
+// ---- VMREAD, VMWRITE ----------------------------------------------------------------------------
+
+/** handle_vmread. */
+export function handleVmread(vcpu: KvmVcpu): ExitResult {
+  if (!nestedVmxCheckPermission(vcpu)) return 'resume';
+  const n = toNested(toVmx(vcpu));
+  const s = vmcsSilicon(toVmx(vcpu));
+  const info = s.vmread32(VMCS.VMX_INSTRUCTION_INFO);
+  if (n.currentVmptr === INVALID_GPA) return nestedVmxFailInvalid(vcpu);
+  const long = longMode(vcpu);
+  const enc = long ? regRead(vcpu, (info >>> 28) & 0xf) : vcpu.arch.regs[(info >>> 28) & 0xf]! >>> 0;
+  const i = vmcsFieldIndex(enc);
+  if (i < 0 || VMCS12_OFFSET[i]! < 0) return nestedVmxFailValid(vcpu, VMXERR.UNSUPPORTED_VMCS_COMPONENT);
+  const v = n.cachedVmcs12;
+  const lo = enc & 1 ? v.hi(i) : v.lo(i);
+  const hi = enc & 1 ? 0 : v.hi(i);
+  if (info & (1 << 10)) {
+    regWriteHalves(vcpu, (info >> 3) & 0xf, lo, long ? hi : 0);
+  } else {
+    const gva = getVmxMemAddress(vcpu, s.vmreadNum(VMCS.EXIT_QUALIFICATION), info);
+    if (!writeGuestVirt(vcpu, gva, lo, hi, long ? 8 : 4)) return 'resume';
+  }
+  return nestedVmxSucceed(vcpu);
+}
+
+/** handle_vmwrite. */
+export function handleVmwrite(vcpu: KvmVcpu): ExitResult {
+  if (!nestedVmxCheckPermission(vcpu)) return 'resume';
+  const n = toNested(toVmx(vcpu));
+  const s = vmcsSilicon(toVmx(vcpu));
+  const info = s.vmread32(VMCS.VMX_INSTRUCTION_INFO);
+  const long = longMode(vcpu);
+  let lo: number;
+  let hi = 0;
+  if (info & (1 << 10)) {
+    const r = (info >> 3) & 0xf;
+    lo = vcpu.arch.regs[r]! >>> 0;
+    if (long) hi = vcpu.arch.regsHi[r]! >>> 0;
+  } else {
+    const gva = getVmxMemAddress(vcpu, s.vmreadNum(VMCS.EXIT_QUALIFICATION), info);
+    const m = readGuestVirt(vcpu, gva, long ? 8 : 4);
+    if (!m) return 'resume';
+    lo = m.lo >>> 0;
+    hi = m.hi >>> 0;
+  }
+  if (n.currentVmptr === INVALID_GPA) return nestedVmxFailInvalid(vcpu);
+  const enc = long ? regRead(vcpu, (info >>> 28) & 0xf) : vcpu.arch.regs[(info >>> 28) & 0xf]! >>> 0;
+  const i = vmcsFieldIndex(enc);
+  if (i < 0 || VMCS12_OFFSET[i]! < 0) return nestedVmxFailValid(vcpu, VMXERR.UNSUPPORTED_VMCS_COMPONENT);
+  if (FIELD_TYPE[i] === VMCS_TYPE.READ_ONLY && !(NESTED_MISC & VMX_MISC.VMWRITE_ANY_FIELD)) {
+    return nestedVmxFailValid(vcpu, VMXERR.VMWRITE_READ_ONLY_VMCS_COMPONENT);
+  }
+  const v = n.cachedVmcs12;
+  if (enc & 1) v.set(i, v.lo(i), lo);
+  else v.set(i, lo, hi);
+  return nestedVmxSucceed(vcpu);
+}
+
+/** handle_invept / handle_invvpid: L2 runs on EPT01 under VPID02, so both flush what L2 could have cached. */
+export function handleInvvpid(vcpu: KvmVcpu): ExitResult {
+  if (!nestedVmxCheckPermission(vcpu)) return 'resume';
+  const n = toNested(toVmx(vcpu));
+  const s = vmcsSilicon(toVmx(vcpu));
+  const info = s.vmread32(VMCS.VMX_INSTRUCTION_INFO);
+  const type = regRead(vcpu, (info >>> 28) & 0xf);
+  if (type < 0 || type > 3) return nestedVmxFailValid(vcpu, VMXERR.INVALID_OPERAND_TO_INVEPT_INVVPID);
+  if (n.vpid02) s.invvpid(1, n.vpid02);
+  return nestedVmxSucceed(vcpu);
+}
+
+export function handleInvept(vcpu: KvmVcpu): ExitResult {
+  if (!nestedVmxCheckPermission(vcpu)) return 'resume';
+  // EPT is not offered to L1 (IA32_VMX_PROCBASED_CTLS2 has no ENABLE_EPT): INVEPT is #UD.
+  return kvmHandleInvalidOp(vcpu);
+}
+
+// ---- VMLAUNCH / VMRESUME ----------------------------------------------------------------------
+
+function ctlOk(value: number, c: CtlCap): boolean {
+  return (value & c.must1) === c.must1 && (value & ~c.may1) === 0;
+}
+
+/** nested_vmx_check_controls (check_vmentry_prereqs): VMfailValid(7) when false. */
+function nestedVmxCheckControls(v: Vmcs12): boolean {
+  const proc = v.lo(FIELD.CPU_BASED_VM_EXEC_CONTROL);
+  if (!ctlOk(v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL), NESTED_CTLS.pin)) return false;
+  if (!ctlOk(proc, NESTED_CTLS.proc)) return false;
+  if (proc & CPU_BASED.ACTIVATE_SECONDARY_CONTROLS && !ctlOk(v.lo(FIELD.SECONDARY_VM_EXEC_CONTROL), NESTED_CTLS.proc2)) return false;
+  if (!ctlOk(v.lo(FIELD.VM_EXIT_CONTROLS), NESTED_CTLS.exit)) return false;
+  if (!ctlOk(v.lo(FIELD.VM_ENTRY_CONTROLS), NESTED_CTLS.entry)) return false;
+  if (v.lo(FIELD.CR3_TARGET_COUNT) > 4) return false;
+  // nested_vmx_check_io_bitmap_controls / _msr_bitmap_controls: page-aligned, inside MAXPHYADDR.
+  if (proc & CPU_BASED.USE_IO_BITMAPS && (!pageAddressValid(v.num(FIELD.IO_BITMAP_A)) || !pageAddressValid(v.num(FIELD.IO_BITMAP_B)))) return false;
+  if (proc & CPU_BASED.USE_MSR_BITMAPS && !pageAddressValid(v.num(FIELD.MSR_BITMAP))) return false;
+  // nested_check_vm_entry_controls: the event to inject must be well formed (SDM 27.2.1.3).
+  const intr = v.lo(FIELD.VM_ENTRY_INTR_INFO_FIELD);
+  if (intr & INTR_INFO.VALID) {
+    const type = (intr & INTR_INFO.TYPE_MASK) >> INTR_INFO.TYPE_SHIFT;
+    if (type === 1 || type === 7) return false;
+    if (intr & 0x7ffff000) return false;
+    if (type === EVENT_TYPE.NMI && (intr & 0xff) !== VEC.NMI) return false;
+    if (type === EVENT_TYPE.HW_EXCEPTION && (intr & 0xff) > 31) return false;
+  }
+  if (v.lo(FIELD.VM_ENTRY_MSR_LOAD_COUNT) || v.lo(FIELD.VM_EXIT_MSR_LOAD_COUNT) || v.lo(FIELD.VM_EXIT_MSR_STORE_COUNT)) return false;
+  return true;
+}
+
+function canonical(n: number): boolean {
+  return n >= -(2 ** 47) && n < 2 ** 47;
+}
+
+/** nested_vmx_check_host_state: VMfailValid(8) when false. */
+function nestedVmxCheckHostState(v: Vmcs12): boolean {
+  const cr0 = v.lo(FIELD.HOST_CR0);
+  const cr4 = v.lo(FIELD.HOST_CR4);
+  if (((cr0 & CR0_FIXED0) >>> 0) !== CR0_FIXED0 || v.hi(FIELD.HOST_CR0)) return false;
+  if ((cr4 & CR4_FIXED0) !== CR4_FIXED0 || (cr4 & ~CR4_FIXED1) || v.hi(FIELD.HOST_CR4)) return false;
+  if (v.num(FIELD.HOST_CR3) < 0 || v.num(FIELD.HOST_CR3) >= 2 ** MAXPHYADDR) return false;
+  const hostLong = (v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.HOST_ADDR_SPACE_SIZE) !== 0;
+  if (hostLong && !(cr4 & CR4.PAE)) return false;
+  for (const f of [FIELD.HOST_ES_SELECTOR, FIELD.HOST_CS_SELECTOR, FIELD.HOST_SS_SELECTOR, FIELD.HOST_DS_SELECTOR,
+    FIELD.HOST_FS_SELECTOR, FIELD.HOST_GS_SELECTOR, FIELD.HOST_TR_SELECTOR]) {
+    if (v.lo(f) & 7) return false;
+  }
+  if (v.lo(FIELD.HOST_CS_SELECTOR) === 0 || v.lo(FIELD.HOST_TR_SELECTOR) === 0) return false;
+  if (!hostLong && v.lo(FIELD.HOST_SS_SELECTOR) === 0) return false;
+  for (const f of [FIELD.HOST_FS_BASE, FIELD.HOST_GS_BASE, FIELD.HOST_TR_BASE, FIELD.HOST_GDTR_BASE, FIELD.HOST_IDTR_BASE,
+    FIELD.HOST_RIP, FIELD.HOST_IA32_SYSENTER_ESP, FIELD.HOST_IA32_SYSENTER_EIP]) {
+    if (!canonical(v.num(f))) return false;
+  }
+  return true;
+}
+
+/** nested_vmx_check_guest_state (and the parts of 27.3.1 KVM checks in software): an entry-failure exit when false. */
+function nestedVmxCheckGuestState(v: Vmcs12): boolean {
+  const cr0 = v.lo(FIELD.GUEST_CR0);
+  const cr4 = v.lo(FIELD.GUEST_CR4);
+  if (((cr0 & CR0_FIXED0) >>> 0) !== CR0_FIXED0 || v.hi(FIELD.GUEST_CR0)) return false;
+  if ((cr4 & CR4_FIXED0) !== CR4_FIXED0 || (cr4 & ~CR4_FIXED1) || v.hi(FIELD.GUEST_CR4)) return false;
+  const ia32e = (v.lo(FIELD.VM_ENTRY_CONTROLS) & VM_ENTRY.IA32E_MODE) !== 0;
+  if (ia32e && !(cr4 & CR4.PAE)) return false;
+  if (v.num(FIELD.VMCS_LINK_POINTER) !== -1) return false;
+  if (v.lo(FIELD.VM_ENTRY_CONTROLS) & VM_ENTRY.LOAD_IA32_EFER) {
+    const efer = v.lo(FIELD.GUEST_IA32_EFER);
+    if (((efer & EFER.LMA) !== 0) !== ia32e) return false;
+    if (cr0 & CR0.PG && ((efer & EFER.LMA) !== 0) !== ((efer & EFER.LME) !== 0)) return false;
+  }
+  if (!canonical(v.num(FIELD.GUEST_RIP)) || (ia32e && !canonical(v.num(FIELD.GUEST_RSP)))) return false;
+  if (!(v.lo(FIELD.GUEST_RFLAGS) & RFLAGS.FIXED1) || v.hi(FIELD.GUEST_RFLAGS)) return false;
+  if (v.lo(FIELD.GUEST_ACTIVITY_STATE) > 3) return false;
+  return true;
+}
+
+/** nested_vmx_calc_efer. */
+function nestedVmxCalcEfer(v: Vmcs12, l1Efer: number): number {
+  if (v.lo(FIELD.VM_ENTRY_CONTROLS) & VM_ENTRY.LOAD_IA32_EFER) return v.lo(FIELD.GUEST_IA32_EFER);
+  if (v.lo(FIELD.VM_ENTRY_CONTROLS) & VM_ENTRY.IA32E_MODE) return l1Efer | EFER.LMA | EFER.LME;
+  return l1Efer & ~(EFER.LMA | EFER.LME);
+}
+
+/** vmx_switch_vmcs: make `l` the vCPU's loaded VMCS on the pCPU it runs on. */
+function vmxSwitchVmcs(vmx: VcpuVmx, l: LoadedVmcs): void {
+  if (vmx.loadedVmcs === l) return;
+  vmx.loadedVmcs = l;
+  vmxVcpuLoad(vmx.vcpu, vmx.vcpu.pcpu?.id ?? 0);
+}
+
+/** Allocates vmcs02, its MSR bitmap and VPID02 on first use (alloc_loaded_vmcs in enter_vmx_operation). */
+function nestedAllocVmcs02(vmx: VcpuVmx, n: NestedVmx): LoadedVmcs | null {
+  if (n.vmcs02) return n.vmcs02;
+  const m = vmx.module;
+  const vmcs = allocVmcs(m);
+  if (vmcs < 0) return null;
+  const bitmap = m.host.allocPage();
+  if (bitmap < 0) { m.host.freePage(vmcs); return null; }
+  silicon(m.host.pcpus[vmx.vcpu.pcpu?.id ?? 0]!.cpu).vmclear(vmcs);
+  n.vmcs02 = { vmcs, cpu: -1, launched: false };
+  n.msrBitmap02 = bitmap;
+  n.vpid02 = allocateVpid(m);
+  return n.vmcs02;
+}
+
+/** The guest-state rows prepare_vmcs02 copies straight from vmcs12 (CRs, EFER, RIP/RSP are computed). */
+const GUEST_COPY_ROWS: readonly number[] = VMCS_FIELDS.flatMap(([name, enc], i) =>
+  vmcsFieldType(enc) === VMCS_TYPE.GUEST && VMCS12_OFFSET[i]! >= 0
+    && !['GUEST_CR0', 'GUEST_CR4', 'GUEST_IA32_EFER', 'VMCS_LINK_POINTER', 'GUEST_PML_INDEX', 'GUEST_INTR_STATUS',
+      'GUEST_IA32_PERF_GLOBAL_CTRL', 'GUEST_BNDCFGS', 'GUEST_IA32_PAT', 'GUEST_PDPTR0', 'GUEST_PDPTR1', 'GUEST_PDPTR2', 'GUEST_PDPTR3',
+      'VMX_PREEMPTION_TIMER_VALUE'].includes(name)
+    ? [i] : []);
+
+/**
+ * prepare_vmcs02: vmcs12's guest state and controls merged with what L0 needs from vmcs01
+ * (its EPT, its host state, its own intercepts), written into the current VMCS (vmcs02).
+ */
+function prepareVmcs02(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12, c01: ControlsShadow, eb01: number, eptp01: number, tsc01: bigint,
+  cr0Mask01: number, cr4Mask01: number, efer02: number): void {
+  const s = vmcsSilicon(vmx);
+  const changed: string[] = [];
+  const put = (enc: number, value: number): void => {
+    if (s.vmreadNum(enc) !== value) { s.vmwriteNum(enc, value); changed.push(VMCS_FIELDS[vmcsFieldIndex(enc)]![0]); }
+  };
+  // Guest state.
+  for (const i of GUEST_COPY_ROWS) put(VMCS_FIELDS[i]![1], v.num(i));
+  put(VMCS.GUEST_CR0, (v.lo(FIELD.GUEST_CR0) | CR0.NE) >>> 0);
+  put(VMCS.GUEST_CR4, (v.lo(FIELD.GUEST_CR4) | CR4.VMXE) >>> 0);
+  put(VMCS.GUEST_IA32_EFER, efer02);
+  put(VMCS.VMCS_LINK_POINTER, -1);
+  if (v.lo(FIELD.VM_ENTRY_CONTROLS) & VM_ENTRY.LOAD_IA32_PAT) put(VMCS.GUEST_IA32_PAT, v.num(FIELD.GUEST_IA32_PAT));
+  // Controls: L0's own (vmcs01's) or'ed with L1's, less the windows L0 asked for L1.
+  const proc12 = v.lo(FIELD.CPU_BASED_VM_EXEC_CONTROL);
+  const proc2_12 = proc12 & CPU_BASED.ACTIVATE_SECONDARY_CONTROLS ? v.lo(FIELD.SECONDARY_VM_EXEC_CONTROL) : 0;
+  const pin = (c01.pin & ~PIN_BASED.VMX_PREEMPTION_TIMER) | v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL);
+  let exec = ((c01.exec & ~(CPU_BASED.INTR_WINDOW_EXITING | CPU_BASED.NMI_WINDOW_EXITING | CPU_BASED.USE_IO_BITMAPS
+    | CPU_BASED.USE_MSR_BITMAPS | CPU_BASED.MONITOR_TRAP_FLAG)) | proc12) >>> 0;
+  // L0 takes every L2 port access and looks at L1's bitmaps itself (nested_vmx_exit_handled_io).
+  if (exec & CPU_BASED.USE_IO_BITMAPS) exec = ((exec & ~CPU_BASED.USE_IO_BITMAPS) | CPU_BASED.UNCOND_IO_EXITING) >>> 0;
+  exec = (exec | CPU_BASED.ACTIVATE_SECONDARY_CONTROLS) >>> 0;
+  if (proc12 & CPU_BASED.USE_MSR_BITMAPS) {
+    nestedVmxPrepareMsrBitmap(vmx, n, v);
+    exec |= CPU_BASED.USE_MSR_BITMAPS;
+    put(VMCS.MSR_BITMAP, n.msrBitmap02);
+  }
+  const exec2 = ((c01.exec2 & ~SECONDARY_EXEC.UNRESTRICTED_GUEST) | (proc2_12 & ~SECONDARY_EXEC.ENABLE_VPID)
+    | (n.vpid02 ? SECONDARY_EXEC.ENABLE_VPID : 0)) >>> 0;
+  const lma = (efer02 & EFER.LMA) !== 0;
+  const entry = ((c01.entry & ~VM_ENTRY.IA32E_MODE) | (lma ? VM_ENTRY.IA32E_MODE : 0)) >>> 0;
+  put(VMCS.PIN_BASED_VM_EXEC_CONTROL, pin >>> 0);
+  put(VMCS.CPU_BASED_VM_EXEC_CONTROL, exec >>> 0);
+  put(VMCS.SECONDARY_VM_EXEC_CONTROL, exec2);
+  put(VMCS.VM_ENTRY_CONTROLS, entry);
+  put(VMCS.VM_EXIT_CONTROLS, c01.exit);
+  vmx.pinCtl = pin >>> 0;
+  vmx.execCtl = exec >>> 0;
+  vmx.exec2Ctl = exec2;
+  vmx.entryCtl = entry;
+  vmx.exitCtl = c01.exit;
+  if (n.vpid02) put(VMCS.VIRTUAL_PROCESSOR_ID, n.vpid02);
+  put(VMCS.EPT_POINTER, eptp01);
+  put(VMCS.EXCEPTION_BITMAP, (eb01 | v.lo(FIELD.EXCEPTION_BITMAP)) >>> 0);
+  put(VMCS.PAGE_FAULT_ERROR_CODE_MASK, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MASK));
+  put(VMCS.PAGE_FAULT_ERROR_CODE_MATCH, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MATCH));
+  put(VMCS.CR3_TARGET_COUNT, v.lo(FIELD.CR3_TARGET_COUNT));
+  for (let t = 0; t < 4; t++) put(VMCS.CR3_TARGET_VALUE0 + 2 * t, v.num(FIELD.CR3_TARGET_VALUE0 + t));
+  // What L2 reads of CR0/CR4 is what L1 would have it read (nested_read_cr0/cr4).
+  const m0 = v.lo(FIELD.CR0_GUEST_HOST_MASK);
+  const m4 = v.lo(FIELD.CR4_GUEST_HOST_MASK);
+  put(VMCS.CR0_GUEST_HOST_MASK, (cr0Mask01 | m0) >>> 0);
+  put(VMCS.CR4_GUEST_HOST_MASK, (cr4Mask01 | m4) >>> 0);
+  put(VMCS.CR0_READ_SHADOW, ((v.lo(FIELD.GUEST_CR0) & ~m0) | (v.lo(FIELD.CR0_READ_SHADOW) & m0)) >>> 0);
+  put(VMCS.CR4_READ_SHADOW, ((v.lo(FIELD.GUEST_CR4) & ~m4) | (v.lo(FIELD.CR4_READ_SHADOW) & m4)) >>> 0);
+  const tsc = proc12 & CPU_BASED.USE_TSC_OFFSETTING ? BigInt.asUintN(64, tsc01 + v.big(FIELD.TSC_OFFSET)) : tsc01;
+  if (s.vmread64(VMCS.TSC_OFFSET) !== tsc) { s.vmwrite64(VMCS.TSC_OFFSET, tsc); changed.push('TSC_OFFSET'); }
+  put(VMCS.VM_ENTRY_INTR_INFO_FIELD, v.lo(FIELD.VM_ENTRY_INTR_INFO_FIELD));
+  put(VMCS.VM_ENTRY_EXCEPTION_ERROR_CODE, v.lo(FIELD.VM_ENTRY_EXCEPTION_ERROR_CODE));
+  put(VMCS.VM_ENTRY_INSTRUCTION_LEN, v.lo(FIELD.VM_ENTRY_INSTRUCTION_LEN));
+  n.lastPrepareChanged = changed;
+}
+
+/** nested_vmx_prepare_msr_bitmap: an MSR access of L2 exits when L0 or L1 intercepts it. */
+function nestedVmxPrepareMsrBitmap(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12): void {
+  const mem = vmx.module.host.mem;
+  const l1 = new Uint8Array(PAGE);
+  if (!readGuestPage(vmx.vcpu, v.num(FIELD.MSR_BITMAP), l1)) l1.fill(0xff);
+  const l0 = mem.readBytes(vmx.msrBitmap, PAGE);
+  for (let i = 0; i < PAGE; i++) l1[i] = l1[i]! | l0[i]!;
+  mem.writeBytes(n.msrBitmap02, l1);
+}
+
+/** handle_vmlaunch / handle_vmresume: nested_vmx_run. */
+export function nestedVmxRun(vcpu: KvmVcpu, launch: boolean): ExitResult {
+  if (!nestedVmxCheckPermission(vcpu)) return 'resume';
+  const vmx = toVmx(vcpu);
+  const n = toNested(vmx);
+  if (n.currentVmptr === INVALID_GPA) return nestedVmxFailInvalid(vcpu);
+  const v = n.cachedVmcs12;
+  const s = vmcsSilicon(vmx);
+  if (s.vmread32(VMCS.GUEST_INTERRUPTIBILITY_INFO) & 2) return nestedVmxFailValid(vcpu, VMXERR.ENTRY_EVENTS_BLOCKED_BY_MOV_SS);
+  if (launch && v.launchState) return nestedVmxFailValid(vcpu, VMXERR.VMLAUNCH_NONCLEAR_VMCS);
+  if (!launch && !v.launchState) return nestedVmxFailValid(vcpu, VMXERR.VMRESUME_NONLAUNCHED_VMCS);
+  if (!nestedVmxCheckControls(v)) return nestedVmxFailValid(vcpu, VMXERR.ENTRY_INVALID_CONTROL_FIELD);
+  if (!nestedVmxCheckHostState(v)) return nestedVmxFailValid(vcpu, VMXERR.ENTRY_INVALID_HOST_STATE_FIELD);
+  if (!nestedVmxCheckGuestState(v)) {
+    // nested_vmx_enter_non_root_mode failing its guest-state checks: an entry-failure exit to L1.
+    loadVmcs12HostState(vcpu, v);
+    nestedVmxEntryFailureInfo(v, EXIT_REASON.INVALID_STATE, ENTRY_FAIL_DEFAULT);
+    return 'resume';
+  }
+  return enterVmxNonRootMode(vcpu, vmx, n, launch);
+}
+
+function nestedVmxEntryFailureInfo(v: Vmcs12, reason: number, qual: number): void {
+  v.set(FIELD.VM_EXIT_REASON, (reason | VMX_EXIT_REASONS_FAILED_VMENTRY) >>> 0);
+  v.setNum(FIELD.EXIT_QUALIFICATION, qual);
+}
+
+/** nested_vmx_enter_non_root_mode: vmcs02 prepared and loaded; the next vcpu_run enters L2. */
+function enterVmxNonRootMode(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx, launch: boolean): ExitResult {
+  const v = n.cachedVmcs12;
+  const s01 = vmcsSilicon(vmx);
+  const vmcs02 = nestedAllocVmcs02(vmx, n);
+  if (!vmcs02) return nestedVmxFailValid(vcpu, VMXERR.ENTRY_INVALID_CONTROL_FIELD);
+  // What prepare_vmcs02 takes from vmcs01, read while it is current.
+  n.ctls01 = { pin: vmx.pinCtl, exec: vmx.execCtl, exec2: vmx.exec2Ctl, entry: vmx.entryCtl, exit: vmx.exitCtl };
+  const eb01 = s01.vmread32(VMCS.EXCEPTION_BITMAP);
+  const eptp01 = s01.vmreadNum(VMCS.EPT_POINTER);
+  const tsc01 = s01.vmread64(VMCS.TSC_OFFSET);
+  const cr0Mask01 = s01.vmreadNum(VMCS.CR0_GUEST_HOST_MASK);
+  const cr4Mask01 = s01.vmreadNum(VMCS.CR4_GUEST_HOST_MASK);
+  // L1's RIP stays at VMLAUNCH in vmcs01; a VMfail seen on vmcs02 resumes L1 there.
+  s01.vmwriteNum(VMCS.GUEST_RIP, vcpu.arch.rip);
+  const efer02 = nestedVmxCalcEfer(v, vcpu.arch.efer);
+  n.cr0GuestOwned01 = vcpu.arch.cr0GuestOwnedBits;
+  n.cr4GuestOwned01 = vcpu.arch.cr4GuestOwnedBits;
+  vmxSwitchVmcs(vmx, vmcs02);
+  prepareVmcs02(vmx, n, v, n.ctls01, eb01, eptp01, tsc01, cr0Mask01, cr4Mask01, efer02);
+  // Without VPID in vmcs12, L2's entries and exits must not see stale translations (VPID02 is shared).
+  if (!(v.lo(FIELD.SECONDARY_VM_EXEC_CONTROL) & SECONDARY_EXEC.ENABLE_VPID) && n.vpid02) vmcsSilicon(vmx).invvpid(1, n.vpid02);
+  const a = vcpu.arch;
+  a.guestMode = true;
+  a.rip = v.num(FIELD.GUEST_RIP);
+  const rsp = v.num(FIELD.GUEST_RSP);
+  const rspHi = Math.floor(rsp / TWO32);
+  a.regs[RSP] = rsp - rspHi * TWO32;
+  a.regsHi[RSP] = rspHi;
+  a.cr0 = v.lo(FIELD.GUEST_CR0);
+  a.cr4 = v.lo(FIELD.GUEST_CR4);
+  a.cr3 = v.num(FIELD.GUEST_CR3);
+  a.efer = efer02;
+  a.cr0GuestOwnedBits &= ~v.lo(FIELD.CR0_GUEST_HOST_MASK);
+  a.cr4GuestOwnedBits &= ~v.lo(FIELD.CR4_GUEST_HOST_MASK);
+  kvmClearExceptionQueue(vcpu);
+  kvmClearInterruptQueue(vcpu);
+  if (launch) v.launchState = 1;
+  n.stats.nestedEntries++;
+  return 'resume';
+}
+
+// ---- L2 exits ---------------------------------------------------------------------------------
+
+/** nested_vmx_exit_handled_io: does L1's I/O bitmap (or unconditional exiting) claim this access? */
+function nestedVmxExitHandledIo(vcpu: KvmVcpu, v: Vmcs12, qual: number): boolean {
+  const proc = v.lo(FIELD.CPU_BASED_VM_EXEC_CONTROL);
+  if (!(proc & CPU_BASED.USE_IO_BITMAPS)) return (proc & CPU_BASED.UNCOND_IO_EXITING) !== 0;
+  const port = qual >>> 16;
+  const size = (qual & 7) + 1;
+  for (let p = port; p < port + size; p++) {
+    if (p > 0xffff) return true;
+    const bitmap = v.num(p < 0x8000 ? FIELD.IO_BITMAP_A : FIELD.IO_BITMAP_B);
+    const b = readGuest8(vcpu, bitmap + ((p & 0x7fff) >>> 3));
+    if (b === null || b & (1 << (p & 7))) return true;
+  }
+  return false;
+}
+
+/** nested_vmx_exit_handled_msr: L1's MSR bitmap, or every access without one. */
+function nestedVmxExitHandledMsr(vcpu: KvmVcpu, v: Vmcs12, write: boolean): boolean {
+  if (!(v.lo(FIELD.CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED.USE_MSR_BITMAPS)) return true;
+  const msr = vcpu.arch.regs[RCX]! >>> 0;
+  let quarter: number;
+  if (msr <= 0x1fff) quarter = 0;
+  else if (msr >= 0xc0000000 && msr <= 0xc0001fff) quarter = 1024;
+  else return true;
+  const b = readGuest8(vcpu, v.num(FIELD.MSR_BITMAP) + quarter + (write ? 2048 : 0) + ((msr & 0x1fff) >>> 3));
+  return b === null || (b & (1 << (msr & 7))) !== 0;
+}
+
+/** nested_vmx_exit_handled_cr: L1's CR masks, shadows and CR3/CR8 exiting. */
+function nestedVmxExitHandledCr(vcpu: KvmVcpu, v: Vmcs12, qual: number): boolean {
+  const cr = qual & 15;
+  const reg = (qual >> 8) & 15;
+  const proc = v.lo(FIELD.CPU_BASED_VM_EXEC_CONTROL);
+  switch ((qual >> 4) & 3) {
+    case 0: {
+      const val = vcpu.arch.regs[reg]! >>> 0;
+      if (cr === 0) return ((val ^ v.lo(FIELD.CR0_READ_SHADOW)) & v.lo(FIELD.CR0_GUEST_HOST_MASK)) !== 0;
+      if (cr === 4) return ((val ^ v.lo(FIELD.CR4_READ_SHADOW)) & v.lo(FIELD.CR4_GUEST_HOST_MASK)) !== 0;
+      if (cr === 3) {
+        if (!(proc & CPU_BASED.CR3_LOAD_EXITING)) return false;
+        const full = regRead(vcpu, reg);
+        for (let t = 0; t < v.lo(FIELD.CR3_TARGET_COUNT); t++) if (v.num(FIELD.CR3_TARGET_VALUE0 + t) === full) return false;
+        return true;
+      }
+      if (cr === 8) return (proc & CPU_BASED.CR8_LOAD_EXITING) !== 0;
+      return true;
+    }
+    case 1:
+      if (cr === 3) return (proc & CPU_BASED.CR3_STORE_EXITING) !== 0;
+      if (cr === 8) return (proc & CPU_BASED.CR8_STORE_EXITING) !== 0;
+      return true;
+    case 2:
+      return (v.lo(FIELD.CR0_GUEST_HOST_MASK) & CR0.TS) !== 0 && (v.lo(FIELD.CR0_READ_SHADOW) & CR0.TS) !== 0;
+    default: {
+      const m = v.lo(FIELD.CR0_GUEST_HOST_MASK);
+      const sh = v.lo(FIELD.CR0_READ_SHADOW);
+      const val = (qual >>> 16) & 0xf;
+      if (m & 0xe & (val ^ sh)) return true;
+      return (m & 1) !== 0 && !(sh & 1) && (val & 1) !== 0;
+    }
+  }
+}
+
+/** nested_vmx_l0_wants_exit: exits L0 handles whatever L1 asked for. */
+function nestedVmxL0WantsExit(vmx: VcpuVmx, basic: number, intrInfo: number): boolean {
+  switch (basic) {
+    case EXIT_REASON.EXCEPTION_NMI: {
+      const type = (intrInfo & INTR_INFO.TYPE_MASK) >> INTR_INFO.TYPE_SHIFT;
+      return type === EVENT_TYPE.NMI || (intrInfo & 0xff) === VEC.MC;
+    }
+    case EXIT_REASON.EXTERNAL_INTERRUPT:
+    case EXIT_REASON.EPT_VIOLATION:
+    case EXIT_REASON.EPT_MISCONFIG:
+    case EXIT_REASON.PREEMPTION_TIMER:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** nested_vmx_l1_wants_exit: what vmcs12 asked to see. */
+function nestedVmxL1WantsExit(vcpu: KvmVcpu, v: Vmcs12, basic: number, qual: number, intrInfo: number): boolean {
+  const proc = v.lo(FIELD.CPU_BASED_VM_EXEC_CONTROL);
+  const proc2 = proc & CPU_BASED.ACTIVATE_SECONDARY_CONTROLS ? v.lo(FIELD.SECONDARY_VM_EXEC_CONTROL) : 0;
+  switch (basic) {
+    case EXIT_REASON.EXCEPTION_NMI: {
+      const vector = intrInfo & 0xff;
+      if (!(v.lo(FIELD.EXCEPTION_BITMAP) & (1 << vector))) return false;
+      if (vector !== VEC.PF) return true;
+      // SDM 26.2: #PF exits when (error code & mask) == match is as bit 14 says.
+      const s = vmcsSilicon(toVmx(vcpu));
+      const ec = s.vmread32(VMCS.VM_EXIT_INTR_ERROR_CODE);
+      return ((ec & v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MASK)) === v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MATCH));
+    }
+    case EXIT_REASON.EXTERNAL_INTERRUPT: return (v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED.EXT_INTR_MASK) !== 0;
+    case EXIT_REASON.INTERRUPT_WINDOW: return (proc & CPU_BASED.INTR_WINDOW_EXITING) !== 0;
+    case EXIT_REASON.NMI_WINDOW: return (proc & CPU_BASED.NMI_WINDOW_EXITING) !== 0;
+    case EXIT_REASON.HLT: return (proc & CPU_BASED.HLT_EXITING) !== 0;
+    case EXIT_REASON.INVLPG: return (proc & CPU_BASED.INVLPG_EXITING) !== 0;
+    case EXIT_REASON.RDPMC: return (proc & CPU_BASED.RDPMC_EXITING) !== 0;
+    case EXIT_REASON.RDTSC:
+    case EXIT_REASON.RDTSCP: return (proc & CPU_BASED.RDTSC_EXITING) !== 0;
+    case EXIT_REASON.CR_ACCESS: return nestedVmxExitHandledCr(vcpu, v, qual);
+    case EXIT_REASON.DR_ACCESS: return (proc & CPU_BASED.MOV_DR_EXITING) !== 0;
+    case EXIT_REASON.IO_INSTRUCTION: return nestedVmxExitHandledIo(vcpu, v, qual);
+    case EXIT_REASON.MSR_READ: return nestedVmxExitHandledMsr(vcpu, v, false);
+    case EXIT_REASON.MSR_WRITE: return nestedVmxExitHandledMsr(vcpu, v, true);
+    case EXIT_REASON.MWAIT_INSTRUCTION: return (proc & CPU_BASED.MWAIT_EXITING) !== 0;
+    case EXIT_REASON.MONITOR_INSTRUCTION: return (proc & CPU_BASED.MONITOR_EXITING) !== 0;
+    case EXIT_REASON.MONITOR_TRAP_FLAG: return (proc & CPU_BASED.MONITOR_TRAP_FLAG) !== 0;
+    case EXIT_REASON.PAUSE_INSTRUCTION: return (proc & CPU_BASED.PAUSE_EXITING) !== 0;
+    case EXIT_REASON.WBINVD: return (proc2 & SECONDARY_EXEC.WBINVD_EXITING) !== 0;
+    case EXIT_REASON.PREEMPTION_TIMER: return false;
+    // CPUID, VMCALL, every VMX instruction, INVD, XSETBV, triple fault: always L1's.
+    default: return true;
+  }
+}
+
+/**
+ * nested_vmx_reflect_vmexit: after an L2 exit, true when it went to L1 (nested_vmx_vmexit),
+ * false when L0 handles it through its own exit handlers.
+ */
+export function nestedVmxReflectVmexit(vcpu: KvmVcpu): boolean {
+  const vmx = toVmx(vcpu);
+  const n = toNested(vmx);
+  if (vmx.fail) {
+    // vmcs02 failed the silicon's control or host-state checks: L1 sees VMfailValid at its VMLAUNCH.
+    const s = vmcsSilicon(vmx);
+    const err = s.vmread32(VMCS.VM_INSTRUCTION_ERROR);
+    nestedVmxLeaveToL1(vcpu, vmx, n);
+    vcpu.arch.rip = vmcsSilicon(vmx).vmreadNum(VMCS.GUEST_RIP);
+    n.cachedVmcs12.launchState = 0;
+    vmx.fail = false;
+    nestedVmxFailValid(vcpu, err || VMXERR.ENTRY_INVALID_CONTROL_FIELD);
+    return true;
+  }
+  const reason = vmx.exitReason >>> 0;
+  const s = vmcsSilicon(vmx);
+  const qual = s.vmreadNum(VMCS.EXIT_QUALIFICATION);
+  if (reason & VMX_EXIT_REASONS_FAILED_VMENTRY) {
+    // The silicon refused vmcs02's guest state: the entry failure is L1's (Linux: nested_vmx_vmexit).
+    n.cachedVmcs12.launchState = 0;
+    nestedVmxLeaveToL1(vcpu, vmx, n);
+    loadVmcs12HostState(vcpu, n.cachedVmcs12);
+    nestedVmxEntryFailureInfo(n.cachedVmcs12, reason & 0xffff, qual);
+    n.stats.l2ExitsReflected++;
+    return true;
+  }
+  const basic = reason & 0xffff;
+  const intrInfo = s.vmread32(VMCS.VM_EXIT_INTR_INFO);
+  if (nestedVmxL0WantsExit(vmx, basic, intrInfo) || !nestedVmxL1WantsExit(vcpu, n.cachedVmcs12, basic, qual, intrInfo)) {
+    n.stats.l2ExitsHandledInL0++;
+    return false;
+  }
+  n.stats.l2ExitsReflected++;
+  nestedVmxVmexit(vcpu, reason, intrInfo, qual);
+  return true;
+}
+
+/** The guest-state rows sync_vmcs02_to_vmcs12 copies back (CR0/CR4 and RIP/RSP are computed). */
+const GUEST_SYNC_ROWS = GUEST_COPY_ROWS.filter((i) => i !== FIELD.GUEST_RIP && i !== FIELD.GUEST_RSP);
+
+/** Exit-information rows prepare_vmcs12 copies from vmcs02. */
+const EXIT_INFO_ROWS = [FIELD.VM_EXIT_INTR_ERROR_CODE, FIELD.IDT_VECTORING_INFO_FIELD, FIELD.IDT_VECTORING_ERROR_CODE,
+  FIELD.VM_EXIT_INSTRUCTION_LEN, FIELD.VMX_INSTRUCTION_INFO, FIELD.GUEST_LINEAR_ADDRESS, FIELD.GUEST_PHYSICAL_ADDRESS] as const;
+
+/** sync_vmcs02_to_vmcs12 and prepare_vmcs12. */
+function syncVmcs02ToVmcs12(vcpu: KvmVcpu, vmx: VcpuVmx, v: Vmcs12): void {
+  const s = vmcsSilicon(vmx);
+  for (const i of GUEST_SYNC_ROWS) v.setNum(i, s.vmreadNum(VMCS_FIELDS[i]![1]));
+  v.setNum(FIELD.GUEST_RIP, vcpu.arch.rip);
+  v.setNum(FIELD.GUEST_RSP, regRead(vcpu, RSP));
+  // vmcs12_guest_cr0/cr4: bits L2 owns from vmcs02, L1's masked bits from vmcs12, L0's from the shadow.
+  const owned0 = ~s.vmreadNum(VMCS.CR0_GUEST_HOST_MASK);
+  const m0 = v.lo(FIELD.CR0_GUEST_HOST_MASK);
+  v.set(FIELD.GUEST_CR0, ((s.vmread32(VMCS.GUEST_CR0) & owned0) | (v.lo(FIELD.GUEST_CR0) & m0)
+    | (s.vmread32(VMCS.CR0_READ_SHADOW) & ~(owned0 | m0))) >>> 0);
+  const owned4 = ~s.vmreadNum(VMCS.CR4_GUEST_HOST_MASK);
+  const m4 = v.lo(FIELD.CR4_GUEST_HOST_MASK);
+  v.set(FIELD.GUEST_CR4, ((s.vmread32(VMCS.GUEST_CR4) & owned4) | (v.lo(FIELD.GUEST_CR4) & m4)
+    | (s.vmread32(VMCS.CR4_READ_SHADOW) & ~(owned4 | m4))) >>> 0);
+  const lma = (vcpu.arch.efer & EFER.LMA) !== 0;
+  v.set(FIELD.VM_ENTRY_CONTROLS, ((v.lo(FIELD.VM_ENTRY_CONTROLS) & ~VM_ENTRY.IA32E_MODE) | (lma ? VM_ENTRY.IA32E_MODE : 0)) >>> 0);
+  if (v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.SAVE_IA32_EFER) v.set(FIELD.GUEST_IA32_EFER, vcpu.arch.efer >>> 0);
+  if (v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.SAVE_IA32_PAT) v.setNum(FIELD.GUEST_IA32_PAT, s.vmreadNum(VMCS.GUEST_IA32_PAT));
+  for (const i of EXIT_INFO_ROWS) v.setNum(i, s.vmreadNum(VMCS_FIELDS[i]![1]));
+  // The event vmcs12 asked to inject was delivered (or is in IDT-vectoring info).
+  v.set(FIELD.VM_ENTRY_INTR_INFO_FIELD, (v.lo(FIELD.VM_ENTRY_INTR_INFO_FIELD) & ~INTR_INFO.VALID) >>> 0);
+}
+
+/** Back to vmcs01 and L1's control shadows; guest mode ends. */
+function nestedVmxLeaveToL1(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx): void {
+  vmxSwitchVmcs(vmx, vmx.vmcs01);
+  const c = n.ctls01;
+  vmx.pinCtl = c.pin; vmx.execCtl = c.exec; vmx.exec2Ctl = c.exec2; vmx.entryCtl = c.entry; vmx.exitCtl = c.exit;
+  vcpu.arch.cr0GuestOwnedBits = n.cr0GuestOwned01;
+  vcpu.arch.cr4GuestOwnedBits = n.cr4GuestOwned01;
+  vcpu.arch.guestMode = false;
+  // What L0 had queued for L2 is now in vmcs12's IDT-vectoring information, not L1's to receive.
+  kvmClearExceptionQueue(vcpu);
+  kvmClearInterruptQueue(vcpu);
+  vcpu.arch.nmiInjected = false;
+}
+
+/** nested_vmx_vmexit: an L2 exit delivered to L1 as a VM exit from vmcs12. */
+export function nestedVmxVmexit(vcpu: KvmVcpu, reason: number, intrInfo: number, qual: number): void {
+  const vmx = toVmx(vcpu);
+  const n = toNested(vmx);
+  const v = n.cachedVmcs12;
+  syncVmcs02ToVmcs12(vcpu, vmx, v);
+  v.set(FIELD.VM_EXIT_REASON, reason >>> 0);
+  v.set(FIELD.VM_EXIT_INTR_INFO, intrInfo >>> 0);
+  v.setNum(FIELD.EXIT_QUALIFICATION, qual);
+  nestedVmxLeaveToL1(vcpu, vmx, n);
+  loadVmcs12HostState(vcpu, v);
+}
+
+const seg = (selector: number, base: number, limit: number, type: number, s: number, l: number, db: number, g: number, unusable = 0): KvmSegment =>
+  ({ base, limit, selector, type, s, dpl: 0, present: unusable ? 0 : 1, avl: 0, l, db, g, unusable });
+
+/** load_vmcs12_host_state (SDM 28.5): L1 continues at HOST_RIP in the state vmcs12's host area gives. */
+export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
+  const vmx = toVmx(vcpu);
+  const s = vmcsSilicon(vmx);
+  const a = vcpu.arch;
+  const exitCtl = v.lo(FIELD.VM_EXIT_CONTROLS);
+  const long = (exitCtl & VM_EXIT.HOST_ADDR_SPACE_SIZE) !== 0;
+  let efer = exitCtl & VM_EXIT.LOAD_IA32_EFER ? v.lo(FIELD.HOST_IA32_EFER) : a.efer;
+  efer = long ? efer | EFER.LMA | EFER.LME : efer & ~(EFER.LMA | EFER.LME);
+  const cr0 = v.lo(FIELD.HOST_CR0);
+  a.cr0 = cr0;
+  vmxSetEfer(vcpu, efer);
+  vmxSetCr0(vcpu, cr0);
+  vmxSetCr4(vcpu, v.lo(FIELD.HOST_CR4));
+  a.cr3 = v.num(FIELD.HOST_CR3);
+  s.vmwriteNum(VMCS.GUEST_CR3, a.cr3);
+  s.vmwrite32(VMCS.GUEST_SYSENTER_CS, v.lo(FIELD.HOST_IA32_SYSENTER_CS));
+  s.vmwriteNum(VMCS.GUEST_SYSENTER_ESP, v.num(FIELD.HOST_IA32_SYSENTER_ESP));
+  s.vmwriteNum(VMCS.GUEST_SYSENTER_EIP, v.num(FIELD.HOST_IA32_SYSENTER_EIP));
+  s.vmwriteNum(VMCS.GUEST_IDTR_BASE, v.num(FIELD.HOST_IDTR_BASE));
+  s.vmwrite32(VMCS.GUEST_IDTR_LIMIT, 0xffff);
+  s.vmwriteNum(VMCS.GUEST_GDTR_BASE, v.num(FIELD.HOST_GDTR_BASE));
+  s.vmwrite32(VMCS.GUEST_GDTR_LIMIT, 0xffff);
+  if (exitCtl & VM_EXIT.LOAD_IA32_PAT) s.vmwrite64(VMCS.GUEST_IA32_PAT, v.big(FIELD.HOST_IA32_PAT));
+  s.vmwriteNum(VMCS.GUEST_DR7, 0x400);
+  s.vmwrite64(VMCS.GUEST_IA32_DEBUGCTL, 0n);
+  s.vmwrite32(VMCS.GUEST_INTERRUPTIBILITY_INFO, 0);
+  s.vmwrite32(VMCS.GUEST_ACTIVITY_STATE, 0);
+  vmxSetSegment(vcpu, VCPU_SREG.CS, seg(v.lo(FIELD.HOST_CS_SELECTOR), 0, 0xffffffff, 11, 1, long ? 1 : 0, long ? 0 : 1, 1));
+  const data = [[VCPU_SREG.ES, FIELD.HOST_ES_SELECTOR], [VCPU_SREG.SS, FIELD.HOST_SS_SELECTOR], [VCPU_SREG.DS, FIELD.HOST_DS_SELECTOR],
+    [VCPU_SREG.FS, FIELD.HOST_FS_SELECTOR], [VCPU_SREG.GS, FIELD.HOST_GS_SELECTOR]] as const;
+  for (const [sr, f] of data) {
+    const sel = v.lo(f);
+    const base = sr === VCPU_SREG.FS ? v.num(FIELD.HOST_FS_BASE) : sr === VCPU_SREG.GS ? v.num(FIELD.HOST_GS_BASE) : 0;
+    vmxSetSegment(vcpu, sr, seg(sel, base, 0xffffffff, 3, 1, 0, 1, 1, sel === 0 && sr !== VCPU_SREG.SS ? 1 : 0));
+  }
+  vmxSetSegment(vcpu, VCPU_SREG.TR, seg(v.lo(FIELD.HOST_TR_SELECTOR), v.num(FIELD.HOST_TR_BASE), 0x67, 11, 0, 0, 0, 0));
+  vmxSetSegment(vcpu, VCPU_SREG.LDTR, seg(0, 0, 0, 0, 0, 0, 0, 0, 1));
+  a.rip = v.num(FIELD.HOST_RIP);
+  const rsp = v.num(FIELD.HOST_RSP);
+  const hi = Math.floor(rsp / TWO32);
+  a.regs[RSP] = rsp - hi * TWO32;
+  a.regsHi[RSP] = hi;
+  vmxSetRflags(vcpu, RFLAGS.FIXED1);
+}
+
+// ---- observability ------------------------------------------------------------------------------
+
+/** vmcs12's fields as L1 last left them in cached_vmcs12, for the dashboard. */
+export function vmcs12Fields(n: NestedVmx): { name: string; value: bigint }[] {
+  return VMCS_FIELDS.flatMap(([name], i) => (VMCS12_OFFSET[i]! >= 0 ? [{ name, value: n.cachedVmcs12.big(i) }] : []));
+}

@@ -1,0 +1,73 @@
+/**
+ * Runs a catalog guest (an L1 hypervisor) under kvm_intel with `kvmts run`'s long64 set-up and
+ * keeps the VM, so nested tests can look at the kernel's vCPU afterwards.
+ */
+import { loadImage, findGuest } from '@kvmts/guests';
+import { KVM_EXIT, type KvmVcpu, type StructValue } from '@kvmts/core';
+import { makeVm, type TestVm } from './vm.js';
+
+const COM1 = 0x3f8;
+const DEBUG_EXIT = 0xf4;
+
+export function kernelVcpu(vm: TestVm): KvmVcpu {
+  return (vm.proc.file(vm.vcpuFd) as unknown as { vcpu: KvmVcpu }).vcpu;
+}
+
+/** DESIGN.md's long64 set-up: 1 GiB identity map in 2 MiB pages, a flat GDT at mem − 0x4000. */
+export function setupLong64(vm: TestVm, mem: number): void {
+  const w64 = (gpa: number, v: bigint): void => {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, v, true);
+    vm.write(gpa, b);
+  };
+  const [pml4, pdpt, pd, gdt] = [mem - 0x3000, mem - 0x2000, mem - 0x1000, mem - 0x4000];
+  w64(pml4, BigInt(pdpt | 3));
+  w64(pdpt, BigInt(pd | 3));
+  for (let i = 0; i < 512; i++) w64(pd + i * 8, BigInt(i) * 0x200000n | 0x83n);
+  w64(gdt + 8, 0x00af9b000000ffffn);
+  w64(gdt + 16, 0x00cf93000000ffffn);
+  vm.setSregs((s) => {
+    const seg = (sel: number, code: boolean): StructValue => ({
+      base: 0n, limit: 0xffffffff, selector: sel, type: code ? 11 : 3, present: 1, dpl: 0, db: code ? 0 : 1, s: 1,
+      l: code ? 1 : 0, g: 1, avl: 0, unusable: 0, padding: 0,
+    });
+    s['cs'] = seg(8, true);
+    for (const k of ['ds', 'es', 'fs', 'gs', 'ss']) s[k] = seg(0x10, false);
+    s['gdt'] = { base: BigInt(gdt), limit: 23, padding: [0, 0, 0] };
+    s['cr0'] = 0x80000033n;
+    s['cr3'] = BigInt(pml4);
+    s['cr4'] = 0x20n;
+    s['efer'] = 0x500n;
+  });
+}
+
+export interface GuestRun { vm: TestVm; exit: string; code: number; serial: string; userspaceExits: number }
+
+/** Loads catalog guest `name` into a fresh VM, ready to run. */
+export function loadGuest(name: string): TestVm {
+  const g = findGuest(name);
+  if (!g) throw new Error(`no catalog guest ${name}`);
+  const vm = makeVm(g.mem);
+  vm.write(g.load, loadImage(name));
+  setupLong64(vm, g.mem);
+  vm.setRegs({ rip: BigInt(g.entry), rflags: 2n });
+  return vm;
+}
+
+/** KVM_RUN until the port-0xf4 exit (or another final exit); `onExit` sees each userspace exit. */
+export function runGuest(vm: TestVm, max = 100000, onExit?: (n: number) => boolean): GuestRun {
+  let serial = '';
+  for (let n = 0; n < max; n++) {
+    if (onExit && onExit(n)) return { vm, exit: 'stopped', code: -1, serial, userspaceExits: n };
+    const r = vm.kvmRun();
+    if (r < 0) return { vm, exit: `errno ${r}`, code: -1, serial, userspaceExits: n };
+    const reason = vm.run.exitReason;
+    if (reason !== KVM_EXIT.IO) return { vm, exit: `exit ${reason}`, code: -1, serial, userspaceExits: n };
+    const io = vm.run.io.get();
+    const data = vm.pages.subarray(io.dataOffset, io.dataOffset + io.size * io.count);
+    if (io.direction === 1 && io.port === DEBUG_EXIT) return { vm, exit: 'debug_exit', code: data[0]!, serial, userspaceExits: n };
+    if (io.direction === 1 && io.port === COM1) serial += String.fromCharCode(...data);
+    if (io.direction === 0) data.fill(0xff);
+  }
+  return { vm, exit: 'too many exits', code: -1, serial, userspaceExits: max };
+}

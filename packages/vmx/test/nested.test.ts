@@ -1,0 +1,59 @@
+/**
+ * Nested VMX (nested.c): L1 hypervisors from the guest catalog run their L2 guests on kvm_intel.
+ */
+import { describe, it, expect } from 'vitest';
+import { vmxX86Ops } from '../src/kvm/ops.js';
+import { toVmx } from '../src/kvm/setup.js';
+import { toNested } from '../src/kvm/nested.js';
+import { VMCS12_REVISION } from '../src/kvm/vmcs12.js';
+import { loadGuest, runGuest, kernelVcpu } from './nested-harness.js';
+
+describe('nested-vmx-basic: an L1 hypervisor runs a 64-bit L2', () => {
+  it('passes its own checks and L2 writes COM1 straight through L1', () => {
+    const r = runGuest(loadGuest('nested-vmx-basic'));
+    expect(r.exit).toBe('debug_exit');
+    expect(r.code).toBe(0);
+    expect(r.serial).toContain('L2: hello through COM1, not intercepted by L1\n');
+    expect(r.serial).toContain('SUMMARY: 24 tests, 0 failures\n');
+  });
+
+  it('routes L2 exits: five reflected to L1, the COM1 OUTs handled by L0', () => {
+    const r = runGuest(loadGuest('nested-vmx-basic'));
+    const vcpu = kernelVcpu(r.vm);
+    const n = toNested(toVmx(vcpu));
+    // CPUID, VMCALL, OUT 0x510, RDMSR, HLT went to L1; the 46 COM1 bytes of L2's message did not.
+    expect(n.stats.l2ExitsReflected).toBe(5);
+    expect(n.stats.l2ExitsHandledInL0).toBe('L2: hello through COM1, not intercepted by L1\n'.length);
+    // One VMLAUNCH and four VMRESUMEs entered L2.
+    expect(n.stats.nestedEntries).toBe(5);
+    expect(vcpu.arch.guestMode).toBe(false);
+    // cached_vmcs12 came from L1's VMCS page: KVM's revision, launched once.
+    expect(n.currentVmptr).toBe(-1); // VMXOFF released it
+    expect(n.cachedVmcs12.revisionId).toBe(VMCS12_REVISION);
+    expect(n.cachedVmcs12.launchState).toBe(1);
+  });
+
+  it('inspect() shows vmcs01, vmcs02 and the nested counters', () => {
+    const vm = loadGuest('nested-vmx-basic');
+    const vcpu = kernelVcpu(vm);
+    // Stop at L2's first COM1 byte: that KVM_EXIT_IO happens while the vCPU is in guest mode (L2).
+    let inL2 = false;
+    const r = runGuest(vm, 100000, () => { inL2 = vcpu.arch.guestMode; return inL2; });
+    expect(r.exit).toBe('stopped');
+    const ins = vmxX86Ops.inspect(vcpu);
+    expect(ins.structures.map((s) => s.name)).toEqual(['vmcs01', 'vmcs02', 'vmcs12']);
+    const field = (s: number, name: string) => ins.structures[s]!.groups.flatMap((g) => g.fields).find((f) => f.name === name)!;
+    // vmcs02 runs L2 at L1's l2_main; vmcs01 still holds L1 at its VMRESUME.
+    expect(field(1, 'GUEST_RIP').value).not.toBe(field(0, 'GUEST_RIP').value);
+    // L2 uses L0's EPT (EPT01) and its own VPID.
+    expect(field(1, 'EPT_POINTER').value).toBe(field(0, 'EPT_POINTER').value);
+    expect(field(1, 'VIRTUAL_PROCESSOR_ID').value).not.toBe(field(0, 'VIRTUAL_PROCESSOR_ID').value);
+    // L1's I/O bitmaps became unconditional I/O exiting in vmcs02 (bit 24 set, bit 25 clear).
+    expect(Number(field(1, 'CPU_BASED_VM_EXEC_CONTROL').value) & (3 << 24)).toBe(1 << 24);
+    // vmcs12 holds what L1 wrote: its HLT, I/O-bitmap and MSR-bitmap exiting.
+    expect(Number(field(2, 'CPU_BASED_VM_EXEC_CONTROL').value) & ((1 << 7) | (1 << 25) | (1 << 28))).toBe((1 << 7) | (1 << 25) | (1 << 28));
+    expect(ins.counters['nested_guest_mode']).toBe(1);
+    expect(ins.counters['l2_exits_reflected_to_l1']).toBe(3);
+    expect(ins.counters['prepare_vmcs02_fields_changed']).toBeGreaterThan(0);
+  });
+});
