@@ -63,9 +63,11 @@ describe.skipIf(!hasTmux)('kvmts in a terminal', () => {
 
     await sendKeyAndWaitForScreen(PAUSE, 'PAUSED', (s) => s.includes('PAUSED'));
     await sleep(500);
-    const frozen = exitsTotal(screen());
+    // A capture can land mid-redraw, so read the counter from a screen that shows it.
+    const counterShown = (s: string) => exitsTotal(s) >= 0;
+    const frozen = exitsTotal(await waitForScreen('the exit counter', counterShown));
     await sleep(1500);
-    expect(exitsTotal(screen())).toBe(frozen);
+    expect(exitsTotal(await waitForScreen('the exit counter', counterShown))).toBe(frozen);
 
     const stopped = await sendKeyAndWaitForScreen(NEXT_EXIT, 'the exit n stopped at', (s) => /stopped at exit: \w+/.test(s));
     const reason = /stopped at exit: (\w+)/.exec(stopped)![1]!;
