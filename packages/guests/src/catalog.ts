@@ -56,6 +56,11 @@ export interface CatalogEntry {
   /** Why runs may differ between vendors (the guest reads the vendor), if they may. */
   readonly vendorDependent?: string;
   /**
+   * The virtualization extension the guest itself uses (an L1 hypervisor): it runs only on that
+   * vendor's CPU, and not on CPUs without it (QEMU's TCG, the machine's /dev/kvm).
+   */
+  readonly requires?: 'vmx' | 'svm';
+  /**
    * True where the machine's /dev/kvm can run the guest as a reference (DESIGN.md): 64-bit code
    * entered in long64 mode that neither loads descriptor tables nor changes paging.
    */
@@ -196,7 +201,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   test('smc', 'long64', `self-modifying code: a patched hot function, a store into the next instruction, code rewritten in a data page; ${REPORT}`, summary(7)),
   test('nested-vmx-basic', 'long64', `nested VMX: an L1 hypervisor does VMXON, VMCLEAR, VMPTRLD, VMWRITEs a whole VMCS and VMLAUNCHes a 64-bit L2 whose CPUID, VMCALL, OUT to a port in L1's I/O bitmap, RDMSR in L1's MSR bitmap and HLT exit to L1 (VMREAD of the exit fields, VMRESUME), while its COM1 writes pass through L1 to the VMM; ${REPORT}`,
     { pattern: '^PASS: [\\s\\S]*\\nL2: hello through COM1, not intercepted by L1\\n[\\s\\S]*SUMMARY: 24 tests, 0 failures\\n$' },
-    { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU' }),
+    { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('timer-irq', 'real', 'interrupts from the VMM: KVM_INTERRUPT of vector 0x20 at each HLT exit, counted by an IDT handler that checks RIP and IF',
     { exact: '10 interrupts\nPASS: interrupts counted\nPASS: each arrived right after HLT\nPASS: IF set before, clear in the handler\nSUMMARY: 3 tests, 0 failures\n' },
     { irqs: { vector: 0x20, every: 'hlt', count: 10 } }),
