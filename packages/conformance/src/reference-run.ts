@@ -23,6 +23,7 @@ export function referenceUnsuitable(g: CatalogEntry): string | null {
   if (!g.reference) return `${g.name} is not marked as runnable on the reference (it sets up its own descriptor tables or paging, or is not 64-bit)`;
   if (g.mode !== 'long64') return `${g.name} is not entered in long64 mode`;
   if (g.irqs) return `${g.name} needs injected interrupts`;
+  if (g.requires) return `${g.name} needs ${g.requires.toUpperCase()}, which the machine's CPU lacks`;
   return null;
 }
 

@@ -116,7 +116,7 @@ function runQemu(g: CatalogEntry): Promise<QemuRun> {
 
 describe.skipIf(missing !== null)('guests on QEMU TCG', () => {
   for (const g of CATALOG) {
-    const reason = NEEDS_VMM[g.name];
+    const reason = NEEDS_VMM[g.name] ?? (g.requires ? `needs ${g.requires.toUpperCase()}, which TCG lacks` : undefined);
     it.skipIf(reason !== undefined)(`${g.name}${reason ? ` (skipped: ${reason})` : ''}`, async () => {
       const run = await runQemu(g);
       const { serial, forgiven } = forgiveDeviations(g.name, run.serial);
