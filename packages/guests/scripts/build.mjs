@@ -41,6 +41,7 @@ const C_GUESTS = [
   { name: 'timer-irq', bits: 64, entry: 'real', src: ['guests/timer-irq/timer-irq.c'] },
   { name: 'demo', bits: 64, entry: 'real', src: ['guests/demo/demo.c'] },
   { name: 'nested-vmx-basic', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-basic/nested-vmx-basic.c'] },
+  { name: 'nested-vmx-fail', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-fail/nested-vmx-fail.c'] },
 ];
 
 /* Stand-alone assembly guests, linked at 0x1000. */
