@@ -57,3 +57,18 @@ describe('nested-vmx-basic: an L1 hypervisor runs a 64-bit L2', () => {
     expect(ins.counters['prepare_vmcs02_fields_changed']).toBeGreaterThan(0);
   });
 });
+
+describe('nested-vmx-fail: L1 mistakes come back as the SDM says', () => {
+  it('VMfailInvalid, VMfailValid with each error number, and entry failures', () => {
+    const r = runGuest(loadGuest('nested-vmx-fail'));
+    expect(r.serial).toContain('SUMMARY: 38 tests, 0 failures\n');
+    expect(r.serial).not.toContain('FAIL');
+    expect(r.exit).toBe('debug_exit');
+    expect(r.code).toBe(0);
+    const n = toNested(toVmx(kernelVcpu(r.vm)));
+    // Two vmcs02 entries: the 16-bit-TSS one (the silicon's entry failure, reflected) and the good one (HLT).
+    expect(n.stats.nestedEntries).toBe(2);
+    expect(n.stats.l2ExitsReflected).toBe(2);
+    expect(n.stats.l2ExitsHandledInL0).toBe(0);
+  });
+});
