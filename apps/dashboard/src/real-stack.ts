@@ -6,8 +6,9 @@ import type { CatalogGuest, CpuLoopResult, Stack } from './stack.js';
 type CpuLoopMode = 'real' | 'pmode32' | 'long64';
 type RunCpuLoop = (image: Uint8Array, mode: CpuLoopMode, iterations: number) => CpuLoopResult;
 
-/** The bare-CPU loop runs long enough to time, short enough for the two-minute bench budget. */
-const CPU_LOOP_ITERS = 1_000_000;
+/** As vm.loop64 measures it: a 1 M-iteration run to warm the JIT, then the 10 M-iteration run that counts. */
+const CPU_LOOP_WARM_ITERS = 1_000_000;
+const CPU_LOOP_ITERS = 10_000_000;
 
 function regsOf(entry: CatalogEntry): Partial<Record<KvmRegName, number>> | undefined {
   if (!entry.regs) return undefined;
@@ -44,8 +45,13 @@ export const realStack: Stack = {
     // Typed as optional so this builds before @kvmts/x86 exports its bench entry.
     const x86: Record<string, unknown> & { runCpuLoop?: RunCpuLoop } = await import('@kvmts/x86');
     if (!x86.runCpuLoop) return '@kvmts/x86 does not export runCpuLoop yet';
-    const image = `loop${bits}_${CPU_LOOP_ITERS}`;
-    if (!hasImage(image)) return `bench image ${image} is not built`;
-    return x86.runCpuLoop(loadImage(image), bits === 64 ? 'long64' : 'real', CPU_LOOP_ITERS);
+    const mode = bits === 64 ? 'long64' : 'real';
+    let result: CpuLoopResult | string = '';
+    for (const iters of [CPU_LOOP_WARM_ITERS, CPU_LOOP_ITERS]) {
+      const image = `loop${bits}_${iters}`;
+      if (!hasImage(image)) return `bench image ${image} is not built`;
+      result = x86.runCpuLoop(loadImage(image), mode, iters);
+    }
+    return result;
   },
 };
