@@ -1,10 +1,8 @@
 /** The stack as built: hosts through @kvmts/vmm, guests and bench images from @kvmts/guests, the bare CPU from @kvmts/x86. */
 import { CATALOG, findGuest, hasImage, loadImage, serialMatches, type CatalogEntry } from '@kvmts/guests';
 import { createHost, KVM_REGS_FIELDS, type KvmRegName } from '@kvmts/vmm';
+import { runCpuLoop } from '@kvmts/x86';
 import type { CatalogGuest, CpuLoopResult, Stack } from './stack.js';
-
-type CpuLoopMode = 'real' | 'pmode32' | 'long64';
-type RunCpuLoop = (image: Uint8Array, mode: CpuLoopMode, iterations: number) => CpuLoopResult;
 
 /** As vm.loop64 measures it: a 1 M-iteration run to warm the JIT, then the 10 M-iteration run that counts. */
 const CPU_LOOP_WARM_ITERS = 1_000_000;
@@ -42,15 +40,12 @@ export const realStack: Stack = {
     return { image: loadImage(name), serialOk: (out) => serialMatches(entry.expect.serial, out) };
   },
   cpuLoop: async (bits) => {
-    // Typed as optional so this builds before @kvmts/x86 exports its bench entry.
-    const x86: Record<string, unknown> & { runCpuLoop?: RunCpuLoop } = await import('@kvmts/x86');
-    if (!x86.runCpuLoop) return '@kvmts/x86 does not export runCpuLoop yet';
     const mode = bits === 64 ? 'long64' : 'real';
     let result: CpuLoopResult | string = '';
     for (const iters of [CPU_LOOP_WARM_ITERS, CPU_LOOP_ITERS]) {
       const image = `loop${bits}_${iters}`;
       if (!hasImage(image)) return `bench image ${image} is not built`;
-      result = x86.runCpuLoop(loadImage(image), mode, iters);
+      result = runCpuLoop(loadImage(image), mode, iters);
     }
     return result;
   },

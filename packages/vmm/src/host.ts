@@ -4,6 +4,8 @@
  */
 import { Host, KVM, type KvmX86InitOps } from '@kvmts/core';
 import type { CpuModel } from '@kvmts/x86';
+import { amdCpuModel, svmInitOps } from '@kvmts/svm';
+import { intelCpuModel, vmxInitOps } from '@kvmts/vmx';
 import type { HostPort } from './kvm-port.js';
 import { UapiHost } from './uapi-port.js';
 
@@ -18,30 +20,16 @@ export interface HostOptions {
 
 const DEFAULTS = { pcpus: 2, memBytes: 16 * 1024 ** 3 } as const;
 
-/** What a vendor package provides: its CPU model and its kvm module's init ops. */
-interface VendorPackage {
-  readonly model?: () => CpuModel;
-  readonly initOps?: KvmX86InitOps;
-}
+/** What `modprobe` needs per vendor: the CPU model the host is built with, and the module's init ops. */
+const VENDORS = {
+  intel: { model: intelCpuModel, initOps: vmxInitOps },
+  amd: { model: amdCpuModel, initOps: svmInitOps },
+} as const satisfies Record<Vendor, { model: () => CpuModel; initOps: KvmX86InitOps }>;
 
-/**
- * The vendor packages are loaded when asked for, and read by name, so that a host of one
- * vendor can be built while the other vendor's package is still missing its module.
- */
-async function loadVendor(vendor: Vendor): Promise<VendorPackage> {
-  if (vendor === 'intel') {
-    const m: Record<string, unknown> & { intelCpuModel?: () => CpuModel; vmxInitOps?: KvmX86InitOps } = await import('@kvmts/vmx');
-    return { ...(m.intelCpuModel && { model: m.intelCpuModel }), ...(m.vmxInitOps && { initOps: m.vmxInitOps }) };
-  }
-  const m: Record<string, unknown> & { amdCpuModel?: () => CpuModel; svmInitOps?: KvmX86InitOps } = await import('@kvmts/svm');
-  return { ...(m.amdCpuModel && { model: m.amdCpuModel }), ...(m.svmInitOps && { initOps: m.svmInitOps }) };
-}
-
-/** A host, or a sentence saying why this vendor cannot run. */
+/** A host, or a sentence saying why this vendor cannot run. Async, so a vendor module may be loaded lazily later. */
 export async function createHost(vendor: Vendor, opts: HostOptions = {}): Promise<HostPort | string> {
-  const module = vendor === 'intel' ? 'kvm_intel' : 'kvm_amd';
-  const pkg = await loadVendor(vendor);
-  if (!pkg.model || !pkg.initOps) return `${module} is not available yet: @kvmts/${vendor === 'intel' ? 'vmx' : 'svm'} does not export ${!pkg.model ? 'its CPU model' : 'its init ops'}`;
+  const pkg = VENDORS[vendor];
+  const module = pkg.initOps.runtimeOps.name;
   const dmesg: string[] = [];
   let host: Host;
   try {
@@ -56,5 +44,5 @@ export async function createHost(vendor: Vendor, opts: HostOptions = {}): Promis
   const apiVersion = fd < 0 ? fd : proc.ioctl(fd, KVM.KVM_GET_API_VERSION);
   proc.exit();
   if (apiVersion < 0) return `/dev/kvm does not answer KVM_GET_API_VERSION (errno ${-apiVersion})`;
-  return new UapiHost(host, { vendor, cpuModel: host.model.name, module: pkg.initOps.runtimeOps.name, apiVersion, pcpus: host.pcpus.length });
+  return new UapiHost(host, { vendor, cpuModel: host.model.name, module, apiVersion, pcpus: host.pcpus.length });
 }
