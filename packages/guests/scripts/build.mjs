@@ -42,6 +42,7 @@ const C_GUESTS = [
   { name: 'demo', bits: 64, entry: 'real', src: ['guests/demo/demo.c'] },
   { name: 'nested-vmx-basic', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-basic/nested-vmx-basic.c'] },
   { name: 'nested-vmx-fail', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-fail/nested-vmx-fail.c'] },
+  { name: 'nested-vmx-cpuid', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-cpuid/nested-vmx-cpuid.c'] },
 ];
 
 /* Stand-alone assembly guests, linked at 0x1000. */

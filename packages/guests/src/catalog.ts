@@ -204,6 +204,8 @@ export const CATALOG: readonly CatalogEntry[] = [
     { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('nested-vmx-fail', 'long64', `nested VMX: an L1 hypervisor's deliberate mistakes (VMXON twice, VMPTRLD of a bad revision, of the VMXON region and of a misaligned address, VMWRITE to a read-only field, VMREAD of an unsupported one, VMRESUME of a clear VMCS, VMLAUNCH of a launched one, bad controls, bad host state, bad guest state found by L0 and by the silicon) each answered as the SDM says: VMfailInvalid, VMfailValid with its error number, or an entry-failure exit; ${REPORT}`,
     summary(38), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
+  test('nested-vmx-cpuid', 'long64', `nested VMX, the nested.cpuid benchmark's workload: 2000 CPUIDs in L2, each reflected to L1, whose exit loop VMREADs, VMWRITEs GUEST_RIP and VMRESUMEs; ${REPORT}`,
+    summary(4), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('timer-irq', 'real', 'interrupts from the VMM: KVM_INTERRUPT of vector 0x20 at each HLT exit, counted by an IDT handler that checks RIP and IF',
     { exact: '10 interrupts\nPASS: interrupts counted\nPASS: each arrived right after HLT\nPASS: IF set before, clear in the handler\nSUMMARY: 3 tests, 0 failures\n' },
     { irqs: { vector: 0x20, every: 'hlt', count: 10 } }),

@@ -136,7 +136,10 @@ static inline int vmread_status(uint64_t field, uint64_t *v)
 
 /* L2's general-purpose registers, RAX..R15 (RSP unused: it lives in GUEST_RSP). */
 extern uint64_t l2_regs[16];
-/* Enters L2 (VMLAUNCH when launch, else VMRESUME). 0 after a VM exit, else the VMfail status. */
+/*
+ * Enters L2 (VMLAUNCH when launch, else VMRESUME). 0 after a VM exit, else the VMfail status.
+ * HOST_RSP is set at launch: VMRESUME must come from the same stack frame as the VMLAUNCH.
+ */
 int vmx_enter(int launch);
 
 /* Control word from a capability MSR: the must-be-1 bits, the wanted bits where allowed. */
