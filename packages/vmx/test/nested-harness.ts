@@ -54,11 +54,11 @@ export function loadGuest(name: string): TestVm {
   return vm;
 }
 
-/** KVM_RUN until the port-0xf4 exit (or another final exit); `onExit` sees each userspace exit. */
-export function runGuest(vm: TestVm, max = 100000, onExit?: (n: number) => boolean): GuestRun {
+/** KVM_RUN until the port-0xf4 exit (or another final exit); `onExit` may stop the run before each KVM_RUN. */
+export function runGuest(vm: TestVm, max = 100000, onExit?: (n: number, serial: string) => boolean): GuestRun {
   let serial = '';
   for (let n = 0; n < max; n++) {
-    if (onExit && onExit(n)) return { vm, exit: 'stopped', code: -1, serial, userspaceExits: n };
+    if (onExit && onExit(n, serial)) return { vm, exit: 'stopped', code: -1, serial, userspaceExits: n };
     const r = vm.kvmRun();
     if (r < 0) return { vm, exit: `errno ${r}`, code: -1, serial, userspaceExits: n };
     const reason = vm.run.exitReason;
