@@ -5,11 +5,11 @@
  */
 import { STOP } from '@kvmts/x86';
 import {
-  EMULTYPE, KVM_REQ, kvmEmulateCpuid, kvmEmulateHalt, kvmEmulateHypercall, kvmEmulateInstruction,
+  EMULTYPE, KVM_GUESTDBG, KVM_REQ, kvmEmulateCpuid, kvmEmulateHalt, kvmEmulateHypercall, kvmEmulateInstruction,
   kvmEmulateRdmsr, kvmEmulateWrmsr, kvmFastPio, kvmHandleInvalidOp, kvmHandleTripleFault,
   kvmMmuPageFault, kvmQueueException, kvmRunFailEntry, kvmRunInternalError, kvmSetCr0, kvmSetCr3,
   kvmSetCr4, kvmSetCr8, kvmGetCr8, kvmSetDr, kvmGetDr, kvmSkipEmulatedInstruction,
-  kvmUnexpectedExitReason, type ExitResult, type KvmVcpu,
+  kvmUnexpectedExitReason, kvmVcpuDebugExit, type ExitResult, type KvmVcpu,
 } from '@kvmts/core';
 import { INTERCEPT_BIT, SVM_EXIT, SVM_IOIO, VMCB } from '../hw/fields.js';
 import { svmGlobals, svmIsIntercept, toSvm, type VcpuSvm } from './setup.js';
@@ -141,12 +141,19 @@ function iretInterception(vcpu: KvmVcpu): ExitResult {
   return 'resume';
 }
 
-/** db_interception: the single step that looked for the NMI window, or a #DB for the guest. */
+/**
+ * db_interception: the single step that looked for the NMI window, userspace's single-step or
+ * hardware breakpoint (KVM_EXIT_DEBUG with the DR6 the CPU wrote to the VMCB), or a #DB for the guest.
+ */
 function dbInterception(vcpu: KvmVcpu): ExitResult {
   const svm = toSvm(vcpu);
-  if (!svm.nmiSinglestep) { kvmQueueException(vcpu, 1); return 'resume'; }
-  svmDisableNmiSinglestep(svm);
-  vcpu.requests |= KVM_REQ.EVENT;
+  const userDebug = (vcpu.guestDebug ?? 0) & (KVM_GUESTDBG.SINGLESTEP | KVM_GUESTDBG.USE_HW_BP);
+  if (!userDebug && !svm.nmiSinglestep) { kvmQueueException(vcpu, 1); return 'resume'; }
+  if (svm.nmiSinglestep) {
+    svmDisableNmiSinglestep(svm);
+    vcpu.requests |= KVM_REQ.EVENT;
+  }
+  if (userDebug) return kvmVcpuDebugExit(vcpu, svm.vmcb.r32(VMCB.dr6));
   return 'resume';
 }
 

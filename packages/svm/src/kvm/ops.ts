@@ -19,7 +19,7 @@ import {
   svmCancelInjection, svmEnableIrqWindow, svmEnableNmiWindow, svmGetInterruptShadow, svmGetNmiMask,
   svmInjectException, svmInjectIrq, svmInjectNmi, svmInterruptAllowed, svmNmiAllowed,
   svmPrepareSwitchToGuest, svmSetInterruptShadow, svmSetNmiMask, svmUpdateCr8Intercept, svmVcpuLoad,
-  svmVcpuPut, svmVcpuRun,
+  svmUpdateExceptionBitmap, svmVcpuPut, svmVcpuRun,
 } from './run.js';
 import { svmHandleExit, svmSkipEmulatedInstruction } from './exit-handlers.js';
 import { svmInspect } from './inspect.js';
@@ -189,7 +189,7 @@ export const svmX86Ops: KvmX86Ops = {
   prepareSwitchToGuest: svmPrepareSwitchToGuest,
   vcpuLoad: svmVcpuLoad,
   vcpuPut: svmVcpuPut,
-  updateExceptionBitmap: () => {},
+  updateExceptionBitmap: svmUpdateExceptionBitmap,
   getMsrFeature: () => undefined,
   getMsr: svmGetMsr,
   setMsr: svmSetMsr,

@@ -5,7 +5,7 @@
  * interrupt/NMI windows through V_IRQ + VINTR and the IRET intercept.
  */
 import { RFLAGS } from '@kvmts/x86';
-import { KVM_REQ, type KvmVcpu } from '@kvmts/core';
+import { KVM_GUESTDBG, KVM_REQ, type KvmVcpu } from '@kvmts/core';
 import {
   INTERCEPT_BIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, TLB_CONTROL, V_INTR_PRIO_MASK,
   V_INTR_PRIO_SHIFT, V_IRQ_MASK, VMCB,
@@ -217,6 +217,7 @@ export function svmEnableIrqWindow(vcpu: KvmVcpu): void {
 }
 
 const DB_VECTOR = 1;
+const BP_VECTOR = 3;
 
 /**
  * svm_enable_nmi_window: a masked NMI waits for the IRET intercept; once the IRET has been seen
@@ -234,13 +235,29 @@ export function svmEnableNmiWindow(vcpu: KvmVcpu): void {
   svmSetIntercept(svm, 64 + DB_VECTOR);
 }
 
-/** disable_nmi_singlestep: TF and RF back as the guest had them. */
+/** disable_nmi_singlestep: TF and RF back as the guest had them, unless userspace single-steps too. */
 export function svmDisableNmiSinglestep(svm: VcpuSvm): void {
   svm.nmiSinglestep = false;
-  svmClrIntercept(svm, 64 + DB_VECTOR);
+  svmUpdateExceptionBitmap(svm.vcpu);
+  if ((svm.vcpu.guestDebug ?? 0) & KVM_GUESTDBG.SINGLESTEP) return;
   const v = svm.vmcb;
   const keep = svm.nmiSinglestepGuestRflags & (RFLAGS.TF | RFLAGS.RF);
   v.w64(VMCB.rflags, ((v.r32(VMCB.rflags) & ~(RFLAGS.TF | RFLAGS.RF)) | keep) >>> 0);
+}
+
+/**
+ * update_exception_bitmap (svm.c update_db_bp_intercept): #DB while KVM single-steps for the NMI
+ * window or userspace debugs (single-step, hardware breakpoints); #BP for software breakpoints.
+ */
+export function svmUpdateExceptionBitmap(vcpu: KvmVcpu): void {
+  const svm = toSvm(vcpu);
+  svmClrIntercept(svm, 64 + DB_VECTOR);
+  svmClrIntercept(svm, 64 + BP_VECTOR);
+  const dbg = vcpu.guestDebug ?? 0;
+  if (svm.nmiSinglestep || (dbg & KVM_GUESTDBG.ENABLE && dbg & (KVM_GUESTDBG.SINGLESTEP | KVM_GUESTDBG.USE_HW_BP))) {
+    svmSetIntercept(svm, 64 + DB_VECTOR);
+  }
+  if (dbg & KVM_GUESTDBG.ENABLE && dbg & KVM_GUESTDBG.USE_SW_BP) svmSetIntercept(svm, 64 + BP_VECTOR);
 }
 
 export function svmGetInterruptShadow(vcpu: KvmVcpu): number {
