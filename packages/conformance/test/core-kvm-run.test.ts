@@ -71,8 +71,7 @@ describe.each(VENDORS)('core KVM_RUN paths on %s', (_name, model, initOps) => {
     expect(vcpu.getRegs().rip).toBe(0x1000n);
   });
 
-  // Needs the x86 CPU's single-step trap (a #DB after each instruction while RFLAGS.TF is set).
-  it.skip('single-steps with KVM_GUESTDBG_SINGLESTEP, one KVM_EXIT_DEBUG per instruction', () => {
+  it('single-steps with KVM_GUESTDBG_SINGLESTEP, one KVM_EXIT_DEBUG per instruction', () => {
     const { vcpu } = realMode(model, initOps, [0x90, 0x90, 0xf4]); // nop; nop; hlt
     vcpu.setGuestDebug(KVM_GUESTDBG.ENABLE | KVM_GUESTDBG.SINGLESTEP);
     const e = vcpu.run();

@@ -7,6 +7,7 @@
 import type { Bus } from '../bus.js';
 import { decodeInsn } from '../decode/decoder.js';
 import type { Insn } from '../decode/insn.js';
+import { DR6, DR7_ENABLE_MASK, dr6After, instructionBreakpoints } from '../exceptions/debug.js';
 import { deliverEvent } from '../exceptions/deliver.js';
 import { flushFlags, materialize, type LazyFlags } from '../flags/lazy-flags.js';
 import { CHUNK_SIZE } from '../mem/phys-memory.js';
@@ -33,6 +34,8 @@ const MAX_NESTED_FAULTS = 4;
 /** RFLAGS bits that exist (SDM Vol. 1, 3.4.3); bit 1 reads as 1. */
 const RFLAGS_DEFINED = 0x3f7fd5;
 const CANONICAL_LIMIT = 0x800000000000;
+/** RFLAGS bits that make the run loop go one instruction at a time (single-step, resume flag). */
+const STEP_FLAGS = RFLAGS.TF | RFLAGS.RF;
 
 /** Executions after which a block's handler calls are fused into one generated function. */
 const HOT_BLOCK_RUNS = 8;
@@ -157,6 +160,10 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   private inRun = false;
   /** A fault raised while injecting an event outside run(), delivered when run() starts. */
   private faultPending = false;
+  /** DR6 bits of a #DB trap held back by a MOV SS/POP SS shadow (SDM 6.8.3), reported after the next instruction. */
+  private pendingDebugTrap = 0;
+  /** Set when the current instruction delivered an event itself (INT n, INT3, INTO, INT1): no single-step trap after it. */
+  private deliveredInInsn = false;
   /**
    * run() returns STOP.BUDGET when icount reaches this. A REP string instruction that restarts
    * itself after a slice of iterations lowers it by one, so a long REP consumes budget too.
@@ -210,6 +217,8 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     const old = this.rflags;
     this.rflags = (value & RFLAGS_DEFINED) | RFLAGS.FIXED1;
     this.lfMask = 0;
+    // A fused self-looping block must leave so the run loop starts stepping.
+    if ((this.rflags & STEP_FLAGS) !== 0) this.attention = true;
     if (((old ^ this.rflags) & RFLAGS.VM) !== 0) this.stateChanged();
   }
 
@@ -291,6 +300,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   /** Delivers an event from inside an instruction (INT n, INT3, INTO, INT1). */
   deliverSoftware(intrInfo: number, insnLength: number): void {
     flushFlags(this);
+    this.deliveredInInsn = true;
     deliverEvent(this, intrInfo, -1, insnLength);
     this.stateChanged();
   }
@@ -366,6 +376,11 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       if (left <= 0) return STOP.BUDGET;
       const shadow = (this.interruptibility & (INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS)) !== 0;
       if (shadow) left = 1;
+      if ((this.rflags & STEP_FLAGS) !== 0 || (this.dr[7]! & DR7_ENABLE_MASK) !== 0 || this.pendingDebugTrap !== 0) {
+        this.stepDebug();
+        if (shadow) this.interruptibility &= ~(INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS);
+        continue;
+      }
 
       this.insnStart = this.rip;
       const b = this.nextBlock();
@@ -392,6 +407,54 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       }
       if (shadow) this.interruptibility &= ~(INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS);
     }
+  }
+
+  /**
+   * One instruction with the debug conditions checked around it (SDM Vol. 3A 18.3.1): an
+   * instruction breakpoint before it (a fault, unless RF is set), the single-step trap after it
+   * when TF was set at its start (so not after the POPF/IRET that sets TF), none after an
+   * instruction that delivered an event itself, and RF cleared once it retires.
+   */
+  private stepDebug(): void {
+    const start = this.rip;
+    const flags = this.rflags;
+    this.insnStart = start;
+    if ((flags & RFLAGS.RF) === 0 && (this.dr[7]! & DR7_ENABLE_MASK) !== 0) {
+      const hits = instructionBreakpoints(this.dr, this.codeLinear(start));
+      if (hits !== 0) {
+        this.dr[6] = dr6After(this.dr[6]!, hits);
+        // The image pushed for this fault has RF = 1, so the IRET back does not hit it again (SDM 18.3.1.1).
+        this.rflags |= RFLAGS.RF;
+        this.fault(VEC.DB);
+      }
+    }
+    const movSsBefore = this.interruptibility & INTERRUPTIBILITY.MOV_SS;
+    const i = this.nextBlock().insns[0]!;
+    this.curInsn = i;
+    this.rip = start + i.len;
+    this.deliveredInInsn = false;
+    i.exec(this, i);
+    this.icount++;
+    if ((flags & RFLAGS.RF) !== 0) this.rflags &= ~RFLAGS.RF;
+    let bits = this.pendingDebugTrap;
+    this.pendingDebugTrap = 0;
+    if ((flags & RFLAGS.TF) !== 0 && !this.deliveredInInsn) bits |= DR6.BS;
+    if (bits === 0) return;
+    // MOV SS/POP SS hold debug traps until after the next instruction (SDM 6.8.3).
+    if (movSsBefore === 0 && (this.interruptibility & INTERRUPTIBILITY.MOV_SS) !== 0) {
+      this.pendingDebugTrap = bits;
+      return;
+    }
+    this.deliverDebugTrap(bits);
+  }
+
+  /** A #DB trap after an instruction: DR6 first (SVM's #DB intercept sees it, VMX reports it as the exit qualification), RIP past the instruction. */
+  private deliverDebugTrap(bits: number): void {
+    this.dr[6] = dr6After(this.dr[6]!, bits);
+    this.insnStart = this.rip;
+    flushFlags(this);
+    deliverEvent(this, makeIntrInfo(VEC.DB, EVENT_TYPE.HW_EXCEPTION, false), -1, 0);
+    this.stateChanged();
   }
 
   private serviceEvents(): void {

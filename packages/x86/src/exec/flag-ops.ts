@@ -40,7 +40,7 @@ function popf(cpu: Cpu, i: Insn): void {
   const old = materialize(cpu);
   cpu.rflags = ((old & ~mask) | (v & mask) | RFLAGS.FIXED1) & ~RFLAGS.RF;
   cpu.lfMask = 0;
-  if ((cpu.rflags & RFLAGS.IF) !== 0) cpu.attention = true;
+  if ((cpu.rflags & (RFLAGS.IF | RFLAGS.TF)) !== 0) cpu.attention = true;
 }
 
 function sahf(cpu: Cpu): void {
