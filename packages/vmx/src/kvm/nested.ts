@@ -504,7 +504,7 @@ function ctlOk(value: number, c: CtlCap): boolean {
 }
 
 /** nested_vmx_check_controls (check_vmentry_prereqs): VMfailValid(7) when false. */
-function nestedVmxCheckControls(v: Vmcs12): boolean {
+export function nestedVmxCheckControls(v: Vmcs12): boolean {
   const proc = v.lo(FIELD.CPU_BASED_VM_EXEC_CONTROL);
   if (!ctlOk(v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL), NESTED_CTLS.pin)) return false;
   if (!ctlOk(proc, NESTED_CTLS.proc)) return false;
@@ -533,7 +533,7 @@ function canonical(n: number): boolean {
 }
 
 /** nested_vmx_check_host_state: VMfailValid(8) when false. */
-function nestedVmxCheckHostState(v: Vmcs12): boolean {
+export function nestedVmxCheckHostState(v: Vmcs12): boolean {
   const cr0 = v.lo(FIELD.HOST_CR0);
   const cr4 = v.lo(FIELD.HOST_CR4);
   if (((cr0 & CR0_FIXED0) >>> 0) !== CR0_FIXED0 || v.hi(FIELD.HOST_CR0)) return false;
@@ -555,7 +555,7 @@ function nestedVmxCheckHostState(v: Vmcs12): boolean {
 }
 
 /** nested_vmx_check_guest_state (and the parts of 27.3.1 KVM checks in software): an entry-failure exit when false. */
-function nestedVmxCheckGuestState(v: Vmcs12): boolean {
+export function nestedVmxCheckGuestState(v: Vmcs12): boolean {
   const cr0 = v.lo(FIELD.GUEST_CR0);
   const cr4 = v.lo(FIELD.GUEST_CR4);
   if (((cr0 & CR0_FIXED0) >>> 0) !== CR0_FIXED0 || v.hi(FIELD.GUEST_CR0)) return false;
@@ -717,7 +717,7 @@ function nestedVmxEntryFailureInfo(v: Vmcs12, reason: number, qual: number): voi
 }
 
 /** nested_vmx_enter_non_root_mode: vmcs02 prepared and loaded; the next vcpu_run enters L2. */
-function enterVmxNonRootMode(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx, launch: boolean): ExitResult {
+export function enterVmxNonRootMode(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx, launch: boolean): ExitResult {
   const v = n.cachedVmcs12;
   const s01 = vmcsSilicon(vmx);
   const vmcs02 = nestedAllocVmcs02(vmx, n);
@@ -925,8 +925,8 @@ const GUEST_SYNC_ROWS = GUEST_COPY_ROWS.filter((i) => i !== FIELD.GUEST_RIP && i
 const EXIT_INFO_ROWS = [FIELD.VM_EXIT_INTR_ERROR_CODE, FIELD.IDT_VECTORING_INFO_FIELD, FIELD.IDT_VECTORING_ERROR_CODE,
   FIELD.VM_EXIT_INSTRUCTION_LEN, FIELD.VMX_INSTRUCTION_INFO, FIELD.GUEST_LINEAR_ADDRESS, FIELD.GUEST_PHYSICAL_ADDRESS] as const;
 
-/** sync_vmcs02_to_vmcs12 and prepare_vmcs12. */
-function syncVmcs02ToVmcs12(vcpu: KvmVcpu, vmx: VcpuVmx, v: Vmcs12): void {
+/** sync_vmcs02_to_vmcs12: L2's guest state from vmcs02 (and vcpu->arch) into vmcs12. */
+export function syncVmcs02ToVmcs12(vcpu: KvmVcpu, vmx: VcpuVmx, v: Vmcs12): void {
   const s = vmcsSilicon(vmx);
   for (const i of GUEST_SYNC_ROWS) v.setNum(i, s.vmreadNum(VMCS_FIELDS[i]![1]));
   v.setNum(FIELD.GUEST_RIP, vcpu.arch.rip);
@@ -944,14 +944,23 @@ function syncVmcs02ToVmcs12(vcpu: KvmVcpu, vmx: VcpuVmx, v: Vmcs12): void {
   v.set(FIELD.VM_ENTRY_CONTROLS, ((v.lo(FIELD.VM_ENTRY_CONTROLS) & ~VM_ENTRY.IA32E_MODE) | (lma ? VM_ENTRY.IA32E_MODE : 0)) >>> 0);
   if (v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.SAVE_IA32_EFER) v.set(FIELD.GUEST_IA32_EFER, vcpu.arch.efer >>> 0);
   if (v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.SAVE_IA32_PAT) v.setNum(FIELD.GUEST_IA32_PAT, s.vmreadNum(VMCS.GUEST_IA32_PAT));
+}
+
+/** prepare_vmcs12's exit information: what vmcs02 recorded about the exit. */
+function prepareVmcs12ExitInfo(vmx: VcpuVmx, v: Vmcs12): void {
+  const s = vmcsSilicon(vmx);
   for (const i of EXIT_INFO_ROWS) v.setNum(i, s.vmreadNum(VMCS_FIELDS[i]![1]));
   // The event vmcs12 asked to inject was delivered (or is in IDT-vectoring info).
   v.set(FIELD.VM_ENTRY_INTR_INFO_FIELD, (v.lo(FIELD.VM_ENTRY_INTR_INFO_FIELD) & ~INTR_INFO.VALID) >>> 0);
 }
 
 /** Back to vmcs01 and L1's control shadows; guest mode ends. */
-function nestedVmxLeaveToL1(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx): void {
+export function nestedVmxLeaveToL1(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx): void {
+  // The MMU may have loaded its root while L2 ran (KVM_SET_NESTED_STATE before the first run): vmcs01 uses the same EPT01.
+  const eptp = vmcsSilicon(vmx).vmreadNum(VMCS.EPT_POINTER);
   vmxSwitchVmcs(vmx, vmx.vmcs01);
+  const s01 = vmcsSilicon(vmx);
+  if (s01.vmreadNum(VMCS.EPT_POINTER) !== eptp) s01.vmwriteNum(VMCS.EPT_POINTER, eptp);
   const c = n.ctls01;
   vmx.pinCtl = c.pin; vmx.execCtl = c.exec; vmx.exec2Ctl = c.exec2; vmx.entryCtl = c.entry; vmx.exitCtl = c.exit;
   vcpu.arch.cr0GuestOwnedBits = n.cr0GuestOwned01;
@@ -969,6 +978,7 @@ export function nestedVmxVmexit(vcpu: KvmVcpu, reason: number, intrInfo: number,
   const n = toNested(vmx);
   const v = n.cachedVmcs12;
   syncVmcs02ToVmcs12(vcpu, vmx, v);
+  prepareVmcs12ExitInfo(vmx, v);
   v.set(FIELD.VM_EXIT_REASON, reason >>> 0);
   v.set(FIELD.VM_EXIT_INTR_INFO, intrInfo >>> 0);
   v.setNum(FIELD.EXIT_QUALIFICATION, qual);

@@ -26,6 +26,7 @@ import {
 import { vmxHandleExit } from './exit-handlers.js';
 import { vmxGetVmxMsr, nestedVmxAllowed } from './nested.js';
 import { nestedInspect } from './nested-inspect.js';
+import { vmxGetNestedState, vmxSetNestedState } from './nested-state.js';
 import type { VmxSilicon } from '../hw/silicon.js';
 
 const MSR_FS_BASE = 0xc0000100;
@@ -302,6 +303,8 @@ export const vmxX86Ops: KvmX86Ops = {
   exitReasonName,
   writeTscOffset: vmxWriteTscOffset,
   tdpFormat: () => EPT_FORMAT,
+  nestedGetState: vmxGetNestedState,
+  nestedSetState: vmxSetNestedState,
   inspect: vmxInspect,
 };
 
