@@ -1,9 +1,9 @@
 export { KVM_REGS_FIELDS } from './kvm-port.js';
-export type { KvmRegName, KvmRegs, KvmSregs, VcpuExit, VcpuPort, VmPort, HostPort, HostInfo, GuestMemory, MemslotInfo } from './kvm-port.js';
+export type { KvmRegName, KvmRegs, KvmSregs, VcpuExit, VcpuPort, VmPort, HostPort, HostInfo, GuestMemory, MemslotInfo, MigrateOptions, MigrationReport, MigratedVm } from './kvm-port.js';
 export { Machine, RUN_DEFAULTS, DEBUG_EXIT_PORT } from './machine.js';
-export type { GuestMode, IrqPlan, MachineOptions, MachineStep } from './machine.js';
+export type { GuestMode, IrqPlan, MachineOptions, MachineStep, MachineMigrateOptions } from './machine.js';
 export { runImage, exitStatus } from './run-image.js';
-export type { RunOptions, RunResult } from './run-image.js';
+export type { RunOptions, RunResult, SwapPlan } from './run-image.js';
 export { formatRow, finalRow, ioRow, mmioRow, isFinal } from './trace.js';
 export type { TraceRow, FinalRow, FinalExit } from './trace.js';
 export { hex, hexBytes } from './hex.js';

@@ -55,6 +55,8 @@ export interface VcpuPort {
   requestInterruptWindow: boolean;
   /** kvm_run.if_flag after the last run. */
   readonly ifFlag: boolean;
+  /** kvm_run.immediate_exit: KVM_RUN only completes pending I/O and returns -EINTR (before a migration). */
+  immediateExit?: boolean;
   /** KVM_TRANSLATE: the guest-physical address of a guest-linear one, or null when unmapped. */
   translate?(gva: bigint): number | null;
   /** is_guest_mode(): the vCPU is running a nested (L2) guest, when the port can tell. */
@@ -82,6 +84,39 @@ export interface VmPort {
   mmuStats(): { readonly tdpPages: number; readonly dirtyPages: number } | null;
   stats(): Readonly<Record<string, number>>;
   destroy(): void;
+  /**
+   * Live migration to `target` (issue 9), through the uapi: on success this VM and `vcpus` are
+   * gone and the returned ones run on the target; a string says why not, and the VM is untouched.
+   */
+  migrate?(vcpus: readonly VcpuPort[], target: HostPort, opts?: MigrateOptions): MigratedVm | string;
+}
+
+export interface MigrateOptions {
+  /** Runs the guest between pre-copy rounds (absent: no pre-copy rounds after the first full copy). */
+  readonly runSlice?: (round: number) => void;
+  readonly maxRounds?: number;
+  readonly dirtyThreshold?: number;
+}
+
+/** What a migration did, as the dashboard and the bench show it. */
+export interface MigrationReport {
+  readonly from: 'intel' | 'amd';
+  readonly to: 'intel' | 'amd';
+  /** Pre-copy rounds after the first full copy. */
+  readonly rounds: number;
+  readonly pagesSent: number;
+  /** Stop-and-copy, µs. */
+  readonly downtimeUs: number;
+  /** The whole migration, ms. */
+  readonly totalMs: number;
+}
+
+export interface MigratedVm {
+  readonly vm: VmPort;
+  readonly vcpus: readonly VcpuPort[];
+  /** The memslots' backing on the target, in the order of `memslots()`. */
+  readonly memory: readonly GuestMemory[];
+  readonly report: MigrationReport;
 }
 
 /** The VMM's view of a memslot's backing (an anonymous mmap in the VMM's address space). */

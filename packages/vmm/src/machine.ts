@@ -5,7 +5,9 @@
  * can run to the end and a dashboard can stop, inspect and resume between exits.
  */
 import { littleEndian } from './hex.js';
-import { KVM_REGS_FIELDS, type HostPort, type KvmRegName, type KvmRegs, type KvmSregs, type VcpuExit, type VcpuPort, type VmPort, type GuestMemory } from './kvm-port.js';
+import {
+  KVM_REGS_FIELDS, type HostPort, type KvmRegName, type KvmRegs, type KvmSregs, type MigrationReport, type VcpuExit, type VcpuPort, type VmPort, type GuestMemory,
+} from './kvm-port.js';
 import { long64Sregs, long64Tables, realSregs } from './long64.js';
 import { COM1_BASE, Uart16550 } from './serial.js';
 import { finalRow, ioRow, mmioRow, type FinalRow, type TraceRow } from './trace.js';
@@ -40,6 +42,14 @@ export interface MachineOptions {
   readonly onSerial?: (byte: number) => void;
 }
 
+export interface MachineMigrateOptions {
+  /** Live pre-copy: the guest runs this many exits between rounds (0 or absent: no rounds, only the full copy). */
+  readonly liveExits?: number;
+  readonly maxRounds?: number;
+  /** Trace rows the guest produces while it runs during pre-copy. */
+  readonly onRow?: (row: TraceRow) => void;
+}
+
 /** What one step did: the KVM exit, and the trace row it produced (null when the VMM claimed it). */
 export interface MachineStep {
   readonly exit: VcpuExit;
@@ -57,10 +67,13 @@ export class Machine {
   final: FinalRow | null = null;
   /** Userspace exits seen, by kind (io, mmio, hlt, …), claimed ones included. */
   readonly exitCounts: Record<string, number> = {};
-  readonly host: HostPort;
-  readonly vm: VmPort;
-  readonly vcpu: VcpuPort;
-  readonly memory: GuestMemory;
+  /** Every migration this VM went through, oldest first. */
+  readonly migrations: MigrationReport[] = [];
+  // Not readonly: migrate() moves the VM to another host, and these with it.
+  host: HostPort;
+  vm: VmPort;
+  vcpu: VcpuPort;
+  memory: GuestMemory;
   private readonly opts: MachineOptions;
   private readonly uart: Uart16550;
   private irqsLeft: number;
@@ -130,10 +143,33 @@ export class Machine {
   /** Runs to the next userspace exit (or a preemption, `intr`) and handles it. */
   step(): MachineStep {
     if (this.final) return { exit: { kind: 'hlt' }, row: this.final, final: this.final };
-    const exit = this.vcpu.run();
+    return this.account(this.vcpu.run());
+  }
+
+  private account(exit: VcpuExit): MachineStep {
     this.exitCounts[exit.kind] = (this.exitCounts[exit.kind] ?? 0) + 1;
     const row = this.handle(exit);
     return { exit, row, final: this.final };
+  }
+
+  /**
+   * KVM_RUN with immediate_exit until -EINTR, handling what comes back: it completes the I/O the
+   * VMM answered, and a string PIO may need more userspace exits first (complete_emulated_pio).
+   * After this the vCPU's state is all in KVM's hands, ready for the stop-and-copy.
+   */
+  private completeIo(onRow?: (row: TraceRow) => void): void {
+    if (this.vcpu.immediateExit === undefined) return;
+    this.vcpu.immediateExit = true;
+    try {
+      while (!this.final) {
+        const exit = this.vcpu.run();
+        if (exit.kind === 'intr') break;
+        const { row } = this.account(exit);
+        if (row) onRow?.(row);
+      }
+    } finally {
+      this.vcpu.immediateExit = false;
+    }
   }
 
   /** Steps until the run ends, or `maxSteps` exits; returns the trace rows in order. */
@@ -144,6 +180,33 @@ export class Machine {
       if (row) { rows.push(row); onRow?.(row); }
     }
     return rows;
+  }
+
+  /**
+   * Moves the VM to `target` (issue 9) and goes on there: the serial device, the trace and the
+   * exit counts stay here in the VMM. Returns the report, or why not (the VM is then untouched).
+   */
+  migrate(target: HostPort, opts: MachineMigrateOptions = {}): MigrationReport | string {
+    if (!this.vm.migrate) return 'this VM\'s port cannot migrate';
+    const live = opts.liveExits ?? 0;
+    const runSlice = live > 0
+      ? () => {
+        for (let i = 0; i < live && !this.final; i++) { const { row } = this.step(); if (row) opts.onRow?.(row); }
+        this.completeIo(opts.onRow);
+      }
+      : undefined;
+    this.completeIo(opts.onRow);
+    const r = this.vm.migrate([this.vcpu], target, { ...(runSlice && { runSlice }), ...(opts.maxRounds !== undefined && { maxRounds: opts.maxRounds }) });
+    if (typeof r === 'string') return r;
+    // kvm_run.request_interrupt_window is the VMM's, written into the old mapping: carry it over.
+    const wantsWindow = this.vcpu.requestInterruptWindow;
+    this.host = target;
+    this.vm = r.vm;
+    this.vcpu = r.vcpus[0]!;
+    this.memory = r.memory[0]!;
+    this.vcpu.requestInterruptWindow = wantsWindow;
+    this.migrations.push(r.report);
+    return r.report;
   }
 
   destroy(): void {

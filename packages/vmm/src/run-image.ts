@@ -1,5 +1,5 @@
 /** `kvmts run` as a library call: one image, one VM, run to its final exit. */
-import type { HostPort } from './kvm-port.js';
+import type { HostPort, MigrationReport } from './kvm-port.js';
 import { Machine, type MachineOptions } from './machine.js';
 import type { FinalRow, TraceRow } from './trace.js';
 
@@ -9,6 +9,17 @@ export interface RunResult {
   /** The process exit status `kvmts run` gives for this run. */
   readonly status: number;
   readonly serial: string;
+  /** The migrations `swap` made, in order. */
+  readonly migrations: readonly MigrationReport[];
+}
+
+/** `--swap-every N`: after every `every` userspace exits, migrate to the other host, alternating. */
+export interface SwapPlan {
+  readonly every: number;
+  /** The other vendor's host (the run starts on the `host` given to runImage). */
+  readonly to: HostPort;
+  /** Each migration's report, or why it was refused (the VM then keeps running where it is). */
+  readonly onSwap?: (result: MigrationReport | string) => void;
 }
 
 export interface RunOptions extends MachineOptions {
@@ -16,6 +27,7 @@ export interface RunOptions extends MachineOptions {
   readonly onRow?: (row: TraceRow) => void;
   /** Give up after this many userspace exits (a guest that never ends), ending with internal_error. */
   readonly maxExits?: number;
+  readonly swap?: SwapPlan;
 }
 
 /**
@@ -33,11 +45,26 @@ export function runImage(host: HostPort, opts: RunOptions): RunResult | string {
   const machine = Machine.create(host, opts);
   if (typeof machine === 'string') return machine;
   try {
-    const rows = machine.runToEnd(opts.onRow, opts.maxExits);
+    const rows = opts.swap ? runSwapping(machine, host, opts.swap, opts) : machine.runToEnd(opts.onRow, opts.maxExits);
     const final = machine.final;
     if (!final) return `the guest did not end within ${opts.maxExits} exits`;
-    return { rows, final, status: exitStatus(final), serial: machine.serialText };
+    return { rows, final, status: exitStatus(final), serial: machine.serialText, migrations: machine.migrations };
   } finally {
     machine.destroy();
   }
+}
+
+/** runToEnd, migrating between `home` and `swap.to` after every `swap.every` exits. */
+function runSwapping(machine: Machine, home: HostPort, swap: SwapPlan, opts: RunOptions): TraceRow[] {
+  const rows: TraceRow[] = [];
+  const maxSteps = opts.maxExits ?? Infinity;
+  for (let n = 1; n <= maxSteps && !machine.final; n++) {
+    const { row } = machine.step();
+    if (row) { rows.push(row); opts.onRow?.(row); }
+    if (n % swap.every !== 0 || machine.final) continue;
+    // Rows of the I/O the migration completes come out here, in order.
+    const onRow = (r: TraceRow) => { rows.push(r); opts.onRow?.(r); };
+    swap.onSwap?.(machine.migrate(machine.host === home ? swap.to : home, { onRow }));
+  }
+  return rows;
 }

@@ -8,7 +8,11 @@ import {
   KVM_TRANSLATION_STRUCT, KVM_USERSPACE_MEMORY_REGION_STRUCT, KvmRun, MAP, PROT, Vcpu, Vm,
   type KvmSegment, type Process, type StructValue, type VendorInspection,
 } from '@kvmts/core';
-import { KVM_REGS_FIELDS, type GuestMemory, type HostInfo, type HostPort, type KvmRegs, type KvmSregs, type MemslotInfo, type VcpuExit, type VcpuPort, type VmPort } from './kvm-port.js';
+import {
+  KVM_REGS_FIELDS, type GuestMemory, type HostInfo, type HostPort, type KvmRegs, type KvmSregs, type MemslotInfo, type MigratedVm, type MigrateOptions,
+  type VcpuExit, type VcpuPort, type VmPort,
+} from './kvm-port.js';
+import { migrateFds } from './uapi-migrate.js';
 
 const SEGMENTS = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldt'] as const;
 
@@ -44,11 +48,12 @@ function encodeSregs(s: KvmSregs): Uint8Array {
 
 class UapiVcpu implements VcpuPort {
   private readonly run_: KvmRun;
-  private readonly pages: Uint8Array;
+  /** The vCPU fd's mmap: kvm_run, then the PIO data page. */
+  readonly pages: Uint8Array;
   private readonly regsBuf = new Uint8Array(KVM_REGS_STRUCT.size);
   private readonly sregsBuf = new Uint8Array(KVM_SREGS_STRUCT.size);
-  private readonly proc: Process;
-  private readonly fd: number;
+  readonly proc: Process;
+  readonly fd: number;
 
   constructor(proc: Process, fd: number, pages: Uint8Array) {
     this.proc = proc;
@@ -132,6 +137,14 @@ class UapiVcpu implements VcpuPort {
     this.run_.requestInterruptWindow = v ? 1 : 0;
   }
 
+  get immediateExit(): boolean {
+    return this.run_.immediateExit !== 0;
+  }
+
+  set immediateExit(v: boolean) {
+    this.run_.immediateExit = v ? 1 : 0;
+  }
+
   translate(gva: bigint): number | null {
     const b = encodeStruct(KVM_TRANSLATION_STRUCT, { linear_address: gva });
     if (this.proc.ioctl(this.fd, KVM.KVM_TRANSLATE, b) < 0) return null;
@@ -159,16 +172,37 @@ class UapiVcpu implements VcpuPort {
   }
 }
 
+/** mmap of a vCPU fd (kvm_run and the PIO page), as the VMM's port wraps it. */
+function mapVcpu(proc: Process, kvmFd: number, fd: number): UapiVcpu | number {
+  const size = proc.ioctl(kvmFd, KVM.KVM_GET_VCPU_MMAP_SIZE);
+  if (size < 0) return size;
+  const hva = proc.mmap(size, PROT.READ | PROT.WRITE, MAP.SHARED, fd, 0);
+  if (hva < 0) return hva;
+  const pages = proc.mappedBytes(hva, size);
+  return pages ? new UapiVcpu(proc, fd, pages) : -ERRNO.EFAULT;
+}
+
+function memoryAt(proc: Process, hva: number, size: number): GuestMemory {
+  return {
+    hva, size,
+    write: (offset, bytes) => { proc.writeUser(hva + offset, bytes); },
+    read: (offset, len) => proc.readUser(hva + offset, len) ?? new Uint8Array(len),
+  };
+}
+
 class UapiVm implements VmPort {
-  private readonly slots: MemslotInfo[] = [];
+  private readonly slots: MemslotInfo[];
   private readonly proc: Process;
   private readonly kvmFd: number;
   private readonly vmFd: number;
+  private readonly host: Host;
 
-  constructor(proc: Process, kvmFd: number, vmFd: number) {
+  constructor(host: Host, proc: Process, kvmFd: number, vmFd: number, slots: MemslotInfo[] = []) {
+    this.host = host;
     this.proc = proc;
     this.kvmFd = kvmFd;
     this.vmFd = vmFd;
+    this.slots = slots;
   }
 
   addMemslot(slot: number, gpa: number, size: number): GuestMemory | number {
@@ -180,23 +214,27 @@ class UapiVm implements VmPort {
     const r = this.proc.ioctl(this.vmFd, KVM.KVM_SET_USER_MEMORY_REGION, region);
     if (r < 0) return r;
     this.slots.push({ slot, gpa, size, flags: 0, hva });
-    const proc = this.proc;
-    return {
-      hva, size,
-      write: (offset, bytes) => { proc.writeUser(hva + offset, bytes); },
-      read: (offset, len) => proc.readUser(hva + offset, len) ?? new Uint8Array(len),
-    };
+    return memoryAt(this.proc, hva, size);
   }
 
   createVcpu(id: number): VcpuPort | number {
     const fd = this.proc.ioctl(this.vmFd, KVM.KVM_CREATE_VCPU, id);
     if (fd < 0) return fd;
-    const size = this.proc.ioctl(this.kvmFd, KVM.KVM_GET_VCPU_MMAP_SIZE);
-    if (size < 0) return size;
-    const hva = this.proc.mmap(size, PROT.READ | PROT.WRITE, MAP.SHARED, fd, 0);
-    if (hva < 0) return hva;
-    const pages = this.proc.mappedBytes(hva, size);
-    return pages ? new UapiVcpu(this.proc, fd, pages) : -ERRNO.EFAULT;
+    return mapVcpu(this.proc, this.kvmFd, fd);
+  }
+
+  migrate(vcpus: readonly VcpuPort[], target: HostPort, opts: MigrateOptions = {}): MigratedVm | string {
+    if (!(target instanceof UapiHost)) return 'migration needs a /dev/kvm host on both ends';
+    if (!vcpus.every((v): v is UapiVcpu => v instanceof UapiVcpu && v.proc === this.proc)) return 'migration needs this VM\'s own vCPUs';
+    const r = migrateFds({ host: this.host, proc: this.proc, vmFd: this.vmFd, vcpus, slots: this.slots }, target.host, opts);
+    if (typeof r === 'string') return r;
+    const h = r.handle;
+    const slots = h.slots.map((s): MemslotInfo => ({ slot: s.slot, gpa: s.guestPhysAddr, size: s.memorySize, flags: s.flags, hva: s.userspaceAddr }));
+    const vm = new UapiVm(target.host, h.proc, h.kvm.fd, h.vm.fd, slots);
+    const mapped = h.vcpus.map((v) => mapVcpu(h.proc, h.kvm.fd, v.fd));
+    const bad = mapped.find((v): v is number => typeof v === 'number');
+    if (bad !== undefined) { vm.destroy(); return `migration failed: the target's vCPU could not be mapped (errno ${-bad})`; }
+    return { vm, vcpus: mapped as UapiVcpu[], memory: slots.map((s) => memoryAt(h.proc, s.hva, s.size)), report: r.report };
   }
 
   memslots(): readonly MemslotInfo[] {
@@ -228,7 +266,8 @@ class UapiVm implements VmPort {
 /** A host with its vendor module loaded, driven through /dev/kvm. */
 export class UapiHost implements HostPort {
   readonly info: HostInfo;
-  private readonly host: Host;
+  /** The machine behind /dev/kvm: a migration's target process is spawned on it. */
+  readonly host: Host;
 
   constructor(host: Host, info: HostInfo) {
     this.host = host;
@@ -241,7 +280,7 @@ export class UapiHost implements HostPort {
     if (kvmFd < 0) return kvmFd;
     const vmFd = proc.ioctl(kvmFd, KVM.KVM_CREATE_VM, 0);
     if (vmFd < 0) { proc.exit(); return vmFd; }
-    return new UapiVm(proc, kvmFd, vmFd);
+    return new UapiVm(this.host, proc, kvmFd, vmFd);
   }
 
   residentBytes(): number {
