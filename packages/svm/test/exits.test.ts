@@ -92,7 +92,7 @@ describe('kvm_amd exit paths', () => {
     expect(getRegs(vm)['rip']).toBe(0x1007n);
   });
 
-  it('KVM_NMI is injected as an NMI; a second one waits for the IRET intercept, then single-steps for the window', () => {
+  it('KVM_NMI is injected as an NMI; a second one waits for the IRET intercept and a single step', () => {
     const vm = createVm();
     ivt(vm, 2, 0x2000);
     load(vm, 0x2000, [0xfe, 0xc3, 0xe6, 0x99, 0xcf]); // inc bl; out 0x99, al; iret
@@ -103,14 +103,16 @@ describe('kvm_amd exit paths', () => {
     expect(kvmRun(vm)).toBe(KVM_EXIT.IO); // the handler's OUT: NMIs now blocked until its IRET
     expect([vm.run.io.get().port, getRegs(vm)['rip']]).toEqual([0x99, 0x2002n]); // RIP moves past an OUT on the next KVM_RUN
     expect(vm.proc.ioctl(vm.vcpuFd, KVM.KVM_NMI, 0)).toBe(0);
-    kvmRun(vm);
+    // The IRET exits (IRET intercept), KVM single-steps it (TF + #DB intercept, as
+    // svm_enable_nmi_window does), and the second NMI goes in right after the IRET.
+    expect(kvmRun(vm)).toBe(KVM_EXIT.IO);
+    expect([vm.run.io.get().port, getRegs(vm)['rip']]).toEqual([0x99, 0x2002n]);
     expect(vm.kvmStat()['exit_iret']).toBe(1);
-    // After the IRET exit KVM single-steps the guest (TF + a #DB intercept) to see the NMI unblock,
-    // as svm_enable_nmi_window does. The second NMI's delivery needs the CPU's TF single-step trap.
-    const vcpu = vm.host.module!.vms.values().next().value!.vcpus[0]!;
-    const svm = toSvm(vcpu);
-    expect(svm.nmiSinglestep).toBe(true);
-    expect(svm.vmcb.r32(VMCB.intercept_exceptions) & (1 << 1)).toBe(2);
-    expect(vcpu.arch.nmiPending).toBe(1);
+    expect(vm.kvmStat()['exit_excp_1']).toBe(1);
+    const svm = toSvm(vm.host.module!.vms.values().next().value!.vcpus[0]!);
+    expect(svm.nmiSinglestep).toBe(false);
+    expect(svm.vmcb.r32(VMCB.rflags) & 0x100).toBe(0); // TF gone again
+    expect(kvmRun(vm)).toBe(KVM_EXIT.IO);
+    expect([vm.run.io.get().port, ioData(vm)]).toEqual([0x97, 2]);
   });
 });

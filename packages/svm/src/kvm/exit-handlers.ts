@@ -3,7 +3,7 @@
  * code, returning 'resume' to re-enter the guest or 'userspace' after filling kvm_run. The
  * work itself is the common code's (CPUID, HLT, MSRs, PIO, the MMU, the emulator).
  */
-import { STOP } from '@kvmts/x86';
+import { STOP, VEC } from '@kvmts/x86';
 import {
   EMULTYPE, KVM_GUESTDBG, KVM_REQ, kvmEmulateCpuid, kvmEmulateHalt, kvmEmulateHypercall, kvmEmulateInstruction,
   kvmEmulateRdmsr, kvmEmulateWrmsr, kvmFastPio, kvmHandleInvalidOp, kvmHandleTripleFault,
@@ -157,6 +157,13 @@ function dbInterception(vcpu: KvmVcpu): ExitResult {
   return 'resume';
 }
 
+/** bp_interception: a software breakpoint userspace asked for (KVM_GUESTDBG_USE_SW_BP) is a KVM_EXIT_DEBUG. */
+function bpInterception(vcpu: KvmVcpu): ExitResult {
+  if (!((vcpu.guestDebug ?? 0) & KVM_GUESTDBG.USE_SW_BP)) { kvmQueueException(vcpu, 3); return 'resume'; }
+  // kvmVcpuDebugExit types its vector as #DB's; #BP is the other one it reports.
+  return kvmVcpuDebugExit(vcpu, 0xffff0ff0, VEC.BP as typeof VEC.DB);
+}
+
 function interruptWindowInterception(vcpu: KvmVcpu): ExitResult {
   svmIrqWindowOpened(toSvm(vcpu));
   vcpu.stat['irq_window_exits'] = (vcpu.stat['irq_window_exits'] ?? 0) + 1;
@@ -185,6 +192,7 @@ export const svmExitHandlers: ReadonlyMap<number, Handler> = new Map<number, Han
   ...Array.from({ length: 8 }, (_, n) => [SVM_EXIT.READ_DR0 + n, drInterception] as const),
   ...Array.from({ length: 8 }, (_, n) => [SVM_EXIT.WRITE_DR0 + n, drInterception] as const),
   [SVM_EXIT.EXCP_BASE + 1, dbInterception],
+  [SVM_EXIT.EXCP_BASE + 3, bpInterception],
   [SVM_EXIT.EXCP_BASE + UD_VECTOR, invalidOp],
   [SVM_EXIT.EXCP_BASE + 18, resume], // #MC: the host's machine check handler ran
   [SVM_EXIT.EXCP_BASE + AC_VECTOR, (vcpu) => { kvmQueueException(vcpu, AC_VECTOR, 0); return 'resume'; }],
