@@ -11,6 +11,7 @@ import { flatGdt, writeGate64 } from './system-tables.js';
 import { longMode, realMode, type Machine } from './helpers.js';
 
 const TF = RFLAGS.TF;
+const DR6_BS = 1 << 14;
 /** #DB handler: DI = pushed IP, DX = pushed FLAGS, SI += 1; clears TF in the image so only one trap is taken. */
 const RECORD_ONCE = [0x89, 0xe5, 0x8b, 0x7e, 0x00, 0x8b, 0x56, 0x04, 0x46, 0x81, 0x66, 0x04, 0xff, 0xfe, 0xcf];
 /** #DB handler: SI += 1; IRET (keeps stepping). */
@@ -102,6 +103,33 @@ describe('single-step in guest mode', () => {
     expect(m.cpu.run(100)).toBe(STOP.HLT);
     expect(events[0]).toEqual([makeIntrInfo(VEC.DB, EVENT_TYPE.HW_EXCEPTION, false), -1]);
     expect(ripAtEvent).toBe(0x1001);
+  });
+});
+
+describe('data breakpoints (DR0-DR3, DR7)', () => {
+  it('trap after the instruction that writes the watched bytes, with DR6.Bn; a read does not match R/W = 01', () => {
+    // mov al,[0x3000]; mov [0x3002],al; nop; hlt
+    const m = stepMachine([0xa0, 0x00, 0x30, 0xa2, 0x02, 0x30, 0x90, 0xf4], RECORD_ONCE, RFLAGS.FIXED1);
+    m.cpu.dr[0] = 0x3000;
+    m.cpu.dr[7] = 0x400 | 1 | (1 << 16) | (3 << 18); // L0, R/W0 = 01, LEN0 = 4 bytes
+    expect(m.cpu.run(100)).toBe(STOP.HLT);
+    expect(reg16(m, SI)).toBe(1);
+    expect(reg16(m, DI)).toBe(0x1006);
+    expect(m.cpu.dr[6]! & 0xf).toBe(1);
+    expect(m.cpu.dr[6]! & DR6_BS).toBe(0);
+  });
+
+  it('catch a read through a TLB entry cached before the breakpoint was armed', () => {
+    // 1: mov al,[0x3001]; jmp 1b -- runs hot, then DR1 (R/W = 11, 1 byte) watches 0x3001.
+    const m = stepMachine([0xa0, 0x01, 0x30, 0xeb, 0xfb], RECORD_ONCE, RFLAGS.FIXED1);
+    expect(m.cpu.run(200)).toBe(STOP.BUDGET);
+    m.cpu.dr[1] = 0x3001;
+    m.cpu.dr[7] = 0x400 | (1 << 2) | (3 << 20);
+    // Each round: the read (trap), the 6-instruction handler, the jump: 8 instructions.
+    expect(m.cpu.run(16)).toBe(STOP.BUDGET);
+    expect(reg16(m, SI)).toBe(2);
+    expect(reg16(m, DI)).toBe(0x1003);
+    expect(m.cpu.dr[6]! & 0xf).toBe(2);
   });
 });
 

@@ -7,7 +7,9 @@
 import type { Bus } from '../bus.js';
 import { decodeInsn } from '../decode/decoder.js';
 import type { Insn } from '../decode/insn.js';
-import { DR6, DR7_ENABLE_MASK, dr6After, instructionBreakpoints } from '../exceptions/debug.js';
+import {
+  DR6, DR7_ENABLE_MASK, dataBreakpoints, dataBreakpointsArmed, dr6After, instructionBreakpoints,
+} from '../exceptions/debug.js';
 import { deliverEvent } from '../exceptions/deliver.js';
 import { flushFlags, materialize, type LazyFlags } from '../flags/lazy-flags.js';
 import { CHUNK_SIZE } from '../mem/phys-memory.js';
@@ -164,6 +166,12 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   private pendingDebugTrap = 0;
   /** Set when the current instruction delivered an event itself (INT n, INT3, INTO, INT1): no single-step trap after it. */
   private deliveredInInsn = false;
+  /**
+   * DR7 arms a data breakpoint: read and write accesses are not cached in the TLB, so every one
+   * reaches readSlow/writeSlow, which collect the breakpoints hit in `dataHits`.
+   */
+  private watchData = false;
+  private dataHits = 0;
   /**
    * run() returns STOP.BUDGET when icount reaches this. A REP string instruction that restarts
    * itself after a slice of iterations lowers it by one, so a long REP consumes budget too.
@@ -381,6 +389,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
         if (shadow) this.interruptibility &= ~(INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS);
         continue;
       }
+      this.watchData = false;
 
       this.insnStart = this.rip;
       const b = this.nextBlock();
@@ -428,6 +437,10 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
         this.fault(VEC.DB);
       }
     }
+    const watch = dataBreakpointsArmed(this.dr[7]!);
+    if (watch && !this.watchData) this.flushTlb(); // drop the read/write entries cached before
+    this.watchData = watch;
+    this.dataHits = 0;
     const movSsBefore = this.interruptibility & INTERRUPTIBILITY.MOV_SS;
     const i = this.nextBlock().insns[0]!;
     this.curInsn = i;
@@ -436,7 +449,8 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     i.exec(this, i);
     this.icount++;
     if ((flags & RFLAGS.RF) !== 0) this.rflags &= ~RFLAGS.RF;
-    let bits = this.pendingDebugTrap;
+    // Data breakpoints are traps too: reported after the instruction that made the access (SDM 18.3.1.2).
+    let bits = this.pendingDebugTrap | this.dataHits;
     this.pendingDebugTrap = 0;
     if ((flags & RFLAGS.TF) !== 0 && !this.deliveredInInsn) bits |= DR6.BS;
     if (bits === 0) return;
@@ -626,7 +640,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       hpa = this.long64 ? la : la >>> 0;
     }
     const ram = this.bus.resolveRam(hpa);
-    if (ram >= 0) {
+    if (ram >= 0 && (kind === ACCESS.FETCH || !this.watchData)) {
       const frame = Math.floor(ram / 4096);
       if (kind !== ACCESS.WRITE || !this.bus.ram.isCodeFrame(frame)) {
         const pageRam = ram - (ram & 0xfff);
@@ -780,6 +794,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   }
 
   private readSlow(la: number, size: number, set: number, kind: number): number {
+    if (this.watchData) this.dataHits |= dataBreakpoints(this.dr, la, size, kind === ACCESS.WRITE);
     const o = la & 0xfff;
     if (o + size > 4096) {
       const first = 4096 - o;
@@ -803,6 +818,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   }
 
   private writeSlow(la: number, size: number, v: number): void {
+    if (this.watchData) this.dataHits |= dataBreakpoints(this.dr, la, size, true);
     const o = la & 0xfff;
     const set = this.wrSet;
     if (o + size > 4096) {
