@@ -49,6 +49,9 @@ export function vmxVcpuLoad(vcpu: KvmVcpu, cpuId: number): void {
     // Linux updates HOST_TR_BASE, HOST_GDTR_BASE and SYSENTER_ESP here: per-cpu host state.
     vmxSetHostState(s, pcpu.cpu);
     l.cpu = cpuId;
+    // The pCPU may hold stale mappings tagged with this VPID and EPTP: from this vCPU's earlier
+    // stay, or from a destroyed VM whose VPID was freed and handed out again (vmx_vcpu_load_vmcs).
+    kvmMakeRequest(KVM_REQ.TLB_FLUSH, vcpu);
   }
   vcpu.pcpu = pcpu;
 }
