@@ -12,7 +12,15 @@ describe('parseArgs', () => {
     });
   });
 
+  it('takes --swap-every N for run (issue 9)', () => {
+    expect(parseArgs(['run', 'pio', '--swap-every', '1'])).toEqual({ cmd: 'run', target: 'pio', vendor: 'intel', json: false, swapEvery: 1 });
+    expect(parseArgs(['run', 'pio', '--swap-every=250', '--json'])).toEqual({ cmd: 'run', target: 'pio', vendor: 'intel', json: true, swapEvery: 250 });
+  });
+
   it.each([
+    [['run', 'a', '--swap-every', '0'], '--swap-every takes a count of exits (1 or more), not 0'],
+    [['run', 'a', '--swap-every', '0x10'], '--swap-every takes a count of exits (1 or more), not 0x10'],
+    [['--swap-every', '3'], '--swap-every does not apply to the dashboard'],
     [['run'], 'kvmts run takes one IMAGE or catalog NAME'],
     [['run', 'a', 'b'], 'kvmts run takes one IMAGE or catalog NAME'],
     [['run', 'a', '--vendor', 'via'], '--vendor must be intel or amd, not via'],

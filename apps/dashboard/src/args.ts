@@ -1,6 +1,6 @@
 /**
  * The `kvmts` command line (DESIGN.md, "`kvmts run` contract", and issue 8):
- *   kvmts run IMAGE|NAME [--vendor intel|amd] [--mem BYTES] [--load GPA] [--entry ADDR] [--mode real|long64] [--json]
+ *   kvmts run IMAGE|NAME [--vendor intel|amd] [--mem BYTES] [--load GPA] [--entry ADDR] [--mode real|long64] [--json] [--swap-every N]
  *   kvmts list
  *   kvmts bench [--json]
  *   kvmts [--vendor intel|amd] [--guest NAME] [IMAGE] [--once]      (the dashboard)
@@ -9,14 +9,14 @@ export type Vendor = 'intel' | 'amd';
 export type Mode = 'real' | 'long64';
 
 export type Command =
-  | { readonly cmd: 'run'; readonly target: string; readonly vendor: Vendor; readonly json: boolean; readonly mem?: number; readonly load?: number; readonly entry?: number; readonly mode?: Mode }
+  | { readonly cmd: 'run'; readonly target: string; readonly vendor: Vendor; readonly json: boolean; readonly mem?: number; readonly load?: number; readonly entry?: number; readonly mode?: Mode; readonly swapEvery?: number }
   | { readonly cmd: 'list' }
   | { readonly cmd: 'bench'; readonly json: boolean }
   | { readonly cmd: 'dashboard'; readonly vendor?: Vendor; readonly target?: string; readonly once: boolean }
   | { readonly cmd: 'help' };
 
 export const USAGE = `usage:
-  kvmts run IMAGE|NAME [--vendor intel|amd] [--mem BYTES] [--load GPA] [--entry ADDR] [--mode real|long64] [--json]
+  kvmts run IMAGE|NAME [--vendor intel|amd] [--mem BYTES] [--load GPA] [--entry ADDR] [--mode real|long64] [--json] [--swap-every N]
   kvmts list
   kvmts bench [--json]
   kvmts [--vendor intel|amd] [--guest NAME] [IMAGE] [--once]`;
@@ -31,7 +31,7 @@ export function parseNumber(text: string): number | null {
   return Number.isSafeInteger(v) ? v : null;
 }
 
-const VALUE_FLAGS = ['--vendor', '--mem', '--load', '--entry', '--mode', '--guest'] as const;
+const VALUE_FLAGS = ['--vendor', '--mem', '--load', '--entry', '--mode', '--guest', '--swap-every'] as const;
 const BOOL_FLAGS = ['--json', '--once', '--batch', '--help', '-h'] as const;
 
 interface Parsed {
@@ -90,7 +90,7 @@ export function parseArgs(argv: readonly string[]): Command | string {
   const [first, ...rest] = p.positional;
 
   if (first === 'run') {
-    const bad = only(p, ['--vendor', '--mem', '--load', '--entry', '--mode', '--json'], 'run');
+    const bad = only(p, ['--vendor', '--mem', '--load', '--entry', '--mode', '--json', '--swap-every'], 'run');
     if (bad) return bad;
     if (rest.length !== 1) return 'kvmts run takes one IMAGE or catalog NAME';
     const mode = p.values.get('--mode');
@@ -100,6 +100,12 @@ export function parseArgs(argv: readonly string[]): Command | string {
       const n = numberFlag(p, flag);
       if (typeof n === 'string') return n;
       if (n !== undefined) nums[flag.slice(2)] = n;
+    }
+    const swap = p.values.get('--swap-every');
+    if (swap !== undefined) {
+      // Issue 9: migrate to the other vendor after every N userspace exits.
+      if (!/^\d+$/.test(swap) || Number(swap) < 1) return `--swap-every takes a count of exits (1 or more), not ${swap}`;
+      nums['swapEvery'] = Number(swap);
     }
     return { cmd: 'run', target: rest[0]!, vendor: vendor ?? 'intel', json: p.bools.has('--json'), ...nums, ...(mode !== undefined && { mode: mode as Mode }) };
   }

@@ -33,6 +33,17 @@ describe.each(['intel', 'amd'])('kvmts run on %s', (vendor) => {
   });
 });
 
+describe('kvmts run --swap-every', () => {
+  it.each(['intel', 'amd'])('pio starting on %s: the JSON trace is the one of a run without swaps', (vendor) => {
+    const plain = kvmts('run', 'pio', '--json', '--vendor', vendor);
+    const swapped = kvmts('run', 'pio', '--json', '--vendor', vendor, '--swap-every', '1');
+    expect(plain.stdout.split('\n').length).toBeGreaterThan(5);
+    expect(swapped.stdout).toBe(plain.stdout);
+    expect(swapped.stderr).toBe(plain.stderr);
+    expect(swapped.status).toBe(plain.status);
+  });
+});
+
 describe('kvmts list', () => {
   it('prints the catalog', () => {
     const r = kvmts('list');

@@ -54,8 +54,9 @@ describe('long64 sregs', () => {
     for (const d of [s.ds, s.es, s.fs, s.gs, s.ss]) expect(d).toMatchObject({ selector: 0x10, type: 3, l: 0, db: 1, g: 1, limit: 0xffffffff });
   });
 
-  it('keeps TR and LDTR as reset', () => {
-    expect(s.tr).toEqual(resetSregs().tr);
+  it('keeps LDTR as reset, and TR but as a busy 64-bit TSS', () => {
+    expect(s.tr).toEqual({ ...resetSregs().tr, type: 11 });
+    expect(long64Sregs({ ...resetSregs(), tr: { ...resetSregs().tr, type: 3 } }, MEM).tr.type).toBe(11);
     expect(s.ldt).toEqual(resetSregs().ldt);
   });
 

@@ -56,6 +56,9 @@ export function long64Tables(memSize: number): MemWrite[] {
   ];
 }
 
+/** The system-segment type of a busy 64-bit TSS. */
+const TSS_BUSY_64 = 11;
+
 /** A kvm_segment for a GDT descriptor (the fields of the 8-byte descriptor, unpacked). */
 export function segmentFromDescriptor(selector: number, desc: bigint): KvmSegment {
   const lo = Number(desc & 0xffffffffn);
@@ -78,13 +81,19 @@ export function segmentFromDescriptor(selector: number, desc: bigint): KvmSegmen
   };
 }
 
-/** The sregs for long64, from the vCPU's reset sregs (TR and LDTR stay as KVM reset them). */
+/**
+ * The sregs for long64, from the vCPU's reset sregs. LDTR stays as KVM reset it; TR keeps its
+ * reset base, limit and selector but is made a busy 64-bit TSS (type 11), which IA-32e mode
+ * requires (SDM 26.3.1.2). kvm_amd resets TR as a busy 16-bit TSS (type 3) and SVM does not
+ * check it, but that VM could not move to kvm_intel, whose VM entry does (issue 9).
+ */
 export function long64Sregs(reset: KvmSregs, memSize: number): KvmSregs {
   const code = segmentFromDescriptor(LONG64.CS, LONG64.GDT[1]);
   const data = segmentFromDescriptor(LONG64.DS, LONG64.GDT[2]);
   return {
     ...reset,
     cs: code, ds: data, es: { ...data }, fs: { ...data }, gs: { ...data }, ss: { ...data },
+    tr: { ...reset.tr, type: TSS_BUSY_64 },
     gdt: { base: memSize - LONG64.GDT_OFFSET, limit: LONG64.GDT.length * 8 - 1 },
     cr0: LONG64.CR0,
     cr3: memSize - LONG64.PML4_OFFSET,
