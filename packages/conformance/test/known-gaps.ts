@@ -18,11 +18,6 @@ const KNOWN_GAPS: readonly KnownGap[] = [
     guest: 'mmio',
     reason: 'an 8-byte MMIO access exits as two 4-byte ones; Linux gives one exit of len 8 (emulator_read_write: mmio.len = min(8, frag len)), and so does the machine\'s /dev/kvm',
   },
-  {
-    vendor: 'intel',
-    guest: '*',
-    reason: 'kvm_intel is still being built (issue 4): most guests shut down, fail entry or spin; a reused Intel host also runs a previous VM\'s code at the same address (hlt64 after loop64_1000 prints loop64\'s result)',
-  },
 ];
 
 const ALL = process.env['KVMTS_CONFORMANCE_ALL'] !== undefined;
