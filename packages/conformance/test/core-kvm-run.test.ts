@@ -83,6 +83,26 @@ describe.each(VENDORS)('core KVM_RUN paths on %s', (_name, model, initOps) => {
     expect(vcpu.getRegs().rflags & 0x100n).toBe(0n);
   });
 
+  it('single-steps over instructions KVM completes itself: CPUID, OUT through userspace, emulated MMIO', () => {
+    // nop; cpuid; out 0x80,al; mov %al,0x40000 (MMIO, ds=0x4000); nop; hlt
+    const { vcpu } = realMode(model, initOps, [0x90, 0x0f, 0xa2, 0xe6, 0x80, 0xa2, 0x00, 0x00, 0x90, 0xf4]);
+    const sregs = vcpu.getSregs();
+    vcpu.setSregs({ ...sregs, ds: { ...sregs.ds, base: 0x40000, selector: 0x4000 } });
+    vcpu.setGuestDebug(KVM_GUESTDBG.ENABLE | KVM_GUESTDBG.SINGLESTEP);
+    expect(vcpu.run()).toMatchObject({ kind: 'Debug', exception: 1, pc: 0x1001n, dr6: 0xffff4ff0n });
+    // CPUID exits to KVM, which completes it and owes the trap (kvm_vcpu_do_singlestep).
+    expect(vcpu.run()).toMatchObject({ kind: 'Debug', exception: 1, pc: 0x1003n, dr6: 0xffff4ff0n });
+    expect(vcpu.run()).toMatchObject({ kind: 'IoOut', port: 0x80 });
+    // The OUT completes on the next KVM_RUN, and the trap is reported before the guest runs on.
+    expect(vcpu.run()).toMatchObject({ kind: 'Debug', pc: 0x1005n });
+    expect(vcpu.run()).toMatchObject({ kind: 'MmioWrite', addr: 0x40000n });
+    expect(vcpu.run()).toMatchObject({ kind: 'Debug', pc: 0x1008n });
+    vcpu.setGuestDebug(0);
+    expect(vcpu.run()).toEqual({ kind: 'Hlt' });
+    expect(vcpu.getRegs().rip).toBe(0x100an);
+    expect(vcpu.getRegs().rflags & 0x100n).toBe(0n);
+  });
+
   it('opens an interrupt window for userspace, then injects KVM_INTERRUPT through the real-mode IVT', () => {
     // IVT[0x20] = 0000:2000; handler at 0x2000: mov $0x77,%bl; hlt. main: nop; sti; nop; jmp .
     const { vm, vcpu } = realMode(model, initOps, [0x90, 0xfb, 0x90, 0xeb, 0xfe]);

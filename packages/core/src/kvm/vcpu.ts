@@ -54,6 +54,8 @@ export class Vcpu implements KvmVcpu {
   pioRip = 0;
   /** A -errno KVM_RUN must return instead of an exit (e.g. -EFAULT for an unbacked memslot). */
   runErrno = 0;
+  /** kvm_skip_emulated_instruction filled kvm_run with KVM_EXIT_DEBUG: return to userspace after this exit. */
+  singlestepExit = false;
   /** KVM_CAP_X86_USER_SPACE_MSR's reasons (KVM_MSR_EXIT_REASON_*). */
   userSpaceMsrMask = 0;
 

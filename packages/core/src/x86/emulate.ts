@@ -9,9 +9,11 @@ import { Bus, CR4, SEG, STOP, RFLAGS, type CpuModel, type VirtCpu } from '@kvmts
 import { kvmCpuid } from './cpuid.js';
 import type { KvmVcpu, ExitResult, KvmSegment } from './kvm-types.js';
 
-import { KVM_EXIT, KVM_EXIT_IO, KVM_INTERNAL_ERROR, KVM_MEM, KVM_LIMITS } from '../uapi/constants.js';
+import { KVM_EXIT, KVM_EXIT_IO, KVM_GUESTDBG, KVM_INTERNAL_ERROR, KVM_MEM, KVM_LIMITS } from '../uapi/constants.js';
 import type { UserAccess, Vcpu } from '../kvm/vcpu.js';
-import { VCPU_REGS, kvmHandleTripleFault, kvmRunInternalError, toVcpu } from './x86.js';
+import {
+  VCPU_REGS, kvmGetRflags, kvmHandleTripleFault, kvmRunInternalError, kvmSetRflags, kvmVcpuDoSinglestep, toVcpu,
+} from './x86.js';
 
 /** EMULTYPE_* flags of kvm_host.h. */
 export const EMULTYPE = {
@@ -178,8 +180,11 @@ function fromAr(selector: number, base: number, limit: number, ar: number): KvmS
   } as KvmSegment;
 }
 
-/** Loads the vCPU's architectural state into the emulator CPU (emulator_get_* through kvm_x86_ops). */
-function loadState(v: Vcpu, cpu: VirtCpu): void {
+/**
+ * Loads the vCPU's architectural state into the emulator CPU (emulator_get_* through kvm_x86_ops).
+ * RFLAGS is the guest's view: the TF of KVM_GUESTDBG_SINGLESTEP is not the guest's to trap on.
+ */
+function loadState(v: Vcpu, cpu: VirtCpu, rflagsMask = ~0): void {
   const ops = v.ops;
   for (const r of [VCPU_REGS.EXREG_CR0, VCPU_REGS.EXREG_CR3, VCPU_REGS.EXREG_CR4]) ops.cacheReg(v, r);
   cpu.gpr.set(v.arch.regs);
@@ -198,7 +203,7 @@ function loadState(v: Vcpu, cpu: VirtCpu): void {
   cpu.cr8 = v.arch.cr8;
   cpu.efer = v.arch.efer;
   cpu.interruptibility = 0;
-  cpu.setRflags(ops.getRflags(v));
+  cpu.setRflags(kvmGetRflags(v) & rflagsMask);
   cpu.stateChanged();
   cpu.flushTlb();
 }
@@ -210,7 +215,7 @@ function storeState(v: Vcpu, cpu: VirtCpu): void {
   v.arch.regsHi.set(cpu.gprHi);
   v.arch.rip = cpu.rip;
   v.arch.cr2 = cpu.cr2;
-  ops.setRflags(v, cpu.getRflags());
+  kvmSetRflags(v, cpu.getRflags());
   for (let s = 0; s < 8; s++) {
     const c = cpu.seg[SREG_TO_SEG[s]!]!;
     const k = ops.getSegment(v, s);
@@ -286,7 +291,8 @@ function completeEmulatedIo(v: Vcpu): ExitResult {
  */
 function skipInstruction(v: Vcpu): ExitResult {
   const { cpu, bus } = emulatorOf(v);
-  loadState(v, cpu);
+  // Only the length is wanted: no single-step trap may move RIP into a #DB handler.
+  loadState(v, cpu, ~RFLAGS.TF);
   bus.cursor = 0;
   bus.consumed = 0;
   bus.pending = null;
@@ -338,6 +344,8 @@ function emulate(v: Vcpu): ExitResult {
     return kvmRunInternalError(v, KVM_INTERNAL_ERROR.EMULATION, []);
   }
   storeState(v, cpu);
+  // The emulator CPU took the guest's own single-step trap itself; KVM's exits to userspace.
+  if (v.guestDebug & KVM_GUESTDBG.SINGLESTEP) return kvmVcpuDoSinglestep(v) ? 'resume' : 'userspace';
   return 'resume';
 }
 

@@ -105,12 +105,13 @@ export function vcpuRun(vcpu: KvmVcpu): number {
   const proc = v.kvm.proc;
   for (;;) {
     const r = vcpuEnterGuest(v);
+    const stepped = takeSinglestepExit(v);
     if (v.runErrno) {
       const e = v.runErrno;
       v.runErrno = 0;
       return e;
     }
-    if (r === 'userspace') return 0;
+    if (r === 'userspace' || stepped) return 0;
     if (dmRequestForIrqInjection(v) && readyForInterruptInjection(v)) {
       v.runView.exitReason = KVM_EXIT.IRQ_WINDOW_OPEN;
       v.stat['request_irq_exits']!++;
@@ -167,7 +168,8 @@ function runLoaded(v: Vcpu): number {
   if (v.completeUserspaceIo) {
     const cui = v.completeUserspaceIo;
     v.completeUserspaceIo = null;
-    if (cui(v) === 'userspace') return v.runErrno ? takeErrno(v) : 0;
+    const r = cui(v);
+    if (takeSinglestepExit(v) || r === 'userspace') return v.runErrno ? takeErrno(v) : 0;
   }
   if (v.runView.immediateExit) return -ERRNO.EINTR;
   if (v.kvm.proc.takeSignal()) {
@@ -177,6 +179,13 @@ function runLoaded(v: Vcpu): number {
   }
   if (v.ops.vcpuPreRun(v) <= 0) return -ERRNO.EINTR;
   return vcpuRun(v);
+}
+
+/** The KVM_EXIT_DEBUG kvm_skip_emulated_instruction filled behind a handler that returned 'resume'. */
+function takeSinglestepExit(v: Vcpu): boolean {
+  const r = v.singlestepExit;
+  v.singlestepExit = false;
+  return r;
 }
 
 function takeErrno(v: Vcpu): number {

@@ -6,7 +6,7 @@
 import { CR0, CR4, EFER, RFLAGS, VEC } from '@kvmts/x86';
 import type { KvmVcpu, ExitResult, MsrData } from './kvm-types.js';
 import { KVM_REQ, VCPU_SREG } from './kvm-types.js';
-import { KVM_EXIT, KVM_EXIT_IO, KVM_INTERNAL_ERROR, KVM_MSR_EXIT_REASON, KVM_LIMITS } from '../uapi/constants.js';
+import { KVM_EXIT, KVM_EXIT_IO, KVM_GUESTDBG, KVM_INTERNAL_ERROR, KVM_MSR_EXIT_REASON, KVM_LIMITS } from '../uapi/constants.js';
 import type { Vcpu } from '../kvm/vcpu.js';
 import { kvmCpuid } from './cpuid.js';
 
@@ -267,20 +267,47 @@ export function kvmGetDr(vcpu: KvmVcpu, dr: number): number {
 /** kvm_get_rflags, with the TF KVM set for single-stepping hidden from the guest's view. */
 export function kvmGetRflags(vcpu: KvmVcpu): number {
   const r = toVcpu(vcpu).ops.getRflags(vcpu);
-  return toVcpu(vcpu).guestDebug & 0x2 ? r & ~RFLAGS.TF : r;
+  return toVcpu(vcpu).guestDebug & KVM_GUESTDBG.SINGLESTEP ? r & ~RFLAGS.TF : r;
 }
 
 export function kvmSetRflags(vcpu: KvmVcpu, rflags: number): void {
   const v = toVcpu(vcpu);
-  v.ops.setRflags(vcpu, v.guestDebug & 0x2 ? rflags | RFLAGS.TF : rflags);
+  v.ops.setRflags(vcpu, v.guestDebug & KVM_GUESTDBG.SINGLESTEP ? rflags | RFLAGS.TF : rflags);
   kvmMakeRequest(KVM_REQ.EVENT, vcpu);
 }
 
 // ---- instruction completion ----
 
-/** kvm_skip_emulated_instruction. Returns 1 (resume), as Linux. */
+/** DR6.BS, and the bits of DR6 that read as 1 (DR6_ACTIVE_LOW). */
+const DR6_BS = 1 << 14;
+const DR6_ACTIVE_LOW = 0xffff0ff0 | 0;
+
+/**
+ * kvm_vcpu_do_singlestep: the single-step trap an instruction KVM completed owes the TF set at
+ * its start. KVM's own single-step (KVM_GUESTDBG_SINGLESTEP) becomes KVM_EXIT_DEBUG (returns 0),
+ * the guest's a #DB with DR6.BS (returns 1).
+ */
+export function kvmVcpuDoSinglestep(vcpu: KvmVcpu): number {
+  if (toVcpu(vcpu).guestDebug & KVM_GUESTDBG.SINGLESTEP) {
+    kvmVcpuDebugExit(vcpu, DR6_BS | DR6_ACTIVE_LOW);
+    return 0;
+  }
+  vcpu.arch.dr6 |= DR6_BS;
+  kvmQueueException(vcpu, VEC.DB);
+  return 1;
+}
+
+/**
+ * kvm_skip_emulated_instruction. Returns 1 (resume), as Linux, or 0 when single-stepping exits
+ * to userspace: the vendors' handlers resume regardless, so vcpu_run also reads `singlestepExit`.
+ */
 export function kvmSkipEmulatedInstruction(vcpu: KvmVcpu): number {
-  return toVcpu(vcpu).ops.skipEmulatedInstruction(vcpu);
+  const v = toVcpu(vcpu);
+  const rflags = v.ops.getRflags(vcpu);
+  if (!v.ops.skipEmulatedInstruction(vcpu)) return 0;
+  if ((rflags & RFLAGS.TF) === 0 || kvmVcpuDoSinglestep(vcpu)) return 1;
+  v.singlestepExit = true;
+  return 0;
 }
 
 /** Skips and resumes: for handlers that end with `return kvm_skip_emulated_instruction(vcpu)`. */
