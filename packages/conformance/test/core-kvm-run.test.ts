@@ -103,6 +103,20 @@ describe.each(VENDORS)('core KVM_RUN paths on %s', (_name, model, initOps) => {
     expect(vcpu.getRegs().rflags & 0x100n).toBe(0n);
   });
 
+  it("leaves the guest's own single-step to the guest, and owes it the trap after an instruction KVM completed", () => {
+    // pushf; pop ax; or ax,0x100; push ax; popf (TF=1); nop; cpuid; nop; hlt
+    const { vm, vcpu } = realMode(model, initOps, [0x9c, 0x58, 0x0d, 0x00, 0x01, 0x50, 0x9d, 0x90, 0x0f, 0xa2, 0x90, 0xf4]);
+    // IVT[1] -> 0x2000: mov bp,sp; mov ax,[bp]; mov [si+0x3000],ax; inc si; inc si; iret (logs each trap's IP)
+    vm.memory.write32(1 * 4, 0x2000);
+    vm.memory.write(0x2000, Uint8Array.of(0x89, 0xe5, 0x8b, 0x46, 0x00, 0x89, 0x84, 0x00, 0x30, 0x46, 0x46, 0xcf));
+    vcpu.setRegs({ ...vcpu.getRegs(), rsp: 0x8000n });
+    expect(vcpu.run()).toEqual({ kind: 'Hlt' });
+    const ips = [...new Uint16Array(vm.memory.read(0x3000, 8).slice().buffer)];
+    // After the NOP, after CPUID (KVM completed it and queued the #DB), after the NOP; HLT exits first.
+    expect(ips).toEqual([0x1008, 0x100a, 0x100b, 0]);
+    expect(vcpu.getRegs().rsi & 0xffffn).toBe(6n);
+  });
+
   it('opens an interrupt window for userspace, then injects KVM_INTERRUPT through the real-mode IVT', () => {
     // IVT[0x20] = 0000:2000; handler at 0x2000: mov $0x77,%bl; hlt. main: nop; sti; nop; jmp .
     const { vm, vcpu } = realMode(model, initOps, [0x90, 0xfb, 0x90, 0xeb, 0xfe]);
