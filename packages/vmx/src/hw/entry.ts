@@ -284,7 +284,9 @@ const ROWS: readonly Row[] = [
     return true;
   }],
   ['guest pending debug exceptions', 'guest', ['GUEST_PENDING_DBG_EXCEPTIONS'], (v) => hi32Zero(v, F.GUEST_PENDING_DBG_EXCEPTIONS) && (v.lo[F.GUEST_PENDING_DBG_EXCEPTIONS]! & ~0x500f) === 0],
-  ['VMCS link pointer', 'guest', ['VMCS_LINK_POINTER'], (v) => v.lo[F.VMCS_LINK_POINTER] === -1 && v.hi[F.VMCS_LINK_POINTER] === -1],
+  // 27.3.1.5: FFFFFFFF_FFFFFFFFH, or (with VMCS shadowing, the shadow VMCS) a page inside the physical-address width.
+  ['VMCS link pointer', 'guest', ['VMCS_LINK_POINTER', ...CTL_DEPS], (v) => (v.lo[F.VMCS_LINK_POINTER] === -1 && v.hi[F.VMCS_LINK_POINTER] === -1)
+    || ((proc2(v) & SECONDARY_EXEC.SHADOW_VMCS) !== 0 && pageOk(v, F.VMCS_LINK_POINTER))],
 ];
 
 function hostCr4(v: VmcsCache): number {

@@ -132,8 +132,8 @@ export function vmptrld(s: VmxSilicon, pa: number): VmxStatus {
   vmxRootPrelude(s);
   if (!physAligned(pa)) return vmFail(s, VMXERR.VMPTRLD_INVALID_ADDRESS);
   if (pa === s.vmxonPtr) return vmFail(s, VMXERR.VMPTRLD_VMXON_POINTER);
-  // Bit 31 (shadow-VMCS indicator) set is an incorrect revision here: VMCS shadowing is not implemented.
-  if ((s.mem.read32(pa + VMCS_REGION.REVISION) >>> 0) !== (VMX_BASIC.REVISION_MASK & VMCS_REVISION_ID)) return vmFail(s, VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
+  // Bit 31 is the shadow-VMCS indicator: VMCS shadowing is supported, so a shadow VMCS may be made current.
+  if ((s.mem.read32(pa + VMCS_REGION.REVISION) & VMX_BASIC.REVISION_MASK) !== (VMX_BASIC.REVISION_MASK & VMCS_REVISION_ID)) return vmFail(s, VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
   if (s.vmcs.hpa !== pa) {
     s.vmcs.flush(s.mem);
     s.vmcs.load(s.mem, pa);

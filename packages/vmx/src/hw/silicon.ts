@@ -22,6 +22,7 @@ import {
 } from './entry.js';
 import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY, makeExitInfo, vmExit, recordVmExit } from './exit.js';
 import { vmxIntercept, vmxEvent, vmxInstructionExit, interruptWindowOpen } from './intercepts.js';
+import { vmcsShadowAccess } from './shadow.js';
 import { eptTranslate, EPTP } from './tdp.js';
 
 const TWO32 = 4294967296;
@@ -313,7 +314,10 @@ export class VmxSilicon implements VirtExtension {
   // ---- VirtExtension -----------------------------------------------------------------------------
 
   execute(op: VirtOp, operand: InsnOperand): void {
-    if (this.guest) return vmxInstructionExit(this, op, operand);
+    if (this.guest) {
+      if ((op === VIRT_OP.VMREAD || op === VIRT_OP.VMWRITE) && vmcsShadowAccess(this, op, operand)) return;
+      return vmxInstructionExit(this, op, operand);
+    }
     const cpu = this.cpu;
     switch (op) {
       case VIRT_OP.VMXON: insn.vmxon(this, this.readM64(operand)); return;

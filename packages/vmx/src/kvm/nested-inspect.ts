@@ -9,6 +9,7 @@ import { vmcsSilicon } from './run.js';
 import { vmxCpuData, type VcpuVmx, type LoadedVmcs } from './setup.js';
 import { nestedState } from './nested.js';
 import { VMCS12_OFFSET } from './vmcs12.js';
+import { shadowAccessCount } from '../hw/shadow.js';
 
 type Structure = VendorInspection['structures'][number];
 type Groups = Structure['groups'];
@@ -71,7 +72,7 @@ export function nestedInspect(vmx: VcpuVmx, groupsOf: (s: VmxSilicon) => Groups)
       l2_exits_handled_in_l0: st.l2ExitsHandledInL0,
       l2_exits_reflected_to_l1: st.l2ExitsReflected,
       vmx_instruction_exits: st.vmxInstructionExits,
-      vmread_vmwrite_exits_avoided: st.vmreadVmwriteAvoided,
+      vmread_vmwrite_exits_avoided: shadowAccessCount(vmcsSilicon(vmx)),
       prepare_vmcs02_fields_changed: n.lastPrepareChanged.length,
     },
   };

@@ -11,7 +11,8 @@ import {
 import { toVmx } from './setup.js';
 import {
   toNested, syncVmcs02ToVmcs12, nestedVmxLeaveToL1, nestedVmxCheckControls, nestedVmxCheckHostState,
-  nestedVmxCheckGuestState, enterVmxNonRootMode, nestedVmxAllowed,
+  nestedVmxCheckGuestState, enterVmxNonRootMode, nestedVmxAllowed, allocShadowVmcs, setCurrentVmptr, shadowActive,
+  copyShadowToVmcs12,
 } from './nested.js';
 import { VMCS12_REVISION, VMCS12_SIZE } from './vmcs12.js';
 
@@ -30,8 +31,10 @@ export function vmxGetNestedState(vcpu: KvmVcpu, maxSize: number): Uint8Array | 
   const size = HEADER + (withVmcs12 ? VMCS12_SIZE : 0);
   if (maxSize < size) return size;
   const guestMode = vcpu.arch.guestMode;
-  // While L2 runs, vmcs02 holds the authoritative guest state (sync_vmcs02_to_vmcs12).
+  // While L2 runs, vmcs02 holds the authoritative guest state (sync_vmcs02_to_vmcs12); while L1
+  // runs, the shadow VMCS holds what L1 VMWROTE without exits (copy_shadow_to_vmcs12).
   if (guestMode) syncVmcs02ToVmcs12(vcpu, vmx, n.cachedVmcs12);
+  else if (withVmcs12 && shadowActive(vmx, n)) copyShadowToVmcs12(vmx, n);
   const hdr: StructValue = {
     vmxon_pa: n.vmxon ? pa(n.vmxonPtr) : NO_PA, vmcs12_pa: n.vmxon ? pa(n.currentVmptr) : NO_PA,
     smm_flags: 0, pad: 0, flags: 0, preemption_timer_deadline: 0n,
@@ -73,12 +76,13 @@ export function vmxSetNestedState(vcpu: KvmVcpu, state: Uint8Array): number {
   n.vmxon = true;
   n.vmxonPtr = vmxonPa;
   n.currentVmptr = INVALID_GPA;
+  allocShadowVmcs(vmx, n);
   if (vmcs12Pa === INVALID_GPA) return 0;
   if (size < HEADER + VMCS12_SIZE || state.length < HEADER + VMCS12_SIZE) return -ERRNO.EINVAL;
   const v = n.cachedVmcs12;
   v.bytes.set(state.subarray(HEADER, HEADER + VMCS12_SIZE));
   if (v.revisionId !== VMCS12_REVISION) return -ERRNO.EINVAL;
-  n.currentVmptr = vmcs12Pa;
+  setCurrentVmptr(vmx, n, vmcs12Pa);
   if (!guestMode) return 0;
   if (!nestedVmxCheckControls(v) || !nestedVmxCheckHostState(v) || !nestedVmxCheckGuestState(v)) return -ERRNO.EINVAL;
   enterVmxNonRootMode(vcpu, vmx, n, false);

@@ -12,7 +12,8 @@ import {
   kvmClearInterruptQueue, kvmHandleInvalidOp, gvaToGpa, guestCpuidHasVirt, toVcpu,
   type ExitResult, type KvmVcpu, type KvmSegment, type Vm,
 } from '@kvmts/core';
-import { VMCS, FIELD, VMCS_FIELDS, FIELD_TYPE, VMCS_TYPE, vmcsFieldIndex, vmcsFieldType } from '../hw/fields.js';
+import { VMCS, FIELD, VMCS_FIELDS, FIELD_TYPE, VMCS_TYPE, VMCS_WIDTH, vmcsFieldIndex, vmcsFieldType, vmcsFieldWidth } from '../hw/fields.js';
+import type { VmxSilicon } from '../hw/silicon.js';
 import {
   MSR_IA32_VMX, PIN_BASED, CPU_BASED, SECONDARY_EXEC, VM_EXIT, VM_ENTRY, VMX_CAPS, VMX_MISC_VALUE, VMX_MISC,
   CR0_FIXED0, CR0_FIXED1, CR4_FIXED0, CR4_FIXED1, MAXPHYADDR, VMX_EPT_VPID_CAP, type CtlCap,
@@ -53,8 +54,17 @@ export interface NestedVmx {
   cr4GuestOwned01: number;
   /** Field names whose vmcs02 value the last prepare_vmcs02 changed. */
   lastPrepareChanged: string[];
-  readonly stats: { l2ExitsHandledInL0: number; l2ExitsReflected: number; vmreadVmwriteAvoided: number; vmxInstructionExits: number; nestedEntries: number };
+  /** vmcs01.shadow_vmcs (HPA, -1 without shadowing) and the VMREAD/VMWRITE bitmaps that steer L1's accesses to it. */
+  shadowVmcs: number;
+  vmreadBitmap: number;
+  vmwriteBitmap: number;
+  /** need_vmcs12_to_shadow_sync: cached_vmcs12 changed under L1; copy it to the shadow VMCS before L1 runs. */
+  needVmcs12ToShadowSync: boolean;
+  readonly stats: { l2ExitsHandledInL0: number; l2ExitsReflected: number; vmxInstructionExits: number; nestedEntries: number };
 }
+
+/** Module parameters of nested.c that the tests and the dashboard may turn (enable_shadow_vmcs). */
+export const nestedParams = { enableShadowVmcs: true };
 
 const nestedOf = new WeakMap<VcpuVmx, NestedVmx>();
 
@@ -65,8 +75,8 @@ export function toNested(vmx: VcpuVmx): NestedVmx {
       vmxon: false, vmxonPtr: INVALID_GPA, currentVmptr: INVALID_GPA, cachedVmcs12: new Vmcs12(),
       vmcs02: null, msrBitmap02: -1, vpid02: 0,
       ctls01: { pin: 0, exec: 0, exec2: 0, entry: 0, exit: 0 }, cr0GuestOwned01: 0, cr4GuestOwned01: 0,
-      lastPrepareChanged: [],
-      stats: { l2ExitsHandledInL0: 0, l2ExitsReflected: 0, vmreadVmwriteAvoided: 0, vmxInstructionExits: 0, nestedEntries: 0 },
+      lastPrepareChanged: [], shadowVmcs: -1, vmreadBitmap: -1, vmwriteBitmap: -1, needVmcs12ToShadowSync: false,
+      stats: { l2ExitsHandledInL0: 0, l2ExitsReflected: 0, vmxInstructionExits: 0, nestedEntries: 0 },
     };
     nestedOf.set(vmx, n);
   }
@@ -353,13 +363,19 @@ export function handleVmxon(vcpu: KvmVcpu): ExitResult {
   n.vmxon = true;
   n.vmxonPtr = ptr;
   n.currentVmptr = INVALID_GPA;
+  allocShadowVmcs(vmx, n);
   return nestedVmxSucceed(vcpu);
 }
 
 /** nested_release_vmcs12: cached_vmcs12 back into L1's memory; no current VMCS any more. */
 function nestedReleaseVmcs12(vcpu: KvmVcpu): void {
-  const n = toNested(toVmx(vcpu));
+  const vmx = toVmx(vcpu);
+  const n = toNested(vmx);
   if (n.currentVmptr === INVALID_GPA) return;
+  if (shadowActive(vmx, n)) {
+    copyShadowToVmcs12(vmx, n);
+    vmxDisableShadowVmcs(vmx, n);
+  }
   writeGuestPage(vcpu, n.currentVmptr, n.cachedVmcs12.bytes);
   n.currentVmptr = INVALID_GPA;
 }
@@ -403,7 +419,7 @@ export function handleVmptrld(vcpu: KvmVcpu): ExitResult {
     if ((rev & 0x7fffffff) !== VMCS12_REVISION) return nestedVmxFailValid(vcpu, VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
     nestedReleaseVmcs12(vcpu);
     readGuestPage(vcpu, ptr, n.cachedVmcs12.bytes);
-    n.currentVmptr = ptr;
+    setCurrentVmptr(toVmx(vcpu), n, ptr);
   }
   return nestedVmxSucceed(vcpu);
 }
@@ -643,7 +659,7 @@ function prepareVmcs02(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12, c01: ControlsShado
     exec |= CPU_BASED.USE_MSR_BITMAPS;
     put(VMCS.MSR_BITMAP, n.msrBitmap02);
   }
-  const exec2 = ((c01.exec2 & ~SECONDARY_EXEC.UNRESTRICTED_GUEST) | (proc2_12 & ~SECONDARY_EXEC.ENABLE_VPID)
+  const exec2 = ((c01.exec2 & ~(SECONDARY_EXEC.UNRESTRICTED_GUEST | SECONDARY_EXEC.SHADOW_VMCS)) | (proc2_12 & ~SECONDARY_EXEC.ENABLE_VPID)
     | (n.vpid02 ? SECONDARY_EXEC.ENABLE_VPID : 0)) >>> 0;
   const lma = (efer02 & EFER.LMA) !== 0;
   const entry = ((c01.entry & ~VM_ENTRY.IA32E_MODE) | (lma ? VM_ENTRY.IA32E_MODE : 0)) >>> 0;
@@ -695,6 +711,8 @@ export function nestedVmxRun(vcpu: KvmVcpu, launch: boolean): ExitResult {
   const vmx = toVmx(vcpu);
   const n = toNested(vmx);
   if (n.currentVmptr === INVALID_GPA) return nestedVmxFailInvalid(vcpu);
+  // L1's shadowed VMWRITEs are in the shadow VMCS only (copy_shadow_to_vmcs12 in nested_vmx_run).
+  if (shadowActive(vmx, n)) copyShadowToVmcs12(vmx, n);
   const v = n.cachedVmcs12;
   const s = vmcsSilicon(vmx);
   if (s.vmread32(VMCS.GUEST_INTERRUPTIBILITY_INFO) & 2) return nestedVmxFailValid(vcpu, VMXERR.ENTRY_EVENTS_BLOCKED_BY_MOV_SS);
@@ -706,6 +724,7 @@ export function nestedVmxRun(vcpu: KvmVcpu, launch: boolean): ExitResult {
     // nested_vmx_enter_non_root_mode failing its guest-state checks: an entry-failure exit to L1.
     loadVmcs12HostState(vcpu, v);
     nestedVmxEntryFailureInfo(v, EXIT_REASON.INVALID_STATE, ENTRY_FAIL_DEFAULT);
+    n.needVmcs12ToShadowSync = true;
     return 'resume';
   }
   return enterVmxNonRootMode(vcpu, vmx, n, launch);
@@ -904,6 +923,7 @@ export function nestedVmxReflectVmexit(vcpu: KvmVcpu): boolean {
     nestedVmxLeaveToL1(vcpu, vmx, n);
     loadVmcs12HostState(vcpu, n.cachedVmcs12);
     nestedVmxEntryFailureInfo(n.cachedVmcs12, reason & 0xffff, qual);
+    n.needVmcs12ToShadowSync = true;
     n.stats.l2ExitsReflected++;
     return true;
   }
@@ -984,6 +1004,7 @@ export function nestedVmxVmexit(vcpu: KvmVcpu, reason: number, intrInfo: number,
   v.setNum(FIELD.EXIT_QUALIFICATION, qual);
   nestedVmxLeaveToL1(vcpu, vmx, n);
   loadVmcs12HostState(vcpu, v);
+  n.needVmcs12ToShadowSync = true;
 }
 
 const seg = (selector: number, base: number, limit: number, type: number, s: number, l: number, db: number, g: number, unusable = 0): KvmSegment =>
@@ -1040,4 +1061,108 @@ export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
 /** vmcs12's fields as L1 last left them in cached_vmcs12, for the dashboard. */
 export function vmcs12Fields(n: NestedVmx): { name: string; value: bigint }[] {
   return VMCS_FIELDS.flatMap(([name], i) => (VMCS12_OFFSET[i]! >= 0 ? [{ name, value: n.cachedVmcs12.big(i) }] : []));
+}
+
+// ---- VMCS shadowing: L1's VMREAD/VMWRITE of the shadow fields run without exits ---------------
+
+/** vmcs_shadow_fields.h, from the field table's shadow class: what L1 may VMREAD (RO and RW) and VMWRITE (RW) unseen. */
+const SHADOW_FIELDS_RW = VMCS_FIELDS.flatMap(([, , , cls], i) => (cls === 'rw' ? [i] : []));
+const SHADOW_FIELDS_RO = VMCS_FIELDS.flatMap(([, , , cls], i) => (cls === 'ro' ? [i] : []));
+const SHADOW_FIELDS = [...SHADOW_FIELDS_RW, ...SHADOW_FIELDS_RO];
+
+function clearBitmapField(mem: Vm['host']['mem'], bitmap: number, row: number): void {
+  const enc = VMCS_FIELDS[row]![1];
+  // A 64-bit field's high access (encoding | 1) is shadowed with it.
+  const encs = vmcsFieldWidth(enc) === VMCS_WIDTH.U64 ? [enc, enc | 1] : [enc];
+  for (const e of encs) mem.write8(bitmap + (e >>> 3), mem.read8(bitmap + (e >>> 3)) & ~(1 << (e & 7)));
+}
+
+function cpuHasShadowVmcs(vmx: VcpuVmx): boolean {
+  const cap = vmcsSilicon(vmx).rdmsr(MSR_IA32_VMX.PROCBASED_CTLS2) ?? 0n;
+  return ((cap >> 32n) & BigInt(SECONDARY_EXEC.SHADOW_VMCS)) !== 0n;
+}
+
+/** alloc_shadow_vmcs and the bitmaps of init_vmcs_shadow_fields, at VMXON. */
+export function allocShadowVmcs(vmx: VcpuVmx, n: NestedVmx): void {
+  if (n.shadowVmcs >= 0 || !nestedParams.enableShadowVmcs || !cpuHasShadowVmcs(vmx)) return;
+  const host = vmx.module.host;
+  const shadow = allocVmcs(vmx.module);
+  const rd = host.allocPage();
+  const wr = host.allocPage();
+  if (shadow < 0 || rd < 0 || wr < 0) return;
+  // The shadow-VMCS indicator (bit 31 of the revision identifier).
+  host.mem.write32(shadow, (host.mem.read32(shadow) | 0x80000000) >>> 0);
+  vmcsSilicon(vmx).vmclear(shadow);
+  host.mem.fill(rd, PAGE, 0xff);
+  host.mem.fill(wr, PAGE, 0xff);
+  for (const i of SHADOW_FIELDS) clearBitmapField(host.mem, rd, i);
+  for (const i of SHADOW_FIELDS_RW) clearBitmapField(host.mem, wr, i);
+  n.shadowVmcs = shadow;
+  n.vmreadBitmap = rd;
+  n.vmwriteBitmap = wr;
+}
+
+export function shadowActive(vmx: VcpuVmx, n: NestedVmx): boolean {
+  return n.shadowVmcs >= 0 && (vmx.exec2Ctl & SECONDARY_EXEC.SHADOW_VMCS) !== 0;
+}
+
+/** set_current_vmptr: vmcs12 current, and vmcs01 links the shadow VMCS (vmx_enable_shadow_vmcs). */
+export function setCurrentVmptr(vmx: VcpuVmx, n: NestedVmx, ptr: number): void {
+  n.currentVmptr = ptr;
+  if (n.shadowVmcs < 0) return;
+  const s = vmcsSilicon(vmx);
+  vmx.exec2Ctl = (vmx.exec2Ctl | SECONDARY_EXEC.SHADOW_VMCS) >>> 0;
+  s.vmwrite32(VMCS.SECONDARY_VM_EXEC_CONTROL, vmx.exec2Ctl);
+  if (!(vmx.execCtl & CPU_BASED.ACTIVATE_SECONDARY_CONTROLS)) {
+    vmx.execCtl = (vmx.execCtl | CPU_BASED.ACTIVATE_SECONDARY_CONTROLS) >>> 0;
+    s.vmwrite32(VMCS.CPU_BASED_VM_EXEC_CONTROL, vmx.execCtl);
+  }
+  s.vmwriteNum(VMCS.VMCS_LINK_POINTER, n.shadowVmcs);
+  s.vmwriteNum(VMCS.VMREAD_BITMAP, n.vmreadBitmap);
+  s.vmwriteNum(VMCS.VMWRITE_BITMAP, n.vmwriteBitmap);
+  n.needVmcs12ToShadowSync = true;
+}
+
+/** vmx_disable_shadow_vmcs: vmcs12 released, L1's VMREAD/VMWRITE exit again. */
+function vmxDisableShadowVmcs(vmx: VcpuVmx, n: NestedVmx): void {
+  const s = vmcsSilicon(vmx);
+  vmx.exec2Ctl = (vmx.exec2Ctl & ~SECONDARY_EXEC.SHADOW_VMCS) >>> 0;
+  s.vmwrite32(VMCS.SECONDARY_VM_EXEC_CONTROL, vmx.exec2Ctl);
+  s.vmwriteNum(VMCS.VMCS_LINK_POINTER, -1);
+  n.needVmcs12ToShadowSync = false;
+}
+
+/** Runs `body` with the shadow VMCS current (vmcs_load(shadow_vmcs) ... vmcs_clear; vmcs_load(loaded_vmcs)). */
+function withShadowLoaded(vmx: VcpuVmx, n: NestedVmx, body: (s: VmxSilicon) => void): void {
+  const s = vmcsSilicon(vmx);
+  const cur = vmx.loadedVmcs.vmcs;
+  s.vmptrld(n.shadowVmcs);
+  body(s);
+  s.vmclear(n.shadowVmcs);
+  s.vmptrld(cur);
+}
+
+/** copy_shadow_to_vmcs12. */
+export function copyShadowToVmcs12(vmx: VcpuVmx, n: NestedVmx): void {
+  const v = n.cachedVmcs12;
+  withShadowLoaded(vmx, n, (s) => {
+    for (const i of SHADOW_FIELDS_RW) v.setNum(i, s.vmreadNum(VMCS_FIELDS[i]![1]));
+  });
+}
+
+/** copy_vmcs12_to_shadow. */
+export function copyVmcs12ToShadow(vmx: VcpuVmx, n: NestedVmx): void {
+  const v = n.cachedVmcs12;
+  withShadowLoaded(vmx, n, (s) => {
+    for (const i of SHADOW_FIELDS) s.vmwriteNum(VMCS_FIELDS[i]![1], v.num(i));
+  });
+  n.needVmcs12ToShadowSync = false;
+}
+
+/** The nested part of vmx_prepare_switch_to_guest: the shadow VMCS catches up before L1 runs. */
+export function nestedVmxPrepareSwitchToGuest(vcpu: KvmVcpu): void {
+  const vmx = toVmx(vcpu);
+  const n = nestedOf.get(vmx);
+  if (!n || !n.needVmcs12ToShadowSync || vcpu.arch.guestMode || !shadowActive(vmx, n)) return;
+  copyVmcs12ToShadow(vmx, n);
 }

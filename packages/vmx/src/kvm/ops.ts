@@ -24,7 +24,7 @@ import {
   vmxCacheReg, vmxSetEfer, vmxSetCr0, vmxSetCr4, vmxSetDr7, vmxLoadMmuPgd, vmxWriteTscOffset,
 } from './run.js';
 import { vmxHandleExit } from './exit-handlers.js';
-import { vmxGetVmxMsr, nestedVmxAllowed } from './nested.js';
+import { vmxGetVmxMsr, nestedVmxAllowed, nestedVmxPrepareSwitchToGuest } from './nested.js';
 import { nestedInspect } from './nested-inspect.js';
 import { vmxGetNestedState, vmxSetNestedState } from './nested-state.js';
 import type { VmxSilicon } from '../hw/silicon.js';
@@ -250,7 +250,7 @@ export const vmxX86Ops: KvmX86Ops = {
   vcpuCreate: vmxVcpuCreate,
   vcpuFree: vmxVcpuFree,
   vcpuReset: vmxVcpuReset,
-  prepareSwitchToGuest: () => {},
+  prepareSwitchToGuest: nestedVmxPrepareSwitchToGuest,
   vcpuLoad: vmxVcpuLoad,
   vcpuPut: vmxVcpuPut,
   updateExceptionBitmap: vmxUpdateExceptionBitmap,
