@@ -206,6 +206,8 @@ export const CATALOG: readonly CatalogEntry[] = [
     summary(38), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('nested-vmx-cpuid', 'long64', `nested VMX, the nested.cpuid benchmark's workload: 2000 CPUIDs in L2, each reflected to L1, whose exit loop VMREADs, VMWRITEs GUEST_RIP and VMRESUMEs; ${REPORT}`,
     summary(4), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
+  test('nested-vmx-shadow', 'long64', `nested VMX, heavy VMREAD/VMWRITE traffic: 200 L2 CPUID exits, on each of which L1 VMREADs 12 fields and VMWRITEs 3, checking every value; with L0's VMCS shadowing, 10 of those 15 accesses per exit run without an exit; ${REPORT}`,
+    summary(4), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('timer-irq', 'real', 'interrupts from the VMM: KVM_INTERRUPT of vector 0x20 at each HLT exit, counted by an IDT handler that checks RIP and IF',
     { exact: '10 interrupts\nPASS: interrupts counted\nPASS: each arrived right after HLT\nPASS: IF set before, clear in the handler\nSUMMARY: 3 tests, 0 failures\n' },
     { irqs: { vector: 0x20, every: 'hlt', count: 10 } }),
