@@ -103,6 +103,34 @@ describe.each(VENDORS)('core KVM_RUN paths on %s', (_name, model, initOps) => {
     expect(vcpu.getRegs().rflags & 0x100n).toBe(0n);
   });
 
+  it('stops at a hardware breakpoint of KVM_GUESTDBG_USE_HW_BP before the instruction, then runs it', () => {
+    const { vcpu } = realMode(model, initOps, [0x90, 0x40, 0x40, 0xf4]); // nop; inc ax; inc ax; hlt
+    // DR1 = 0x1002, DR7.G1 with R/W1 = 00 (execute).
+    vcpu.setGuestDebug(KVM_GUESTDBG.ENABLE | KVM_GUESTDBG.USE_HW_BP, [0n, 0x1002n, 0n, 0n, 0n, 0n, 0n, 0x408n]);
+    expect(vcpu.run()).toEqual({ kind: 'Debug', exception: 1, pc: 0x1002n, dr6: 0xffff0ff2n, dr7: 0x408n });
+    expect(vcpu.getRegs().rax & 0xffffn).toBe(1n);
+    // The exit left RF set (the image a fault-class #DB pushes): the instruction runs on re-entry.
+    expect(vcpu.run()).toEqual({ kind: 'Hlt' });
+    expect(vcpu.getRegs().rax & 0xffffn).toBe(2n);
+  });
+
+  it("loads the guest's own breakpoint (MOV to DR0/DR7, intercepted) into DR0-DR3 for the run", () => {
+    // mov eax,0x1013; mov dr0,eax; mov eax,0x401; mov dr7,eax; nop; 0x1013: inc ax; hlt
+    const { vm, vcpu } = realMode(model, initOps, [
+      0x66, 0xb8, 0x13, 0x10, 0x00, 0x00, 0x0f, 0x23, 0xc0, 0x66, 0xb8, 0x01, 0x04, 0x00, 0x00, 0x0f, 0x23, 0xf8,
+      0x90, 0x40, 0xf4,
+    ]);
+    // IVT[1] -> 0x2000: xor ebx,ebx; mov dr7,ebx; inc si; iret (real mode pushes no RF: the handler disarms it)
+    vm.memory.write32(1 * 4, 0x2000);
+    vm.memory.write(0x2000, Uint8Array.of(0x66, 0x31, 0xdb, 0x0f, 0x23, 0xfb, 0x46, 0xcf));
+    vcpu.setRegs({ ...vcpu.getRegs(), rsp: 0x8000n });
+    expect(vcpu.run()).toEqual({ kind: 'Hlt' });
+    const regs = vcpu.getRegs();
+    expect(regs.rsi & 0xffffn).toBe(1n);
+    expect(regs.rax & 0xffffn).toBe(0x402n);
+    expect(regs.rip).toBe(0x1015n);
+  });
+
   it("leaves the guest's own single-step to the guest, and owes it the trap after an instruction KVM completed", () => {
     // pushf; pop ax; or ax,0x100; push ax; popf (TF=1); nop; cpuid; nop; hlt
     const { vm, vcpu } = realMode(model, initOps, [0x9c, 0x58, 0x0d, 0x00, 0x01, 0x50, 0x9d, 0x90, 0x0f, 0xa2, 0x90, 0xf4]);

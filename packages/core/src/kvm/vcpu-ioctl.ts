@@ -14,7 +14,7 @@ import {
 import { KVM_REQ, VCPU_SREG, type KvmSegment } from '../x86/kvm-types.js';
 import {
   VCPU_REGS, kvmGetCr8, kvmGetRflags, kvmMakeRequest, kvmQueueException, kvmQueueInterrupt, kvmSetCr8,
-  kvmSetMsrCommon, kvmSetRflags,
+  kvmSetMsrCommon, kvmSetRflags, kvmUpdateDr7,
 } from '../x86/x86.js';
 import { kvmArchVcpuIoctlRun } from '../x86/vcpu-run.js';
 import { gvaToGpa } from '../x86/paging.js';
@@ -349,6 +349,12 @@ export class VcpuFile implements KFile {
     if (!(control & KVM_GUESTDBG.ENABLE)) control = 0;
     const rflags = kvmGetRflags(v);
     v.guestDebug = control;
+    const debugreg = d['debugreg'] as bigint[];
+    for (let i = 0; i < 4; i++) {
+      v.effDb[i] = control & KVM_GUESTDBG.USE_HW_BP ? Number(BigInt.asUintN(64, debugreg[i]!)) : v.arch.db[i]!;
+    }
+    if (control & KVM_GUESTDBG.USE_HW_BP) v.guestDebugDr7 = Number(debugreg[7]! & 0xffffffffn);
+    kvmUpdateDr7(v);
     kvmSetRflags(v, rflags);
     v.ops.updateExceptionBitmap(v);
     return 0;

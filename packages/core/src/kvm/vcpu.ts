@@ -46,6 +46,10 @@ export class Vcpu implements KvmVcpu {
   apicBase = 0xfee00000n | 0x800n;
   /** KVM_SET_GUEST_DEBUG's control word. */
   guestDebug = 0;
+  /** eff_db: the breakpoint addresses loaded into DR0-DR3 for the run (the guest's, or userspace's with KVM_GUESTDBG_USE_HW_BP). */
+  readonly effDb = [0, 0, 0, 0];
+  /** guest_debug_dr7: the DR7 userspace's hardware breakpoints run with. */
+  guestDebugDr7 = 0x400;
   /** complete_userspace_io: what to finish on the next KVM_RUN. */
   completeUserspaceIo: ((vcpu: Vcpu) => ExitResult) | null = null;
   /** The emulator's replay log for the instruction being emulated. */

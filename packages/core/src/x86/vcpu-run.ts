@@ -85,6 +85,8 @@ export function vcpuEnterGuest(vcpu: KvmVcpu): ExitResult {
   if (dmRequestForIrqInjection(v) && !kvmCpuHasInterrupt(v)) ops.enableIrqWindow(v);
   ops.prepareSwitchToGuest(v);
   const pcpu = v.pcpu;
+  // switch_db_regs: DR0-DR3 are not part of the VMCS/VMCB; the breakpoint addresses go in by hand.
+  if (pcpu) for (let i = 0; i < 4; i++) pcpu.cpu.dr[i] = v.effDb[i]!;
   const before = pcpu ? pcpu.cpu.icount : 0;
   const fastpath = ops.vcpuRun(v, false);
   if (pcpu) {

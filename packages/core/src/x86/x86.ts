@@ -238,18 +238,25 @@ const DR6_FIXED_1 = 0xfffe0ff0 | 0;
 const DR7_VOLATILE = 0xffff2bff | 0;
 const DR7_FIXED_1 = 0x400;
 
+/** kvm_update_dr7: the DR7 the guest runs with is userspace's while it debugs with hardware breakpoints. */
+export function kvmUpdateDr7(vcpu: KvmVcpu): void {
+  const v = toVcpu(vcpu);
+  v.ops.setDr7(vcpu, v.guestDebug & KVM_GUESTDBG.USE_HW_BP ? v.guestDebugDr7 : vcpu.arch.dr7);
+}
+
 /** kvm_set_dr. Returns 0, or 1 for #GP (bits 63:32 of DR6/DR7 are checked by the caller). */
 export function kvmSetDr(vcpu: KvmVcpu, dr: number, value: number): number {
   switch (dr) {
     case 0: case 1: case 2: case 3:
       vcpu.arch.db[dr] = value;
+      if (!(toVcpu(vcpu).guestDebug & KVM_GUESTDBG.USE_HW_BP)) toVcpu(vcpu).effDb[dr] = value;
       return 0;
     case 4: case 6:
       vcpu.arch.dr6 = (value & DR6_VOLATILE) | DR6_FIXED_1;
       return 0;
     case 5: case 7:
       vcpu.arch.dr7 = (value & DR7_VOLATILE) | DR7_FIXED_1;
-      toVcpu(vcpu).ops.setDr7(vcpu, vcpu.arch.dr7);
+      kvmUpdateDr7(vcpu);
       return 0;
     default:
       return 1;
@@ -566,7 +573,8 @@ export function kvmVcpuDebugExit(vcpu: KvmVcpu, dr6: number, exception = VEC.DB)
   v.runView.exitReason = KVM_EXIT.DEBUG;
   v.runView.debug.set({
     exception, pc: BigInt.asUintN(64, BigInt(csBase) + BigInt(vcpu.arch.rip)),
-    dr6: BigInt(dr6 >>> 0), dr7: BigInt(vcpu.arch.dr7 >>> 0),
+    // The DR7 the guest ran with (GUEST_DR7 / the VMCB's), userspace's own while it uses hardware breakpoints.
+    dr6: BigInt(dr6 >>> 0), dr7: BigInt((v.guestDebug & KVM_GUESTDBG.USE_HW_BP ? v.guestDebugDr7 : vcpu.arch.dr7) >>> 0),
   });
   return 'userspace';
 }
