@@ -72,3 +72,20 @@ describe('nested-vmx-fail: L1 mistakes come back as the SDM says', () => {
     expect(n.stats.l2ExitsHandledInL0).toBe(0);
   });
 });
+
+describe('nested-vmx-ept: L2 on EPT02, built from L1\'s EPT12', () => {
+  it('EPT12 faults go to L1, EPT02 fills stay in L0, and L2 sees L1\'s mapping', () => {
+    const r = runGuest(loadGuest('nested-vmx-ept'));
+    expect(r.serial).toContain('SUMMARY: 14 tests, 0 failures\n');
+    expect(r.exit).toBe('debug_exit');
+    expect(r.code).toBe(0);
+    const n = toNested(toVmx(kernelVcpu(r.vm)));
+    expect(n.ept02).not.toBeNull();
+    expect(n.vmcs02OnEpt01).toBe(false);
+    // Two EPT violations and the HLT went to L1.
+    expect(n.stats.l2ExitsReflected).toBe(3);
+    // Every page L2 touched (code, stack, page tables, data) was filled into EPT02 by L0.
+    expect(n.stats.l2ExitsHandledInL0).toBeGreaterThan(5);
+    expect(n.ept02!.pages.length).toBeGreaterThanOrEqual(4);
+  });
+});

@@ -23,6 +23,8 @@ import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../hw/exit.js';
 import { VMCS_MAX_INDEX } from '../hw/fields.js';
 import { toVmx, allocVmcs, allocateVpid, silicon, type VcpuVmx, type LoadedVmcs } from './setup.js';
 import { vmcsSilicon, vmxVcpuLoad, vmxGetRflags, vmxSetRflags, vmxSetSegment, vmxSetCr0, vmxSetCr4, vmxSetEfer } from './run.js';
+import { allocEpt02, ept02Pointer, nestedEptFlush, nestedEptViolation, type Ept02 } from './nested-ept.js';
+import { EPTP } from '../hw/tdp.js';
 import { Vmcs12, VMCS12_REVISION, VMCS12_SIZE, VMCS12_LAUNCH_STATE, VMCS12_OFFSET } from './vmcs12.js';
 
 const TWO32 = 2 ** 32;
@@ -60,6 +62,9 @@ export interface NestedVmx {
   vmwriteBitmap: number;
   /** need_vmcs12_to_shadow_sync: cached_vmcs12 changed under L1; copy it to the shadow VMCS before L1 runs. */
   needVmcs12ToShadowSync: boolean;
+  /** EPT02 while vmcs12 enables EPT (nested EPT), else null; and whether vmcs02 runs on EPT01. */
+  ept02: Ept02 | null;
+  vmcs02OnEpt01: boolean;
   readonly stats: { l2ExitsHandledInL0: number; l2ExitsReflected: number; vmxInstructionExits: number; nestedEntries: number };
 }
 
@@ -76,6 +81,7 @@ export function toNested(vmx: VcpuVmx): NestedVmx {
       vmcs02: null, msrBitmap02: -1, vpid02: 0,
       ctls01: { pin: 0, exec: 0, exec2: 0, entry: 0, exit: 0 }, cr0GuestOwned01: 0, cr4GuestOwned01: 0,
       lastPrepareChanged: [], shadowVmcs: -1, vmreadBitmap: -1, vmwriteBitmap: -1, needVmcs12ToShadowSync: false,
+      ept02: null, vmcs02OnEpt01: true,
       stats: { l2ExitsHandledInL0: 0, l2ExitsReflected: 0, vmxInstructionExits: 0, nestedEntries: 0 },
     };
     nestedOf.set(vmx, n);
@@ -91,8 +97,8 @@ export function nestedState(vmx: VcpuVmx): NestedVmx | undefined {
 
 const NESTED_PIN = PIN_BASED.EXT_INTR_MASK | PIN_BASED.NMI_EXITING | PIN_BASED.VIRTUAL_NMIS;
 const NESTED_PROC = ~(CPU_BASED.TPR_SHADOW) >>> 0;
-/** No nested EPT, no VMCS shadowing for L1's own guests, no unrestricted guest (it needs EPT). */
-const NESTED_PROC2 = SECONDARY_EXEC.ENABLE_VPID | SECONDARY_EXEC.DESC | SECONDARY_EXEC.ENABLE_RDTSCP | SECONDARY_EXEC.WBINVD_EXITING
+/** Nested EPT; no VMCS shadowing for L1's own guests, no unrestricted guest. */
+const NESTED_PROC2 = SECONDARY_EXEC.ENABLE_EPT | SECONDARY_EXEC.ENABLE_VPID | SECONDARY_EXEC.DESC | SECONDARY_EXEC.ENABLE_RDTSCP | SECONDARY_EXEC.WBINVD_EXITING
   | SECONDARY_EXEC.ENABLE_INVPCID;
 const NESTED_EXIT = (VM_EXIT.HOST_ADDR_SPACE_SIZE | VM_EXIT.SAVE_IA32_PAT | VM_EXIT.LOAD_IA32_PAT | VM_EXIT.SAVE_IA32_EFER
   | VM_EXIT.LOAD_IA32_EFER | VM_EXIT.ACK_INTR_ON_EXIT) >>> 0;
@@ -133,7 +139,9 @@ export function nestedVmxSetupCtlsMsrs(): ReadonlyMap<number, bigint> {
     [MSR_IA32_VMX.CR4_FIXED1, BigInt(CR4_FIXED1)],
     [MSR_IA32_VMX.VMCS_ENUM, BigInt(VMCS_MAX_INDEX << 1)],
     [MSR_IA32_VMX.PROCBASED_CTLS2, ctlMsr(c.proc2)],
-    [MSR_IA32_VMX.EPT_VPID_CAP, VMX_EPT_VPID_CAP.INVVPID | VMX_EPT_VPID_CAP.INVVPID_SINGLE_CONTEXT | VMX_EPT_VPID_CAP.INVVPID_ALL_CONTEXT
+    [MSR_IA32_VMX.EPT_VPID_CAP, VMX_EPT_VPID_CAP.PAGE_WALK_4 | VMX_EPT_VPID_CAP.WB | VMX_EPT_VPID_CAP.UC | VMX_EPT_VPID_CAP.PAGE_2M
+      | VMX_EPT_VPID_CAP.PAGE_1G | VMX_EPT_VPID_CAP.INVEPT | VMX_EPT_VPID_CAP.INVEPT_SINGLE_CONTEXT | VMX_EPT_VPID_CAP.INVEPT_ALL_CONTEXT
+      | VMX_EPT_VPID_CAP.INVVPID | VMX_EPT_VPID_CAP.INVVPID_SINGLE_CONTEXT | VMX_EPT_VPID_CAP.INVVPID_ALL_CONTEXT
       | VMX_EPT_VPID_CAP.INVVPID_INDIVIDUAL_ADDR],
     [MSR_IA32_VMX.TRUE_PINBASED_CTLS, ctlMsr(c.pin)],
     [MSR_IA32_VMX.TRUE_PROCBASED_CTLS, ctlMsr(c.proc)],
@@ -507,10 +515,16 @@ export function handleInvvpid(vcpu: KvmVcpu): ExitResult {
   return nestedVmxSucceed(vcpu);
 }
 
+/** handle_invept: single-context (1) or all-context (2); EPT02 shadows the one EPT12 L2 runs on, so both drop it. */
 export function handleInvept(vcpu: KvmVcpu): ExitResult {
   if (!nestedVmxCheckPermission(vcpu)) return 'resume';
-  // EPT is not offered to L1 (IA32_VMX_PROCBASED_CTLS2 has no ENABLE_EPT): INVEPT is #UD.
-  return kvmHandleInvalidOp(vcpu);
+  const vmx = toVmx(vcpu);
+  const n = toNested(vmx);
+  const info = vmcsSilicon(vmx).vmread32(VMCS.VMX_INSTRUCTION_INFO);
+  const type = regRead(vcpu, (info >>> 28) & 0xf);
+  if (type !== 1 && type !== 2) return nestedVmxFailValid(vcpu, VMXERR.INVALID_OPERAND_TO_INVEPT_INVVPID);
+  if (n.ept02) nestedEptFlush(vmx, n.ept02);
+  return nestedVmxSucceed(vcpu);
 }
 
 // ---- VMLAUNCH / VMRESUME ----------------------------------------------------------------------
@@ -541,6 +555,13 @@ export function nestedVmxCheckControls(v: Vmcs12): boolean {
     if (type === EVENT_TYPE.HW_EXCEPTION && (intr & 0xff) > 31) return false;
   }
   if (v.lo(FIELD.VM_ENTRY_MSR_LOAD_COUNT) || v.lo(FIELD.VM_EXIT_MSR_LOAD_COUNT) || v.lo(FIELD.VM_EXIT_MSR_STORE_COUNT)) return false;
+  // nested_vmx_check_eptp: WB or UC, a 4-level walk, no A/D (not offered), reserved bits clear.
+  const proc2 = proc & CPU_BASED.ACTIVATE_SECONDARY_CONTROLS ? v.lo(FIELD.SECONDARY_VM_EXEC_CONTROL) : 0;
+  if (proc2 & SECONDARY_EXEC.ENABLE_EPT) {
+    const lo = v.lo(FIELD.EPT_POINTER);
+    if (((lo & 7) !== EPTP.MT_WB && (lo & 7) !== EPTP.MT_UC) || (lo & 0x38) !== EPTP.WALK_LENGTH_4 || (lo & 0xfc0) !== 0) return false;
+    if (v.num(FIELD.EPT_POINTER) >= 2 ** MAXPHYADDR) return false;
+  }
   return true;
 }
 
@@ -674,7 +695,16 @@ function prepareVmcs02(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12, c01: ControlsShado
   vmx.entryCtl = entry;
   vmx.exitCtl = c01.exit;
   if (n.vpid02) put(VMCS.VIRTUAL_PROCESSOR_ID, n.vpid02);
-  put(VMCS.EPT_POINTER, eptp01);
+  // EPT02 (a shadow of EPT12) when L1 uses EPT for L2, else EPT01: L2's GPAs are then L1's.
+  n.vmcs02OnEpt01 = !(proc2_12 & SECONDARY_EXEC.ENABLE_EPT);
+  if (n.vmcs02OnEpt01) {
+    put(VMCS.EPT_POINTER, eptp01);
+  } else {
+    const eptp12 = v.num(FIELD.EPT_POINTER);
+    if (!n.ept02) n.ept02 = allocEpt02(vmx, eptp12);
+    else if (n.ept02.eptp12 !== eptp12) { nestedEptFlush(vmx, n.ept02); n.ept02.eptp12 = eptp12; }
+    put(VMCS.EPT_POINTER, n.ept02 ? ept02Pointer(n.ept02) : eptp01);
+  }
   put(VMCS.EXCEPTION_BITMAP, (eb01 | v.lo(FIELD.EXCEPTION_BITMAP)) >>> 0);
   put(VMCS.PAGE_FAULT_ERROR_CODE_MASK, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MASK));
   put(VMCS.PAGE_FAULT_ERROR_CODE_MATCH, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MATCH));
@@ -929,6 +959,19 @@ export function nestedVmxReflectVmexit(vcpu: KvmVcpu): boolean {
   }
   const basic = reason & 0xffff;
   const intrInfo = s.vmread32(VMCS.VM_EXIT_INTR_INFO);
+  if (basic === EXIT_REASON.EPT_VIOLATION && !n.vmcs02OnEpt01 && n.ept02) {
+    // The nested TDP fault: fixed in EPT02 from EPT12, or L1's own EPT violation.
+    const f = nestedEptViolation(vcpu, vmx, n.ept02, s.vmreadNum(VMCS.GUEST_PHYSICAL_ADDRESS), qual);
+    if (f.kind === 'reflect') {
+      n.stats.l2ExitsReflected++;
+      nestedVmxVmexit(vcpu, reason, intrInfo, f.qual);
+      return true;
+    }
+    if (f.kind === 'fixed') {
+      n.stats.l2ExitsHandledInL0++;
+      return true;
+    }
+  }
   if (nestedVmxL0WantsExit(vmx, basic, intrInfo) || !nestedVmxL1WantsExit(vcpu, n.cachedVmcs12, basic, qual, intrInfo)) {
     n.stats.l2ExitsHandledInL0++;
     return false;
@@ -976,11 +1019,11 @@ function prepareVmcs12ExitInfo(vmx: VcpuVmx, v: Vmcs12): void {
 
 /** Back to vmcs01 and L1's control shadows; guest mode ends. */
 export function nestedVmxLeaveToL1(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx): void {
-  // The MMU may have loaded its root while L2 ran (KVM_SET_NESTED_STATE before the first run): vmcs01 uses the same EPT01.
+  // The MMU may have loaded its root while L2 ran on EPT01 (KVM_SET_NESTED_STATE before the first run): vmcs01 follows.
   const eptp = vmcsSilicon(vmx).vmreadNum(VMCS.EPT_POINTER);
   vmxSwitchVmcs(vmx, vmx.vmcs01);
   const s01 = vmcsSilicon(vmx);
-  if (s01.vmreadNum(VMCS.EPT_POINTER) !== eptp) s01.vmwriteNum(VMCS.EPT_POINTER, eptp);
+  if (n.vmcs02OnEpt01 && s01.vmreadNum(VMCS.EPT_POINTER) !== eptp) s01.vmwriteNum(VMCS.EPT_POINTER, eptp);
   const c = n.ctls01;
   vmx.pinCtl = c.pin; vmx.execCtl = c.exec; vmx.exec2Ctl = c.exec2; vmx.entryCtl = c.entry; vmx.exitCtl = c.exit;
   vcpu.arch.cr0GuestOwnedBits = n.cr0GuestOwned01;
