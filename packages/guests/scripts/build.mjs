@@ -44,6 +44,7 @@ const C_GUESTS = [
   { name: 'nested-vmx-fail', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-fail/nested-vmx-fail.c'] },
   { name: 'nested-vmx-cpuid', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-cpuid/nested-vmx-cpuid.c'] },
   { name: 'nested-vmx-shadow', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-shadow/nested-vmx-shadow.c'] },
+  { name: 'nested-vmx-ept', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-ept/nested-vmx-ept.c'] },
 ];
 
 /* Stand-alone assembly guests, linked at 0x1000. */
