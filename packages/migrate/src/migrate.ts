@@ -13,7 +13,7 @@
  * operation, or running L2) cannot cross vendors: vmcs12 is not vmcb12. That is refused before
  * anything is touched, and the VM keeps running where it is.
  */
-import { KVM_MEM, KVM_STATE_NESTED, KvmError, type Host, type VcpuFd } from '@kvmts/core';
+import { KVM_MEM, KVM_STATE_NESTED, KvmError, type Host, type KvmVcpuEvents, type VcpuFd } from '@kvmts/core';
 import { PAGE_SIZE } from '@kvmts/x86';
 import { createVmHandle, destroyVmHandle, type VmHandle } from './vm-handle.js';
 import { parseNestedState, type NestedState } from './nested-state.js';
@@ -60,7 +60,10 @@ export function migrateVm(src: VmHandle, target: Host, opts: MigrationOptions = 
   const from = src.host.model.vendor;
   const to = target.model.vendor;
   const nested = src.vcpus.map(readNestedState);
-  if (from !== to) refuseCrossVendorNested(nested);
+  if (from !== to) {
+    refuseCrossVendorNested(nested);
+    src.vcpus.forEach(refuseVendorOnlyState);
+  }
 
   setDirtyLogging(src, true);
   let dst: VmHandle | null = null;
@@ -126,6 +129,21 @@ function refuseCrossVendorNested(states: readonly (NestedState | null)[]): void 
       throw new MigrationRefused(`vCPU ${id} is in VMX operation (VMXON at 0x${s.vmxonPa.toString(16)}): vmcs12 has no AMD equivalent`);
     }
   });
+}
+
+/** CR4.VMXE (Intel only) and EFER.SVME (AMD only): control bits the other vendor's vCPU does not have. */
+const CR4_VMXE = 1n << 13n;
+const EFER_SVME = 1n << 12n;
+
+/**
+ * A guest that enabled its vendor's virtualization extension (L1 between VMXOFF and the next
+ * VMXON still has CR4.VMXE) holds state the other vendor cannot load: AMD's VMRUN fails with a
+ * reserved CR4 bit, Intel has no EFER.SVME.
+ */
+function refuseVendorOnlyState(v: VcpuFd, id: number): void {
+  const s = v.getSregs();
+  if (s.cr4 & CR4_VMXE) throw new MigrationRefused(`vCPU ${id} has CR4.VMXE set: it uses Intel VMX, which an AMD vCPU does not have`);
+  if (s.efer & EFER_SVME) throw new MigrationRefused(`vCPU ${id} has EFER.SVME set: it uses AMD SVM, which an Intel vCPU does not have`);
 }
 
 function setDirtyLogging(h: VmHandle, on: boolean): void {
@@ -217,6 +235,20 @@ function commonMsrs(src: VmHandle, dst: VmHandle): number[] {
   return src.kvm.getMsrIndexList().filter((i) => theirs.has(i));
 }
 
+/** #BP (INT3) and #OF (INTO): exceptions an instruction raises, delivered with its length. */
+const SOFT_EXCEPTIONS: readonly number[] = [3, 4];
+
+/**
+ * Linux's KVM_GET_VCPU_EVENTS leaves out an injected soft exception, since the uapi has no room
+ * for the instruction length its delivery needs; RIP is still at the INT3/INTO, which runs again
+ * on the target. The model's core still reports it (delivered on the target with a length of 0,
+ * the return RIP would be the INT3's own), so the migration leaves it out as Linux would.
+ */
+function withoutSoftException(e: KvmVcpuEvents): KvmVcpuEvents {
+  if (!e.exception.injected || !SOFT_EXCEPTIONS.includes(e.exception.nr)) return e;
+  return { ...e, exception: { ...e.exception, injected: 0 } };
+}
+
 function moveVcpuState(from: VcpuFd, to: VcpuFd, msrs: readonly number[], nested: NestedState | null, dropped: string[]): void {
   // CPUID first: KVM checks later state (CR4 bits, MSRs) against the guest's CPUID.
   to.setCpuid2(from.getCpuid2());
@@ -228,6 +260,6 @@ function moveVcpuState(from: VcpuFd, to: VcpuFd, msrs: readonly number[], nested
     if (to.setMsrs([{ index, data: value }]) !== 1) dropped.push(`0x${index.toString(16)}`);
   }
   if (nested) to.setNestedState(nested.raw);
-  to.setVcpuEvents(from.getVcpuEvents());
+  to.setVcpuEvents(withoutSoftException(from.getVcpuEvents()));
   to.setMpState(from.getMpState());
 }
