@@ -166,8 +166,24 @@ describe('nested state', () => {
     destroyVmHandle(vm);
   });
 
-  test.skipIf(!MigrationRefused)('refusal is a MigrationRefused error', () => {
+  test('refusal is a MigrationRefused error', () => {
     expect(new MigrationRefused('x').name).toBe('MigrationRefused');
+  });
+
+  test('a VM with CR4.VMXE set stays on Intel, untouched, and runs on', () => {
+    const intel = newHost('intel');
+    const h = bootWriter(intel);
+    const v = h.vcpus[0]!;
+    v.setCpuid2(h.kvm.getSupportedCpuid());
+    const s = v.getSregs();
+    s.cr4 |= 1n << 13n;
+    v.setSregs(s);
+    const before = { regs: v.getRegs(), sregs: v.getSregs() };
+    expect(() => migrateVm(h, newHost('amd'))).toThrow(/vCPU 0 has CR4.VMXE set: it uses Intel VMX, which an AMD vCPU does not have/);
+    expect(v.getRegs()).toEqual(before.regs);
+    expect(v.getSregs()).toEqual(before.sregs);
+    expect(v.run()).toMatchObject({ kind: 'IoOut', port: PORT_STEP });
+    destroyVmHandle(h);
   });
 });
 
