@@ -282,22 +282,40 @@ function gvaToHpa(vcpu: KvmVcpu, gva: number, write: boolean): number {
 }
 
 function guestVirtWord(vcpu: KvmVcpu, gva: number, _write: boolean): { value: number } | null {
-  // Byte by byte across a page boundary is not needed: operands are naturally aligned here or we fault.
-  const hpa = gvaToHpa(vcpu, gva, false);
-  if (hpa < 0) return null;
-  return { value: hostMem(vcpu).read32(hpa) };
+  const mem = hostMem(vcpu);
+  if (gva % PAGE <= PAGE - 4) {
+    const hpa = gvaToHpa(vcpu, gva, false);
+    return hpa < 0 ? null : { value: mem.read32(hpa) };
+  }
+  // A word across a page boundary: each byte through its own page.
+  let value = 0;
+  for (let b = 0; b < 4; b++) {
+    const hpa = gvaToHpa(vcpu, gva + b, false);
+    if (hpa < 0) return null;
+    value |= mem.read8(hpa) << (8 * b);
+  }
+  return { value: value >>> 0 };
+}
+
+function writeVirt32(vcpu: KvmVcpu, gva: number, value: number): boolean {
+  const mem = hostMem(vcpu);
+  if (gva % PAGE <= PAGE - 4) {
+    const hpa = gvaToHpa(vcpu, gva, true);
+    if (hpa < 0) return false;
+    mem.write32(hpa, value >>> 0);
+    return true;
+  }
+  for (let b = 0; b < 4; b++) {
+    const hpa = gvaToHpa(vcpu, gva + b, true);
+    if (hpa < 0) return false;
+    mem.write8(hpa, (value >>> (8 * b)) & 0xff);
+  }
+  return true;
 }
 
 function writeGuestVirt(vcpu: KvmVcpu, gva: number, lo: number, hi: number, len: 4 | 8): boolean {
-  const a = gvaToHpa(vcpu, gva, true);
-  if (a < 0) return false;
-  hostMem(vcpu).write32(a, lo >>> 0);
-  if (len === 8) {
-    const b = gvaToHpa(vcpu, gva + 4, true);
-    if (b < 0) return false;
-    hostMem(vcpu).write32(b, hi >>> 0);
-  }
-  return true;
+  if (!writeVirt32(vcpu, gva, lo)) return false;
+  return len === 4 || writeVirt32(vcpu, gva + 4, hi);
 }
 
 /** The 64-bit pointer operand of VMXON/VMCLEAR/VMPTRLD (nested_vmx_get_vmptr), or null after a fault. */
