@@ -4,6 +4,7 @@ import type { Io } from '../run-command.js';
 import type { Stack } from '../stack.js';
 import { formatTable, round3, unavailable, type Figure } from './figure.js';
 import { exitCpuid, exitPio, memSparse4g, vmCreate, vmLoop64 } from './vm-figures.js';
+import { migrateFigures } from './migrate-figures.js';
 
 const VENDORS: readonly Vendor[] = ['intel', 'amd'];
 
@@ -50,6 +51,13 @@ export async function collectFigures(stack: Stack, progress?: (f: Figure) => voi
     const host = await newHost(firstVendor)();
     return typeof host === 'string' ? unavailable('vm.create', 'µs', host) : vmCreate(host, firstVendor);
   }));
+  try {
+    for (const f of await migrateFigures(stack, (v) => newHost(v)())) add(f);
+  } catch (e) {
+    const why = `failed: ${e instanceof Error ? e.message : String(e)}`;
+    add(unavailable('migrate.downtime', 'µs', why));
+    add(unavailable('migrate.total', 'ms', why));
+  }
   return figures;
 }
 
