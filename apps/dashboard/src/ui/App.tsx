@@ -55,7 +55,7 @@ export function App({ model }: { model: DashboardModel }) {
       case 'r': model.resetStats(); break;
       case 'g': model.selectNextVm(); break;
       case 'x': setChildren((c) => !c); break;
-      case 'v': model.swapVendor(); break;
+      case 'v': void model.swapVendor(); break;
       case 'h': case '?': setHelp((h) => !h); break;
       case '[': setPage((p) => Math.max(0, p - 1)); break;
       case ']': setPage((p) => p + 1); break;

@@ -23,4 +23,15 @@ describe('Header', () => {
     expect(frame).toContain('PAUSED');
     expect(frame).toContain('0 demo [intel] ended: debug_exit (code 3)');
   });
+
+  it('shows the selected VM\'s last migration (v): vendors, pre-copy rounds, pages sent, downtime', () => {
+    const snap = snapshotWith({});
+    const host = { ...snap.host, vendor: 'amd' as const };
+    const lastMigration = { from: 'intel' as const, to: 'amd' as const, rounds: 3, pagesSent: 412, downtimeUs: 2921.4, totalMs: 112.34 };
+    const moved = { ...snap, host, vms: [{ ...snap.vms[0]!, vendor: 'amd' as const, migrations: 1, lastMigration }] };
+    const frame = render(<Header snapshot={moved} />).lastFrame()!;
+    expect(frame).toContain('kvmts amd ·');
+    expect(frame).toContain('0 demo [amd] running');
+    expect(frame).toContain('migrated 1× · last intel → amd: 3 pre-copy rounds · 412 pages sent · downtime 2921 µs · total 112.3 ms');
+  });
 });

@@ -1,11 +1,22 @@
 import { Box, Text } from 'ink';
-import type { DashboardSnapshot } from './snapshot.js';
+import type { DashboardSnapshot, VmSnapshot } from './snapshot.js';
 
 /** What the UI costs: the guests' share of wall time, refreshes per second and Ink's time per frame. */
 export function UiCost({ snapshot }: { snapshot: DashboardSnapshot }) {
   return (
     <Text dimColor>
       guest {Math.round(snapshot.guestShare * 100)}% · {snapshot.refreshRate}/s × {snapshot.renderMs.toFixed(1)} ms
+    </Text>
+  );
+}
+
+/** The selected VM's last migration (`v`): pre-copy rounds, pages sent, downtime. */
+function MigrationLine({ vm }: { vm: VmSnapshot | undefined }) {
+  const r = vm?.lastMigration;
+  if (!vm || !r) return null;
+  return (
+    <Text>
+      migrated {vm.migrations}× · last {r.from} → {r.to}: {r.rounds} pre-copy rounds · {r.pagesSent} pages sent · downtime {Math.round(r.downtimeUs)} µs · total {r.totalMs.toFixed(1)} ms
     </Text>
   );
 }
@@ -27,6 +38,7 @@ export function Header({ snapshot }: { snapshot: DashboardSnapshot }) {
           </Text>
         ))}
       </Text>
+      <MigrationLine vm={vms[selected]} />
     </Box>
   );
 }

@@ -1,6 +1,7 @@
 /** `kvmts` with no command: the Ink dashboard, or with --once a single kvm_stat-style table. */
 import { render } from 'ink';
-import type { Command } from '../args.js';
+import type { HostPort } from '@kvmts/vmm';
+import type { Command, Vendor } from '../args.js';
 import type { Io } from '../run-command.js';
 import { STATUS_SETUP_ERROR } from '../run-command.js';
 import type { Stack } from '../stack.js';
@@ -18,7 +19,10 @@ export async function dashboardCommand(cmd: Extract<Command, { cmd: 'dashboard' 
     io.stderr.write(`kvmts: nothing to show:\n${scene.notes.map((n) => `  ${n}\n`).join('')}`);
     return STATUS_SETUP_ERROR;
   }
-  const model = new DashboardModel(scene.vms);
+  // `v` migrates to the scene's host of the other vendor, or to one made for it.
+  const hosts = new Map<Vendor, Promise<HostPort | string>>(scene.vms.map((vm) => [vm.host.info.vendor, Promise.resolve(vm.host)]));
+  const hostFor = (v: Vendor) => hosts.get(v) ?? (hosts.set(v, stack.createHost(v)), hosts.get(v)!);
+  const model = new DashboardModel(scene.vms, undefined, hostFor);
   if (cmd.once) {
     model.snapshot();
     model.start();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Machine } from '@kvmts/vmm';
+import { createHost, Machine, type HostPort } from '@kvmts/vmm';
+import { findGuest, loadImage } from '@kvmts/guests';
 import { DashboardModel } from './dashboard-model.js';
 import { ScriptedHost, type ScriptedVcpu, type ScriptStep } from '../../test/fake-stack.js';
 
@@ -68,10 +69,39 @@ describe('DashboardModel', () => {
     expect(model.snapshot().vms[0]!.state).toBe('in L2');
   });
 
-  it('v says the vendor swap is not there yet', () => {
+  it('v says why a VM cannot move when there is no other host, or its port cannot migrate', async () => {
     const { model } = scene(['a']);
-    model.swapVendor();
-    expect(model.snapshot().message).toMatch(/vendor swap .* not available yet/);
+    await model.swapVendor();
+    expect(model.snapshot().message).toBe('cannot migrate to amd: this dashboard has no other host');
+    const other = new DashboardModel(scene(['b']).vms, undefined, async (v) => new ScriptedHost(v, LOOP));
+    await other.swapVendor();
+    expect(other.snapshot().message).toBe("VM 0 stays on intel: this VM's port cannot migrate");
+    expect(other.snapshot().vms[0]).toMatchObject({ vendor: 'intel', migrations: 0, lastMigration: null });
+  });
+
+  it('v live-migrates the selected VM to the other vendor: header vendor, rounds, pages, downtime', async () => {
+    const hosts = { intel: await createHost('intel', { memBytes: 1 << 30 }), amd: await createHost('amd', { memBytes: 1 << 30 }) };
+    if (typeof hosts.intel === 'string' || typeof hosts.amd === 'string') throw new Error('no hosts');
+    const { intel, amd } = hosts as { intel: HostPort; amd: HostPort };
+    const g = findGuest('demo')!;
+    const machine = Machine.create(intel, { image: loadImage('demo'), mode: g.mode, mem: g.mem, load: g.load, entry: g.entry, irqs: { vector: 0x20 } }) as Machine;
+    const model = new DashboardModel([{ name: 'demo', host: intel, machine }], undefined, async (v) => (v === 'amd' ? amd : intel));
+    machine.runToEnd(undefined, 500);
+    const serial = machine.serialText;
+    await model.swapVendor();
+    const snap = model.snapshot();
+    expect(snap.host.vendor).toBe('amd');
+    expect(snap.vms[0]).toMatchObject({ vendor: 'amd', migrations: 1, lastMigration: { from: 'intel', to: 'amd' } });
+    const r = snap.vms[0]!.lastMigration!;
+    expect(r.rounds).toBeGreaterThan(0);
+    expect(r.pagesSent).toBeGreaterThan(0);
+    expect(snap.message).toBe(`VM 0 migrated intel → amd: ${r.rounds} pre-copy rounds, ${r.pagesSent} pages sent, downtime ${Math.round(r.downtimeUs)} µs, total ${r.totalMs.toFixed(1)} ms`);
+    // The guest goes on printing primes on AMD, after what it printed on Intel.
+    machine.runToEnd(undefined, 2000);
+    expect(machine.serialText.startsWith(serial)).toBe(true);
+    expect(machine.serialText.length).toBeGreaterThan(serial.length);
+    expect(machine.final).toBeNull();
+    machine.destroy();
   });
 
   it('shows how a guest ended', () => {

@@ -3,7 +3,7 @@
  * keeps refreshing, and the controls (pause, next exit, reset, pick a VM). It acts on VMs only
  * through the VMM library, as any VMM would, and hands the UI plain snapshots.
  */
-import type { HostPort, Machine, MachineStep } from '@kvmts/vmm';
+import type { HostPort, Machine, MachineStep, Vendor } from '@kvmts/vmm';
 import { disassemble } from './disasm.js';
 import { ExitRates } from './exit-rates.js';
 import type { DashboardSnapshot, ExitRow, Focus, LastExit, VcpuSnapshot, VmSnapshot, VmState } from './snapshot.js';
@@ -15,6 +15,11 @@ const SLICE_MS = 10;
 export const FRAME_MS = 100 - SLICE_MS;
 /** COM1 output kept per VM. */
 const SERIAL_KEEP = 8192;
+/** `v`: exits the guest runs between pre-copy rounds, so the migration is live. */
+const LIVE_EXITS = 200;
+
+/** A host of `vendor` for `v` to migrate to, or why there is none. */
+export type HostProvider = (vendor: Vendor) => Promise<HostPort | string>;
 
 export interface SceneVm {
   readonly name: string;
@@ -58,10 +63,12 @@ export class DashboardModel {
   private lastSnapshot = -Infinity;
   private wallStart = performance.now();
   private readonly now: () => number;
+  private readonly hostFor: HostProvider | null;
 
-  constructor(scene: readonly SceneVm[], now: () => number = () => performance.now()) {
+  constructor(scene: readonly SceneVm[], now: () => number = () => performance.now(), hostFor: HostProvider | null = null) {
     this.vms = scene.map((vm, id) => ({ ...vm, id, rates: new ExitRates(), lastStep: null }));
     this.now = now;
+    this.hostFor = hostFor;
   }
 
   /** Starts running the guests in slices. */
@@ -109,10 +116,22 @@ export class DashboardModel {
     this.emit();
   }
 
-  /** `v`: the vendor swap of issue 9 is not built yet. */
-  swapVendor(): void {
-    this.message = 'vendor swap (live migration, issue 9) is not available yet';
-    this.emit();
+  /**
+   * `v` (issue 9): live-migrates the selected VM to a host of the other vendor; the guest runs on
+   * between pre-copy rounds. Resolves once done; the message says how it went.
+   */
+  async swapVendor(): Promise<void> {
+    const vm = this.vms[this.selected]!;
+    const m = vm.machine;
+    const to: Vendor = m.host.info.vendor === 'intel' ? 'amd' : 'intel';
+    const host = this.hostFor ? await this.hostFor(to) : 'this dashboard has no other host';
+    if (typeof host === 'string') return this.setMessage(`cannot migrate to ${to}: ${host}`);
+    if (m.done) return this.setMessage(`VM ${vm.id} has ended: nothing to migrate`);
+    const r = m.migrate(host, { liveExits: LIVE_EXITS });
+    if (typeof r === 'string') return this.setMessage(`VM ${vm.id} stays on ${m.host.info.vendor}: ${r}`);
+    // The new vCPU's kernel counters start from zero: so do the totals shown.
+    vm.rates.reset(this.totals(vm));
+    this.setMessage(`VM ${vm.id} migrated ${r.from} → ${r.to}: ${r.rounds} pre-copy rounds, ${r.pagesSent} pages sent, downtime ${Math.round(r.downtimeUs)} µs, total ${r.totalMs.toFixed(1)} ms`);
   }
 
   /** The view on screen: its details are read for the selected VM only. */
@@ -165,7 +184,8 @@ export class DashboardModel {
     while (this.snapshotTimes[0]! <= t - 1000) this.snapshotTimes.shift();
     const sel = this.vms[this.selected]!;
     return {
-      host: sel.host.info,
+      // The machine's host, not the scene's: a migration (`v`) moves the VM to another.
+      host: sel.machine.host.info,
       vms: this.vms.map((vm) => this.vmSnapshot(vm, t, vm === sel)),
       selected: this.selected,
       paused: this.paused,
@@ -192,7 +212,9 @@ export class DashboardModel {
     return {
       id: vm.id,
       name: vm.name,
-      vendor: vm.host.info.vendor,
+      vendor: m.host.info.vendor,
+      migrations: m.migrations.length,
+      lastMigration: m.migrations.at(-1) ?? null,
       state,
       ended: m.final ? m.final.exit + (m.final.code !== undefined ? ` (code ${m.final.code})` : '') : null,
       exits,

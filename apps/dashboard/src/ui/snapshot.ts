@@ -1,5 +1,5 @@
 /** The plain data the dashboard's components render: no live objects, nothing that runs a guest. */
-import type { HostInfo, MemslotInfo } from '@kvmts/vmm';
+import type { HostInfo, MemslotInfo, MigrationReport } from '@kvmts/vmm';
 import type { VendorInspection } from '@kvmts/core';
 
 /** `in L2`: running a nested guest (is_guest_mode). */
@@ -50,6 +50,9 @@ export interface VmSnapshot {
   readonly serial: string;
   /** Where `n` stopped. */
   readonly lastExit: LastExit | null;
+  /** Live migrations so far (`v`), and the last one's figures. */
+  readonly migrations?: number;
+  readonly lastMigration?: MigrationReport | null;
 }
 
 /** What the screen shows, so the model reads only that (the vendor's inspect() is not free). */
