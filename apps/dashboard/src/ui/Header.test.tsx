@@ -32,6 +32,6 @@ describe('Header', () => {
     const frame = render(<Header snapshot={moved} />).lastFrame()!;
     expect(frame).toContain('kvmts amd ·');
     expect(frame).toContain('0 demo [amd] running');
-    expect(frame).toContain('migrated 1× · last intel → amd: 3 pre-copy rounds · 412 pages sent · downtime 2921 µs · total 112.3 ms');
+    expect(frame).toContain('migrated 1× · last intel → amd · pre-copy 3 rounds · 412 pages sent · downtime 2921 µs');
   });
 });

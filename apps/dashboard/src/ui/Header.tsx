@@ -16,7 +16,7 @@ function MigrationLine({ vm }: { vm: VmSnapshot | undefined }) {
   if (!vm || !r) return null;
   return (
     <Text>
-      migrated {vm.migrations}× · last {r.from} → {r.to}: {r.rounds} pre-copy rounds · {r.pagesSent} pages sent · downtime {Math.round(r.downtimeUs)} µs · total {r.totalMs.toFixed(1)} ms
+      migrated {vm.migrations}× · last {r.from} → {r.to} · pre-copy {r.rounds} rounds · {r.pagesSent} pages sent · downtime {Math.round(r.downtimeUs)} µs
     </Text>
   );
 }
