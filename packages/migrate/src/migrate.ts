@@ -249,16 +249,30 @@ function withoutSoftException(e: KvmVcpuEvents): KvmVcpuEvents {
   return { ...e, exception: { ...e.exception, injected: 0 } };
 }
 
+/**
+ * One KVM_GET_MSRS and one KVM_SET_MSRS for the whole list, as QEMU does. Both stop at the first
+ * MSR refused: it is skipped (a get) or recorded as dropped (a set), and the rest goes on.
+ */
+function copyMsrs(from: VcpuFd, to: VcpuFd, msrs: readonly number[], dropped: string[]): void {
+  const entries: { index: number; data: bigint }[] = [];
+  for (let i = 0; i < msrs.length;) {
+    const got = from.getMsrs(msrs.slice(i));
+    for (const [index, data] of got) entries.push({ index, data });
+    i += got.size + 1;
+  }
+  for (let i = 0; i < entries.length;) {
+    const n = to.setMsrs(entries.slice(i));
+    if (i + n < entries.length) dropped.push(`0x${entries[i + n]!.index.toString(16)}`);
+    i += n + 1;
+  }
+}
+
 function moveVcpuState(from: VcpuFd, to: VcpuFd, msrs: readonly number[], nested: NestedState | null, dropped: string[]): void {
   // CPUID first: KVM checks later state (CR4 bits, MSRs) against the guest's CPUID.
   to.setCpuid2(from.getCpuid2());
   to.setSregs(from.getSregs());
   to.setRegs(from.getRegs());
-  for (const index of msrs) {
-    const value = from.getMsrs([index]).get(index);
-    if (value === undefined) continue;
-    if (to.setMsrs([{ index, data: value }]) !== 1) dropped.push(`0x${index.toString(16)}`);
-  }
+  copyMsrs(from, to, msrs, dropped);
   if (nested) to.setNestedState(nested.raw);
   to.setVcpuEvents(withoutSoftException(from.getVcpuEvents()));
   to.setMpState(from.getMpState());
