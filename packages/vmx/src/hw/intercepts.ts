@@ -240,9 +240,10 @@ export function vmxEvent(s: VmxSilicon, intrInfo: number, errorCode: number): vo
       info.insnLen = s.cpu.insnLength;
       info.atInsnStart = true;
     }
-    // Table 28-1: #PF reports the faulting linear address (the CPU passes it in CR2's place); #DB the DR6-like bits.
+    // Table 28-1: #PF reports the faulting linear address (the CPU passes it in CR2's place); #DB the
+    // DR6-like conditions of this #DB alone (B0-B3, BD, BS), not DR6's sticky bits.
     if (vector === VEC.PF) info.qualification = s.cpu.cr2;
-    else if (vector === VEC.DB) info.qualification = s.cpu.dr[6]! & 0x600f;
+    else if (vector === VEC.DB) info.qualification = s.cpu.debugConditions & 0x600f;
   } else if (s.exitCtl & (1 << 15)) {
     info.intrInfo = (intrInfo & 0xff) | INTR_INFO.VALID;
     s.cpu.pendingInterrupt = -1;
