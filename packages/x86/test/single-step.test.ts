@@ -94,15 +94,21 @@ describe('single-step trap (RFLAGS.TF)', () => {
 });
 
 describe('single-step in guest mode', () => {
-  it('reports the #DB to the extension as a hardware exception, RIP past the instruction', () => {
+  it('reports the #DB to the extension as a hardware exception, RIP past the instruction, with exactly its conditions', () => {
     const m = stepMachine([0x90, 0xf4], RECORD_ONCE);
     const { ext, events } = fakeGuestExt();
     m.cpu.ext = ext;
     let ripAtEvent = -1;
-    ext.event = (info, code) => { events.push([info, code]); if (ripAtEvent < 0) ripAtEvent = m.cpu.rip; };
+    let conditions = -1;
+    ext.event = (info, code) => {
+      events.push([info, code]);
+      if (ripAtEvent < 0) { ripAtEvent = m.cpu.rip; conditions = m.cpu.debugConditions; }
+    };
+    m.cpu.dr[6] = 0xffff0ff0 | 0x2000 | 1; // sticky BD and B0 from an earlier #DB: not this one's conditions
     expect(m.cpu.run(100)).toBe(STOP.HLT);
     expect(events[0]).toEqual([makeIntrInfo(VEC.DB, EVENT_TYPE.HW_EXCEPTION, false), -1]);
     expect(ripAtEvent).toBe(0x1001);
+    expect(conditions).toBe(DR6_BS);
   });
 });
 

@@ -163,7 +163,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   /** A fault raised while injecting an event outside run(), delivered when run() starts. */
   private faultPending = false;
   /** DR6 bits of a #DB trap held back by a MOV SS/POP SS shadow (SDM 6.8.3), reported after the next instruction. */
-  private pendingDebugTrap = 0;
+  private heldDebugTrap = 0;
   /** Set when the current instruction delivered an event itself (INT n, INT3, INTO, INT1): no single-step trap after it. */
   private deliveredInInsn = false;
   /**
@@ -309,6 +309,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   deliverSoftware(intrInfo: number, insnLength: number): void {
     flushFlags(this);
     this.deliveredInInsn = true;
+    this.debugConditions = 0;
     deliverEvent(this, intrInfo, -1, insnLength);
     this.stateChanged();
   }
@@ -384,7 +385,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       if (left <= 0) return STOP.BUDGET;
       const shadow = (this.interruptibility & (INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS)) !== 0;
       if (shadow) left = 1;
-      if ((this.rflags & STEP_FLAGS) !== 0 || (this.dr[7]! & DR7_ENABLE_MASK) !== 0 || this.pendingDebugTrap !== 0) {
+      if ((this.rflags & STEP_FLAGS) !== 0 || (this.dr[7]! & DR7_ENABLE_MASK) !== 0 || this.heldDebugTrap !== 0) {
         this.stepDebug();
         if (shadow) this.interruptibility &= ~(INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS);
         continue;
@@ -432,6 +433,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       const hits = instructionBreakpoints(this.dr, this.codeLinear(start));
       if (hits !== 0) {
         this.dr[6] = dr6After(this.dr[6]!, hits);
+        this.debugConditions = hits;
         // The image pushed for this fault has RF = 1, so the IRET back does not hit it again (SDM 18.3.1.1).
         this.rflags |= RFLAGS.RF;
         this.fault(VEC.DB);
@@ -450,13 +452,13 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     this.icount++;
     if ((flags & RFLAGS.RF) !== 0) this.rflags &= ~RFLAGS.RF;
     // Data breakpoints are traps too: reported after the instruction that made the access (SDM 18.3.1.2).
-    let bits = this.pendingDebugTrap | this.dataHits;
-    this.pendingDebugTrap = 0;
+    let bits = this.heldDebugTrap | this.dataHits;
+    this.heldDebugTrap = 0;
     if ((flags & RFLAGS.TF) !== 0 && !this.deliveredInInsn) bits |= DR6.BS;
     if (bits === 0) return;
     // MOV SS/POP SS hold debug traps until after the next instruction (SDM 6.8.3).
     if (movSsBefore === 0 && (this.interruptibility & INTERRUPTIBILITY.MOV_SS) !== 0) {
-      this.pendingDebugTrap = bits;
+      this.heldDebugTrap = bits;
       return;
     }
     this.deliverDebugTrap(bits);
@@ -465,6 +467,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   /** A #DB trap after an instruction: DR6 first (SVM's #DB intercept sees it, VMX reports it as the exit qualification), RIP past the instruction. */
   private deliverDebugTrap(bits: number): void {
     this.dr[6] = dr6After(this.dr[6]!, bits);
+    this.debugConditions = bits;
     this.insnStart = this.rip;
     flushFlags(this);
     deliverEvent(this, makeIntrInfo(VEC.DB, EVENT_TYPE.HW_EXCEPTION, false), -1, 0);

@@ -121,6 +121,12 @@ export class CpuState {
 
   activity: number = ACTIVITY.ACTIVE;
   interruptibility = 0;
+  /**
+   * The debug conditions (DR6 layout: B0-B3, BD, BS) of the #DB being delivered. A VM exit for
+   * that #DB reports exactly these as its exit qualification (SDM 28.2.1, Table 28-1), whatever
+   * sticky bits DR6 holds from earlier ones.
+   */
+  debugConditions = 0;
 
   /**
    * The event being delivered, in the VMX IDT-vectoring information layout (SDM 25.9.3:

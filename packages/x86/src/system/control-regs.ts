@@ -194,6 +194,7 @@ const DR7_FIXED1 = 0x400;
 function checkGd(cpu: VirtCpu): void {
   if (cpu.dr[7]! & DR7_GD) {
     cpu.dr[6] = cpu.dr[6]! | DR6_BD;
+    cpu.debugConditions = DR6_BD;
     cpu.dr[7] = cpu.dr[7]! & ~DR7_GD;
     cpu.fault(VEC.DB);
   }
