@@ -114,6 +114,14 @@ describe.each(VENDORS)('core KVM_RUN paths on %s', (_name, model, initOps) => {
     expect(vcpu.getRegs().rax & 0xffffn).toBe(2n);
   });
 
+  it('reports only the conditions of the #DB that exited in KVM_EXIT_DEBUG dr6, not those of earlier ones', () => {
+    const { vcpu } = realMode(model, initOps, [0x90, 0x40, 0x40, 0xf4]); // nop; inc ax; inc ax; hlt
+    vcpu.setGuestDebug(KVM_GUESTDBG.ENABLE | KVM_GUESTDBG.SINGLESTEP);
+    expect(vcpu.run()).toMatchObject({ kind: 'Debug', pc: 0x1001n, dr6: 0xffff4ff0n });
+    vcpu.setGuestDebug(KVM_GUESTDBG.ENABLE | KVM_GUESTDBG.USE_HW_BP, [0n, 0n, 0n, 0x1002n, 0n, 0n, 0n, 0x480n]);
+    expect(vcpu.run()).toMatchObject({ kind: 'Debug', pc: 0x1002n, dr6: 0xffff0ff8n });
+  });
+
   it("loads the guest's own breakpoint (MOV to DR0/DR7, intercepted) into DR0-DR3 for the run", () => {
     // mov eax,0x1013; mov dr0,eax; mov eax,0x401; mov dr7,eax; nop; 0x1013: inc ax; hlt
     const { vm, vcpu } = realMode(model, initOps, [

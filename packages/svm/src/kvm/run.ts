@@ -17,6 +17,8 @@ import {
 
 const RAX = 0;
 const RSP = 4;
+/** DR6 with no debug condition: the bits that read as 1 (DR6_ACTIVE_LOW). */
+const DR6_ACTIVE_LOW = 0xffff0ff0;
 
 export function svmVcpuLoad(vcpu: KvmVcpu, pcpuId: number): void {
   const svm = toSvm(vcpu);
@@ -82,6 +84,9 @@ export function svmVcpuRun(vcpu: KvmVcpu, forceImmediateExit: boolean): number {
   v.w64(VMCB.rip, arch.rip);
   preSvmRun(svm, sd);
   v.w64(VMCB.cr2, arch.cr2);
+  // Run with a clean DR6 so that a #DB intercept sees exactly its own conditions; the guest's DR6
+  // is KVM's (every DR access is intercepted).
+  v.w64(VMCB.dr6, DR6_ACTIVE_LOW);
   if (forceImmediateExit) cpu.raiseInterrupt(0xf2); // smp_send_reschedule: an IPI to ourselves
   if (svm.snapshot) snapshot(svm, sd);
 
