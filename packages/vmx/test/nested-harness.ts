@@ -3,7 +3,7 @@
  * keeps the VM, so nested tests can look at the kernel's vCPU afterwards.
  */
 import { loadImage, findGuest } from '@kvmts/guests';
-import { KVM_EXIT, type KvmVcpu, type StructValue } from '@kvmts/core';
+import { KVM, KVM_EXIT, KVM_INTERRUPT_STRUCT, encodeStruct, type KvmVcpu, type StructValue } from '@kvmts/core';
 import { makeVm, type TestVm } from './vm.js';
 
 const COM1 = 0x3f8;
@@ -55,13 +55,20 @@ export function loadGuest(name: string): TestVm {
 }
 
 /** KVM_RUN until the port-0xf4 exit (or another final exit); `onExit` may stop the run before each KVM_RUN. */
-export function runGuest(vm: TestVm, max = 100000, onExit?: (n: number, serial: string) => boolean): GuestRun {
+export function runGuest(vm: TestVm, max = 100000, onExit?: (n: number, serial: string) => boolean, irqVector?: number): GuestRun {
+  let irq = irqVector;
   let serial = '';
   for (let n = 0; n < max; n++) {
     if (onExit && onExit(n, serial)) return { vm, exit: 'stopped', code: -1, serial, userspaceExits: n };
     const r = vm.kvmRun();
     if (r < 0) return { vm, exit: `errno ${r}`, code: -1, serial, userspaceExits: n };
     const reason = vm.run.exitReason;
+    if (reason === KVM_EXIT.HLT && irq !== undefined) {
+      // The catalog's irqs plan: KVM_INTERRUPT at a HLT exit.
+      vm.proc.ioctl(vm.vcpuFd, KVM.KVM_INTERRUPT, encodeStruct(KVM_INTERRUPT_STRUCT, { irq }));
+      irq = undefined;
+      continue;
+    }
     if (reason !== KVM_EXIT.IO) return { vm, exit: `exit ${reason}`, code: -1, serial, userspaceExits: n };
     const io = vm.run.io.get();
     const data = vm.pages.subarray(io.dataOffset, io.dataOffset + io.size * io.count);

@@ -89,3 +89,17 @@ describe('nested-vmx-ept: L2 on EPT02, built from L1\'s EPT12', () => {
     expect(n.ept02!.pages.length).toBeGreaterThanOrEqual(4);
   });
 });
+
+describe('nested-vmx-irq: an interrupt while L2 runs is L1\'s when L1 exits on external interrupts', () => {
+  it('KVM_INTERRUPT at L2\'s HLT becomes an EXTERNAL_INTERRUPT exit to L1 with the vector acknowledged', () => {
+    const r = runGuest(loadGuest('nested-vmx-irq'), 1000, undefined, 0x20);
+    expect(r.serial).toContain('SUMMARY: 10 tests, 0 failures\n');
+    expect(r.serial).not.toContain('Unhandled');
+    expect(r.exit).toBe('debug_exit');
+    expect(r.code).toBe(0);
+    const vcpu = kernelVcpu(r.vm);
+    expect(vcpu.arch.interrupt.injected).toBe(false);
+    // The interrupt and the VMCALL went to L1; the HLT stayed in L0.
+    expect(toNested(toVmx(vcpu)).stats.l2ExitsReflected).toBe(2);
+  });
+});

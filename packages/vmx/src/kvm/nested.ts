@@ -8,7 +8,7 @@
  */
 import { CR0, CR4, EFER, RFLAGS, VEC, INTR_INFO, EVENT_TYPE } from '@kvmts/x86';
 import {
-  VCPU_SREG, kvmSkipEmulatedInstruction, kvmQueueException, kvmInjectPageFault, kvmClearExceptionQueue,
+  VCPU_SREG, kvmSkipEmulatedInstruction, kvmQueueException, kvmQueueInterrupt, kvmInjectPageFault, kvmClearExceptionQueue,
   kvmClearInterruptQueue, kvmHandleInvalidOp, gvaToGpa, guestCpuidHasVirt, toVcpu,
   type ExitResult, type KvmVcpu, type KvmSegment, type Vm,
 } from '@kvmts/core';
@@ -1220,10 +1220,40 @@ export function copyVmcs12ToShadow(vmx: VcpuVmx, n: NestedVmx): void {
   n.needVmcs12ToShadowSync = false;
 }
 
-/** The nested part of vmx_prepare_switch_to_guest: the shadow VMCS catches up before L1 runs. */
+/**
+ * The nested part of the way into the guest: vmx_check_nested_events for an external interrupt
+ * while L2 runs, then (vmx_prepare_switch_to_guest) the shadow VMCS catches up before L1 runs.
+ */
 export function nestedVmxPrepareSwitchToGuest(vcpu: KvmVcpu): void {
   const vmx = toVmx(vcpu);
   const n = nestedOf.get(vmx);
-  if (!n || !n.needVmcs12ToShadowSync || vcpu.arch.guestMode || !shadowActive(vmx, n)) return;
-  copyVmcs12ToShadow(vmx, n);
+  if (!n) return;
+  if (vcpu.arch.guestMode) nestedVmxCheckExtIntr(vcpu, vmx, n);
+  if (n.needVmcs12ToShadowSync && !vcpu.arch.guestMode && shadowActive(vmx, n)) copyVmcs12ToShadow(vmx, n);
+}
+
+/**
+ * An interrupt for the vCPU while L2 runs and vmcs12 has external-interrupt exiting: a VM exit
+ * to L1 (SDM 26.2), whatever L2's RFLAGS.IF, with the vector in the exit's interruption
+ * information when L1 asked for acknowledge-on-exit (then it is consumed), else left pending for L1.
+ */
+function nestedVmxCheckExtIntr(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx): void {
+  const irq = vcpu.arch.interrupt;
+  const v = n.cachedVmcs12;
+  if (!irq.injected || irq.soft || !(v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED.EXT_INTR_MASK)) return;
+  const s = vmcsSilicon(vmx);
+  // L0 may have just written it into vmcs02 for L2: it is L1's, not L2's.
+  const info = s.vmread32(VMCS.VM_ENTRY_INTR_INFO_FIELD);
+  if (info & INTR_INFO.VALID && ((info & INTR_INFO.TYPE_MASK) >> INTR_INFO.TYPE_SHIFT) === EVENT_TYPE.EXT_INTR && (info & 0xff) === irq.nr) {
+    s.vmwrite32(VMCS.VM_ENTRY_INTR_INFO_FIELD, 0);
+  }
+  const ack = (v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.ACK_INTR_ON_EXIT) !== 0;
+  const nr = irq.nr;
+  n.stats.l2ExitsReflected++;
+  nestedVmxVmexit(vcpu, EXIT_REASON.EXTERNAL_INTERRUPT, ack ? (nr | INTR_INFO.VALID) >>> 0 : 0, 0);
+  // Not an instruction or an event delivery of L2's: no length, no IDT-vectoring information.
+  v.set(FIELD.VM_EXIT_INSTRUCTION_LEN, 0);
+  v.set(FIELD.IDT_VECTORING_INFO_FIELD, 0);
+  v.set(FIELD.VM_EXIT_INTR_ERROR_CODE, 0);
+  if (!ack) kvmQueueInterrupt(vcpu, nr, false);
 }
