@@ -210,6 +210,8 @@ export const CATALOG: readonly CatalogEntry[] = [
     summary(4), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('nested-vmx-ept', 'long64', `nested EPT: L1 gives L2 its own EPT with one page unmapped and one read-only; L2's read and write fault to L1 as EPT violations (address, access, permissions), L1 maps the page elsewhere and grants the write, INVEPTs, and L2 goes on; L0 runs L2 on EPT02 built from EPT12 and its own map of L1; ${REPORT}`,
     summary(14), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
+  test('nested-vmx-irq', 'long64', `nested VMX and interrupts: L2 halts with interrupts on, L0 handles the HLT, the VMM injects vector 0x20, and because L1 set external-interrupt exiting with acknowledge-on-exit the interrupt becomes a VM exit to L1 carrying the vector; L1 resumes L2; ${REPORT}`,
+    summary(10), { irqs: { vector: 0x20, every: 'hlt', count: 1 }, vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('timer-irq', 'real', 'interrupts from the VMM: KVM_INTERRUPT of vector 0x20 at each HLT exit, counted by an IDT handler that checks RIP and IF',
     { exact: '10 interrupts\nPASS: interrupts counted\nPASS: each arrived right after HLT\nPASS: IF set before, clear in the handler\nSUMMARY: 3 tests, 0 failures\n' },
     { irqs: { vector: 0x20, every: 'hlt', count: 10 } }),
