@@ -68,18 +68,22 @@ const swappable = CATALOG.filter((g) => g.kind === 'test' && g.vendorDependent =
  */
 const INT3_GAP = {
   starts: ['intel', 'amd'],
-  reason: 'an INT3 whose #BP delivery takes a TDP fault is re-injected with the INT3\'s own RIP (Linux re-executes it on SVM, and re-injects it with VM_ENTRY_INSTRUCTION_LEN on VMX), on both modules',
+  reason: 'one migration before the INT3 test, even between two kvm_amd or two kvm_intel hosts, makes its #BP arrive with the INT3\'s own RIP; likely a soft exception whose delivery meets the target\'s empty EPT/NPT is re-injected without its instruction length (Linux re-executes INT3 on SVM, re-injects with VM_ENTRY_INSTRUCTION_LEN on VMX)',
 } as const;
 const KNOWN_GAPS: Readonly<Record<string, { readonly starts: readonly Vendor[]; readonly reason: string }>> = {
   exceptions: INT3_GAP,
   exceptions32: INT3_GAP,
   usermode: {
     starts: ['amd'],
-    reason: 'on kvm_amd, an INT n from CPL3 whose delivery takes a TDP fault reaches a DPL0 gate\'s handler instead of #GP (the soft interrupt comes back as an external one)',
+    reason: 'after migrations between kvm_amd hosts (same vendor too), an INT n from CPL3 through a DPL0 gate reaches the handler instead of #GP: likely kvm_amd re-injects the soft interrupt as an external one when its delivery meets the empty NPT',
   },
 };
 
+/** As in known-gaps.ts: KVMTS_CONFORMANCE_ALL=1 runs the known gaps too. */
+const ALL = process.env['KVMTS_CONFORMANCE_ALL'] !== undefined;
+
 function gapOf(name: string, start: Vendor): string | null {
+  if (ALL) return null;
   const gap = KNOWN_GAPS[name];
   return gap && gap.starts.includes(start) ? gap.reason : null;
 }
