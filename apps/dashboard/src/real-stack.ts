@@ -2,6 +2,7 @@
 import { CATALOG, findGuest, hasImage, loadImage, serialMatches, type CatalogEntry } from '@kvmts/guests';
 import { createHost, KVM_REGS_FIELDS, type KvmRegName } from '@kvmts/vmm';
 import { runCpuLoop } from '@kvmts/x86';
+import { benchNestedCpuid } from '@kvmts/vmx';
 import type { CatalogGuest, CpuLoopResult, Stack } from './stack.js';
 
 /** As vm.loop64 measures it: a 1 M-iteration run to warm the JIT, then the 10 M-iteration run that counts. */
@@ -39,6 +40,7 @@ export const realStack: Stack = {
     if (!entry || !hasImage(name)) return null;
     return { image: loadImage(name), serialOk: (out) => serialMatches(entry.expect.serial, out) };
   },
+  nestedCpuid: async () => (hasImage('nested-vmx-cpuid') ? benchNestedCpuid(loadImage('nested-vmx-cpuid')) : 'the nested-vmx-cpuid guest is not built'),
   cpuLoop: async (bits) => {
     const mode = bits === 64 ? 'long64' : 'real';
     let result: CpuLoopResult | string = '';

@@ -28,6 +28,8 @@ export interface Stack {
   benchImage(name: string): Promise<BenchImage | null>;
   /** The bare-CPU loop (no virtualization) for `cpu.loopNN`, or why it cannot run. */
   cpuLoop(bits: 16 | 32 | 64): Promise<CpuLoopResult | string>;
+  /** ns per L2 CPUID that an L1 hypervisor handles (`nested.cpuid.intel`), or why it cannot run. */
+  nestedCpuid?(): Promise<number | string>;
 }
 
 export interface BenchImage {

@@ -81,13 +81,14 @@ describe('kvmts bench', () => {
     const figures = JSON.parse(io.stdoutText) as { name: string; value: number | null; unit: string; note?: string }[];
     expect(figures.map((f) => f.name).sort()).toEqual([
       'cpu.loop16', 'cpu.loop32', 'cpu.loop64', 'exit.cpuid.amd', 'exit.cpuid.intel', 'exit.pio.amd', 'exit.pio.intel',
-      'mem.sparse4g', 'migrate.downtime', 'migrate.total', 'vm.create', 'vm.loop64.amd', 'vm.loop64.intel',
+      'mem.sparse4g', 'migrate.downtime', 'migrate.total', 'nested.cpuid.intel', 'vm.create', 'vm.loop64.amd', 'vm.loop64.intel',
     ]);
     const byName = new Map(figures.map((f) => [f.name, f]));
     // The fake stack has no demo guest (and no AMD host): the migration figures say so.
     expect(byName.get('migrate.downtime')).toEqual({ name: 'migrate.downtime', value: null, unit: 'µs', note: 'the catalog has no demo guest' });
     expect(byName.get('vm.loop64.amd')).toEqual({ name: 'vm.loop64.amd', value: null, unit: 'instr/s', note: 'kvm_amd is not available yet' });
     expect(byName.get('vm.loop64.intel')).toMatchObject({ value: null, note: 'bench image loop64_1000000 is not built' });
+    expect(byName.get('nested.cpuid.intel')).toEqual({ name: 'nested.cpuid.intel', value: null, unit: 'ns', note: 'this stack has no nested VMX' });
     // The scripted intel host halts at once: vm.create measures that.
     expect(byName.get('vm.create')).toMatchObject({ unit: 'µs', note: expect.stringMatching(/^intel, mean of \d+$/) });
     expect(byName.get('vm.create')!.value).toBeGreaterThan(0);

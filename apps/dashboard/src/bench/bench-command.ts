@@ -46,6 +46,11 @@ export async function collectFigures(stack: Stack, progress?: (f: Figure) => voi
   for (const v of VENDORS) await perVendor(`vm.loop64.${v}`, 'instr/s', v, () => vmLoop64(stack, newHost(v), v));
   for (const v of VENDORS) await perVendor(`exit.cpuid.${v}`, 'ns', v, () => exitCpuid(stack, newHost(v), v));
   for (const v of VENDORS) await perVendor(`exit.pio.${v}`, 'ns', v, () => exitPio(stack, newHost(v), v));
+  // Beside exit.cpuid.intel: one L2 exit reflected to L1, and L1's VMRESUME emulated by L0.
+  await perVendor('nested.cpuid.intel', 'ns', 'intel', async () => {
+    const r = stack.nestedCpuid ? await stack.nestedCpuid() : 'this stack has no nested VMX';
+    return typeof r === 'string' ? unavailable('nested.cpuid.intel', 'ns', r) : { name: 'nested.cpuid.intel', value: round3(r), unit: 'ns' };
+  });
   add(await guarded('vm.create', 'µs', async () => {
     if (!firstVendor) return unavailable('vm.create', 'µs', 'no vendor is available');
     const host = await newHost(firstVendor)();
