@@ -25,13 +25,22 @@ export async function runCommand(cmd: Extract<Command, { cmd: 'run' }>, io: Io, 
   // COM1 output is line-buffered, so a chatty guest does not cost one write per byte.
   let line: number[] = [];
   const flush = () => { if (line.length) { io.stderr.write(Uint8Array.from(line)); line = []; } };
+  const refusals = new Set<string>();
   const result = runImage(host, {
     ...guest.options,
     onSerial: (b) => { line.push(b); if (b === 0x0a || line.length >= 4096) flush(); },
     onRow: (row) => io.stdout.write((cmd.json ? formatRow(row) : describeRow(row)) + '\n'),
-    // A refused swap (a nested VM cannot cross vendors) is said on stderr; the VM runs on where it is.
+    // A refused swap (a nested VM cannot cross vendors) is said on stderr, once per reason; the VM runs on where it is.
     ...(swapHost && cmd.swapEvery !== undefined && {
-      swap: { every: cmd.swapEvery, to: swapHost, onSwap: (r: MigrationReport | string) => { if (typeof r === 'string') { flush(); io.stderr.write(`kvmts: ${r}\n`); } } },
+      swap: {
+        every: cmd.swapEvery, to: swapHost,
+        onSwap: (r: MigrationReport | string) => {
+          if (typeof r !== 'string' || refusals.has(r)) return;
+          refusals.add(r);
+          // Ahead of a COM1 line still being buffered, not in the middle of it.
+          io.stderr.write(`kvmts: ${r}\n`);
+        },
+      },
     }),
   });
   flush();
