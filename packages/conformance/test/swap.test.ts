@@ -3,7 +3,7 @@
  * runs to the same exits, final registers and serial output when its VM is live-migrated to the
  * other vendor after every userspace exit (`kvmts run --swap-every 1`) as when it stays on one
  * host. And a nested VM (an L1 that did VMXON) is refused a cross-vendor move with a clear
- * error, and keeps running to the same result.
+ * error, and keeps running to the same result; between two Intel hosts it moves, L2 and all.
  */
 import { describe, expect, it } from 'vitest';
 import { CATALOG, loadImage, type CatalogEntry } from '@kvmts/guests';
@@ -40,8 +40,11 @@ interface SwapRun extends GuestRun {
  * Runs `g` from `start` to its end. After each userspace exit for which `swapAfter` says so, the
  * VM is migrated to the other vendor; the rows the migration's I/O completion produces stay in order.
  */
-function run(hs: Record<Vendor, HostPort>, start: Vendor, g: CatalogEntry, swapAfter: (m: Machine) => boolean = () => false): SwapRun {
+function run(hs: Record<Vendor, HostPort>, start: Vendor, g: CatalogEntry, swapAfter: (m: Machine) => boolean = () => false, sameVendor?: HostPort): SwapRun {
   const m = machine(hs[start], g);
+  const home = hs[start];
+  // Cross-vendor by default; with `sameVendor`, back and forth between it and the start host.
+  const next = (): HostPort => (sameVendor ? (m.host === home ? sameVendor : home) : m.host === hs.intel ? hs.amd : hs.intel);
   const rows: ExitRow[] = [];
   const refusals: string[] = [];
   const keep = (r: { exit: string }) => { if (r.exit === 'io' || r.exit === 'mmio') rows.push(r as ExitRow); };
@@ -50,7 +53,7 @@ function run(hs: Record<Vendor, HostPort>, start: Vendor, g: CatalogEntry, swapA
       const { row } = m.step();
       if (row) keep(row);
       if (m.final || !swapAfter(m)) continue;
-      const r = m.migrate(m.host === hs.intel ? hs.amd : hs.intel, { onRow: keep });
+      const r = m.migrate(next(), { onRow: keep });
       if (typeof r === 'string') refusals.push(r);
     }
     return { rows, final: m.final, serial: m.serialText, migrations: [...m.migrations], refusals };
@@ -129,5 +132,19 @@ describe.skipIf(!nested)('a nested VM', () => {
     expect(swapped.refusals[0]).toMatch(/running a nested guest \(L2\): its vmx state cannot move to the other vendor/);
     expect(formatDifferences(compareRuns(plain, swapped, { state: true }), ['without swaps', 'with swaps'])).toBe('');
     expect(swapped.final).toEqual(plain.final);
+  });
+
+  it('moves between two Intel hosts after every exit from L2 on, through KVM_GET/SET_NESTED_STATE, to the same result', async () => {
+    const g = nested!;
+    const hs = await hosts();
+    const plain = run(hs, 'intel', g);
+    let inL2 = false;
+    const other = await hosts();
+    const moved = run(await hosts(), 'intel', g, (m) => (inL2 ||= m.vcpu.isGuestMode?.() ?? false), other.intel);
+    expect(moved.refusals).toEqual([]);
+    expect(moved.migrations.length).toBeGreaterThan(100);
+    expect(moved.migrations.every((r) => r.from === 'intel' && r.to === 'intel')).toBe(true);
+    expect(formatDifferences(compareRuns(plain, moved, { state: true }), ['without migrations', 'with migrations'])).toBe('');
+    expect(moved.final).toEqual(plain.final);
   });
 });
