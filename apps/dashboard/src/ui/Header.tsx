@@ -1,5 +1,6 @@
 import { Box, Text } from 'ink';
-import type { DashboardSnapshot, VmSnapshot } from './snapshot.js';
+import type { MigrationReport } from '@kvmts/vmm';
+import type { DashboardSnapshot } from './snapshot.js';
 
 /** What the UI costs: the guests' share of wall time, refreshes per second and Ink's time per frame. */
 export function UiCost({ snapshot }: { snapshot: DashboardSnapshot }) {
@@ -11,12 +12,13 @@ export function UiCost({ snapshot }: { snapshot: DashboardSnapshot }) {
 }
 
 /** The selected VM's last migration (`v`): pre-copy rounds, pages sent, downtime. */
-function MigrationLine({ vm }: { vm: VmSnapshot | undefined }) {
-  const r = vm?.lastMigration;
-  if (!vm || !r) return null;
+function MigrationLine({ count, last: r }: { count: number; last: MigrationReport | null }) {
+  // Plain props only: React's development build logs prop diffs with JSON.stringify, and a
+  // VmSnapshot holds BigInts (the vCPU view's registers).
+  if (!r) return null;
   return (
     <Text>
-      migrated {vm.migrations}× · last {r.from} → {r.to} · pre-copy {r.rounds} rounds · {r.pagesSent} pages sent · downtime {Math.round(r.downtimeUs)} µs
+      migrated {count}× · last {r.from} → {r.to} · pre-copy {r.rounds} rounds · {r.pagesSent} pages sent · downtime {Math.round(r.downtimeUs)} µs
     </Text>
   );
 }
@@ -38,7 +40,7 @@ export function Header({ snapshot }: { snapshot: DashboardSnapshot }) {
           </Text>
         ))}
       </Text>
-      <MigrationLine vm={vms[selected]} />
+      <MigrationLine count={vms[selected]?.migrations ?? 0} last={vms[selected]?.lastMigration ?? null} />
     </Box>
   );
 }
