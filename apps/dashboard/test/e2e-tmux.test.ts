@@ -27,10 +27,10 @@ function tmux(...args: string[]): string {
 const screen = (): string => tmux('capture-pane', '-t', session, '-p');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitForScreen(what: string, pred: (s: string) => boolean, timeoutMs = 30_000): Promise<string> {
+async function waitForScreen(what: string, pred: (s: string) => boolean, timeoutMs = 30_000, read = screen): Promise<string> {
   const t0 = Date.now();
   for (;;) {
-    const s = screen();
+    const s = read();
     if (pred(s)) return s;
     if (Date.now() - t0 > timeoutMs) throw new Error(`screen never showed ${what}:\n${s}`);
     await sleep(200);
@@ -79,5 +79,33 @@ describe.skipIf(!hasTmux)('kvmts in a terminal', () => {
     const t0 = Date.now();
     while (!existsSync(exitFile) && Date.now() - t0 < 30_000) await sleep(100);
     expect(readFileSync(exitFile, 'utf8').trim()).toBe('0');
+  }, 120_000);
+});
+
+describe.skipIf(!hasTmux)('kvmts in a terminal, v', () => {
+  const vSession = `${session}-v`;
+  const vExitFile = join(mkdtempSync(join(tmpdir(), 'kvmts-e2e-')), 'status');
+  const vScreen = (): string => tmux('capture-pane', '-t', vSession, '-p');
+  afterAll(() => { spawnSync('tmux', ['kill-session', '-t', vSession]); });
+
+  const waitFor = (what: string, pred: (s: string) => boolean) => waitForScreen(what, pred, 60_000, vScreen);
+
+  it('live-migrates the Intel VM to AMD and back: the header shows the new vendor and the migration', async () => {
+    const cmd = `cd ${APP_DIR} && ${TSX} --conditions=@kvmts/source src/cli.ts --vendor intel; echo $? > ${vExitFile}`;
+    tmux('new-session', '-d', '-s', vSession, '-x', '120', '-y', '40', cmd);
+    await waitFor('exit counters', (s) => exitsTotal(s) > 0);
+    tmux('send-keys', '-t', vSession, 'v');
+    const moved = await waitFor('the migration to AMD', (s) => s.includes('migrated 1×'));
+    expect(moved).toMatch(/^kvmts amd · .* · module kvm_amd/m);
+    expect(moved).toMatch(/0 demo \[amd\] (running|halted)/);
+    expect(moved).toMatch(/migrated 1× · last intel → amd · pre-copy \d+ rounds · \d+ pages sent · downtime \d+ µs/);
+    tmux('send-keys', '-t', vSession, 'v');
+    const back = await waitFor('the migration back to Intel', (s) => s.includes('migrated 2×'));
+    expect(back).toMatch(/^kvmts intel · .* · module kvm_intel/m);
+    expect(back).toContain('last amd → intel');
+    tmux('send-keys', '-t', vSession, QUIT);
+    const t0 = Date.now();
+    while (!existsSync(vExitFile) && Date.now() - t0 < 30_000) await sleep(100);
+    expect(readFileSync(vExitFile, 'utf8').trim()).toBe('0');
   }, 120_000);
 });
