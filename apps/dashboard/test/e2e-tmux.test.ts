@@ -14,6 +14,8 @@ const QUIT = 'q';
 
 const APP_DIR = resolve(import.meta.dirname, '..');
 const TSX = resolve(APP_DIR, '../../node_modules/.bin/tsx');
+// A person's terminal has no CI variable; with one, Ink renders only the last frame (is-in-ci).
+const AS_A_PERSON = 'env -u CI';
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 if (!hasTmux) console.log('e2e-tmux: skipped, tmux is not installed');
 
@@ -52,7 +54,7 @@ describe.skipIf(!hasTmux)('kvmts in a terminal', () => {
   afterAll(() => { spawnSync('tmux', ['kill-session', '-t', session]); });
 
   it('counts exits live, pauses with p, stops at the next exit with n, and quits with q', async () => {
-    const cmd = `cd ${APP_DIR} && ${TSX} --conditions=@kvmts/source src/cli.ts; echo $? > ${exitFile}`;
+    const cmd = `cd ${APP_DIR} && ${AS_A_PERSON} ${TSX} --conditions=@kvmts/source src/cli.ts; echo $? > ${exitFile}`;
     tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '40', cmd);
 
     const first = exitsTotal(await waitForScreen('exit counters', (s) => exitsTotal(s) > 0, 60_000));
@@ -91,7 +93,7 @@ describe.skipIf(!hasTmux)('kvmts in a terminal, v', () => {
   const waitFor = (what: string, pred: (s: string) => boolean) => waitForScreen(what, pred, 60_000, vScreen);
 
   it('live-migrates the Intel VM to AMD and back: the header shows the new vendor and the migration', async () => {
-    const cmd = `cd ${APP_DIR} && ${TSX} --conditions=@kvmts/source src/cli.ts --vendor intel; echo $? > ${vExitFile}`;
+    const cmd = `cd ${APP_DIR} && ${AS_A_PERSON} ${TSX} --conditions=@kvmts/source src/cli.ts --vendor intel; echo $? > ${vExitFile}`;
     tmux('new-session', '-d', '-s', vSession, '-x', '120', '-y', '40', cmd);
     await waitFor('exit counters', (s) => exitsTotal(s) > 0);
     tmux('send-keys', '-t', vSession, 'v');
