@@ -13,11 +13,6 @@ interface KnownGap {
 }
 
 const KNOWN_GAPS: readonly KnownGap[] = [
-  {
-    vendor: 'both',
-    guest: 'mmio',
-    reason: 'an 8-byte MMIO access exits as two 4-byte ones; Linux gives one exit of len 8 (emulator_read_write: mmio.len = min(8, frag len)), and so does the machine\'s /dev/kvm',
-  },
 ];
 
 const ALL = process.env['KVMTS_CONFORMANCE_ALL'] !== undefined;

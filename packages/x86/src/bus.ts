@@ -87,6 +87,20 @@ export class Bus {
     else this.ram.write32(addr, value);
   }
 
+  /**
+   * An aligned-or-not 8-byte access within one page that is not DRAM, as one access: a device
+   * (and KVM, which reports it as one KVM_EXIT_MMIO of len 8) sees a single quadword. Returns
+   * [bits 31:0, bits 63:32]. This bus splits it for its 4-byte handlers.
+   */
+  readPhys64(addr: number): [number, number] {
+    return [this.readPhys(addr, 4), this.readPhys(addr + 4, 4)];
+  }
+
+  writePhys64(addr: number, lo: number, hi: number): void {
+    this.writePhys(addr, 4, lo);
+    this.writePhys(addr + 4, 4, hi);
+  }
+
   in(port: number, size: 1 | 2 | 4): number {
     const h = this.ports.get(port);
     return h ? h.in(port, size) : this.fallback.pioIn(port, size);

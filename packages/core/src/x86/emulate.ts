@@ -93,6 +93,23 @@ class GuestPhysBus extends Bus {
     this.userWrite('mmio', addr, size, value);
   }
 
+  override readPhys64(addr: number): [number, number] {
+    const hpa = this.ramHpa(addr, false);
+    if (hpa >= 0) return [this.ram.read32(hpa), this.ram.read32(hpa + 4)];
+    const b = this.userReadBytes('mmio', addr, 8);
+    const word = (i: number) => (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
+    return [word(0), word(4)];
+  }
+
+  override writePhys64(addr: number, lo: number, hi: number): void {
+    const hpa = this.ramHpa(addr, true);
+    if (hpa >= 0) { this.ram.write32(hpa, lo); this.ram.write32(hpa + 4, hi); return; }
+    const data = new Uint8Array(8);
+    new DataView(data.buffer).setUint32(0, lo >>> 0, true);
+    new DataView(data.buffer).setUint32(4, hi >>> 0, true);
+    this.userWriteBytes('mmio', addr, data);
+  }
+
   override in(port: number, size: 1 | 2 | 4): number {
     return this.userRead('pio', port, size);
   }
@@ -102,28 +119,38 @@ class GuestPhysBus extends Bus {
   }
 
   private userRead(kind: 'pio' | 'mmio', addr: number, size: number): number {
-    const log = this.v.userAccesses;
-    const e = log[this.cursor];
+    const b = this.userReadBytes(kind, addr, size);
+    let val = 0;
+    for (let i = size - 1; i >= 0; i--) val = (val * 256 + b[i]!) >>> 0;
+    return size === 4 ? val | 0 : val;
+  }
+
+  /** The bytes userspace answered for this read, or an exit to ask for them. */
+  private userReadBytes(kind: 'pio' | 'mmio', addr: number, size: number): Uint8Array {
+    const e = this.v.userAccesses[this.cursor];
     if (e && e.kind === kind && !e.isWrite && e.addr === addr && e.size === size) {
-      let val = 0;
-      for (let i = size - 1; i >= 0; i--) val = (val * 256 + e.data[this.consumed + i]!) >>> 0;
+      const b = e.data.subarray(this.consumed, this.consumed + size);
       this.consumed += size;
       if (this.consumed >= e.data.length) { this.cursor++; this.consumed = 0; }
-      return size === 4 ? val | 0 : val;
+      return b;
     }
     const count = kind === 'pio' ? this.insCount : 1;
     this.abort({ kind, isWrite: false, addr, size, data: new Uint8Array(size * count) }, count);
   }
 
   private userWrite(kind: 'pio' | 'mmio', addr: number, size: number, value: number): void {
+    const data = new Uint8Array(size);
+    for (let i = 0; i < size; i++) data[i] = (value >>> (8 * i)) & 0xff;
+    this.userWriteBytes(kind, addr, data);
+  }
+
+  private userWriteBytes(kind: 'pio' | 'mmio', addr: number, data: Uint8Array): void {
     const e = this.v.userAccesses[this.cursor];
-    if (e && e.kind === kind && e.isWrite && e.addr === addr && e.size === size) {
+    if (e && e.kind === kind && e.isWrite && e.addr === addr && e.size === data.length) {
       this.cursor++;
       return;
     }
-    const data = new Uint8Array(size);
-    for (let i = 0; i < size; i++) data[i] = (value >>> (8 * i)) & 0xff;
-    this.abort({ kind, isWrite: true, addr, size, data }, 1);
+    this.abort({ kind, isWrite: true, addr, size: data.length, data }, 1);
   }
 
   private abort(access: UserAccess, count: number): never {

@@ -722,6 +722,16 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
 
   /** 64-bit read: returns the low half (unsigned), leaves the high half (signed int32) in `hi`. */
   read64(la: number): number {
+    const o = la & 0xfff;
+    if (o <= 0xff8 && this.tlb.tag[this.rdSet + ((la >>> 12) & TLB_MASK)] !== la - o && !this.watchData) {
+      // Not a cached RAM page: a device sees one 8-byte access, not two 4-byte ones.
+      const hpa = this.xlate(la, this.rdSet, ACCESS.READ);
+      if (this.bus.resolveRam(hpa) < 0) {
+        const v = this.bus.readPhys64(hpa);
+        this.hi = v[1] | 0;
+        return v[0] >>> 0;
+      }
+    }
     const lo = this.read32(la);
     this.hi = this.read32(la + 4) | 0;
     return lo;
@@ -777,7 +787,12 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   }
 
   write64(la: number, lo: number, hi: number): void {
-    if ((la & 0xfff) > 0xff8) { // both pages must be writable before either half is stored
+    const o = la & 0xfff;
+    if (o <= 0xff8 && this.tlb.tag[this.wrSet + ((la >>> 12) & TLB_MASK)] !== la - o && !this.watchData) {
+      const hpa = this.xlate(la, this.wrSet, ACCESS.WRITE);
+      if (this.bus.resolveRam(hpa) < 0) { this.bus.writePhys64(hpa, lo, hi); return; }
+    }
+    if (o > 0xff8) { // both pages must be writable before either half is stored
       this.xlate(la, this.wrSet, ACCESS.WRITE);
       this.xlate(la - (la & 0xfff) + 4096, this.wrSet, ACCESS.WRITE); // CR2 is the first byte on the second page
     }

@@ -47,11 +47,8 @@ function baseDispLinear(cpu: Cpu, i: Insn): number {
 
 // MOV between a register and [base + disp] in 64-bit mode: the common load and store of compiled code.
 function movLoad64(cpu: Cpu, i: Insn): void {
-  const la = baseDispLinear(cpu, i);
-  const lo = cpu.read32(la);
-  const hi = cpu.read32(la + 4);
-  cpu.gpr[i.reg] = lo;
-  cpu.gprHi[i.reg] = hi;
+  cpu.gpr[i.reg] = cpu.read64(baseDispLinear(cpu, i));
+  cpu.gprHi[i.reg] = cpu.hi;
 }
 
 function movStore64(cpu: Cpu, i: Insn): void {
