@@ -41,7 +41,7 @@ describe('nested-vmx-basic: an L1 hypervisor runs a 64-bit L2', () => {
     const r = runGuest(vm, 100000, () => { inL2 = vcpu.arch.guestMode; return inL2; });
     expect(r.exit).toBe('stopped');
     const ins = vmxX86Ops.inspect(vcpu);
-    expect(ins.structures.map((s) => s.name)).toEqual(['vmcs01', 'vmcs02', 'vmcs12']);
+    expect(ins.structures.map((s) => s.name)).toEqual(['vmcs01', 'vmcs02', 'vmcs12', 'shadow vmcs']);
     const field = (s: number, name: string) => ins.structures[s]!.groups.flatMap((g) => g.fields).find((f) => f.name === name)!;
     // vmcs02 runs L2 at L1's l2_main; vmcs01 still holds L1 at its VMRESUME.
     expect(field(1, 'GUEST_RIP').value).not.toBe(field(0, 'GUEST_RIP').value);
@@ -52,6 +52,9 @@ describe('nested-vmx-basic: an L1 hypervisor runs a 64-bit L2', () => {
     expect(Number(field(1, 'CPU_BASED_VM_EXEC_CONTROL').value) & (3 << 24)).toBe(1 << 24);
     // vmcs12 holds what L1 wrote: its HLT, I/O-bitmap and MSR-bitmap exiting.
     expect(Number(field(2, 'CPU_BASED_VM_EXEC_CONTROL').value) & ((1 << 7) | (1 << 25) | (1 << 28))).toBe((1 << 7) | (1 << 25) | (1 << 28));
+    // The shadow VMCS holds vmcs12's shadowed fields while L2 runs (copy_vmcs12_to_shadow).
+    expect(field(3, 'GUEST_RIP').value).toBe(field(2, 'GUEST_RIP').value);
+    expect(field(3, 'VM_EXIT_REASON').value).toBe(field(2, 'VM_EXIT_REASON').value);
     expect(ins.counters['nested_guest_mode']).toBe(1);
     expect(ins.counters['l2_exits_reflected_to_l1']).toBe(3);
     expect(ins.counters['prepare_vmcs02_fields_changed']).toBeGreaterThan(0);

@@ -23,16 +23,19 @@ const GROUP_NAMES = [
 
 /** Reads a VMCS that is not the vCPU's current one by making it current for a moment. */
 function readOther(vmx: VcpuVmx, l: LoadedVmcs, groupsOf: (s: VmxSilicon) => Groups): Groups {
-  const s = vmcsSilicon(vmx);
-  const cpu = vmx.loadedVmcs.cpu;
   // Only a VMCS active on the pCPU where the current one is can be made current here.
-  if (l.cpu < 0 || l.cpu !== cpu) return [];
-  const pcpu = vmx.module.host.pcpus[cpu]!;
+  if (l.cpu < 0 || l.cpu !== vmx.loadedVmcs.cpu) return [];
+  return readAt(vmx, l.vmcs, groupsOf);
+}
+
+/** VMPTRLD `hpa`, read it, and make the vCPU's VMCS current again. */
+function readAt(vmx: VcpuVmx, hpa: number, groupsOf: (s: VmxSilicon) => Groups): Groups {
+  const s = vmcsSilicon(vmx);
   const cur = vmx.loadedVmcs.vmcs;
-  s.vmptrld(l.vmcs);
+  s.vmptrld(hpa);
   const g = groupsOf(s);
   s.vmptrld(cur);
-  vmxCpuData(pcpu).currentVmcs = cur;
+  vmxCpuData(vmx.module.host.pcpus[vmx.loadedVmcs.cpu]!).currentVmcs = cur;
   return g;
 }
 
@@ -63,6 +66,8 @@ export function nestedInspect(vmx: VcpuVmx, groupsOf: (s: VmxSilicon) => Groups)
       })),
     });
   }
+  // The shadow VMCS linked from vmcs01: what L1's unexiting VMREAD/VMWRITE see.
+  if (n.shadowVmcs >= 0) structures.push({ name: 'shadow vmcs', hpa: n.shadowVmcs, groups: readAt(vmx, n.shadowVmcs, groupsOf) });
   const st = n.stats;
   return {
     structures,
