@@ -8,41 +8,12 @@
 import { describe, it, expect } from 'vitest';
 import { CATALOG, hasImage, loadImage, type CatalogEntry } from '@kvmts/guests';
 import { KVM, KVM_EXIT, KVM_INTERRUPT_STRUCT, encodeStruct, type StructValue } from '@kvmts/core';
-import { makeVm, type TestVm } from './vm.js';
+import { makeVm } from './vm.js';
+import { setupLong64 } from './nested-harness.js';
 
 const COM1 = 0x3f8;
 const DEBUG_EXIT = 0xf4;
 
-/** DESIGN.md's long64 set-up: 1 GiB identity map in 2 MiB pages, a flat GDT, paging on. */
-function setupLong64(vm: TestVm, mem: number): void {
-  const pml4 = mem - 0x3000;
-  const pdpt = mem - 0x2000;
-  const pd = mem - 0x1000;
-  const gdt = mem - 0x4000;
-  const w64 = (gpa: number, v: bigint) => {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, v, true);
-    vm.write(gpa, b);
-  };
-  w64(pml4, BigInt(pdpt | 3));
-  w64(pdpt, BigInt(pd | 3));
-  for (let i = 0; i < 512; i++) w64(pd + i * 8, BigInt(i) * 0x200000n | 0x83n);
-  w64(gdt + 8, 0x00af9b000000ffffn);
-  w64(gdt + 16, 0x00cf93000000ffffn);
-  vm.setSregs((s) => {
-    const seg = (sel: number, code: boolean): StructValue => ({
-      base: 0n, limit: 0xffffffff, selector: sel, type: code ? 11 : 3, present: 1, dpl: 0, db: code ? 0 : 1, s: 1,
-      l: code ? 1 : 0, g: 1, avl: 0, unusable: 0, padding: 0,
-    });
-    s['cs'] = seg(8, true);
-    for (const k of ['ds', 'es', 'fs', 'gs', 'ss']) s[k] = seg(0x10, false);
-    s['gdt'] = { base: BigInt(gdt), limit: 23, padding: [0, 0, 0] };
-    s['cr0'] = 0x80000033n;
-    s['cr3'] = BigInt(pml4);
-    s['cr4'] = 0x20n;
-    s['efer'] = 0x500n;
-  });
-}
 
 interface Outcome { exit: string; code?: number; serial: string; exits: number }
 
