@@ -2,7 +2,7 @@
  * VM exits (SDM vol. 3C chapter 28): record the exit information, save guest state into the
  * VMCS, store the VM-exit MSR-store list, load host state and the VM-exit MSR-load list.
  */
-import { STOP, SEG, RFLAGS, EFER, CR4, INTR_INFO, type VirtCpu } from '@kvmts/x86';
+import { STOP, SEG, RFLAGS, EFER, CR4, INTR_INFO, EVENT_TYPE, type VirtCpu } from '@kvmts/x86';
 import type { VmxCpu } from './silicon.js';
 import { FIELD as F } from './fields.js';
 import { VM_EXIT, PIN_BASED } from './caps.js';
@@ -256,12 +256,16 @@ export function recordVmExit(s: VmxSilicon, info: ExitInfo): void {
   if (!Number.isNaN(info.linear)) v.exitWriteNum(F.GUEST_LINEAR_ADDRESS, info.linear);
   if (!Number.isNaN(info.gpa)) v.exitWriteNum(F.GUEST_PHYSICAL_ADDRESS, info.gpa);
   if (info.insnInfo >= 0) v.exitWrite32(F.VMX_INSTRUCTION_INFO, info.insnInfo);
-  v.exitWrite32(F.VM_EXIT_INSTRUCTION_LEN, info.insnLen);
   // IDT-vectoring information (SDM 28.2.4): the event whose delivery this exit interrupted.
   const vect = cpu.vectoringInfo;
   // An exit while an interrupt, NMI or exception is being delivered (or the VM-entry event):
   // RIP has not moved yet and is where that event would return to, not the instruction's start.
   const vectType = (vect >> 8) & 7;
+  // An exit during delivery of INT n, INT1, INT3 or INTO reports that instruction's length
+  // (SDM 28.2.5), so the VMM can re-inject the event with it (vmx_complete_interrupts).
+  const softVect = (vect & INTR_INFO.VALID) !== 0 && vectType >= EVENT_TYPE.SOFT_INTR;
+  const insnLen = !softVect ? info.insnLen : s.inInjection ? v.read32(F.VM_ENTRY_INSTRUCTION_LEN) : cpu.insnLength;
+  v.exitWrite32(F.VM_EXIT_INSTRUCTION_LEN, insnLen);
   const inHwDelivery = s.inInjection || ((vect & INTR_INFO.VALID) !== 0 && vectType <= 3);
   v.exitWrite32(F.IDT_VECTORING_INFO_FIELD, vect & INTR_INFO.VALID ? vect : 0);
   v.exitWrite32(F.IDT_VECTORING_ERROR_CODE, vect & INTR_INFO.VALID ? cpu.vectoringErrorCode : 0);
