@@ -3,7 +3,7 @@
  * keeps the VM, so nested tests can look at the kernel's vCPU afterwards.
  */
 import { loadImage, findGuest } from '@kvmts/guests';
-import { KVM, KVM_EXIT, KVM_INTERRUPT_STRUCT, encodeStruct, type KvmVcpu, type StructValue } from '@kvmts/core';
+import { KVM, KVM_EXIT, KVM_INTERRUPT_STRUCT, VcpuFd, encodeStruct, setupLong64 as setupLongMode, type KvmVcpu } from '@kvmts/core';
 import { makeVm, type TestVm } from './vm.js';
 
 const COM1 = 0x3f8;
@@ -13,32 +13,10 @@ export function kernelVcpu(vm: TestVm): KvmVcpu {
   return (vm.proc.file(vm.vcpuFd) as unknown as { vcpu: KvmVcpu }).vcpu;
 }
 
-/** DESIGN.md's long64 set-up: 1 GiB identity map in 2 MiB pages, a flat GDT at mem − 0x4000. */
+/** DESIGN.md's long64 set-up (the core's one copy), through the vCPU fd as a VMM does it. */
 export function setupLong64(vm: TestVm, mem: number): void {
-  const w64 = (gpa: number, v: bigint): void => {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, v, true);
-    vm.write(gpa, b);
-  };
-  const [pml4, pdpt, pd, gdt] = [mem - 0x3000, mem - 0x2000, mem - 0x1000, mem - 0x4000];
-  w64(pml4, BigInt(pdpt | 3));
-  w64(pdpt, BigInt(pd | 3));
-  for (let i = 0; i < 512; i++) w64(pd + i * 8, BigInt(i) * 0x200000n | 0x83n);
-  w64(gdt + 8, 0x00af9b000000ffffn);
-  w64(gdt + 16, 0x00cf93000000ffffn);
-  vm.setSregs((s) => {
-    const seg = (sel: number, code: boolean): StructValue => ({
-      base: 0n, limit: 0xffffffff, selector: sel, type: code ? 11 : 3, present: 1, dpl: 0, db: code ? 0 : 1, s: 1,
-      l: code ? 1 : 0, g: 1, avl: 0, unusable: 0, padding: 0,
-    });
-    s['cs'] = seg(8, true);
-    for (const k of ['ds', 'es', 'fs', 'gs', 'ss']) s[k] = seg(0x10, false);
-    s['gdt'] = { base: BigInt(gdt), limit: 23, padding: [0, 0, 0] };
-    s['cr0'] = 0x80000033n;
-    s['cr3'] = BigInt(pml4);
-    s['cr4'] = 0x20n;
-    s['efer'] = 0x500n;
-  });
+  const vcpu = new VcpuFd(vm.proc, vm.vcpuFd, vm.pages);
+  vcpu.setSregs(setupLongMode(mem, vm.write, vcpu.getSregs()));
 }
 
 export interface GuestRun { vm: TestVm; exit: string; code: number; serial: string; userspaceExits: number }
