@@ -4,8 +4,8 @@
  * recorded as a trace row. Test tooling only: the real VMM is @kvmts/vmm.
  */
 import type { CatalogEntry } from '@kvmts/guests';
-import { KVM, KVM_EXIT, KVM_INTERRUPT_STRUCT, encodeStruct, type StructValue } from '@kvmts/core';
-import { createVm, getRegs, getSregs, kvmRun, load, realMode, setRegs, setSregs, type TestVm, type Vendor } from './vm.js';
+import { KVM, KVM_EXIT, KVM_INTERRUPT_STRUCT, VcpuFd, encodeStruct, setupLong64, type StructValue } from '@kvmts/core';
+import { createVm, getRegs, getSregs, kvmRun, load, realMode, setRegs, type TestVm, type Vendor } from './vm.js';
 
 export interface GuestRun {
   serial: string;
@@ -16,23 +16,10 @@ export interface GuestRun {
 
 const hex = (b: Uint8Array): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
 
+/** DESIGN.md's long64 set-up (the core's one copy), through the vCPU fd as a VMM does it. */
 function long64(vm: TestVm, mem: number, entry: number): void {
-  const gdt = mem - 0x4000, pml4 = mem - 0x3000, pdpt = mem - 0x2000, pd = mem - 0x1000;
-  const q = (v: bigint[]): Uint8Array => { const b = new Uint8Array(v.length * 8); const d = new DataView(b.buffer); v.forEach((x, i) => d.setBigUint64(i * 8, x, true)); return b; };
-  load(vm, gdt, q([0n, 0x00af9b000000ffffn, 0x00cf93000000ffffn]));
-  load(vm, pml4, q([BigInt(pdpt | 3)]));
-  load(vm, pdpt, q([BigInt(pd | 3)]));
-  load(vm, pd, q(Array.from({ length: 512 }, (_, i) => BigInt(i * 0x200000 + 0x83))));
-  setSregs(vm, (s) => {
-    const seg = (selector: number, code: boolean): StructValue => ({
-      base: 0n, limit: 0xffffffff, selector, type: code ? 0xb : 0x3, present: 1, dpl: 0, db: code ? 0 : 1, s: 1,
-      l: code ? 1 : 0, g: 1, avl: 0, unusable: 0, padding: 0,
-    });
-    s['cs'] = seg(0x08, true);
-    for (const n of ['ds', 'es', 'fs', 'gs', 'ss']) s[n] = seg(0x10, false);
-    s['gdt'] = { base: BigInt(gdt), limit: 0x17, padding: [0, 0, 0] };
-    s['cr0'] = 0x80000033n; s['cr4'] = 0x20n; s['efer'] = 0x500n; s['cr3'] = BigInt(pml4);
-  });
+  const vcpu = new VcpuFd(vm.proc, vm.vcpuFd, vm.runBytes);
+  vcpu.setSregs(setupLong64(mem, (gpa, bytes) => load(vm, gpa, bytes), vcpu.getSregs()));
   setRegs(vm, { rip: BigInt(entry), rflags: 2n });
 }
 
