@@ -5,7 +5,7 @@
  */
 import {
   Host, KVM, KVM_EXIT, KvmRun, MAP, PROT, decodeStruct, encodeStruct, KVM_REGS_STRUCT, KVM_SREGS_STRUCT,
-  KVM_USERSPACE_MEMORY_REGION_STRUCT, type StructValue,
+  KVM_USERSPACE_MEMORY_REGION_STRUCT, VcpuFd, setupLong64, type StructValue,
 } from '@kvmts/core';
 import { intelCpuModel } from '../hw/model.js';
 import { vmxInitOps } from '../kvm/ops.js';
@@ -30,30 +30,6 @@ interface BenchVm {
   icount(): number;
 }
 
-/** DESIGN.md's long64 set-up: identity map of 1 GiB in 2 MiB pages, flat 64-bit code and data. */
-function long64Sregs(sregs: StructValue, write: (gpa: number, v: bigint) => void): void {
-  const pml4 = MEM - 0x3000;
-  const pdpt = MEM - 0x2000;
-  const pd = MEM - 0x1000;
-  const gdt = MEM - 0x4000;
-  write(pml4, BigInt(pdpt | 3));
-  write(pdpt, BigInt(pd | 3));
-  for (let i = 0; i < 512; i++) write(pd + i * 8, (BigInt(i) << 21n) | 0x83n);
-  write(gdt + 8, 0x00af9b000000ffffn);
-  write(gdt + 16, 0x00cf93000000ffffn);
-  const seg = (selector: number, code: boolean): StructValue => ({
-    base: 0n, limit: 0xffffffff, selector, type: code ? 11 : 3, present: 1, dpl: 0, db: code ? 0 : 1, s: 1, l: code ? 1 : 0, g: 1,
-    avl: 0, unusable: 0, padding: 0,
-  });
-  sregs['cs'] = seg(8, true);
-  for (const k of ['ds', 'es', 'fs', 'gs', 'ss']) sregs[k] = seg(0x10, false);
-  sregs['gdt'] = { base: BigInt(gdt), limit: 23, padding: [0, 0, 0] };
-  sregs['cr0'] = 0x80000033n;
-  sregs['cr3'] = BigInt(pml4);
-  sregs['cr4'] = 0x20n;
-  sregs['efer'] = 0x500n;
-}
-
 function realModeVm(code: number[] | Uint8Array, long64 = false): BenchVm {
   const host = new Host({ model: intelCpuModel(), pcpus: 1, memBytes: 64 << 20 });
   if (host.modprobe(vmxInitOps) !== 0) throw new Error('modprobe kvm_intel failed');
@@ -65,25 +41,23 @@ function realModeVm(code: number[] | Uint8Array, long64 = false): BenchVm {
     slot: 0, flags: 0, guest_phys_addr: 0n, memory_size: BigInt(MEM), userspace_addr: BigInt(hva),
   }));
   proc.writeUser(hva + LOAD, Uint8Array.from(code));
-  const write64 = (gpa: number, v: bigint) => {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, v, true);
-    proc.writeUser(hva + gpa, b);
-  };
   const vcpu = proc.ioctl(vm, KVM.KVM_CREATE_VCPU, 0);
   const size = proc.ioctl(kvm, KVM.KVM_GET_VCPU_MMAP_SIZE);
-  const run = new KvmRun(proc.mappedBytes(proc.mmap(size, PROT.READ | PROT.WRITE, MAP.SHARED, vcpu, 0), size)!);
-  const sb = new Uint8Array(KVM_SREGS_STRUCT.size);
-  proc.ioctl(vcpu, KVM.KVM_GET_SREGS, sb);
-  const sregs = decodeStruct(KVM_SREGS_STRUCT, sb);
+  const pages = proc.mappedBytes(proc.mmap(size, PROT.READ | PROT.WRITE, MAP.SHARED, vcpu, 0), size)!;
+  const run = new KvmRun(pages);
   if (long64) {
-    long64Sregs(sregs, write64);
+    // DESIGN.md's long64 set-up: identity map of 1 GiB in 2 MiB pages, flat 64-bit code and data.
+    const fd = new VcpuFd(proc, vcpu, pages);
+    fd.setSregs(setupLong64(MEM, (gpa, bytes) => { proc.writeUser(hva + gpa, bytes); }, fd.getSregs()));
   } else {
+    const sb = new Uint8Array(KVM_SREGS_STRUCT.size);
+    proc.ioctl(vcpu, KVM.KVM_GET_SREGS, sb);
+    const sregs = decodeStruct(KVM_SREGS_STRUCT, sb);
     const cs = sregs['cs'] as StructValue;
     cs['base'] = 0n;
     cs['selector'] = 0;
+    proc.ioctl(vcpu, KVM.KVM_SET_SREGS, encodeStruct(KVM_SREGS_STRUCT, sregs));
   }
-  proc.ioctl(vcpu, KVM.KVM_SET_SREGS, encodeStruct(KVM_SREGS_STRUCT, sregs));
   proc.ioctl(vcpu, KVM.KVM_SET_REGS, encodeStruct(KVM_REGS_STRUCT, { rip: BigInt(LOAD), rflags: 2n }));
   const cpu = host.pcpus[0]!.cpu;
   return { run: () => proc.ioctl(vcpu, KVM.KVM_RUN), kvmRun: run, icount: () => cpu.icount };
