@@ -61,7 +61,7 @@ export function fakeGuestExt(gpaOffset = 0) {
   const ext: VirtExtension = {
     guest: true,
     execute: () => {},
-    intercept: (kind, a, b) => { log.push({ kind, a, b }); },
+    intercept: (kind, a, b) => { log.push({ kind, a, b }); return false; },
     event: (info, code) => { events.push([info, code]); },
     crRead: (_cr, v) => v,
     crWrite: (_cr, v) => v,

@@ -23,7 +23,7 @@ function fakeGuestModel(seen: Seen[], exitOn: string | null): CpuModel {
       return {
         guest: true,
         execute: (op) => note(`execute:${op}`),
-        intercept: (kind, a, b) => note(`intercept:${kind}`, a, b),
+        intercept: (kind, a, b) => { note(`intercept:${kind}`, a, b); return false; },
         event: () => {},
         crRead: (_cr, v) => v,
         crWrite: (_cr, v) => v,
@@ -69,6 +69,43 @@ describe.skipIf(!hasAssembler)('the virtualization-extension seam', () => {
     expect(cpu.run(100)).toBe(STOP.VMEXIT);
     expect(cpu.icount).toBe(1);
     expect(cpu.insnStart).toBe(0x1001);
+  });
+
+  it('an intercept that ends the instruction with endInsn stops run() before it retires, also in a fused block', () => {
+    // dec si ; cpuid | jnz back | hlt: the CPUID block runs fused after 8 passes; the 20th CPUID exits.
+    const mem = new PhysMemory(0x200000);
+    mem.writeBytes(0x1000, assemble('mov si, 30\n1: dec si\ncpuid\njnz 1b\nhlt', 16));
+    let calls = 0;
+    const model: CpuModel = {
+      ...genericModel,
+      createExtension(cpu: VirtCpu): VirtExtension {
+        return {
+          guest: true, execute: () => {}, event: () => {}, crRead: (_r, v) => v, crWrite: (_r, v) => v, translate: (gpa) => gpa,
+          intercept: (kind) => {
+            if (kind !== INTERCEPT.CPUID || ++calls < 20) return false;
+            cpu.endInsn(STOP.VMEXIT);
+            return true;
+          },
+          checkEvents: () => {}, rdmsr: () => undefined, wrmsr: () => false, tscOffset: () => 0n,
+        };
+      },
+    };
+    const cpu = new Cpu({ bus: new Bus(mem), model });
+    cpu.seg[SEG.CS] = makeSegment(0, 0, 0xffff, 0x9b);
+    cpu.rip = 0x1000;
+    cpu.stateChanged();
+    cpu.gpr[0] = 0x1234; // CPUID leaf 0x1234: an instruction that retired would change EAX
+    expect(cpu.run(1000)).toBe(STOP.VMEXIT);
+    // mov + 19 * (dec, cpuid, jnz) + the 20th dec; the 20th CPUID did not retire.
+    expect(cpu.icount).toBe(1 + 19 * 3 + 1);
+    expect(cpu.insnStart).toBe(0x1004); // mov si, imm16 (3 bytes), dec si (1)
+    expect(cpu.gpr[6]! & 0xffff).toBe(10);
+    // The run after the exit starts clean: nothing pending, and the CPU runs on.
+    cpu.gpr[0] = 0;
+    calls = -1000;
+    cpu.rip = 0x1004;
+    expect(cpu.run(1000)).toBe(STOP.HLT);
+    expect(cpu.gpr[6]! & 0xffff).toBe(0);
   });
 
   it('without silicon, VMX and SVM opcodes raise #UD', () => {
@@ -123,7 +160,7 @@ describe.skipIf(!hasAssembler)('a VM exit from the second translation stage', ()
       createExtension(cpu: VirtCpu): VirtExtension {
         const c = cpu as Cpu;
         return {
-          guest: true, execute: () => {}, intercept: () => {}, event: () => {}, crRead: (_r, v) => v, crWrite: (_r, v) => v,
+          guest: true, execute: () => {}, intercept: () => false, event: () => {}, crRead: (_r, v) => v, crWrite: (_r, v) => v,
           translate: (gpa) => {
             if (gpa >= 0x100000 && ++misses === 30) { seenStart = c.insnStart; c.stop(STOP.VMEXIT); }
             return gpa;

@@ -244,6 +244,17 @@ export function vmExit(s: VmxSilicon, info: ExitInfo): never {
   return s.cpu.stop(STOP.VMEXIT);
 }
 
+/**
+ * The same VM exit for an intercepted instruction, ended without a throw (cpu.endInsn): its
+ * handler returns, and Cpu.run returns STOP.VMEXIT at the instruction boundary. Returns true,
+ * the VirtExtension.intercept verdict.
+ */
+export function vmExitInsn(s: VmxSilicon, info: ExitInfo): true {
+  recordVmExit(s, info);
+  s.cpu.endInsn(STOP.VMEXIT);
+  return true;
+}
+
 /** The VM exit proper: exit information, guest-state save, MSR lists, host-state load. */
 export function recordVmExit(s: VmxSilicon, info: ExitInfo): void {
   const cpu = s.cpu;

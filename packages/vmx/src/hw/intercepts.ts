@@ -8,7 +8,7 @@ import {
 } from '@kvmts/x86';
 import { CPU_BASED, SECONDARY_EXEC, PIN_BASED } from './caps.js';
 import { FIELD as F } from './fields.js';
-import { EXIT_REASON, makeExitInfo, vmExit, type ExitInfo } from './exit.js';
+import { EXIT_REASON, makeExitInfo, vmExit, vmExitInsn, type ExitInfo } from './exit.js';
 import type { VmxSilicon } from './silicon.js';
 
 /** Control-register-access exit qualification (Table 28-3). */
@@ -34,12 +34,12 @@ export function vmxInsnInfo(op: InsnOperand, withReg2: boolean): number {
   return info >>> 0;
 }
 
-function insnExit(s: VmxSilicon, reason: number, qualification = 0, insnInfo = -1): never {
+function insnExit(s: VmxSilicon, reason: number, qualification = 0, insnInfo = -1): true {
   const info = makeExitInfo(reason, qualification);
   info.insnLen = s.cpu.insnLength;
   info.insnInfo = insnInfo;
   info.atInsnStart = true;
-  return vmExit(s, info);
+  return vmExitInsn(s, info);
 }
 
 const VMX_OP_EXIT: Readonly<Record<number, number>> = {
@@ -59,7 +59,7 @@ const VMX_OP_EXIT: Readonly<Record<number, number>> = {
 };
 
 /** A VMX instruction in non-root operation: every one of them exits unconditionally (SDM 26.1.2). */
-export function vmxInstructionExit(s: VmxSilicon, op: VirtOp, operand: InsnOperand): never {
+export function vmxInstructionExit(s: VmxSilicon, op: VirtOp, operand: InsnOperand): void {
   const reason = VMX_OP_EXIT[op];
   if (reason === undefined) return s.cpu.fault(VEC.UD);
   // The #UD conditions come before the exit (SDM 31.3): real and virtual-8086 mode, compatibility mode.
@@ -67,9 +67,9 @@ export function vmxInstructionExit(s: VmxSilicon, op: VirtOp, operand: InsnOpera
   if (op !== VIRT_OP.VMCALL && op !== VIRT_OP.VMFUNC
     && (!(cpu.cr0 & CR0.PE) || cpu.getRflags() & RFLAGS.VM || (cpu.efer & EFER.LMA && !(cpu.seg[SEG.CS]!.ar & AR.L)))) cpu.fault(VEC.UD);
   const noOperand = op === VIRT_OP.VMCALL || op === VIRT_OP.VMLAUNCH || op === VIRT_OP.VMRESUME || op === VIRT_OP.VMXOFF || op === VIRT_OP.VMFUNC;
-  if (noOperand) return insnExit(s, reason);
+  if (noOperand) { insnExit(s, reason); return; }
   const withReg2 = op === VIRT_OP.VMREAD || op === VIRT_OP.VMWRITE || op === VIRT_OP.INVEPT || op === VIRT_OP.INVVPID;
-  return insnExit(s, reason, operand.isReg ? 0 : operand.disp, vmxInsnInfo(operand, withReg2));
+  insnExit(s, reason, operand.isReg ? 0 : operand.disp, vmxInsnInfo(operand, withReg2));
 }
 
 function bitmapBit(s: VmxSilicon, base: number, bit: number): boolean {
@@ -130,87 +130,81 @@ function lmswExits(s: VmxSilicon, src: number): boolean {
   return ((src ^ sh) & m & 0xe) !== 0;
 }
 
-/** VirtExtension.intercept: decides and, when the event exits, fills the exit information. */
-export function vmxIntercept(s: VmxSilicon, kind: number, a: number, b: number): void {
+/** VirtExtension.intercept: decides and, when the event exits, fills the exit information; true when it exited. */
+export function vmxIntercept(s: VmxSilicon, kind: number, a: number, b: number): boolean {
   const proc = s.proc;
+  const proc2 = s.proc2;
   switch (kind) {
     case INTERCEPT.CPUID: return insnExit(s, EXIT_REASON.CPUID);
     case INTERCEPT.INVD: return insnExit(s, EXIT_REASON.INVD);
     case INTERCEPT.XSETBV: return insnExit(s, EXIT_REASON.XSETBV);
-    case INTERCEPT.SHUTDOWN: return vmExit(s, makeExitInfo(EXIT_REASON.TRIPLE_FAULT));
-    case INTERCEPT.INIT: return vmExit(s, makeExitInfo(EXIT_REASON.INIT_SIGNAL));
-    case INTERCEPT.HLT: if (proc & CPU_BASED.HLT_EXITING) insnExit(s, EXIT_REASON.HLT); return;
-    case INTERCEPT.INVLPG: if (proc & CPU_BASED.INVLPG_EXITING) insnExit(s, EXIT_REASON.INVLPG, a); return;
-    case INTERCEPT.RDPMC: if (proc & CPU_BASED.RDPMC_EXITING) insnExit(s, EXIT_REASON.RDPMC); return;
-    case INTERCEPT.RDTSC: if (proc & CPU_BASED.RDTSC_EXITING) insnExit(s, EXIT_REASON.RDTSC); return;
+    case INTERCEPT.SHUTDOWN: return vmExitInsn(s, makeExitInfo(EXIT_REASON.TRIPLE_FAULT));
+    case INTERCEPT.INIT: return vmExitInsn(s, makeExitInfo(EXIT_REASON.INIT_SIGNAL));
+    case INTERCEPT.HLT: return (proc & CPU_BASED.HLT_EXITING) !== 0 && insnExit(s, EXIT_REASON.HLT);
+    case INTERCEPT.INVLPG: return (proc & CPU_BASED.INVLPG_EXITING) !== 0 && insnExit(s, EXIT_REASON.INVLPG, a);
+    case INTERCEPT.RDPMC: return (proc & CPU_BASED.RDPMC_EXITING) !== 0 && insnExit(s, EXIT_REASON.RDPMC);
+    case INTERCEPT.RDTSC: return (proc & CPU_BASED.RDTSC_EXITING) !== 0 && insnExit(s, EXIT_REASON.RDTSC);
     case INTERCEPT.RDTSCP:
-      if (!(s.proc2 & SECONDARY_EXEC.ENABLE_RDTSCP)) s.cpu.fault(VEC.UD);
-      if (proc & CPU_BASED.RDTSC_EXITING) insnExit(s, EXIT_REASON.RDTSCP);
-      return;
-    case INTERCEPT.PAUSE: if (proc & CPU_BASED.PAUSE_EXITING) insnExit(s, EXIT_REASON.PAUSE_INSTRUCTION); return;
-    case INTERCEPT.MWAIT: if (proc & CPU_BASED.MWAIT_EXITING) insnExit(s, EXIT_REASON.MWAIT_INSTRUCTION); return;
-    case INTERCEPT.MONITOR: if (proc & CPU_BASED.MONITOR_EXITING) insnExit(s, EXIT_REASON.MONITOR_INSTRUCTION); return;
-    case INTERCEPT.WBINVD: if (s.proc2 & SECONDARY_EXEC.WBINVD_EXITING) insnExit(s, EXIT_REASON.WBINVD); return;
+      if (!(proc2 & SECONDARY_EXEC.ENABLE_RDTSCP)) s.cpu.fault(VEC.UD);
+      return (proc & CPU_BASED.RDTSC_EXITING) !== 0 && insnExit(s, EXIT_REASON.RDTSCP);
+    case INTERCEPT.PAUSE: return (proc & CPU_BASED.PAUSE_EXITING) !== 0 && insnExit(s, EXIT_REASON.PAUSE_INSTRUCTION);
+    case INTERCEPT.MWAIT: return (proc & CPU_BASED.MWAIT_EXITING) !== 0 && insnExit(s, EXIT_REASON.MWAIT_INSTRUCTION);
+    case INTERCEPT.MONITOR: return (proc & CPU_BASED.MONITOR_EXITING) !== 0 && insnExit(s, EXIT_REASON.MONITOR_INSTRUCTION);
+    case INTERCEPT.WBINVD: return (proc2 & SECONDARY_EXEC.WBINVD_EXITING) !== 0 && insnExit(s, EXIT_REASON.WBINVD);
     case INTERCEPT.INVPCID:
-      if (!(s.proc2 & SECONDARY_EXEC.ENABLE_INVPCID)) s.cpu.fault(VEC.UD);
-      if (proc & CPU_BASED.INVLPG_EXITING) insnExit(s, EXIT_REASON.INVPCID, s.cpu.operand.disp, vmxInsnInfo(s.cpu.operand, true));
-      return;
+      if (!(proc2 & SECONDARY_EXEC.ENABLE_INVPCID)) s.cpu.fault(VEC.UD);
+      return (proc & CPU_BASED.INVLPG_EXITING) !== 0
+        && insnExit(s, EXIT_REASON.INVPCID, s.cpu.operand.disp, vmxInsnInfo(s.cpu.operand, true));
     case INTERCEPT.DESC_TABLE: {
-      if (!(s.proc2 & SECONDARY_EXEC.DESC)) return;
+      if (!(proc2 & SECONDARY_EXEC.DESC)) return false;
       // Tables 28-10/28-11: instruction identity in bits 29:28.
       const gdtIdt = a <= DESC_OP.LIDT;
       const ident = a & 3; // SGDT/SLDT 0, SIDT/STR 1, LGDT/LLDT 2, LIDT/LTR 3
       const info = (vmxInsnInfo(s.cpu.operand, false) & ~(0xf << 28)) | (ident << 28);
-      insnExit(s, gdtIdt ? EXIT_REASON.GDTR_IDTR : EXIT_REASON.LDTR_TR, s.cpu.operand.isReg ? 0 : s.cpu.operand.disp, info >>> 0);
-      return;
+      return insnExit(s, gdtIdt ? EXIT_REASON.GDTR_IDTR : EXIT_REASON.LDTR_TR, s.cpu.operand.isReg ? 0 : s.cpu.operand.disp, info >>> 0);
     }
-    case INTERCEPT.IO: {
-      const size = b & IO_INFO.SIZE_MASK;
-      if (!ioExits(s, a & 0xffff, size)) return;
-      const q = (size - 1) | (b & IO_INFO.IN ? IO_QUAL.IN : 0) | (b & IO_INFO.STRING ? IO_QUAL.STRING : 0)
-        | (b & IO_INFO.REP ? IO_QUAL.REP : 0) | (b & IO_INFO.IMM ? IO_QUAL.IMM : 0) | ((a & 0xffff) << IO_QUAL.PORT_SHIFT);
-      const info = makeExitInfo(EXIT_REASON.IO_INSTRUCTION, q >>> 0);
-      info.insnLen = s.cpu.insnLength;
-      info.atInsnStart = true;
-      if (b & IO_INFO.STRING) {
-        const op = s.cpu.operand;
-        const inS = (b & IO_INFO.IN) !== 0;
-        const seg = inS ? 0 : op.seg;
-        const reg = gpr64(s, inS ? GPR.RDI : GPR.RSI);
-        const off = op.addrSize === 64 ? reg : reg % 2 ** op.addrSize;
-        info.linear = s.cpu.seg[seg]!.base + off;
-        info.insnInfo = ((ADDR_SIZE[op.addrSize] ?? 0) << 7) | (seg << 15);
-      }
-      vmExit(s, info);
-      return;
-    }
-    case INTERCEPT.MSR_READ: if (msrExits(s, a, false)) insnExit(s, EXIT_REASON.MSR_READ); return;
-    case INTERCEPT.MSR_WRITE: if (msrExits(s, a, true)) insnExit(s, EXIT_REASON.MSR_WRITE); return;
+    case INTERCEPT.IO: return ioExits(s, a & 0xffff, b & IO_INFO.SIZE_MASK) && ioExit(s, a & 0xffff, b);
+    case INTERCEPT.MSR_READ: return msrExits(s, a, false) && insnExit(s, EXIT_REASON.MSR_READ);
+    case INTERCEPT.MSR_WRITE: return msrExits(s, a, true) && insnExit(s, EXIT_REASON.MSR_WRITE);
     case INTERCEPT.CR_WRITE:
-      if (crWriteExits(s, a, b)) insnExit(s, EXIT_REASON.CR_ACCESS, a | (CR_ACCESS.MOV_TO_CR << 4) | (b << 8));
-      return;
+      return crWriteExits(s, a, b) && insnExit(s, EXIT_REASON.CR_ACCESS, a | (CR_ACCESS.MOV_TO_CR << 4) | (b << 8));
     case INTERCEPT.CR_READ:
-      if (crReadExits(s, a)) insnExit(s, EXIT_REASON.CR_ACCESS, a | (CR_ACCESS.MOV_FROM_CR << 4) | (b << 8));
-      return;
+      return crReadExits(s, a) && insnExit(s, EXIT_REASON.CR_ACCESS, a | (CR_ACCESS.MOV_FROM_CR << 4) | (b << 8));
     case INTERCEPT.CLTS:
-      if (s.cr0Mask & 8 && s.cr0Shadow & 8) insnExit(s, EXIT_REASON.CR_ACCESS, CR_ACCESS.CLTS << 4);
-      return;
+      return (s.cr0Mask & 8 & s.cr0Shadow) !== 0 && insnExit(s, EXIT_REASON.CR_ACCESS, CR_ACCESS.CLTS << 4);
     case INTERCEPT.LMSW:
-      if (lmswExits(s, a)) insnExit(s, EXIT_REASON.CR_ACCESS, (CR_ACCESS.LMSW << 4) | (b ? 1 << 6 : 0) | ((a & 0xffff) << 16));
-      return;
+      return lmswExits(s, a) && insnExit(s, EXIT_REASON.CR_ACCESS, (CR_ACCESS.LMSW << 4) | (b ? 1 << 6 : 0) | ((a & 0xffff) << 16));
     case INTERCEPT.DR_READ:
     case INTERCEPT.DR_WRITE:
-      if (proc & CPU_BASED.MOV_DR_EXITING) insnExit(s, EXIT_REASON.DR_ACCESS, (a & 7) | (kind === INTERCEPT.DR_READ ? 1 << 4 : 0) | (b << 8));
-      return;
+      return (proc & CPU_BASED.MOV_DR_EXITING) !== 0
+        && insnExit(s, EXIT_REASON.DR_ACCESS, (a & 7) | (kind === INTERCEPT.DR_READ ? 1 << 4 : 0) | (b << 8));
     case INTERCEPT.TASK_SWITCH:
       // Task switches always exit (SDM 26.1.2); qualification Table 28-2: selector 15:0, source 31:30.
-      insnExit(s, EXIT_REASON.TASK_SWITCH, (a & 0xffff) | ((b & 3) << 30));
-      return;
-    case INTERCEPT.RDRAND: if (s.proc2 & SECONDARY_EXEC.RDRAND_EXITING) insnExit(s, EXIT_REASON.RDRAND); return;
-    case INTERCEPT.RDSEED: if (s.proc2 & SECONDARY_EXEC.RDSEED_EXITING) insnExit(s, EXIT_REASON.RDSEED); return;
+      return insnExit(s, EXIT_REASON.TASK_SWITCH, (a & 0xffff) | ((b & 3) << 30));
+    case INTERCEPT.RDRAND: return (proc2 & SECONDARY_EXEC.RDRAND_EXITING) !== 0 && insnExit(s, EXIT_REASON.RDRAND);
+    case INTERCEPT.RDSEED: return (proc2 & SECONDARY_EXEC.RDSEED_EXITING) !== 0 && insnExit(s, EXIT_REASON.RDSEED);
     default:
-      return;
+      return false;
   }
+}
+
+/** The I/O-instruction exit: qualification (Table 28-5), and for string I/O the linear address and instruction information. */
+function ioExit(s: VmxSilicon, port: number, b: number): true {
+  const q = ((b & IO_INFO.SIZE_MASK) - 1) | (b & IO_INFO.IN ? IO_QUAL.IN : 0) | (b & IO_INFO.STRING ? IO_QUAL.STRING : 0)
+    | (b & IO_INFO.REP ? IO_QUAL.REP : 0) | (b & IO_INFO.IMM ? IO_QUAL.IMM : 0) | (port << IO_QUAL.PORT_SHIFT);
+  const info = makeExitInfo(EXIT_REASON.IO_INSTRUCTION, q >>> 0);
+  info.insnLen = s.cpu.insnLength;
+  info.atInsnStart = true;
+  if (b & IO_INFO.STRING) {
+    const op = s.cpu.operand;
+    const inS = (b & IO_INFO.IN) !== 0;
+    const seg = inS ? 0 : op.seg;
+    const reg = gpr64(s, inS ? GPR.RDI : GPR.RSI);
+    const off = op.addrSize === 64 ? reg : reg % 2 ** op.addrSize;
+    info.linear = s.cpu.seg[seg]!.base + off;
+    info.insnInfo = ((ADDR_SIZE[op.addrSize] ?? 0) << 7) | (seg << 15);
+  }
+  return vmExitInsn(s, info);
 }
 
 /** VirtExtension.event: exceptions through the exception bitmap and PFEC mask/match, NMIs and external interrupts (SDM 26.2). */

@@ -386,8 +386,8 @@ export class VmxSilicon implements VirtExtension {
     return hi * TWO32 + lo;
   }
 
-  intercept(kind: InterceptKind, a: number, b: number): void {
-    if (this.guest) vmxIntercept(this, kind, a, b);
+  intercept(kind: InterceptKind, a: number, b: number): boolean {
+    return this.guest && vmxIntercept(this, kind, a, b);
   }
 
   event(intrInfo: number, errorCode: number): void {

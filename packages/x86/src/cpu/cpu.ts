@@ -69,6 +69,8 @@ function compileBlock(b: Block): CompiledBlock {
   }
   // A fault is delivered from insnStart; after a stop (VM exit) the extension owns RIP: only count.
   lines.push('} catch (e) {', 'cpu.icount += k;', 'throw e;', '}');
+  // Only the last instruction can end in a VM exit without a throw: every intercepting instruction ends its block.
+  lines.push(`if (cpu.aborted) { cpu.aborted = false; cpu.icount += ${n - 1}; return; }`);
   lines.push(`cpu.icount += ${n};`);
   lines.push(`if (cpu.rip !== r || cpu.attention || cpu.icount + ${n} > cpu.loopLimit || !blk.valid) return;`, '}', '};');
   const names = b.insns.flatMap((_, k) => [`h${k}`, `i${k}`]);
@@ -159,6 +161,10 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   private faultCode = -1;
   private stopReason: StopReason = STOP.BUDGET;
   private stopRequested = false;
+  /** endInsn() asked run() to return stopReason at the next instruction boundary. */
+  private stopPending = false;
+  /** The current instruction ended in a VM exit (endInsn): it does not retire, and its block ends. */
+  aborted = false;
   private inRun = false;
   /** A fault raised while injecting an event outside run(), delivered when run() starts. */
   private faultPending = false;
@@ -272,6 +278,17 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     throw STOP_SIGNAL;
   }
 
+  endInsn(reason: StopReason): void {
+    this.stopReason = reason;
+    this.stopPending = true;
+    this.aborted = true;
+    this.attention = true;
+  }
+
+  abortInsn(): never {
+    throw STOP_SIGNAL;
+  }
+
   requestStop(): void {
     this.stopRequested = true;
     this.attention = true;
@@ -320,6 +337,9 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     this.runTarget = this.icount + maxInstructions;
     const nested = this.faultPending ? 1 : 0;
     this.faultPending = false;
+    // A VM exit outside run() (while injecting from TypeScript) stops nothing.
+    this.stopPending = false;
+    this.aborted = false;
     this.inRun = true;
     try {
       return this.runLoop(nested);
@@ -339,7 +359,11 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       } catch (e) {
         flushFlags(this);
         this.curBlock = null;
-        if (e === STOP_SIGNAL) return this.stopReason;
+        if (e === STOP_SIGNAL) {
+          this.stopPending = false;
+          this.aborted = false;
+          return this.stopReason;
+        }
         if (e !== FAULT) return this.internal(e);
         if (nested++ >= MAX_NESTED_FAULTS) {
           this.activity = ACTIVITY.SHUTDOWN;
@@ -372,6 +396,11 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   private runBlocks(): StopReason {
     for (;;) {
       if (this.attention || this.icount >= this.deadline || this.icount >= this.extDeadline) {
+        if (this.stopPending) {
+          this.stopPending = false;
+          this.curBlock = null;
+          return this.stopReason;
+        }
         if (this.stopRequested) {
           this.stopRequested = false;
           return STOP.REQUESTED;
@@ -413,6 +442,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
         this.insnStart = start;
         this.rip = start + i.len;
         i.exec(this, i);
+        if (this.aborted) { this.aborted = false; break; }
         this.icount++;
       }
       if (shadow) this.interruptibility &= ~(INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS);
@@ -449,6 +479,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     this.rip = start + i.len;
     this.deliveredInInsn = false;
     i.exec(this, i);
+    if (this.aborted) { this.aborted = false; return; }
     this.icount++;
     if ((flags & RFLAGS.RF) !== 0) this.rflags &= ~RFLAGS.RF;
     // Data breakpoints are traps too: reported after the instruction that made the access (SDM 18.3.1.2).

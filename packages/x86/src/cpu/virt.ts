@@ -138,10 +138,15 @@ export interface VirtExtension {
   /**
    * Executes a VMX or SVM instruction. In guest mode it usually VM-exits; outside it, it is the
    * instruction itself (a hypervisor running on this CPU). May raise faults through cpu.fault().
+   * A VM exit ends the instruction with cpu.endInsn(): the handler does nothing after this call.
    */
   execute(op: VirtOp, operand: InsnOperand): void;
-  /** Guest: an interceptable event. Returns if not intercepted; otherwise VM-exits (never returns). */
-  intercept(kind: InterceptKind, a: number, b: number): void;
+  /**
+   * Guest: an interceptable event. Returns false if not intercepted. Otherwise it VM-exits,
+   * ends the instruction with cpu.endInsn() and returns true: the caller returns at once, up to
+   * the instruction handler, without effect (or calls cpu.abortInsn() when it cannot return).
+   */
+  intercept(kind: InterceptKind, a: number, b: number): boolean;
   /**
    * Guest: an exception or interrupt is about to be delivered (VMX interruption-information
    * layout, error code or -1). Returns if not intercepted; otherwise VM-exits.
@@ -223,6 +228,15 @@ export interface VirtCpu extends CpuState {
   injectEvent(intrInfo: number, errorCode: number, insnLength: number): void;
   /** Ends Cpu.run with `reason` (never returns). Used by a VM exit that returns to TypeScript. */
   stop(reason: StopReason): never;
+  /**
+   * Ends the current instruction without a throw: it does not retire, and Cpu.run returns
+   * `reason` at the next instruction boundary. The VM exit of an intercepted instruction uses it
+   * (a throw through the run loop costs more than the rest of a fast exit); the instruction's
+   * handler must return without further effect once the extension reports the exit.
+   */
+  endInsn(reason: StopReason): void;
+  /** After endInsn(), from a caller that cannot return to the handler: unwinds to the run loop. */
+  abortInsn(): never;
   /** Runs until `maxInstructions` retire or something stops the CPU. */
   run(maxInstructions: number): StopReason;
   /** Reads/writes through segmentation and paging (for memory operands of VMX/SVM instructions). */

@@ -28,7 +28,7 @@ const GATE_CLEARS = RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM;
 function tripleFault(cpu: VirtCpu): never {
   cpu.vectoringInfo = 0;
   const ext = cpu.ext;
-  if (ext !== null && ext.guest) ext.intercept(INTERCEPT.SHUTDOWN, 0, 0);
+  if (ext !== null && ext.guest && ext.intercept(INTERCEPT.SHUTDOWN, 0, 0)) cpu.abortInsn();
   cpu.activity = ACTIVITY.SHUTDOWN;
   return cpu.stop(STOP.SHUTDOWN);
 }
@@ -122,7 +122,7 @@ function deliverProtected(cpu: VirtCpu, vector: number, t: number, code: number,
   if (gateType === SYS_TYPE.TASK_GATE) {
     // Task switches are not modelled; a hypervisor sees the intercept, a bare guest gets #GP.
     const e = cpu.ext;
-    if (e !== null && e.guest) e.intercept(INTERCEPT.TASK_SWITCH, lo >>> 16, 3);
+    if (e !== null && e.guest && e.intercept(INTERCEPT.TASK_SWITCH, lo >>> 16, 3)) cpu.abortInsn();
     cpu.fault(VEC.GP, idtErr);
   }
   const sel = lo >>> 16;

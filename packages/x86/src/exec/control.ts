@@ -179,7 +179,7 @@ function retFar(cpu: Cpu, i: Insn): void {
 
 function iretInsn(cpu: Cpu, i: Insn): void {
   cpu.syncFlags();
-  if (cpu.ext !== null && cpu.ext.guest) cpu.ext.intercept(INTERCEPT.IRET, 0, 0);
+  if (cpu.ext !== null && cpu.ext.guest && cpu.ext.intercept(INTERCEPT.IRET, 0, 0)) return;
   iret(cpu, farSize(i));
   cpu.stateChanged();
 }
@@ -187,7 +187,7 @@ function iretInsn(cpu: Cpu, i: Insn): void {
 function intN(cpu: Cpu, i: Insn): void {
   if (cpu.v86 && (cpu.rflags & RFLAGS.IOPL) !== RFLAGS.IOPL) cpu.fault(VEC.GP, 0);
   cpu.syncFlags();
-  if (cpu.ext !== null && cpu.ext.guest) cpu.ext.intercept(INTERCEPT.INTN, i.imm, 0);
+  if (cpu.ext !== null && cpu.ext.guest && cpu.ext.intercept(INTERCEPT.INTN, i.imm, 0)) return;
   cpu.rip = cpu.insnStart;
   cpu.deliverSoftware(makeIntrInfo(i.imm, EVENT_TYPE.SOFT_INTR, false), i.len);
 }

@@ -24,14 +24,14 @@ function iopl(cpu: Cpu): number {
 
 function pushf(cpu: Cpu, i: Insn): void {
   if (cpu.v86 && iopl(cpu) < 3) cpu.fault(VEC.GP, 0);
-  if (cpu.ext !== null && cpu.ext.guest) { cpu.syncFlags(); cpu.ext.intercept(INTERCEPT.PUSHF, 0, 0); }
+  if (cpu.ext !== null && cpu.ext.guest) { cpu.syncFlags(); if (cpu.ext.intercept(INTERCEPT.PUSHF, 0, 0)) return; }
   const v = materialize(cpu) & ~(RFLAGS.VM | RFLAGS.RF);
   push(cpu, i.opSize >> 3, i.opSize === 16 ? v & 0xffff : v);
 }
 
 function popf(cpu: Cpu, i: Insn): void {
   if (cpu.v86 && iopl(cpu) < 3) cpu.fault(VEC.GP, 0);
-  if (cpu.ext !== null && cpu.ext.guest) { cpu.syncFlags(); cpu.ext.intercept(INTERCEPT.POPF, 0, 0); }
+  if (cpu.ext !== null && cpu.ext.guest) { cpu.syncFlags(); if (cpu.ext.intercept(INTERCEPT.POPF, 0, 0)) return; }
   const v = pop(cpu, i.opSize >> 3);
   let mask = POPF_ALWAYS;
   if (cpu.cpl <= iopl(cpu) || !cpu.protectedMode) mask |= RFLAGS.IF;

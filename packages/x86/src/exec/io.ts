@@ -14,20 +14,22 @@ function ioSize(i: Insn): 1 | 2 | 4 {
   return i.opSize === 8 ? 1 : i.opSize === 16 ? 2 : 4;
 }
 
-/** Permission check and guest intercept for one I/O instruction; `info` is the IO_INFO bits without the size. */
-export function ioCheck(cpu: Cpu, i: Insn, port: number, size: number, info: number): void {
+/**
+ * Permission check and guest intercept for one I/O instruction; `info` is the IO_INFO bits
+ * without the size. True when the instruction VM-exited: it ends without effect.
+ */
+export function ioCheck(cpu: Cpu, i: Insn, port: number, size: number, info: number): boolean {
   cpu.syncFlags();
   checkIoPermission(cpu, port, size);
-  if (cpu.ext !== null && cpu.ext.guest) {
-    fillOperand(cpu, i);
-    cpu.ext.intercept(INTERCEPT.IO, port, size | info);
-  }
+  if (cpu.ext === null || !cpu.ext.guest) return false;
+  fillOperand(cpu, i);
+  return cpu.ext.intercept(INTERCEPT.IO, port, size | info);
 }
 
 function inInsn(cpu: Cpu, i: Insn): void {
   const size = ioSize(i);
   const port = i.aux === 1 ? i.imm : cpu.gpr[2]! & 0xffff;
-  ioCheck(cpu, i, port, size, IO_INFO.IN | (i.aux === 1 ? IO_INFO.IMM : 0));
+  if (ioCheck(cpu, i, port, size, IO_INFO.IN | (i.aux === 1 ? IO_INFO.IMM : 0))) return;
   const v = cpu.bus.in(port, size);
   setReg(cpu, 0, size * 8, size === 4 ? v >>> 0 : v & (size === 2 ? 0xffff : 0xff));
 }
@@ -35,7 +37,7 @@ function inInsn(cpu: Cpu, i: Insn): void {
 function outInsn(cpu: Cpu, i: Insn): void {
   const size = ioSize(i);
   const port = i.aux === 1 ? i.imm : cpu.gpr[2]! & 0xffff;
-  ioCheck(cpu, i, port, size, i.aux === 1 ? IO_INFO.IMM : 0);
+  if (ioCheck(cpu, i, port, size, i.aux === 1 ? IO_INFO.IMM : 0)) return;
   cpu.bus.out(port, size, getReg(cpu, 0, size * 8));
 }
 

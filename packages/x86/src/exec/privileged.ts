@@ -28,7 +28,7 @@ function ud(cpu: Cpu): void {
 }
 
 export function pauseInsn(cpu: Cpu): void {
-  if (cpu.ext !== null && cpu.ext.guest) { cpu.syncFlags(); cpu.ext.intercept(INTERCEPT.PAUSE, 0, 0); }
+  if (cpu.ext !== null && cpu.ext.guest) { cpu.syncFlags(); cpu.ext.intercept(INTERCEPT.PAUSE, 0, 0); } // nothing follows: an exit ends it
 }
 
 function movToSeg(cpu: Cpu, i: Insn): void {
@@ -108,7 +108,7 @@ function simple(f: (cpu: Cpu) => void): Binder {
 function interceptOnly(kind: number, needCpl0: boolean): Binder {
   return () => (cpu) => {
     if (needCpl0 && cpu.cpl !== 0) cpu.fault(VEC.GP, 0);
-    if (cpu.ext !== null && cpu.ext.guest) { cpu.syncFlags(); cpu.ext.intercept(kind as never, 0, 0); }
+    if (cpu.ext !== null && cpu.ext.guest) { cpu.syncFlags(); cpu.ext.intercept(kind as never, 0, 0); } // nothing follows
   };
 }
 

@@ -116,8 +116,8 @@ function stringInsn(cpu: Cpu, i: Insn): void {
   const delta = (cpu.rflags & RFLAGS.DF) !== 0 ? -bytes : bytes;
   const a = i.addrSize;
   if (op === STR_OP.INS || op === STR_OP.OUTS) {
-    ioCheck(cpu, i, cpu.gpr[2]! & 0xffff, bytes,
-      IO_INFO.STRING | (op === STR_OP.INS ? IO_INFO.IN : 0) | (i.rep !== REP.NONE ? IO_INFO.REP : 0));
+    if (ioCheck(cpu, i, cpu.gpr[2]! & 0xffff, bytes,
+      IO_INFO.STRING | (op === STR_OP.INS ? IO_INFO.IN : 0) | (i.rep !== REP.NONE ? IO_INFO.REP : 0))) return;
   }
   if (i.rep === REP.NONE) { step(cpu, i, op, bytes, delta); return; }
   const conditional = op === STR_OP.CMPS || op === STR_OP.SCAS;

@@ -137,7 +137,7 @@ export function movToCr(cpu: VirtCpu, cr: number, gpr: number): void {
   validCr(cpu, cr);
   requireCpl0(cpu);
   const ext = guestExt(cpu);
-  if (ext !== null) ext.intercept(INTERCEPT.CR_WRITE, cr, gpr);
+  if (ext !== null && ext.intercept(INTERCEPT.CR_WRITE, cr, gpr)) return;
   const v = sourceValue(cpu, gpr);
   switch (cr) {
     case 0:
@@ -162,7 +162,7 @@ export function movFromCr(cpu: VirtCpu, cr: number, gpr: number): void {
   validCr(cpu, cr);
   requireCpl0(cpu);
   const ext = guestExt(cpu);
-  if (ext !== null) ext.intercept(INTERCEPT.CR_READ, cr, gpr);
+  if (ext !== null && ext.intercept(INTERCEPT.CR_READ, cr, gpr)) return;
   let v: number;
   switch (cr) {
     case 0: v = cpu.cr0 >>> 0; break;
@@ -204,7 +204,7 @@ export function movToDr(cpu: VirtCpu, dr: number, gpr: number): void {
   requireCpl0(cpu);
   const i = debugRegIndex(cpu, dr);
   const ext = guestExt(cpu);
-  if (ext !== null) ext.intercept(INTERCEPT.DR_WRITE, dr, gpr);
+  if (ext !== null && ext.intercept(INTERCEPT.DR_WRITE, dr, gpr)) return;
   checkGd(cpu);
   const v = sourceValue(cpu, gpr);
   if (i >= 6) {
@@ -219,7 +219,7 @@ export function movFromDr(cpu: VirtCpu, dr: number, gpr: number): void {
   requireCpl0(cpu);
   const i = debugRegIndex(cpu, dr);
   const ext = guestExt(cpu);
-  if (ext !== null) ext.intercept(INTERCEPT.DR_READ, dr, gpr);
+  if (ext !== null && ext.intercept(INTERCEPT.DR_READ, dr, gpr)) return;
   checkGd(cpu);
   const v = i >= 6 ? cpu.dr[i]! >>> 0 : cpu.dr[i]!;
   if (isLong64(cpu)) setReg64(cpu, gpr, v);
@@ -229,7 +229,7 @@ export function movFromDr(cpu: VirtCpu, dr: number, gpr: number): void {
 export function cltsInsn(cpu: VirtCpu): void {
   requireCpl0(cpu);
   const ext = guestExt(cpu);
-  if (ext !== null) ext.intercept(INTERCEPT.CLTS, 0, 0);
+  if (ext !== null && ext.intercept(INTERCEPT.CLTS, 0, 0)) return;
   const current = cpu.cr0 >>> 0;
   const v = (current & ~CR0.TS) >>> 0;
   setCr0(cpu, ext !== null ? ext.crWrite(0, v, current) : v);
@@ -240,7 +240,7 @@ export function lmswInsn(cpu: VirtCpu, value: number, isMem: boolean): void {
   requireCpl0(cpu);
   const ext = guestExt(cpu);
   value &= 0xffff;
-  if (ext !== null) ext.intercept(INTERCEPT.LMSW, value, isMem ? 1 : 0);
+  if (ext !== null && ext.intercept(INTERCEPT.LMSW, value, isMem ? 1 : 0)) return;
   const current = cpu.cr0 >>> 0;
   const v = ((current & ~0xe) | (value & 0xf) | (current & CR0.PE)) >>> 0;
   setCr0(cpu, ext !== null ? ext.crWrite(0, v, current) : v);
@@ -263,7 +263,7 @@ export function smswValue(cpu: VirtCpu): number {
 export function invlpgInsn(cpu: VirtCpu, la: number): void {
   requireCpl0(cpu);
   const ext = guestExt(cpu);
-  if (ext !== null) ext.intercept(INTERCEPT.INVLPG, la, 0);
+  if (ext !== null && ext.intercept(INTERCEPT.INVLPG, la, 0)) return;
   const mode = pagingMode(cpu);
   if (mode === PAGING_MODE.NONE || (mode === PAGING_MODE.BIT32 && !(cpu.cr4 & CR4.PSE))) cpu.flushTlb(undefined, la);
   else cpu.flushTlb();

@@ -98,7 +98,7 @@ export function descTableInsn(cpu: VirtCpu, op: number, operand: InsnOperand): v
   if (isLoad) { if (cpu.cpl !== 0) cpu.fault(VEC.GP, 0); }
   else umipCheck(cpu);
   const ext = cpu.ext;
-  if (ext !== null && ext.guest) ext.intercept(INTERCEPT.DESC_TABLE, op, 0);
+  if (ext !== null && ext.guest && ext.intercept(INTERCEPT.DESC_TABLE, op, 0)) return;
   switch (op) {
     case DESC_OP.SGDT: storeTable(cpu, operand, cpu.gdtr); return;
     case DESC_OP.SIDT: storeTable(cpu, operand, cpu.idtr); return;

@@ -20,9 +20,10 @@ export {
 export { descTableInsn } from './desc-table.js';
 export { syscallInsn, sysretInsn, sysenterInsn, sysexitInsn, swapgsInsn } from './fast-syscall.js';
 
-function guestIntercept(cpu: VirtCpu, kind: InterceptKind, a: number, b: number): void {
+/** True when the event VM-exited: the instruction ends without effect. */
+function guestIntercept(cpu: VirtCpu, kind: InterceptKind, a: number, b: number): boolean {
   const ext = cpu.ext;
-  if (ext !== null && ext.guest) ext.intercept(kind, a, b);
+  return ext !== null && ext.guest && ext.intercept(kind, a, b);
 }
 
 function iopl(cpu: VirtCpu): number {
@@ -32,7 +33,7 @@ function iopl(cpu: VirtCpu): number {
 export function cpuidInsn(cpu: VirtCpu): void {
   const leaf = cpu.gpr[GPR.RAX]! >>> 0;
   const sub = cpu.gpr[GPR.RCX]! >>> 0;
-  guestIntercept(cpu, INTERCEPT.CPUID, leaf, sub);
+  if (guestIntercept(cpu, INTERCEPT.CPUID, leaf, sub)) return;
   const r = cpu.model.cpuid(leaf, sub);
   let ecx = r[2];
   // CPUID.1:ECX.OSXSAVE[27] mirrors CR4.OSXSAVE.
@@ -46,7 +47,7 @@ export function cpuidInsn(cpu: VirtCpu): void {
 export function rdmsrInsn(cpu: VirtCpu): void {
   if (cpu.cpl !== 0) cpu.fault(VEC.GP, 0);
   const index = cpu.gpr[GPR.RCX]! >>> 0;
-  guestIntercept(cpu, INTERCEPT.MSR_READ, index, 0);
+  if (guestIntercept(cpu, INTERCEPT.MSR_READ, index, 0)) return;
   const v = rdmsrValue(cpu, index);
   setReg32(cpu, GPR.RAX, Number(v & 0xffffffffn));
   setReg32(cpu, GPR.RDX, Number(v >> 32n));
@@ -55,7 +56,7 @@ export function rdmsrInsn(cpu: VirtCpu): void {
 export function wrmsrInsn(cpu: VirtCpu): void {
   if (cpu.cpl !== 0) cpu.fault(VEC.GP, 0);
   const index = cpu.gpr[GPR.RCX]! >>> 0;
-  guestIntercept(cpu, INTERCEPT.MSR_WRITE, index, 0);
+  if (guestIntercept(cpu, INTERCEPT.MSR_WRITE, index, 0)) return;
   const v = (BigInt(cpu.gpr[GPR.RDX]! >>> 0) << 32n) | BigInt(cpu.gpr[GPR.RAX]! >>> 0);
   wrmsrValue(cpu, index, v);
 }
@@ -65,7 +66,7 @@ export function rdtscInsn(cpu: VirtCpu, withAux: boolean): void {
   // RDTSCP exists when CPUID.80000001H:EDX.RDTSCP[27] is set.
   if (withAux && !(cpu.model.cpuid(0x80000001, 0)[3] & (1 << 27))) cpu.fault(VEC.UD);
   if (cpu.cr4 & CR4.TSD && cpu.cpl !== 0 && cpu.cr0 & CR0.PE) cpu.fault(VEC.GP, 0);
-  guestIntercept(cpu, withAux ? INTERCEPT.RDTSCP : INTERCEPT.RDTSC, 0, 0);
+  if (guestIntercept(cpu, withAux ? INTERCEPT.RDTSCP : INTERCEPT.RDTSC, 0, 0)) return;
   const tsc = readTsc(cpu);
   setReg32(cpu, GPR.RAX, Number(tsc & 0xffffffffn));
   setReg32(cpu, GPR.RDX, Number(tsc >> 32n));
@@ -74,7 +75,7 @@ export function rdtscInsn(cpu: VirtCpu, withAux: boolean): void {
 
 export function hltInsn(cpu: VirtCpu): void {
   if (cpu.cpl !== 0) cpu.fault(VEC.GP, 0);
-  guestIntercept(cpu, INTERCEPT.HLT, 0, 0);
+  if (guestIntercept(cpu, INTERCEPT.HLT, 0, 0)) return;
   cpu.activity = ACTIVITY.HLT;
 }
 
