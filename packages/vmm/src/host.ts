@@ -7,7 +7,7 @@ import type { CpuModel } from '@kvmts/x86';
 import { amdCpuModel, svmInitOps } from '@kvmts/svm';
 import { intelCpuModel, vmxInitOps } from '@kvmts/vmx';
 import type { HostPort } from './kvm-port.js';
-import { UapiHost } from './uapi-port.js';
+import { ApiHost } from './api-port.js';
 
 export type Vendor = 'intel' | 'amd';
 
@@ -44,5 +44,5 @@ export async function createHost(vendor: Vendor, opts: HostOptions = {}): Promis
   const apiVersion = fd < 0 ? fd : proc.ioctl(fd, KVM.KVM_GET_API_VERSION);
   proc.exit();
   if (apiVersion < 0) return `/dev/kvm does not answer KVM_GET_API_VERSION (errno ${-apiVersion})`;
-  return new UapiHost(host, { vendor, cpuModel: host.model.name, module, apiVersion, pcpus: host.pcpus.length });
+  return new ApiHost(host, { vendor, cpuModel: host.model.name, module, apiVersion, pcpus: host.pcpus.length });
 }

@@ -2,29 +2,31 @@
  * What the VMM needs from KVM, in the uapi's terms: the few ioctls a minimal VMM makes
  * (CREATE_VM, SET_USER_MEMORY_REGION, CREATE_VCPU, GET/SET_REGS, GET/SET_SREGS, RUN, INTERRUPT)
  * and the `kvm_run` exits it reads back. The VMM is written against this port so that it can be
- * tested with a scripted fake; `core-port.ts` implements it over the core's typed façade.
+ * tested with a scripted fake; `api-port.ts` implements it over the core's typed façade.
  */
-import type { KvmSegment, KvmDtable, VendorInspection } from '@kvmts/core';
+import { KVM_REGS_NAMES, type KvmRegs as KvmApiRegs, type KvmSregs as KvmApiSregs, type VendorInspection } from '@kvmts/core';
+import type { MigrationOptions } from '@kvmts/migrate';
 
 /** struct kvm_regs, field order as include/uapi/asm-x86/kvm.h has it. */
-export const KVM_REGS_FIELDS = [
-  'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp',
-  'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags',
-] as const;
+export const KVM_REGS_FIELDS = KVM_REGS_NAMES;
 export type KvmRegName = (typeof KVM_REGS_FIELDS)[number];
 /** 64-bit values at the API edge are BigInt, unsigned. */
-export type KvmRegs = Record<KvmRegName, bigint>;
+export type KvmRegs = KvmApiRegs;
 
-/** struct kvm_sregs, less the interrupt bitmap, which this VMM never uses. */
-export interface KvmSregs {
-  cs: KvmSegment; ds: KvmSegment; es: KvmSegment; fs: KvmSegment; gs: KvmSegment; ss: KvmSegment;
-  tr: KvmSegment; ldt: KvmSegment;
-  gdt: KvmDtable; idt: KvmDtable;
-  cr0: number; cr2: number; cr3: number; cr4: number; cr8: number; efer: number;
-  apicBase: bigint;
-}
+/** The control registers of kvm_sregs, which the VMM's view keeps as numbers. */
+export const SREGS_NUMBERS = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer'] as const;
 
-/** The userspace exits of KVM_RUN (kvm_run.exit_reason and its union), as rust-vmm's VcpuExit. */
+/**
+ * struct kvm_sregs as the VMM shows it: control registers and EFER as numbers (exact in every
+ * state the contract sets up; CR3 has at most 52 bits), and no interrupt bitmap, which this VMM
+ * never uses (it injects with KVM_INTERRUPT).
+ */
+export type KvmSregs = Omit<KvmApiSregs, (typeof SREGS_NUMBERS)[number] | 'interruptBitmap'> & Record<(typeof SREGS_NUMBERS)[number], number>;
+
+/**
+ * The userspace exits of KVM_RUN as the VMM handles them: the façade's VcpuExit in the trace's
+ * words (one `io` and one `mmio` kind with a direction), plus a failed KVM_RUN as `errno`.
+ */
 export type VcpuExit =
   /** `data` is the PIO data page window (size × count bytes): fill it for `in` before the next run. */
   | { readonly kind: 'io'; readonly dir: 'in' | 'out'; readonly port: number; readonly size: number; readonly count: number; readonly data: Uint8Array }
@@ -91,12 +93,8 @@ export interface VmPort {
   migrate?(vcpus: readonly VcpuPort[], target: HostPort, opts?: MigrateOptions): MigratedVm | string;
 }
 
-export interface MigrateOptions {
-  /** Runs the guest between pre-copy rounds (absent: no pre-copy rounds after the first full copy). */
-  readonly runSlice?: (round: number) => void;
-  readonly maxRounds?: number;
-  readonly dirtyThreshold?: number;
-}
+/** Pre-copy options: how the guest runs between rounds, how many rounds, when to stop. */
+export type MigrateOptions = MigrationOptions;
 
 /** What a migration did, as the dashboard and the bench show it. */
 export interface MigrationReport {

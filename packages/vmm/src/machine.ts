@@ -4,11 +4,12 @@
  * injection through KVM_INTERRUPT. `step()` runs the vCPU to its next userspace exit, so a CLI
  * can run to the end and a dashboard can stop, inspect and resume between exits.
  */
+import { LONG64_MIN_MEM, setupLong64 } from '@kvmts/core';
 import { littleEndian } from './hex.js';
 import {
   KVM_REGS_FIELDS, type HostPort, type KvmRegName, type KvmRegs, type KvmSregs, type MigrationReport, type VcpuExit, type VcpuPort, type VmPort, type GuestMemory,
 } from './kvm-port.js';
-import { long64Sregs, long64Tables, realSregs } from './long64.js';
+import { realSregs, sregsFromKvm, sregsToKvm } from './sregs.js';
 import { COM1_BASE, Uart16550 } from './serial.js';
 import { finalRow, ioRow, mmioRow, type FinalRow, type TraceRow } from './trace.js';
 
@@ -99,7 +100,7 @@ export class Machine {
     const load = opts.load ?? RUN_DEFAULTS.load;
     const mode = opts.mode ?? RUN_DEFAULTS.mode;
     if (mem <= 0 || mem % 0x1000 !== 0) return `--mem ${mem} must be a positive multiple of 4096`;
-    if (mode === 'long64' && mem < 0x4000 + 0x1000) return `long64 needs at least 20 KiB of memory for its tables`;
+    if (mode === 'long64' && mem < LONG64_MIN_MEM) return `long64 needs at least ${LONG64_MIN_MEM / 1024} KiB of memory for its tables`;
     if (load < 0 || load + opts.image.length > mem) return `image of ${opts.image.length} bytes at 0x${load.toString(16)} does not fit in ${mem} bytes`;
     const vm = host.createVm();
     if (typeof vm === 'number') return `KVM_CREATE_VM failed: errno ${-vm}`;
@@ -116,8 +117,7 @@ export class Machine {
     this.memory.write(load, this.opts.image);
     const reset = this.vcpu.getSregs();
     if (this.mode === 'long64') {
-      for (const w of long64Tables(this.mem)) this.memory.write(w.gpa, w.bytes);
-      this.vcpu.setSregs(long64Sregs(reset, this.mem));
+      this.vcpu.setSregs(sregsFromKvm(setupLong64(this.mem, (gpa, bytes) => this.memory.write(gpa, bytes), sregsToKvm(reset))));
     } else {
       this.vcpu.setSregs(realSregs(reset));
     }

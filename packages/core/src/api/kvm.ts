@@ -248,7 +248,11 @@ export class VcpuFd {
     }
   }
 
+  /** kvm_run.immediate_exit: the next KVM_RUN only completes pending I/O and returns -EINTR. */
+  get immediateExit(): boolean { return this.runData.immediateExit !== 0; }
   set immediateExit(v: boolean) { this.runData.immediateExit = v ? 1 : 0; }
+  /** kvm_run.request_interrupt_window: the VMM's, so it stays in this mapping across runs. */
+  get requestInterruptWindow(): boolean { return this.runData.requestInterruptWindow !== 0; }
   set requestInterruptWindow(v: boolean) { this.runData.requestInterruptWindow = v ? 1 : 0; }
   get readyForInterruptInjection(): boolean { return this.runData.readyForInterruptInjection !== 0; }
   get ifFlag(): boolean { return this.runData.ifFlag !== 0; }
