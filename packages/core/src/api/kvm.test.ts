@@ -1,7 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Host } from '../host/host.js';
 import { KVM_CAP } from '../uapi/caps.js';
-import { KVM_MP_STATE } from '../uapi/constants.js';
+import { KVM_LIMITS, KVM_MP_STATE } from '../uapi/constants.js';
+import { KVM } from '../uapi/ioctls.js';
 import { fakeVendor, testModel } from '../../test/fake-vendor.js';
 import { Kvm } from './kvm.js';
 import { KvmError } from './kvm-error.js';
@@ -87,5 +88,68 @@ describe('debug registers', () => {
     expect(kvmSetDr(v, 7, 0xffffffff)).toBe(0);
     expect(kvmGetDr(v, 7) >>> 0).toBe(0xffff2fff);
     expect(kvmSetDr(v, 8, 0)).toBe(1);
+  });
+});
+
+describe('CPUID ioctls (what a VMM sets before the first KVM_RUN)', () => {
+  const errno = (f: () => unknown): number => {
+    try {
+      f();
+    } catch (e) {
+      if (e instanceof KvmError) return e.errno;
+      throw e;
+    }
+    return 0;
+  };
+
+  it('lays kvm_cpuid2 out as kvm.h: nent, padding, then 40-byte kvm_cpuid_entry2', () => {
+    const { vcpu } = setup();
+    const spy = vi.spyOn(vcpu.proc, 'ioctl');
+    vcpu.setCpuid2([
+      { function: 0, index: 0, flags: 0, eax: 0xd, ebx: 0x756e6547, ecx: 0x6c65746e, edx: 0x49656e69 },
+      { function: 7, index: 1, flags: 1, eax: 0x11, ebx: 0x22, ecx: 0x33, edx: 0x44 },
+    ]);
+    const call = spy.mock.calls.find((c) => c[1] === KVM.KVM_SET_CPUID2)!;
+    const b = call[2] as Uint8Array;
+    const u32 = (off: number): number => new DataView(b.buffer, b.byteOffset).getUint32(off, true);
+    expect(b.length).toBe(8 + 2 * 40);
+    expect([u32(0), u32(4)]).toEqual([2, 0]);
+    expect([u32(8), u32(8 + 16)]).toEqual([0, 0x756e6547]);
+    expect([0, 4, 8, 12, 16, 20, 24, 28, 32, 36].map((o) => u32(48 + o))).toEqual([7, 1, 1, 0x11, 0x22, 0x33, 0x44, 0, 0, 0]);
+  });
+
+  it('answers E2BIG for too many entries or too small a buffer, EINVAL for a new table after KVM_RUN', () => {
+    const { kvm, vcpu, vm } = setup();
+    const table = kvm.getSupportedCpuid();
+    expect(errno(() => kvm.getSupportedCpuid(0))).toBe(7);
+    expect(errno(() => kvm.getSupportedCpuid(table.length - 1))).toBe(7);
+    const tooMany = Array.from({ length: KVM_LIMITS.MAX_CPUID_ENTRIES + 1 }, (_, i) => ({ ...table[0]!, function: i }));
+    expect(errno(() => vcpu.setCpuid2(tooMany))).toBe(7);
+    vcpu.setCpuid2(table);
+    expect(errno(() => vcpu.getCpuid2(table.length - 1))).toBe(7);
+    expect(vcpu.getCpuid2(table.length)).toEqual(table);
+    vm.memory.write(0x1000, Uint8Array.of(0xf4));
+    const s = vcpu.getSregs();
+    vcpu.setSregs({ ...s, cs: { ...s.cs, selector: 0, base: 0 } });
+    vcpu.setRegs({ ...vcpu.getRegs(), rip: 0x1000n });
+    expect(vcpu.run()).toEqual({ kind: 'Hlt' });
+    // kvm_cpuid_check_equal: after KVM_RUN only the same table is taken.
+    expect(errno(() => vcpu.setCpuid2(table))).toBe(0);
+    expect(errno(() => vcpu.setCpuid2(table.slice(1)))).toBe(22);
+  });
+});
+
+describe('kvm_run flags the VMM sets', () => {
+  it('reads back immediate_exit (byte 1) and request_interrupt_window (byte 0) from the mapping', () => {
+    const { vcpu } = setup();
+    const page = new Uint8Array(vcpu.runData.bytes.buffer, vcpu.runData.bytes.byteOffset, 2);
+    vcpu.immediateExit = true;
+    vcpu.requestInterruptWindow = true;
+    expect([page[0], page[1], vcpu.immediateExit, vcpu.requestInterruptWindow]).toEqual([1, 1, true, true]);
+    // immediate_exit: KVM_RUN returns -EINTR without entering the guest.
+    expect(vcpu.run()).toEqual({ kind: 'Intr' });
+    vcpu.immediateExit = false;
+    vcpu.requestInterruptWindow = false;
+    expect([page[0], page[1], vcpu.immediateExit, vcpu.requestInterruptWindow]).toEqual([0, 0, false, false]);
   });
 });

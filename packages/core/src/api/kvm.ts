@@ -66,7 +66,7 @@ export class Kvm {
   checkExtension(cap: number): number { return this.ioctl('KVM_CHECK_EXTENSION', cap); }
   vcpuMmapSize(): number { return this.ioctl('KVM_GET_VCPU_MMAP_SIZE'); }
 
-  getSupportedCpuid(max = KVM_LIMITS.MAX_CPUID_ENTRIES): CpuidEntry[] {
+  getSupportedCpuid(max: number = KVM_LIMITS.MAX_CPUID_ENTRIES): CpuidEntry[] {
     const buf = encodeStruct(KVM_CPUID2_STRUCT, { nent: max }, new Uint8Array(KVM_CPUID2_STRUCT.size + max * KVM_CPUID_ENTRY2_STRUCT.size));
     this.ioctl('KVM_GET_SUPPORTED_CPUID', buf);
     return decodeCpuid(buf);
@@ -311,7 +311,7 @@ export class VcpuFd {
     this.ioctl('KVM_SET_CPUID2', buf);
   }
 
-  getCpuid2(max = KVM_LIMITS.MAX_CPUID_ENTRIES): CpuidEntry[] {
+  getCpuid2(max: number = KVM_LIMITS.MAX_CPUID_ENTRIES): CpuidEntry[] {
     const buf = encodeStruct(KVM_CPUID2_STRUCT, { nent: max }, new Uint8Array(8 + max * KVM_CPUID_ENTRY2_STRUCT.size));
     this.ioctl('KVM_GET_CPUID2', buf);
     return decodeCpuid(buf);
@@ -380,7 +380,7 @@ export class VcpuFd {
 
   /** Per-vCPU stats (exits, io_exits, exit_<REASON> …). */
   stats(): Readonly<Record<string, number>> {
-    return { ...this.file().vcpu.stat };
+    return this.file().vcpu.stats();
   }
 
   /** The vendor's VMCS/VMCB view (ops.inspect). */
