@@ -64,33 +64,6 @@ function run(hs: Record<Vendor, HostPort>, start: Vendor, g: CatalogEntry, swapA
 
 const swappable = CATALOG.filter((g) => g.kind === 'test' && g.vendorDependent === undefined && g.requires === undefined);
 
-/**
- * Vendor-module bugs these runs expose; each also shows with migrations between two hosts of
- * the same vendor, so it is not the migration's. Every migration starts the target with an
- * empty EPT/NPT, so event delivery meets TDP faults it never meets in a plain run.
- */
-const INT3_GAP = {
-  starts: ['amd'],
-  reason: 'on kvm_amd (even between two AMD hosts), a migration before the INT3 test makes its #BP arrive with the INT3\'s own RIP: a soft exception whose delivery meets the target\'s empty NPT is re-injected without its instruction length (Linux re-executes INT3 on SVM, or uses next_rip with NRIPS). The VMX side was the same bug (VM_EXIT_INSTRUCTION_LEN not written for exits during soft-event delivery) and is fixed',
-} as const;
-const KNOWN_GAPS: Readonly<Record<string, { readonly starts: readonly Vendor[]; readonly reason: string }>> = {
-  exceptions: INT3_GAP,
-  exceptions32: INT3_GAP,
-  usermode: {
-    starts: ['amd'],
-    reason: 'after migrations between kvm_amd hosts (same vendor too), an INT n from CPL3 through a DPL0 gate reaches the handler instead of #GP: likely kvm_amd re-injects the soft interrupt as an external one when its delivery meets the empty NPT',
-  },
-};
-
-/** As in known-gaps.ts: KVMTS_CONFORMANCE_ALL=1 runs the known gaps too. */
-const ALL = process.env['KVMTS_CONFORMANCE_ALL'] !== undefined;
-
-function gapOf(name: string, start: Vendor): string | null {
-  if (ALL) return null;
-  const gap = KNOWN_GAPS[name];
-  return gap && gap.starts.includes(start) ? gap.reason : null;
-}
-
 describe('--swap-every 1', () => {
   it('covers the catalog\'s vendor-neutral test guests', () => {
     expect(swappable.length).toBeGreaterThanOrEqual(20);
@@ -98,8 +71,7 @@ describe('--swap-every 1', () => {
 
   for (const g of swappable) {
     for (const start of ['intel', 'amd'] as const) {
-      const gap = gapOf(g.name, start);
-      it.skipIf(gap !== null)(`${g.name} starting on ${start}: same exits, final registers and serial output as without swaps${gap ? ` (known gap: ${gap})` : ''}`, async () => {
+      it(`${g.name} starting on ${start}: same exits, final registers and serial output as without swaps`, async () => {
         const plain = run(await hosts(), start, g);
         expect(plain.final).not.toBeNull();
         const swapped = run(await hosts(), start, g, () => true);

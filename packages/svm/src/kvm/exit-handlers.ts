@@ -11,7 +11,7 @@ import {
   kvmSetCr4, kvmSetCr8, kvmGetCr8, kvmSetDr, kvmGetDr, kvmSkipEmulatedInstruction,
   kvmUnexpectedExitReason, kvmVcpuDebugExit, type ExitResult, type KvmVcpu,
 } from '@kvmts/core';
-import { INTERCEPT_BIT, SVM_EXIT, SVM_IOIO, VMCB } from '../hw/fields.js';
+import { INTERCEPT_BIT, SVM_EXIT, SVM_INTERRUPT_SHADOW_MASK, SVM_IOIO, VMCB } from '../hw/fields.js';
 import { svmGlobals, svmIsIntercept, toSvm, type VcpuSvm } from './setup.js';
 import { svmDisableNmiSinglestep, svmIrqWindowOpened } from './run.js';
 
@@ -253,11 +253,28 @@ export function svmHandleExit(vcpu: KvmVcpu, _fastpath: number): ExitResult {
   return handler(vcpu);
 }
 
-/** svm_skip_emulated_instruction: next_rip from NRIPS (or the IOIO EXITINFO2), and no interrupt shadow. */
-export function svmSkipEmulatedInstruction(vcpu: KvmVcpu): number {
+/**
+ * __svm_skip_emulated_instruction: RIP to the VMCB's next_rip (NRIPS), else to svm->next_rip
+ * (IOIO's EXITINFO2), else past the instruction as the emulator decodes it. Committing side
+ * effects also ends the interrupt shadow. Returns false when the instruction cannot be skipped.
+ */
+export function svmSkipInstruction(vcpu: KvmVcpu, commitSideEffects: boolean): boolean {
   const svm = toSvm(vcpu);
-  if (svm.nextRip === 0) return kvmEmulateInstruction(vcpu, EMULTYPE.SKIP) === 'resume' ? 1 : 0;
-  vcpu.arch.rip = svm.nextRip;
-  svm.vmcb.w32(VMCB.int_state, svm.vmcb.r32(VMCB.int_state) & ~1);
-  return 1;
+  const v = svm.vmcb;
+  if (svmGlobals.nrips) {
+    const next = v.rAddr(VMCB.next_rip);
+    if (next !== 0) svm.nextRip = next;
+  }
+  if (svm.nextRip === 0) {
+    if (kvmEmulateInstruction(vcpu, EMULTYPE.SKIP) !== 'resume') return false;
+  } else {
+    vcpu.arch.rip = svm.nextRip;
+  }
+  if (commitSideEffects) v.w32(VMCB.int_state, v.r32(VMCB.int_state) & ~SVM_INTERRUPT_SHADOW_MASK);
+  return true;
+}
+
+/** svm_skip_emulated_instruction. */
+export function svmSkipEmulatedInstruction(vcpu: KvmVcpu): number {
+  return svmSkipInstruction(vcpu, true) ? 1 : 0;
 }

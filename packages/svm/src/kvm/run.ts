@@ -4,12 +4,13 @@
  * (arch/x86/kvm/svm/vmenter.S), svm_complete_interrupts, event injection through EVENTINJ, and
  * interrupt/NMI windows through V_IRQ + VINTR and the IRET intercept.
  */
-import { RFLAGS } from '@kvmts/x86';
+import { EFER, RFLAGS } from '@kvmts/x86';
 import { KVM_GUESTDBG, KVM_REQ, type KvmVcpu } from '@kvmts/core';
 import {
   INTERCEPT_BIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, TLB_CONTROL, V_INTR_PRIO_MASK,
-  V_INTR_PRIO_SHIFT, V_IRQ_MASK, VMCB,
+  V_INTR_PRIO_SHIFT, V_IRQ_MASK, VMCB, VMCB_SEG,
 } from '../hw/fields.js';
+import { svmSkipInstruction } from './exit-handlers.js';
 import {
   silicon, svmClrIntercept, svmData, svmGlobals, svmSetIntercept, toSvm,
   type SvmCpuData, type VcpuSvm,
@@ -17,6 +18,8 @@ import {
 
 const RAX = 0;
 const RSP = 4;
+/** The VMCB segment attribute's L bit (long-mode code). */
+const SEG_ATTRIB_L = 1 << 9;
 /** DR6 with no debug condition: the bits that read as 1 (DR6_ACTIVE_LOW). */
 const DR6_ACTIVE_LOW = 0xffff0ff0;
 
@@ -114,8 +117,8 @@ export function svmVcpuRun(vcpu: KvmVcpu, forceImmediateExit: boolean): number {
   arch.regs[RAX] = v.r32(VMCB.rax); arch.regsHi[RAX] = v.r32(VMCB.rax + 4);
   arch.regs[RSP] = v.r32(VMCB.rsp); arch.regsHi[RSP] = v.r32(VMCB.rsp + 4);
   arch.rip = v.rAddr(VMCB.rip);
+  svm.nextRip = 0;
   v.w8(VMCB.tlb_ctl, TLB_CONTROL.DO_NOTHING);
-  svm.nextRip = svmGlobals.nrips ? v.rAddr(VMCB.next_rip) : 0;
   svm.lastStop = stop;
   svmCompleteInterrupts(svm);
   return 0;
@@ -127,11 +130,37 @@ function snapshot(svm: VcpuSvm, sd: SvmCpuData): void {
   svm.hsaveSnapshot = mem.readBytes(sd.saveAreaPa, 4096);
 }
 
+/** kvm_get_linear_rip: CS.base + RIP, truncated to 32 bits outside 64-bit mode. */
+function linearRip(svm: VcpuSvm): number {
+  const arch = svm.vcpu.arch;
+  const v = svm.vmcb;
+  if (arch.efer & EFER.LMA && v.r16(VMCB_SEG.cs + 2) & SEG_ATTRIB_L) return arch.rip;
+  return (v.rAddr(VMCB_SEG.cs + 8) + arch.rip) >>> 0;
+}
+
+/**
+ * svm_complete_soft_interrupt: an exit while the CPU vectored the INTn/INT3/INTO KVM injected.
+ * With NRIPS, next_rip (cleared by the exit) is set back so the re-injection returns to the same
+ * place; without it, the RIP KVM advanced before injecting is unwound.
+ */
+function svmCompleteSoftInterrupt(svm: VcpuSvm, vector: number, type: number): void {
+  const isException = type === SVM_EVTINJ.TYPE_EXEPT;
+  const isSoft = type === SVM_EVTINJ.TYPE_SOFT;
+  if (svmGlobals.nrips && (isSoft || (isException && kvmExceptionIsSoft(vector))) &&
+      linearRip(svm) === svm.softIntOldRip + svm.softIntCsbase) {
+    svm.vmcb.w64(VMCB.next_rip, svm.softIntNextRip);
+  } else if (!svmGlobals.nrips && (isSoft || isException) && linearRip(svm) === svm.softIntNextRip + svm.softIntCsbase) {
+    svm.vcpu.arch.rip = svm.softIntOldRip;
+  }
+}
+
 /** svm_complete_interrupts: an event the exit interrupted goes back to KVM's queues, to be reinjected. */
 export function svmCompleteInterrupts(svm: VcpuSvm): void {
   const vcpu = svm.vcpu;
   const arch = vcpu.arch;
   const v = svm.vmcb;
+  const softIntInjected = svm.softIntInjected;
+  svm.softIntInjected = false;
   // An IRET intercepted for an NMI window has completed once RIP moved past it.
   if (svm.awaitingIretCompletion && arch.rip !== svm.nmiIretRip) {
     svm.awaitingIretCompletion = false;
@@ -146,7 +175,9 @@ export function svmCompleteInterrupts(svm: VcpuSvm): void {
   if (!(info & SVM_EVTINJ.VALID)) return;
   vcpu.requests |= KVM_REQ.EVENT;
   const vector = info & SVM_EVTINJ.VEC_MASK;
-  switch (info & SVM_EVTINJ.TYPE_MASK) {
+  const type = info & SVM_EVTINJ.TYPE_MASK;
+  if (softIntInjected) svmCompleteSoftInterrupt(svm, vector, type);
+  switch (type) {
     case SVM_EVTINJ.TYPE_NMI:
       arch.nmiInjected = true;
       break;
@@ -159,10 +190,37 @@ export function svmCompleteInterrupts(svm: VcpuSvm): void {
     case SVM_EVTINJ.TYPE_INTR:
     case SVM_EVTINJ.TYPE_SOFT:
       arch.interrupt.injected = true;
-      arch.interrupt.soft = (info & SVM_EVTINJ.TYPE_MASK) === SVM_EVTINJ.TYPE_SOFT;
+      arch.interrupt.soft = type === SVM_EVTINJ.TYPE_SOFT;
       arch.interrupt.nr = vector;
       break;
   }
+}
+
+/** kvm_exception_is_soft: #BP and #OF come from INT3 and INTO, and return past them. */
+function kvmExceptionIsSoft(vector: number): boolean {
+  return vector === BP_VECTOR || vector === OF_VECTOR;
+}
+
+/**
+ * svm_update_soft_interrupt_rip: injecting INTn/INT3/INTO needs the instruction's end. Skip it
+ * (next_rip, else the emulator) to learn that RIP, put it in the VMCB's next_rip, where the CPU
+ * takes the return address from, and keep RIP at the instruction; remember both for
+ * svm_complete_soft_interrupt. Returns false when the instruction cannot be skipped: the event
+ * is dropped and the instruction runs again.
+ */
+function svmUpdateSoftInterruptRip(vcpu: KvmVcpu): boolean {
+  const svm = toSvm(vcpu);
+  const oldRip = vcpu.arch.rip;
+  if (!svmSkipInstruction(vcpu, !svmGlobals.nrips)) return false;
+  const rip = vcpu.arch.rip;
+  svm.softIntInjected = true;
+  svm.softIntCsbase = svm.vmcb.rAddr(VMCB_SEG.cs + 8);
+  svm.softIntOldRip = oldRip;
+  svm.softIntNextRip = rip;
+  if (svmGlobals.nrips) vcpu.arch.rip = oldRip;
+  // The silicon has NRIPS (X86_FEATURE_NRIPS) even when KVM does not use it: it reads next_rip.
+  svm.vmcb.w64(VMCB.next_rip, rip);
+  return true;
 }
 
 /** svm_cancel_injection: the event not yet delivered returns to the queues. */
@@ -177,6 +235,7 @@ export function svmCancelInjection(vcpu: KvmVcpu): void {
 
 export function svmInjectIrq(vcpu: KvmVcpu, _reinjected: boolean): void {
   const it = vcpu.arch.interrupt;
+  if (it.soft && !svmUpdateSoftInterruptRip(vcpu)) return;
   const type = it.soft ? SVM_EVTINJ.TYPE_SOFT : SVM_EVTINJ.TYPE_INTR;
   toSvm(vcpu).vmcb.w32(VMCB.event_inj, (it.nr & 0xff) | SVM_EVTINJ.VALID | type);
   vcpu.stat['irq_injections'] = (vcpu.stat['irq_injections'] ?? 0) + 1;
@@ -193,6 +252,7 @@ export function svmInjectNmi(vcpu: KvmVcpu): void {
 /** svm_inject_exception: EVENTINJ type exception, with the error code when the vector has one. */
 export function svmInjectException(vcpu: KvmVcpu): void {
   const ex = vcpu.arch.exception;
+  if (kvmExceptionIsSoft(ex.nr) && !svmUpdateSoftInterruptRip(vcpu)) return;
   const v = toSvm(vcpu).vmcb;
   v.w32(VMCB.event_inj, (ex.nr & 0xff) | SVM_EVTINJ.VALID | (ex.hasErrorCode ? SVM_EVTINJ.VALID_ERR : 0) | SVM_EVTINJ.TYPE_EXEPT);
   v.w32(VMCB.event_inj_err, ex.errorCode);
@@ -223,6 +283,7 @@ export function svmEnableIrqWindow(vcpu: KvmVcpu): void {
 
 const DB_VECTOR = 1;
 const BP_VECTOR = 3;
+const OF_VECTOR = 4;
 
 /**
  * svm_enable_nmi_window: a masked NMI waits for the IRET intercept; once the IRET has been seen

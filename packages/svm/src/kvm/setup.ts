@@ -47,8 +47,16 @@ export interface VcpuSvm {
   /** svm->current_vmcb->asid_generation and ->cpu. */
   asidGeneration: number;
   vmcbCpu: number;
-  /** svm->next_rip: the RIP after the intercepted instruction (NRIPS). */
+  /** svm->next_rip: the RIP after the intercepted instruction, when KVM knows it without NRIPS (IOIO's EXITINFO2). */
   nextRip: number;
+  /**
+   * svm->soft_int_*: the INTn/INT3/INTO KVM injected last, so that an exit during its delivery
+   * can re-inject it with the same return address (svm_complete_soft_interrupt).
+   */
+  softIntInjected: boolean;
+  softIntCsbase: number;
+  softIntOldRip: number;
+  softIntNextRip: number;
   nmiMasked: boolean;
   awaitingIretCompletion: boolean;
   nmiIretRip: number;
@@ -203,7 +211,7 @@ export function svmVcpuCreate(vcpu: KvmVcpu): number {
   for (const msr of DIRECT_ACCESS_MSRS) setMsrInterception(host, msrpmPa, msr, false, false);
   const svm: VcpuSvm = {
     vcpu, vmcb: new VmcbRegion(host.mem, vmcbPa), vmcbPa, msrpmPa, asid: 0, asidGeneration: 0, vmcbCpu: -1,
-    nextRip: 0, nmiMasked: false, awaitingIretCompletion: false, nmiIretRip: 0, nmiSinglestep: false,
+    nextRip: 0, softIntInjected: false, softIntCsbase: 0, softIntOldRip: 0, softIntNextRip: 0, nmiMasked: false, awaitingIretCompletion: false, nmiIretRip: 0, nmiSinglestep: false,
     nmiSinglestepGuestRflags: 0, guestStateLoaded: false,
     snapshot: null, hsaveSnapshot: null, lastStop: 0,
   };
