@@ -41,7 +41,7 @@ describe('kvm_intel', () => {
     const r = vm.getRegs();
     expect(r['rbx']).toBe(0n);
     expect(r['rip']).toBe(0x1003n);
-    expect(kernelVcpu(vm).stat['exit_CPUID']).toBe(1);
+    expect(kernelVcpu(vm).stats()['exit_CPUID']).toBe(1);
   });
 
   it('inspect() groups the VMCS as the SDM does and marks what the last exit changed', () => {

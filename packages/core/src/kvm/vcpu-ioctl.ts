@@ -134,7 +134,7 @@ export class VcpuFile implements KFile {
         return u.read(0, 104) ? -ERRNO.EINVAL : -ERRNO.EFAULT;
       case KVM.KVM_GET_STATS_FD:
         v.kvm.kvmGetKvm();
-        return proc.installFd(new StatsFile(`kvm-${proc.pid}/vcpu-${v.vcpuId}`, () => v.stat, () => v.kvm.kvmPutKvm()));
+        return proc.installFd(new StatsFile(`kvm-${proc.pid}/vcpu-${v.vcpuId}`, () => v.stats(), () => v.kvm.kvmPutKvm()));
       default:
         return -ERRNO.EINVAL;
     }

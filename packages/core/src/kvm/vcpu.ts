@@ -17,13 +17,16 @@ export interface UserAccess {
   data: Uint8Array;
 }
 
-/** Named counters of KVM's binary stats (kvm_vcpu_stat); exits by reason are added as `exit_<NAME>`. */
+/** Named counters of KVM's binary stats (kvm_vcpu_stat); Vcpu.stats() adds exits by reason as `exit_<NAME>`. */
 export const VCPU_STAT_NAMES = [
   'exits', 'io_exits', 'mmio_exits', 'halt_exits', 'irq_injections', 'irq_window_exits', 'nmi_window_exits',
   'nmi_injections', 'insn_emulation', 'insn_emulation_fail', 'signal_exits', 'request_irq_exits',
   'irq_exits', 'pf_taken', 'pf_fixed', 'pf_spurious', 'pf_mmio_spte_created', 'tlb_flush', 'hypercalls',
   'fastpath_exits', 'guest_instructions',
 ] as const;
+
+/** Exit reasons fold into this many counter slots: VMX basic reasons and SVM exit codes are below it. */
+const EXIT_SLOT_MASK = 0xfff;
 
 export class Vcpu implements KvmVcpu {
   readonly kvm: Vm;
@@ -37,6 +40,10 @@ export class Vcpu implements KvmVcpu {
   readonly pioData = this.pages.subarray(KVM_LIMITS.PIO_PAGE_OFFSET * PAGE_SIZE, (KVM_LIMITS.PIO_PAGE_OFFSET + 1) * PAGE_SIZE);
   readonly runView = new KvmRun(this.run);
   readonly stat: Record<string, number> = Object.fromEntries(VCPU_STAT_NAMES.map((n) => [n, 0]));
+  /** Exits by reason (slot: reason & EXIT_SLOT_MASK), counted on the exit path without building a key. */
+  readonly exitCounts = new Float64Array(EXIT_SLOT_MASK + 1);
+  /** The full reason last counted in each slot (SVM's VMEXIT_INVALID is -1), for its name. */
+  readonly exitSlotReason = new Int32Array(EXIT_SLOT_MASK + 1);
   vendor: unknown = null;
 
   /** KVM_SET_CPUID2's table. */
@@ -77,6 +84,18 @@ export class Vcpu implements KvmVcpu {
     };
     // The BSP flag, as kvm_vcpu_reset sets MSR_IA32_APICBASE for vCPU 0.
     if (id === 0) this.apicBase |= 0x100n;
+  }
+
+  /** kvm_vcpu_stat as userspace reads it: the named counters, then `exit_<NAME>` for each reason seen. */
+  stats(): Record<string, number> {
+    const out: Record<string, number> = { ...this.stat };
+    for (let i = 0; i <= EXIT_SLOT_MASK; i++) {
+      const n = this.exitCounts[i]!;
+      if (n === 0) continue;
+      const k = `exit_${this.ops.exitReasonName(this.exitSlotReason[i]!)}`;
+      out[k] = (out[k] ?? 0) + n;
+    }
+    return out;
   }
 
   get ops() {

@@ -121,7 +121,7 @@ export class Vm implements Kvm {
   /** VM stats plus the sum of every vCPU's, as the binary stats fd reports them. */
   stats(): Record<string, number> {
     const out: Record<string, number> = { ...this.stat, pages_4k: this.mmu.pagesMapped };
-    for (const v of this.vcpus) for (const [k, n] of Object.entries(v.stat)) out[k] = (out[k] ?? 0) + n;
+    for (const v of this.vcpus) for (const [k, n] of Object.entries(v.stats())) out[k] = (out[k] ?? 0) + n;
     return out;
   }
 }

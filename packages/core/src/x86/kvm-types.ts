@@ -124,8 +124,10 @@ export interface KvmVcpu {
   requests: number;
   /** The kvm_run page, as bytes in Linux's layout (shared with the VMM's mmap). */
   readonly run: Uint8Array;
-  /** Per-vCPU stats (exits by reason and the named counters). */
+  /** The named per-vCPU counters (kvm_vcpu_stat). */
   readonly stat: Record<string, number>;
+  /** The counters as userspace reads them: `stat` plus `exit_<NAME>` for each exit reason seen. */
+  stats(): Record<string, number>;
   /** The vendor's container (vcpu_vmx / vcpu_svm), as to_vmx()/to_svm() would find it. */
   vendor: unknown;
   /** KVM_SET_GUEST_DEBUG's control (KVM_GUESTDBG_*): with SINGLESTEP, a #DB exits to userspace (kvmVcpuDebugExit). */

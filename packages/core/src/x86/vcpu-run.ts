@@ -56,16 +56,6 @@ function kvmMmuLoad(v: Vcpu): void {
   }
 }
 
-const exitStatKeys = new Map<string, Map<number, string>>();
-function exitStatKey(v: Vcpu, reason: number): string {
-  const name = v.ops.name;
-  let m = exitStatKeys.get(name);
-  if (!m) exitStatKeys.set(name, (m = new Map()));
-  let k = m.get(reason);
-  if (k === undefined) m.set(reason, (k = `exit_${v.ops.exitReasonName(reason)}`));
-  return k;
-}
-
 /** vcpu_enter_guest: one entry and one exit. */
 export function vcpuEnterGuest(vcpu: KvmVcpu): ExitResult {
   const v = toVcpu(vcpu);
@@ -96,8 +86,9 @@ export function vcpuEnterGuest(vcpu: KvmVcpu): ExitResult {
   }
   v.stat['exits']!++;
   const reason = ops.getExitInfo(v).reason;
-  const key = exitStatKey(v, reason);
-  v.stat[key] = (v.stat[key] ?? 0) + 1;
+  const slot = reason & (v.exitCounts.length - 1);
+  v.exitCounts[slot]! += 1;
+  v.exitSlotReason[slot] = reason;
   return ops.handleExit(v, fastpath);
 }
 

@@ -79,7 +79,8 @@ export function vmFail(s: VmxSilicon, error: number): VmxStatus {
  */
 export function vmxRootPrelude(s: VmxSilicon): void {
   const cpu = s.cpu;
-  if (!s.inVmxOperation || !(cpu.cr0 & CR0.PE) || cpu.getRflags() & RFLAGS.VM || (cpu.efer & EFER.LMA && !(cpu.seg[SEG.CS]!.ar & (1 << 13)))) cpu.fault(VEC.UD);
+  // RFLAGS.VM is never lazy: rflags holds it without materializing the arithmetic flags.
+  if (!s.inVmxOperation || !(cpu.cr0 & CR0.PE) || cpu.rflags & RFLAGS.VM || (cpu.efer & EFER.LMA && !(cpu.seg[SEG.CS]!.ar & (1 << 13)))) cpu.fault(VEC.UD);
   if (cpu.cpl > 0) cpu.fault(VEC.GP, 0);
 }
 

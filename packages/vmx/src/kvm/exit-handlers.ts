@@ -234,7 +234,6 @@ export function vmxHandleExit(vcpu: KvmVcpu, _fastpath: number): ExitResult {
   const reason = vmx.exitReason;
   if (reason & VMX_EXIT_REASONS_FAILED_VMENTRY) return kvmRunFailEntry(vcpu, reason >>> 0, cpuId);
   const basic = reason & 0xffff;
-  vcpu.stat['exits'] = (vcpu.stat['exits'] ?? 0) + 1;
   const h = kvmVmxExitHandlers[basic];
   if (!h) return kvmUnexpectedExitReason(vcpu, basic);
   return h(vcpu);
