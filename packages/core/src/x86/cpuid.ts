@@ -47,7 +47,12 @@ export function supportedCpuid(model: CpuModel): CpuidEntry[] {
 
 /** kvm_find_cpuid_entry_index. */
 export function findCpuidEntry(table: readonly CpuidEntry[], fn: number, index: number): CpuidEntry | undefined {
-  return table.find((e) => e.function === fn && (!(e.flags & KVM_CPUID_FLAG.SIGNIFCANT_INDEX) || e.index === index));
+  // A plain loop: this runs on every CPUID exit.
+  for (let i = 0; i < table.length; i++) {
+    const e = table[i]!;
+    if (e.function === fn && (!(e.flags & KVM_CPUID_FLAG.SIGNIFCANT_INDEX) || e.index === index)) return e;
+  }
+  return undefined;
 }
 
 /** True when the guest's CPUID advertises VMX (Intel) or SVM (AMD): nested is on offer. */
