@@ -63,6 +63,9 @@ export class FakeCpu extends CpuState implements VirtCpu {
   fault(vector: number, errorCode = -1): never { throw new FaultSignal(vector, errorCode); }
   injectEvent(info: number, err: number, len: number): void { this.injected.push({ info, err, len }); }
   stop(reason: StopReason): never { throw new StopSignal(reason); }
+  private ended: StopReason | -1 = -1;
+  endInsn(reason: StopReason): void { this.ended = reason; }
+  abortInsn(): never { throw new StopSignal(this.ended === -1 ? STOP.VMEXIT : this.ended); }
   readMem(): number { return 0; }
   writeMem(): void {}
   setTlbTag(tag: number): void { this.tlbTag = tag; this.tlbOps.push(`tag ${tag}`); }
@@ -78,7 +81,9 @@ export class FakeCpu extends CpuState implements VirtCpu {
         this.insnStart = this.rip;
         this.insnLength = step.len;
         this.rip += step.len;
+        this.ended = -1;
         step.exec(this);
+        if (this.ended !== -1) return this.ended;
         this.icount++;
       }
       return STOP.BUDGET;

@@ -45,7 +45,7 @@ export function createVm(memBytes = 0x200000, vendor: Vendor = 'amd'): TestVm {
   const runBytes = proc.mappedBytes(runHva, size)!;
   const kvmStat = (): Record<string, number> => {
     const vm = host.module!.vms.values().next().value!;
-    return vm.vcpus[0]!.stat;
+    return vm.vcpus[0]!.stats();
   };
   return { kvmStat, host, proc, vcpuFd, memHva, run: new KvmRun(runBytes), runBytes };
 }

@@ -161,6 +161,7 @@ export function svmEnterGuest(svm: SvmSilicon, vmcbPa: number, hostNextRip: numb
   if (inj & SVM_EVTINJ.VALID) {
     svm.pendingInj = inj;
     svm.pendingInjErr = v.r32(VMCB.event_inj + 4);
+    svm.pendingInjNextRip = v.rAddr(VMCB.next_rip);
   }
   if (svm.pendingInj !== 0 || (svm.intCtl & V_IRQ_MASK) !== 0 || cpu.pendingInterrupt >= 0 || cpu.pendingNmi) cpu.attention = true;
   return true;

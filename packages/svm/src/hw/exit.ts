@@ -24,6 +24,29 @@ export function toExitIntInfo(vectoring: number): number {
  * instruction intercepts (NRIPS), or 0.
  */
 export function svmVmexit(svm: SvmSilicon, exitCode: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number, guestRip: number, nextRip: number): void {
+  recordVmexit(svm, exitCode, info1Lo, info1Hi, info2Lo, info2Hi, guestRip, nextRip);
+  if (svm.inRun) {
+    svm.inRun = false;
+    svm.cpu.stop(STOP.VMEXIT);
+  }
+}
+
+/**
+ * The same #VMEXIT for an intercepted instruction, ended without a throw (cpu.endInsn): its
+ * handler returns, and Cpu.run returns STOP.VMEXIT at the instruction boundary. Returns true,
+ * the VirtExtension.intercept verdict.
+ */
+export function svmVmexitInsn(svm: SvmSilicon, exitCode: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number, guestRip: number, nextRip: number): true {
+  recordVmexit(svm, exitCode, info1Lo, info1Hi, info2Lo, info2Hi, guestRip, nextRip);
+  if (svm.inRun) {
+    svm.inRun = false;
+    svm.cpu.endInsn(STOP.VMEXIT);
+  }
+  return true;
+}
+
+/** #VMEXIT proper: exit information, guest-state save, host-state load. */
+function recordVmexit(svm: SvmSilicon, exitCode: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number, guestRip: number, nextRip: number): void {
   const cpu = svm.cpu;
   const v = svm.vmcb!;
   cpu.rip = guestRip;
@@ -45,10 +68,6 @@ export function svmVmexit(svm: SvmSilicon, exitCode: number, info1Lo: number, in
   svm.exitCount++;
   svm.lastExitCode = exitCode;
   loadHost(svm);
-  if (svm.inRun) {
-    svm.inRun = false;
-    cpu.stop(STOP.VMEXIT);
-  }
 }
 
 function saveGuest(svm: SvmSilicon, v: VmcbRegion): void {

@@ -63,16 +63,19 @@ const INSN_INTERCEPT: Partial<Record<VirtOp, readonly [number, number]>> = {
   [VIRT_OP.INVLPGA]: [INTERCEPT_BIT.INVLPGA, SVM_EXIT.INVLPGA],
 };
 
+/** svmInsnChecks' verdict when the instruction #VMEXITed: it ends with no effect. */
+const EXITED = -2;
+
 /**
  * The checks every SVM instruction but VMMCALL and SKINIT makes before it acts: #UD without
  * EFER.SVME or outside protected mode, then the intercept in guest mode, then #GP(0) at CPL>0.
- * Returns the fault vector to raise, -1 when clear (a guest intercept #VMEXITs and never returns).
+ * Returns the fault vector to raise, EXITED after a guest intercept's #VMEXIT, or -1 when clear.
  */
 function svmInsnChecks(svm: SvmSilicon, op: VirtOp): number {
   const cpu = svm.cpu;
   if (!(cpu.efer & EFER.SVME) || !(cpu.cr0 & CR0.PE) || (cpu.getRflags() & RFLAGS.VM)) return VEC.UD;
   const icpt = INSN_INTERCEPT[op];
-  if (svm.guest && icpt && isIntercept(svm, icpt[0])) exitInsn(svm, icpt[1], 0, 0);
+  if (svm.guest && icpt && isIntercept(svm, icpt[0])) { exitInsn(svm, icpt[1], 0, 0); return EXITED; }
   if (cpu.cpl !== 0) return VEC.GP;
   return -1;
 }
@@ -103,11 +106,12 @@ export function svmExecute(svm: SvmSilicon, op: VirtOp, operand: InsnOperand): v
     case VIRT_OP.SKINIT: {
       // Without its intercept VMMCALL is #UD; SKINIT is not implemented (CPUID SKINIT clear).
       const icpt = INSN_INTERCEPT[op]!;
-      if (svm.guest && isIntercept(svm, icpt[0])) exitInsn(svm, icpt[1], 0, 0);
+      if (svm.guest && isIntercept(svm, icpt[0])) { exitInsn(svm, icpt[1], 0, 0); return; }
       cpu.fault(VEC.UD);
     }
     case VIRT_OP.VMRUN: case VIRT_OP.VMLOAD: case VIRT_OP.VMSAVE: {
       const f = svmInsnChecks(svm, op);
+      if (f === EXITED) return;
       if (f >= 0) cpu.fault(f, f === VEC.GP ? 0 : -1);
       const pa = raxPa(svm, operand.addrSize);
       if (pa < 0) cpu.fault(VEC.GP, 0);
@@ -125,12 +129,14 @@ export function svmExecute(svm: SvmSilicon, op: VirtOp, operand: InsnOperand): v
     }
     case VIRT_OP.STGI: case VIRT_OP.CLGI: {
       const f = svmInsnChecks(svm, op);
+      if (f === EXITED) return;
       if (f >= 0) cpu.fault(f, f === VEC.GP ? 0 : -1);
       if (op === VIRT_OP.STGI) svm.stgi(); else svm.clgi();
       return;
     }
     case VIRT_OP.INVLPGA: {
       const f = svmInsnChecks(svm, op);
+      if (f === EXITED) return;
       if (f >= 0) cpu.fault(f, f === VEC.GP ? 0 : -1);
       const lin = operand.addrSize === 64 ? cpu.gprHi[0]! * 2 ** 32 + (cpu.gpr[0]! >>> 0) : cpu.gpr[0]! >>> 0;
       cpu.flushTlb(cpu.gpr[1]! >>> 0, lin);

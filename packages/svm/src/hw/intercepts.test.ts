@@ -217,6 +217,54 @@ describe('exceptions and interrupts', () => {
     runGuest(r, [nop]);
     expect(r.cpu.injected).toEqual([{ info: 0x80000b0d, err: 0x1234, len: 0 }]);
   });
+
+  it('an injected INTn (type SOFT) returns to next_rip, as the instruction would', () => {
+    const r = rig();
+    r.v.w32(VMCB.event_inj, 0x80000421); // INT 0x21
+    r.v.w64(VMCB.next_rip, 0x1002);
+    runGuest(r, [nop]);
+    expect(r.cpu.injected).toEqual([{ info: makeIntrInfo(0x21, EVENT_TYPE.SOFT_INTR, false), err: -1, len: 2 }]);
+  });
+
+  it('an injected #BP or #OF (type EXCEPTION) is INT3/INTO: a software exception returning to next_rip', () => {
+    for (const [vector, next] of [[3, 0x1001], [4, 0x1003]] as const) {
+      const r = rig();
+      r.v.w32(VMCB.event_inj, 0x80000300 | vector);
+      r.v.w64(VMCB.next_rip, next);
+      runGuest(r, [nop]);
+      expect(r.cpu.injected).toEqual([{ info: makeIntrInfo(vector, EVENT_TYPE.SW_EXCEPTION, false), err: -1, len: next - 0x1000 }]);
+    }
+  });
+
+  it('an injected event whose delivery faults is no longer pending: the next exit reports what the CPU vectors, and exception intercepts work again', () => {
+    const r = rig();
+    r.v.w32(VMCB.event_inj, 0x80000481); // INT 0x81, say through a DPL0 gate from CPL3: #GP
+    r.v.w64(VMCB.next_rip, 0x1002);
+    r.cpu.injectEvent = (info, err, len) => {
+      r.cpu.injected.push({ info, err, len });
+      r.cpu.ext!.event(info, err); // the injected event itself: not intercepted
+      r.cpu.fault(13, 0x81 * 8 + 2);
+    };
+    setIntercept(r.v, 64 + 13);
+    // The fault unwinds the fake CPU's run (STOP.BUDGET), which VMRUN turns into an INTR exit.
+    runGuest(r, [nop]);
+    expect(exitCode(r)).toBe(SVM_EXIT.INTR);
+    expect(r.v.r32(VMCB.exit_int_info)).toBe(0);
+    // The #GP it raised is intercepted like any other.
+    r.cpu.injectEvent = (info, err, len) => { r.cpu.injected.push({ info, err, len }); };
+    r.v.w32(VMCB.event_inj, 0);
+    runGuest(r, [{ len: 2, exec: (cpu) => cpu.ext!.event(makeIntrInfo(13, EVENT_TYPE.HW_EXCEPTION, true), 0x40a) }]);
+    expect(exitCode(r)).toBe(SVM_EXIT.EXCP_BASE + 13);
+    expect(info1(r)).toBe(0x40an);
+  });
+
+  it('other injected exceptions ignore next_rip', () => {
+    const r = rig();
+    r.v.w32(VMCB.event_inj, 0x80000306); // #UD
+    r.v.w64(VMCB.next_rip, 0x1005);
+    runGuest(r, [nop]);
+    expect(r.cpu.injected).toEqual([{ info: makeIntrInfo(6, EVENT_TYPE.HW_EXCEPTION, false), err: -1, len: 0 }]);
+  });
 });
 
 describe('GIF', () => {

@@ -10,11 +10,11 @@ import {
   type InterceptKind, type PhysMemory,
 } from '@kvmts/x86';
 import {
-  INTERCEPT_BIT, SVM_EXIT, SVM_IOIO, V_IGN_TPR_MASK, V_INTR_PRIO_MASK,
+  INTERCEPT_BIT, SVM_EVTINJ, SVM_EXIT, SVM_IOIO, V_IGN_TPR_MASK, V_INTR_PRIO_MASK,
   V_INTR_PRIO_SHIFT, V_IRQ_MASK, V_TPR_MASK, VMCB,
 } from './fields.js';
 import { hi32 } from './region.js';
-import { svmVmexit } from './exit.js';
+import { svmVmexit, svmVmexitInsn } from './exit.js';
 import type { SvmSilicon } from './silicon.js';
 
 /** Intercepts that need no exit information beyond the exit code: INTERCEPT kind -> [intercept bit, exit code, reports next RIP]. */
@@ -58,8 +58,8 @@ export function isIntercept(svm: SvmSilicon, bit: number): boolean {
  * #VMEXIT for an intercepted instruction: the CPU has already advanced RIP past it (Bochs
  * style), so RIP is the next RIP (NRIPS) and the guest resumes at the instruction's start.
  */
-export function exitInsn(svm: SvmSilicon, code: number, info1Lo: number, info1Hi: number, info2Lo = 0, info2Hi = 0): void {
-  svmVmexit(svm, code, info1Lo, info1Hi, info2Lo, info2Hi, svm.cpu.insnStart, svm.cpu.rip);
+export function exitInsn(svm: SvmSilicon, code: number, info1Lo: number, info1Hi: number, info2Lo = 0, info2Hi = 0): true {
+  return svmVmexitInsn(svm, code, info1Lo, info1Hi, info2Lo, info2Hi, svm.cpu.insnStart, svm.cpu.rip);
 }
 
 /** #VMEXIT at an instruction boundary (interrupts, NMI, VINTR): nothing to skip. */
@@ -67,59 +67,47 @@ function exitBoundary(svm: SvmSilicon, code: number): void {
   svmVmexit(svm, code, 0, 0, 0, 0, svm.cpu.rip, 0);
 }
 
-export function svmIntercept(svm: SvmSilicon, kind: InterceptKind, a: number, b: number): void {
+/** VirtExtension.intercept: true when the event #VMEXITed. */
+export function svmIntercept(svm: SvmSilicon, kind: InterceptKind, a: number, b: number): boolean {
   const simpleBit = SIMPLE_BIT[kind]!;
-  if (simpleBit >= 0) {
-    if (isIntercept(svm, simpleBit)) exitInsn(svm, SIMPLE_EXIT[kind]!, 0, 0);
-    return;
-  }
+  if (simpleBit >= 0) return isIntercept(svm, simpleBit) && exitInsn(svm, SIMPLE_EXIT[kind]!, 0, 0);
   switch (kind) {
     case INTERCEPT.IO: return ioIntercept(svm, a, b);
     case INTERCEPT.MSR_READ: case INTERCEPT.MSR_WRITE: return msrIntercept(svm, a, kind === INTERCEPT.MSR_WRITE);
     case INTERCEPT.CR_READ:
       // Decode assists: EXITINFO1 bit 63 = valid MOV CRx, bits 3:0 = the GPR.
-      if (svm.intercepts[0]! & (1 << a)) exitInsn(svm, SVM_EXIT.READ_CR0 + a, b & 15, 1 << 31);
-      return;
+      return (svm.intercepts[0]! & (1 << a)) !== 0 && exitInsn(svm, SVM_EXIT.READ_CR0 + a, b & 15, 1 << 31);
     case INTERCEPT.CR_WRITE:
-      if (svm.intercepts[0]! & (1 << (16 + a))) exitInsn(svm, SVM_EXIT.WRITE_CR0 + a, b & 15, 1 << 31);
-      return;
+      return (svm.intercepts[0]! & (1 << (16 + a))) !== 0 && exitInsn(svm, SVM_EXIT.WRITE_CR0 + a, b & 15, 1 << 31);
     case INTERCEPT.CLTS: case INTERCEPT.LMSW:
       // Not MOV CRx: bit 63 clear. The selective CR0 intercept is checked in crWrite.
-      if (svm.intercepts[0]! & (1 << 16)) exitInsn(svm, SVM_EXIT.WRITE_CR0, 0, 0);
-      return;
+      return (svm.intercepts[0]! & (1 << 16)) !== 0 && exitInsn(svm, SVM_EXIT.WRITE_CR0, 0, 0);
     case INTERCEPT.DR_READ:
-      if (svm.intercepts[1]! & (1 << a)) exitInsn(svm, SVM_EXIT.READ_DR0 + a, b & 15, 1 << 31);
-      return;
+      return (svm.intercepts[1]! & (1 << a)) !== 0 && exitInsn(svm, SVM_EXIT.READ_DR0 + a, b & 15, 1 << 31);
     case INTERCEPT.DR_WRITE:
-      if (svm.intercepts[1]! & (1 << (16 + a))) exitInsn(svm, SVM_EXIT.WRITE_DR0 + a, b & 15, 1 << 31);
-      return;
+      return (svm.intercepts[1]! & (1 << (16 + a))) !== 0 && exitInsn(svm, SVM_EXIT.WRITE_DR0 + a, b & 15, 1 << 31);
     case INTERCEPT.INVLPG:
-      if (isIntercept(svm, INTERCEPT_BIT.INVLPG)) exitInsn(svm, SVM_EXIT.INVLPG, a >>> 0, hi32(a));
-      return;
+      return isIntercept(svm, INTERCEPT_BIT.INVLPG) && exitInsn(svm, SVM_EXIT.INVLPG, a >>> 0, hi32(a));
     case INTERCEPT.INTN:
-      if (isIntercept(svm, INTERCEPT_BIT.INTN)) exitInsn(svm, SVM_EXIT.SWINT, a & 0xff, 0);
-      return;
+      return isIntercept(svm, INTERCEPT_BIT.INTN) && exitInsn(svm, SVM_EXIT.SWINT, a & 0xff, 0);
     case INTERCEPT.PAUSE:
-      if (!isIntercept(svm, INTERCEPT_BIT.PAUSE)) return;
+      if (!isIntercept(svm, INTERCEPT_BIT.PAUSE)) return false;
       // Pause filter (15.14.4): only the count-th PAUSE exits.
-      if (svm.pauseFilterCount !== 0 && --svm.pauseFilterLeft > 0) return;
+      if (svm.pauseFilterCount !== 0 && --svm.pauseFilterLeft > 0) return false;
       svm.pauseFilterLeft = svm.pauseFilterCount;
-      exitInsn(svm, SVM_EXIT.PAUSE, 0, 0);
-      return;
-    case INTERCEPT.TASK_SWITCH:
-      if (isIntercept(svm, INTERCEPT_BIT.TASK_SWITCH)) {
-        // EXITINFO1 = the target selector; EXITINFO2 bit 36 = IRET, bit 38 = JMP (15.13.2).
-        const hi = b === 1 ? 1 << 4 : b === 2 ? 1 << 6 : 0;
-        svmVmexit(svm, SVM_EXIT.TASK_SWITCH, a & 0xffff, 0, 0, hi, svm.cpu.insnStart, 0);
-      }
-      return;
+      return exitInsn(svm, SVM_EXIT.PAUSE, 0, 0);
+    case INTERCEPT.TASK_SWITCH: {
+      if (!isIntercept(svm, INTERCEPT_BIT.TASK_SWITCH)) return false;
+      // EXITINFO1 = the target selector; EXITINFO2 bit 36 = IRET, bit 38 = JMP (15.13.2).
+      const hi = b === 1 ? 1 << 4 : b === 2 ? 1 << 6 : 0;
+      return svmVmexitInsn(svm, SVM_EXIT.TASK_SWITCH, a & 0xffff, 0, 0, hi, svm.cpu.insnStart, 0);
+    }
     case INTERCEPT.DESC_TABLE: {
       const [bit, code] = DESC_TABLE_INTERCEPTS[a]!;
-      if (isIntercept(svm, bit)) exitInsn(svm, code, 0, 0);
-      return;
+      return isIntercept(svm, bit) && exitInsn(svm, code, 0, 0);
     }
     default:
-      return;
+      return false;
   }
 }
 
@@ -129,13 +117,13 @@ function readMap(mem: PhysMemory, pa: number): number {
 }
 
 /** IOIO: the IOPM has one bit per port; an access of N bytes checks N consecutive bits (15.10.1). */
-function ioIntercept(svm: SvmSilicon, port: number, info: number): void {
-  if (!isIntercept(svm, INTERCEPT_BIT.IOIO_PROT)) return;
+function ioIntercept(svm: SvmSilicon, port: number, info: number): boolean {
+  if (!isIntercept(svm, INTERCEPT_BIT.IOIO_PROT)) return false;
   const size = info & IO_INFO.SIZE_MASK;
   const mem = svm.cpu.bus.ram;
   let hit = false;
   for (let p = port; p < port + size && !hit; p++) hit = ((readMap(mem, svm.iopmPa + (p >>> 3)) >>> (p & 7)) & 1) !== 0;
-  if (!hit) return;
+  if (!hit) return false;
   const op = svm.cpu.operand;
   let info1 = (port & 0xffff) << SVM_IOIO.PORT_SHIFT;
   if (info & IO_INFO.IN) info1 |= SVM_IOIO.TYPE_MASK;
@@ -144,7 +132,7 @@ function ioIntercept(svm: SvmSilicon, port: number, info: number): void {
   info1 |= (size === 1 ? 1 : size === 2 ? 2 : 4) << SVM_IOIO.SIZE_SHIFT;
   info1 |= (op.addrSize === 16 ? 1 : op.addrSize === 32 ? 2 : 4) << SVM_IOIO.ASIZE_SHIFT;
   const next = svm.cpu.rip;
-  exitInsn(svm, SVM_EXIT.IOIO, info1 >>> 0, 0, next >>> 0, hi32(next));
+  return exitInsn(svm, SVM_EXIT.IOIO, info1 >>> 0, 0, next >>> 0, hi32(next));
 }
 
 /** The MSRPM byte offset and bit for an MSR, or -1 when it lies outside the three ranges (always intercepted). */
@@ -158,23 +146,44 @@ export function msrpmOffset(msr: number): number {
   return base + (m & 0x1fff) * 2; // bit index into the map: read bit, then write bit
 }
 
-function msrIntercept(svm: SvmSilicon, msr: number, write: boolean): void {
-  if (!isIntercept(svm, INTERCEPT_BIT.MSR_PROT)) return;
+function msrIntercept(svm: SvmSilicon, msr: number, write: boolean): boolean {
+  if (!isIntercept(svm, INTERCEPT_BIT.MSR_PROT)) return false;
   const bit = msrpmOffset(msr);
   if (bit >= 0) {
     const b = bit + (write ? 1 : 0);
-    if (((readMap(svm.cpu.bus.ram, svm.msrpmPa + (b >>> 3)) >>> (b & 7)) & 1) === 0) return;
+    if (((readMap(svm.cpu.bus.ram, svm.msrpmPa + (b >>> 3)) >>> (b & 7)) & 1) === 0) return false;
   }
-  exitInsn(svm, SVM_EXIT.MSR, write ? 1 : 0, 0);
+  return exitInsn(svm, SVM_EXIT.MSR, write ? 1 : 0, 0);
 }
 
-/** An exception or interrupt about to be delivered in the guest (15.12). EVENTINJ deliveries are not intercepted. */
+/**
+ * Whether an EVENTINJ/EXITINTINFO value is a software event: INTn (type SOFT), or INT3/INTO
+ * (type EXCEPTION, vectors 3 and 4), whose return address is the instruction's end.
+ */
+export function isSoftEventInj(inj: number): boolean {
+  const type = inj & SVM_EVTINJ.TYPE_MASK;
+  const vec = inj & SVM_EVTINJ.VEC_MASK;
+  return type === SVM_EVTINJ.TYPE_SOFT || (type === SVM_EVTINJ.TYPE_EXEPT && (vec === VEC.BP || vec === VEC.OF));
+}
+
+/** EVENTINJ in the CPU's event encoding: the layouts coincide, but INT3/INTO are software exceptions there. */
+export function eventInjToIntrInfo(inj: number): number {
+  const info = (inj & (SVM_EVTINJ.VEC_MASK | SVM_EVTINJ.TYPE_MASK | SVM_EVTINJ.VALID_ERR | SVM_EVTINJ.VALID)) >>> 0;
+  if ((inj & SVM_EVTINJ.TYPE_MASK) !== SVM_EVTINJ.TYPE_EXEPT || !isSoftEventInj(inj)) return info;
+  return ((info & ~SVM_EVTINJ.TYPE_MASK) | (EVENT_TYPE.SW_EXCEPTION << SVM_EVTINJ.TYPE_SHIFT)) >>> 0;
+}
+
+/**
+ * An exception or interrupt about to be delivered in the guest (15.12). The event EVENTINJ
+ * injects is not intercepted; a fault while delivering it is.
+ */
 export function svmEvent(svm: SvmSilicon, intrInfo: number, errorCode: number): void {
-  if (svm.injecting) return;
+  if (svm.injecting) { svm.injecting = false; return; }
   const type = (intrInfo >>> 8) & 7;
   const vec = intrInfo & 0xff;
   if (type === EVENT_TYPE.PRIV_SW_EXCEPTION) {
-    if (isIntercept(svm, INTERCEPT_BIT.ICEBP)) exitInsn(svm, SVM_EXIT.ICEBP, 0, 0);
+    // Called while INT1 is being delivered: unwind the delivery after the #VMEXIT.
+    if (isIntercept(svm, INTERCEPT_BIT.ICEBP) && exitInsn(svm, SVM_EXIT.ICEBP, 0, 0)) svm.cpu.abortInsn();
   } else if (type === EVENT_TYPE.HW_EXCEPTION || type === EVENT_TYPE.SW_EXCEPTION) {
     if ((svm.intercepts[2]! & (1 << vec)) === 0) return;
     // The exception being intercepted is not "during delivery" of itself.
@@ -188,7 +197,9 @@ export function svmEvent(svm: SvmSilicon, intrInfo: number, errorCode: number): 
 /** The selective CR0 write intercept (15.9.1): a CR0 write that changes bits other than TS and MP. */
 export function svmCrWrite(svm: SvmSilicon, cr: number, value: number, current: number): number {
   if (cr === 0 && isIntercept(svm, INTERCEPT_BIT.SELECTIVE_CR0) && ((value ^ current) & ~(CR0.TS | CR0.MP)) !== 0) {
+    // crWrite must return a value: unwind the MOV after the #VMEXIT instead.
     exitInsn(svm, SVM_EXIT.CR0_SEL_WRITE, 0, 0);
+    svm.cpu.abortInsn();
   }
   return value;
 }
@@ -208,13 +219,14 @@ export function svmCheckEvents(svm: SvmSilicon): void {
   cpu.insnStart = cpu.rip;
   if (svm.pendingInj !== 0) {
     const inj = svm.pendingInj;
-    const err = svm.pendingInjErr;
-    svm.injecting = true;
-    // EVENTINJ and the CPU's event encoding share vector, type, EV and V (15.20); soft
-    // interrupts are injected with the RIP the VMCB already advanced.
-    cpu.injectEvent((inj & 0x80000fff) >>> 0, inj & (1 << 11) ? err : -1, 0);
-    svm.injecting = false;
+    // From here on the event is being delivered: an exit during its delivery (or during a
+    // fault it raises) reports what the CPU is vectoring, and a fault unwinds past this point.
     svm.pendingInj = 0;
+    svm.injecting = true;
+    // An injected INTn, INT3 or INTO is delivered as the instruction would be (gate DPL check
+    // included), returning to next_rip: with NRIPS the VMM names the instruction's end there.
+    const len = isSoftEventInj(inj) ? svm.pendingInjNextRip - cpu.rip : 0;
+    cpu.injectEvent(eventInjToIntrInfo(inj), inj & SVM_EVTINJ.VALID_ERR ? svm.pendingInjErr : -1, len);
   }
   if (!svm.gif) { holdPhysicalEvents(svm); return; }
   if (cpu.pendingNmi && isIntercept(svm, INTERCEPT_BIT.NMI)) exitBoundary(svm, SVM_EXIT.NMI);

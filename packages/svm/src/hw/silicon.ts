@@ -62,9 +62,13 @@ export class SvmSilicon implements VirtExtension {
   gPatHi = 0x00070406;
   hostCr8 = 0;
 
-  /** EVENTINJ waiting for the first instruction boundary, and whether it is being delivered. */
+  /**
+   * EVENTINJ waiting for the first instruction boundary, with the VMCB's next_rip at VMRUN (the
+   * return address of an injected INTn, INT3 or INTO under NRIPS), and whether it is being delivered.
+   */
   pendingInj = 0;
   pendingInjErr = 0;
+  pendingInjNextRip = 0;
   injecting = false;
   /** INTR/NMI held while GIF=0. */
   heldInterrupt = -1;
@@ -144,8 +148,8 @@ export class SvmSilicon implements VirtExtension {
     svmExecute(this, op, operand);
   }
 
-  intercept(kind: InterceptKind, a: number, b: number): void {
-    svmIntercept(this, kind, a, b);
+  intercept(kind: InterceptKind, a: number, b: number): boolean {
+    return svmIntercept(this, kind, a, b);
   }
 
   event(intrInfo: number, errorCode: number): void {
