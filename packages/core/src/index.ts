@@ -64,6 +64,7 @@ export { TdpMmu } from './mmu/tdp-mmu.js';
 export { Kvm as KvmApi, VmFd, VcpuFd, KvmError, GuestMemory, KVM_REGS_NAMES, gpa, hva } from './api/index.js';
 export type { GuestRegion, Gpa, Gva, Hva, Gfn, KvmRegs, KvmSregs, KvmVcpuEvents, UserspaceMemoryRegion, VcpuExit } from './api/index.js';
 export { LONG64, LONG64_MIN_MEM, long64Tables, long64Sregs, segmentFromDescriptor, setupLong64, type GuestWriter } from './api/index.js';
+export { StatsFd, type KvmStats } from './api/index.js';
 
 // benchmarks
 export { benchVmCreate, createRunDestroy } from './bench/vm-create.js';

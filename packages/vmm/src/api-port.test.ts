@@ -47,7 +47,7 @@ describe('the port over the typed façade', () => {
     vm.destroy();
   });
 
-  it('maps kvm_run exits to the trace words: OUT, then HLT; not in guest mode', async () => {
+  it('maps kvm_run exits to the trace words: OUT, then HLT; not in guest mode; stats by fd', async () => {
     const vm = (await intel()).createVm();
     if (typeof vm === 'number') throw new Error(`errno ${-vm}`);
     const mem = vm.addMemslot(0, 0, 0x10000);
@@ -62,7 +62,9 @@ describe('the port over the typed façade', () => {
     expect(out.kind === 'io' && Array.from(out.data)).toEqual([0x5a]);
     expect(vcpu.run()).toEqual({ kind: 'hlt' });
     expect(vcpu.isGuestMode()).toBe(false);
-    expect(vcpu.stats()['io_exits']).toBe(1);
+    // Read through KVM_GET_STATS_FD: the exits by reason are there once seen.
+    expect(vcpu.stats()).toMatchObject({ io_exits: 1, halt_exits: 1, exit_IO_INSTRUCTION: 1, exit_HLT: 1 });
+    expect(vm.stats()).toMatchObject({ io_exits: 1, halt_exits: 1 });
     vm.destroy();
   });
 });

@@ -4,7 +4,7 @@
  * vCPU fds held as the `@kvmts/migrate` VmHandle they are, so a migration moves this very VM.
  */
 import {
-  KVM_STATE_NESTED, KvmApi, KvmError, type CpuidEntry, type Host, type Process, type VcpuExit as KvmExit, type VcpuFd, type VendorInspection,
+  KVM_STATE_NESTED, KvmApi, KvmError, type CpuidEntry, type Host, type Process, type StatsFd, type VcpuExit as KvmExit, type VcpuFd, type VendorInspection,
   type VmFd,
 } from '@kvmts/core';
 import { destroyVmHandle, migrateVm, MigrationRefused, parseNestedState, type SlotInfo, type VmHandle } from '@kvmts/migrate';
@@ -34,6 +34,24 @@ function portExit(e: KvmExit, exitReason: number): VcpuExit {
     case 'IrqWindowOpen': return { kind: 'irq_window_open' };
     case 'Intr': return { kind: 'intr' };
     default: return { kind: 'unknown', reason: exitReason };
+  }
+}
+
+/**
+ * The binary stats through KVM_GET_STATS_FD, opened for each read: the descriptors are fixed at
+ * open, and a vCPU's exits by reason gain a counter the first time a reason is seen.
+ */
+function readStats(open: () => StatsFd): Record<string, number> {
+  try {
+    const fd = open();
+    try {
+      return Object.fromEntries(Object.entries(fd.read().stats).map(([k, v]) => [k, Number(v)]));
+    } finally {
+      fd.close();
+    }
+  } catch (e) {
+    errnoOf(e);
+    return {};
   }
 }
 
@@ -106,7 +124,7 @@ export class ApiVcpu implements VcpuPort {
     }
   }
 
-  stats(): Readonly<Record<string, number>> { return this.fd.stats(); }
+  stats(): Readonly<Record<string, number>> { return readStats(() => this.fd.getStatsFd()); }
   inspect(): VendorInspection { return this.fd.inspect(); }
 }
 
@@ -199,7 +217,7 @@ export class ApiVm implements VmPort {
   }
 
   stats(): Readonly<Record<string, number>> {
-    return this.vm.stats();
+    return readStats(() => this.vm.getStatsFd());
   }
 
   destroy(): void {

@@ -6,3 +6,5 @@ export { KVM_REGS_NAMES, gpa, hva } from './types.js';
 export type { Gpa, Gva, Hva, Gfn, KvmRegs, KvmSregs, KvmVcpuEvents, UserspaceMemoryRegion, VcpuExit } from './types.js';
 export { LONG64, LONG64_MIN_MEM, long64Tables, long64Sregs, segmentFromDescriptor, setupLong64 } from './long64.js';
 export type { GuestWriter } from './long64.js';
+export { StatsFd } from './stats-fd.js';
+export type { KvmStats } from './stats-fd.js';

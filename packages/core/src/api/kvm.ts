@@ -21,6 +21,7 @@ import type { VmFile } from '../kvm/vm-ioctl.js';
 import type { VcpuFile } from '../kvm/vcpu-ioctl.js';
 import { check } from './kvm-error.js';
 import { GuestMemory } from './guest-memory.js';
+import { StatsFd } from './stats-fd.js';
 import {
   KVM_REGS_NAMES, gpa as toGpa, hva as toHva,
   type KvmRegs, type KvmSregs, type KvmVcpuEvents, type UserspaceMemoryRegion, type VcpuExit,
@@ -165,6 +166,11 @@ export class VmFd {
 
   enableCap(cap: number, args: readonly bigint[] = []): void {
     this.ioctl('KVM_ENABLE_CAP', encodeStruct(KVM_ENABLE_CAP_STRUCT, { cap, flags: 0, args: [...args] }));
+  }
+
+  /** KVM_GET_STATS_FD: the VM's binary stats (its own counters and the sum of its vCPUs'). */
+  getStatsFd(): StatsFd {
+    return new StatsFd(this.proc, this.ioctl('KVM_GET_STATS_FD'));
   }
 
   private file(): VmFile {
@@ -372,6 +378,11 @@ export class VcpuFd {
 
   setNestedState(state: Uint8Array): void {
     this.ioctl('KVM_SET_NESTED_STATE', state);
+  }
+
+  /** KVM_GET_STATS_FD: this vCPU's binary stats, exits by reason included. */
+  getStatsFd(): StatsFd {
+    return new StatsFd(this.proc, this.ioctl('KVM_GET_STATS_FD'));
   }
 
   private file(): VcpuFile {
