@@ -374,7 +374,6 @@ export function loadGuestState(v: VmcsCache, cpu: VirtCpu): void {
     if (lma && cpu.cr0 & CR0.PG) e |= EFER.LME;
     cpu.efer = e;
   }
-  if (entry & VM_ENTRY.LOAD_IA32_PAT) cpu.msrs.set(0x277, v.read64(F.GUEST_IA32_PAT));
   for (let i = 0; i < 8; i++) {
     const sg = cpu.seg[i]!;
     sg.selector = v.read32(F.GUEST_ES_SELECTOR + i);

@@ -200,13 +200,14 @@ function loadHostState(s: VmxSilicon, cpu: VirtCpu): void {
   } else {
     cpu.efer = hostLong ? cpu.efer | EFER.LMA | EFER.LME : cpu.efer & ~(EFER.LMA | EFER.LME);
   }
-  if (s.exitCtl & VM_EXIT.LOAD_IA32_PAT) cpu.msrs.set(0x277, v.read64(F.HOST_IA32_PAT));
+  if (s.exitCtl & VM_EXIT.LOAD_IA32_PAT) s.loadPat(F.HOST_IA32_PAT);
   // Segments (SDM 28.5.2): selectors from the VMCS, bases from the VMCS or 0, flat limits;
   // a null data selector leaves the register unusable (SS stays usable in 64-bit mode).
   setSeg(cpu, SEG.CS, v.read32(F.HOST_CS_SELECTOR), 0, hostLong ? 0xa09b : 0xc09b);
   const ss = v.read32(F.HOST_SS_SELECTOR);
   setSeg(cpu, SEG.SS, ss, 0, ss === 0 && !hostLong ? 0x1c093 : 0xc093);
-  for (const [seg, selF, baseF] of HOST_DATA_SEGS) {
+  for (let k = 0; k < HOST_DATA_SEGS.length; k++) {
+    const [seg, selF, baseF] = HOST_DATA_SEGS[k]!;
     const sel = v.read32(selF);
     setSeg(cpu, seg, sel, baseF < 0 ? 0 : v.readNum(baseF), sel === 0 ? 0x1c093 : 0xc093);
   }
@@ -259,7 +260,7 @@ export function vmExitInsn(s: VmxSilicon, info: ExitInfo): true {
 export function recordVmExit(s: VmxSilicon, info: ExitInfo): void {
   const cpu = s.cpu;
   const v = s.vmcs;
-  v.changedAtExit.fill(0);
+  v.beginExit();
   v.exitWrite32(F.VM_EXIT_REASON, info.reason);
   v.exitWriteNum(F.EXIT_QUALIFICATION, info.qualification);
   v.exitWrite32(F.VM_EXIT_INTR_INFO, info.intrInfo);

@@ -99,7 +99,8 @@ export function vmxon(s: VmxSilicon, pa: number): VmxStatus {
     if ((s.mem.read32(pa + VMCS_REGION.REVISION) >>> 0) !== VMCS_REVISION_ID) return vmFailInvalid(s);
     s.inVmxOperation = true;
     s.vmxonPtr = pa;
-    s.vmcs.hpa = INVALID_VMCS_PTR;
+    s.vmcsCache.dropCurrent();
+    s.vmcs = s.vmcsCache.current;
     return vmSucceed(s);
   }
   if (cpu.cpl > 0) cpu.fault(VEC.GP, 0);
@@ -108,8 +109,8 @@ export function vmxon(s: VmxSilicon, pa: number): VmxStatus {
 
 export function vmxoff(s: VmxSilicon): VmxStatus {
   vmxRootPrelude(s);
-  s.vmcs.flush(s.mem);
-  s.vmcs.hpa = INVALID_VMCS_PTR;
+  s.vmcsCache.flushAll(s.mem);
+  s.vmcs = s.vmcsCache.current;
   s.inVmxOperation = false;
   s.vmxonPtr = -1;
   return vmSucceed(s);
@@ -119,13 +120,9 @@ export function vmclear(s: VmxSilicon, pa: number): VmxStatus {
   vmxRootPrelude(s);
   if (!physAligned(pa)) return vmFail(s, VMXERR.VMCLEAR_INVALID_ADDRESS);
   if (pa === s.vmxonPtr) return vmFail(s, VMXERR.VMCLEAR_VMXON_POINTER);
-  if (pa === s.vmcs.hpa) {
-    s.vmcs.launched = false;
-    s.vmcs.flush(s.mem);
-    s.vmcs.hpa = INVALID_VMCS_PTR;
-  } else {
-    s.mem.write8(pa + VMCS_REGION.LAUNCH_STATE, 0);
-  }
+  // SDM 31.3 VMCLEAR: the data written back, launch state "clear", and not current any more.
+  if (s.vmcsCache.clear(s.mem, pa)) s.vmcs = s.vmcsCache.current;
+  else s.mem.write8(pa + VMCS_REGION.LAUNCH_STATE, 0);
   return vmSucceed(s);
 }
 
@@ -136,8 +133,7 @@ export function vmptrld(s: VmxSilicon, pa: number): VmxStatus {
   // Bit 31 is the shadow-VMCS indicator: VMCS shadowing is supported, so a shadow VMCS may be made current.
   if ((s.mem.read32(pa + VMCS_REGION.REVISION) & VMX_BASIC.REVISION_MASK) !== (VMX_BASIC.REVISION_MASK & VMCS_REVISION_ID)) return vmFail(s, VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
   if (s.vmcs.hpa !== pa) {
-    s.vmcs.flush(s.mem);
-    s.vmcs.load(s.mem, pa);
+    s.vmcs = s.vmcsCache.makeCurrent(s.mem, pa);
     s.savedPat = undefined;
   }
   return vmSucceed(s);

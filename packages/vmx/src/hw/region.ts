@@ -1,13 +1,15 @@
 /**
  * The VMCS region in host physical memory (SDM 25.2 "Format of the VMCS Region") and the
- * processor's cache of the current VMCS (SDM 25.11.1: "a logical processor may maintain a number
+ * processor's cache of active VMCSs (SDM 25.11.1: "a logical processor may maintain a number
  * of VMCSs that are active... and may optimize by keeping VMCS data in the processor").
  *
  * Region layout: bytes 0-3 revision identifier (bit 31 shadow-VMCS indicator), 4-7 VMX-abort
  * indicator, then implementation-specific data. Ours: byte 8 launch state, and from byte 64 one
- * 8-byte slot per row of VMCS_FIELDS. VMCLEAR writes the cache back; VMPTRLD reads it in.
+ * 8-byte slot per row of VMCS_FIELDS. VMPTRLD of a VMCS that is not on chip reads it in (evicting,
+ * and so writing back, the least recently current one when the cache is full); VMPTRLD of one that
+ * is only makes it current; VMCLEAR writes it back and drops it.
  */
-import type { PhysMemory } from '@kvmts/x86';
+import { CHUNK_SIZE, type PhysMemory } from '@kvmts/x86';
 import { FIELD_COUNT, FIELD_WIDTH, FIELD_TYPE, VMCS_WIDTH, VMCS_TYPE } from './fields.js';
 
 export const VMCS_REGION = { REVISION: 0, ABORT: 4, LAUNCH_STATE: 8, DATA: 64 } as const;
@@ -17,20 +19,37 @@ export const INVALID_VMCS_PTR = -1;
 
 const TWO32 = 4294967296;
 
-/** Truncates a field's value to its width, as a VMWRITE stores it. */
-function widthMask(i: number, lo: number, hi: number): [number, number] {
-  const w = FIELD_WIDTH[i]!;
-  if (w === VMCS_WIDTH.U16) return [lo & 0xffff, 0];
-  if (w === VMCS_WIDTH.U32) return [lo | 0, 0];
-  return [lo | 0, hi | 0];
+/** Every field row, in order: what a freshly loaded VMCS has dirty. */
+const ALL_ROWS: Int16Array = Int16Array.from({ length: FIELD_COUNT }, (_, i) => i);
+
+/**
+ * The field slots of the region at `hpa` as int32 pairs (lo, hi): a view on the DRAM itself, so
+ * loads and write-backs are plain array copies. A region is page-aligned, hence in one chunk; the
+ * DRAM is little-endian, as Int32Array is on every host Node runs on.
+ */
+export function vmcsRegionSlots(mem: PhysMemory, hpa: number): Int32Array {
+  const c = mem.chunk(hpa);
+  return new Int32Array(c.buffer, c.byteOffset + (hpa % CHUNK_SIZE) + VMCS_REGION.DATA, FIELD_COUNT * 2);
+}
+
+/** The low half of a field's value truncated to its width, as a VMWRITE stores it. */
+function widthLo(i: number, lo: number): number {
+  return FIELD_WIDTH[i] === VMCS_WIDTH.U16 ? lo & 0xffff : lo | 0;
+}
+
+/** The high half: only 64-bit and natural-width fields keep one. */
+function widthHi(i: number, hi: number): number {
+  const w = FIELD_WIDTH[i];
+  return w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32 ? 0 : hi | 0;
 }
 
 /**
- * The current VMCS as the silicon holds it: each field as two int32 halves, so that the per-exit
- * path reads and writes numbers, never BigInt.
+ * One active VMCS as the silicon holds it: each field as two int32 halves, so that the per-exit
+ * path reads and writes numbers, never BigInt. Dirty tracking is per VMCS, so switching between
+ * active VMCSs keeps each one's incremental entry checks exact.
  */
 export class VmcsCache {
-  /** Current-VMCS pointer (HPA), or INVALID_VMCS_PTR. */
+  /** The region's HPA, or INVALID_VMCS_PTR for the placeholder that stands for "no current VMCS". */
   hpa = INVALID_VMCS_PTR;
   launched = false;
   readonly lo = new Int32Array(FIELD_COUNT);
@@ -40,8 +59,10 @@ export class VmcsCache {
   /** The dirty fields as a list, so an entry visits only what changed. */
   readonly dirtyList = new Int16Array(FIELD_COUNT);
   dirtyCount = 0;
-  /** Fields the last VM exit changed, for the inspector. */
-  readonly changedAtExit = new Uint8Array(FIELD_COUNT);
+  /** Per field, the serial of the VM exit that last changed it: the inspector's "changed at the last exit". */
+  readonly changedAtExit = new Uint32Array(FIELD_COUNT);
+  /** Serial of the current VM exit (bumped by beginExit, and by load so nothing carries over). */
+  exitSerial = 1;
 
   constructor() {
     this.markAllDirty();
@@ -59,9 +80,10 @@ export class VmcsCache {
   }
 
   markAllDirty(): void {
-    this.dirty.fill(0);
-    this.dirtyCount = 0;
-    for (let i = 0; i < FIELD_COUNT; i++) this.markDirty(i);
+    this.dirty.fill(1);
+    this.dirtyList.set(ALL_ROWS);
+    this.dirtyCount = FIELD_COUNT;
+    this.controlsDirty = true;
   }
 
   clearDirty(): void {
@@ -87,7 +109,7 @@ export class VmcsCache {
   }
 
   write32(i: number, v: number): void {
-    const [lo] = widthMask(i, v, 0);
+    const lo = widthLo(i, v);
     if (this.lo[i] !== lo || this.hi[i] !== 0) this.markDirty(i);
     this.lo[i] = lo;
     this.hi[i] = 0;
@@ -103,47 +125,146 @@ export class VmcsCache {
   }
 
   writeHalves(i: number, lo: number, hi: number): void {
-    const [l, h] = widthMask(i, lo, hi);
+    const l = widthLo(i, lo);
+    const h = widthHi(i, hi);
     if (this.lo[i] !== l || this.hi[i] !== h) this.markDirty(i);
     this.lo[i] = l;
     this.hi[i] = h;
   }
 
+  /** A new VM exit (or entry failure) starts: the writes below are its changes. */
+  beginExit(): void {
+    this.exitSerial++;
+  }
+
+  /** True when the last VM exit changed field `i`. */
+  changedAtLastExit(i: number): boolean {
+    return this.changedAtExit[i] === this.exitSerial;
+  }
+
   /** A write by the silicon itself at VM exit: records the change for the inspector. */
   exitWrite32(i: number, v: number): void {
     const l = v | 0;
-    if (this.lo[i] !== l || this.hi[i] !== 0) { this.changedAtExit[i] = 1; this.markDirty(i); }
-    this.lo[i] = l;
-    this.hi[i] = 0;
+    // Most of what an exit saves is what the entry loaded: compare first, write only changes.
+    if (this.lo[i] === l && this.hi[i] === 0) return;
+    this.exitChange(i, l, 0);
   }
 
   exitWriteNum(i: number, v: number): void {
-    const h = Math.floor(v / TWO32) | 0;
-    const l = (v - Math.floor(v / TWO32) * TWO32) | 0;
-    if (this.lo[i] !== l || this.hi[i] !== h) { this.changedAtExit[i] = 1; this.markDirty(i); }
+    if (v >= 0 && v < TWO32) {
+      const l = v | 0;
+      if (this.lo[i] === l && this.hi[i] === 0) return;
+      this.exitChange(i, l, 0);
+      return;
+    }
+    const h = Math.floor(v / TWO32);
+    const l = (v - h * TWO32) | 0;
+    if (this.lo[i] === l && this.hi[i] === (h | 0)) return;
+    this.exitChange(i, l, h | 0);
+  }
+
+  private exitChange(i: number, l: number, h: number): void {
+    this.changedAtExit[i] = this.exitSerial;
+    this.markDirty(i);
     this.lo[i] = l;
     this.hi[i] = h;
   }
 
-  /** VMPTRLD: makes the region at `hpa` current, reading its data into the cache. */
+  /** Reads the region at `hpa` into this entry (VMPTRLD of a VMCS not on chip). */
   load(mem: PhysMemory, hpa: number): void {
     this.hpa = hpa;
     this.launched = mem.read8(hpa + VMCS_REGION.LAUNCH_STATE) === 1;
+    const slots = vmcsRegionSlots(mem, hpa);
+    const lo = this.lo;
+    const hi = this.hi;
     for (let i = 0; i < FIELD_COUNT; i++) {
-      this.lo[i] = mem.read32(hpa + VMCS_REGION.DATA + i * 8) | 0;
-      this.hi[i] = mem.read32(hpa + VMCS_REGION.DATA + i * 8 + 4) | 0;
+      lo[i] = slots[2 * i]!;
+      hi[i] = slots[2 * i + 1]!;
     }
     this.markAllDirty();
-    this.changedAtExit.fill(0);
+    this.exitSerial++;
   }
 
-  /** Writes the cached data back to the region (VMCLEAR, or VMPTRLD of another VMCS). */
+  /** Writes the cached data back to the region (VMCLEAR, VMXOFF, or eviction). */
   flush(mem: PhysMemory): void {
     if (this.hpa === INVALID_VMCS_PTR) return;
     mem.write8(this.hpa + VMCS_REGION.LAUNCH_STATE, this.launched ? 1 : 0);
+    mem.noteWrite(this.hpa + VMCS_REGION.DATA, FIELD_COUNT * 8);
+    const slots = vmcsRegionSlots(mem, this.hpa);
+    const lo = this.lo;
+    const hi = this.hi;
     for (let i = 0; i < FIELD_COUNT; i++) {
-      mem.write32(this.hpa + VMCS_REGION.DATA + i * 8, this.lo[i]! >>> 0);
-      mem.write32(this.hpa + VMCS_REGION.DATA + i * 8 + 4, this.hi[i]! >>> 0);
+      slots[2 * i] = lo[i]!;
+      slots[2 * i + 1] = hi[i]!;
     }
+  }
+}
+
+/** How many VMCSs the silicon keeps on chip: vmcs01 and vmcs02 of a few vCPUs, and a shadow VMCS. */
+export const VMCS_CACHE_ENTRIES = 8;
+
+/**
+ * The processor's set of on-chip VMCSs, keyed by region address, and which one is current.
+ * `current` is never null: with no current VMCS it is a placeholder whose hpa is INVALID_VMCS_PTR.
+ */
+export class VmcsCacheSet {
+  /** Stands for "no current VMCS": never written, since every VMX instruction fails without a current VMCS. */
+  private readonly none = new VmcsCache();
+  current: VmcsCache = this.none;
+  /** On-chip entries, most recently current last. */
+  private readonly entries: VmcsCache[] = [];
+  /** Entries given back by VMCLEAR or eviction, reused so a VMPTRLD allocates nothing. */
+  private readonly free: VmcsCache[] = [];
+
+  /** The on-chip entry for the region at `hpa`, or undefined. */
+  find(hpa: number): VmcsCache | undefined {
+    const e = this.entries;
+    for (let k = e.length - 1; k >= 0; k--) if (e[k]!.hpa === hpa) return e[k];
+    return undefined;
+  }
+
+  /** VMPTRLD: makes the region at `hpa` current, reading it in unless it is on chip already. */
+  makeCurrent(mem: PhysMemory, hpa: number): VmcsCache {
+    const e = this.entries;
+    let v = this.find(hpa);
+    if (v !== undefined) {
+      e.splice(e.indexOf(v), 1);
+    } else {
+      if (e.length >= VMCS_CACHE_ENTRIES) this.evict(mem, e.shift()!);
+      v = this.free.pop() ?? new VmcsCache();
+      v.load(mem, hpa);
+    }
+    e.push(v);
+    this.current = v;
+    return v;
+  }
+
+  /** VMCLEAR: writes the region at `hpa` back if it is on chip and drops it; true when it was. */
+  clear(mem: PhysMemory, hpa: number): boolean {
+    const v = this.find(hpa);
+    if (v === undefined) return false;
+    v.launched = false;
+    this.entries.splice(this.entries.indexOf(v), 1);
+    this.evict(mem, v);
+    return true;
+  }
+
+  /** No VMCS is current any more (VMCLEAR of the current one, VMXON); on-chip entries stay. */
+  dropCurrent(): void {
+    this.current = this.none;
+  }
+
+  /** VMXOFF: every on-chip VMCS written back. */
+  flushAll(mem: PhysMemory): void {
+    for (const v of this.entries) this.evict(mem, v);
+    this.entries.length = 0;
+    this.dropCurrent();
+  }
+
+  private evict(mem: PhysMemory, v: VmcsCache): void {
+    v.flush(mem);
+    if (this.current === v) this.current = this.none;
+    v.hpa = INVALID_VMCS_PTR;
+    this.free.push(v);
   }
 }

@@ -8,7 +8,7 @@
 import { VIRT_OP, RFLAGS, type InsnOperand, type VirtOp } from '@kvmts/x86';
 import { FIELD, FIELD_WIDTH, VMCS_WIDTH, vmcsFieldIndex } from './fields.js';
 import { SECONDARY_EXEC } from './caps.js';
-import { VMCS_REGION } from './region.js';
+import { vmcsRegionSlots } from './region.js';
 import type { VmxSilicon } from './silicon.js';
 
 const ARITH_FLAGS = RFLAGS.CF | RFLAGS.PF | RFLAGS.AF | RFLAGS.ZF | RFLAGS.SF | RFLAGS.OF;
@@ -25,9 +25,36 @@ function setFlags(s: VmxSilicon, set: number): void {
   s.cpu.setRflags((s.cpu.getRflags() & ~ARITH_FLAGS) | set);
 }
 
-/** The field slot of row `i` in the shadow VMCS region at `hpa`. */
-function slot(hpa: number, i: number): number {
-  return hpa + VMCS_REGION.DATA + i * 8;
+/** The last shadow VMCS's field slots in DRAM (a region never moves, so its view is kept). */
+const slotViews = new WeakMap<VmxSilicon, { hpa: number; slots: Int32Array }>();
+
+function dramSlots(s: VmxSilicon, hpa: number): Int32Array {
+  let view = slotViews.get(s);
+  if (view === undefined || view.hpa !== hpa) {
+    view = { hpa, slots: vmcsRegionSlots(s.mem, hpa) };
+    slotViews.set(s, view);
+  }
+  return view.slots;
+}
+
+/**
+ * Row `i` of the shadow VMCS at `hpa`: the on-chip copy when that VMCS is active on this
+ * processor (software normally VMCLEARs it first, as Linux does), else its region in DRAM.
+ * Returned in `at` as [array of bits 31:0, its index, array of bits 63:32, its index].
+ */
+type Slot = [Int32Array, number, Int32Array, number];
+const at: Slot = [new Int32Array(0), 0, new Int32Array(0), 0];
+function shadowSlot(s: VmxSilicon, hpa: number, i: number, write: boolean): Slot {
+  const chip = s.vmcsCache.find(hpa);
+  if (chip !== undefined) {
+    if (write) chip.markDirty(i);
+    at[0] = chip.lo; at[1] = i; at[2] = chip.hi; at[3] = i;
+  } else {
+    const slots = dramSlots(s, hpa);
+    if (write) s.mem.noteWrite(hpa, 4096);
+    at[0] = slots; at[1] = 2 * i; at[2] = slots; at[3] = 2 * i + 1;
+  }
+  return at;
 }
 
 /**
@@ -50,16 +77,17 @@ export function vmcsShadowAccess(s: VmxSilicon, op: VirtOp, operand: InsnOperand
   const i = vmcsFieldIndex(enc);
   if (i < 0) {
     // The error goes where L1 will VMREAD it: the shadow VMCS's VM-instruction error field.
-    s.mem.write32(slot(link, FIELD.VM_INSTRUCTION_ERROR), VMXERR_UNSUPPORTED_VMCS_COMPONENT);
-    s.mem.write32(slot(link, FIELD.VM_INSTRUCTION_ERROR) + 4, 0);
+    const [lo, l, hi, h] = shadowSlot(s, link, FIELD.VM_INSTRUCTION_ERROR, true);
+    lo[l] = VMXERR_UNSUPPORTED_VMCS_COMPONENT;
+    hi[h] = 0;
     setFlags(s, RFLAGS.ZF);
     return true;
   }
-  const a = slot(link, i);
+  const [loArr, l, hiArr, h] = shadowSlot(s, link, i, !read);
   const high = (enc & 1) === 1;
   if (read) {
-    const lo = high ? s.mem.read32(a + 4) : s.mem.read32(a);
-    const hi = high ? 0 : s.mem.read32(a + 4);
+    const lo = high ? hiArr[h]! : loArr[l]!;
+    const hi = high ? 0 : hiArr[h]!;
     if (operand.isReg) {
       cpu.gpr[operand.reg1] = lo | 0;
       cpu.gprHi[operand.reg1] = long ? hi | 0 : 0;
@@ -78,13 +106,13 @@ export function vmcsShadowAccess(s: VmxSilicon, op: VirtOp, operand: InsnOperand
       if (long) hi = cpu.readMem(operand.seg, operand.offset + 4, 4);
     }
     const w = FIELD_WIDTH[i];
-    if (high) s.mem.write32(a + 4, lo >>> 0);
+    if (high) hiArr[h] = lo;
     else if (w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32) {
-      s.mem.write32(a, w === VMCS_WIDTH.U16 ? lo & 0xffff : lo >>> 0);
-      s.mem.write32(a + 4, 0);
+      loArr[l] = w === VMCS_WIDTH.U16 ? lo & 0xffff : lo;
+      hiArr[h] = 0;
     } else {
-      s.mem.write32(a, lo >>> 0);
-      s.mem.write32(a + 4, hi >>> 0);
+      loArr[l] = lo;
+      hiArr[h] = hi;
     }
   }
   setFlags(s, 0);

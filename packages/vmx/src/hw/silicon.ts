@@ -9,11 +9,11 @@ import {
   STOP, VIRT_OP, VEC, INTR_INFO, type VirtCpu, type VirtExtension, type VirtOp, type InsnOperand,
   type InterceptKind, type PhysMemory, type StopReason,
 } from '@kvmts/x86';
-import { FIELD as F, VMCS_MAX_INDEX } from './fields.js';
-import { VmcsCache, INVALID_VMCS_PTR } from './region.js';
+import { FIELD as F, FIELD_COUNT, VMCS_MAX_INDEX } from './fields.js';
+import { VmcsCache, VmcsCacheSet, INVALID_VMCS_PTR } from './region.js';
 import {
   MSR_IA32_FEATURE_CONTROL, FEATURE_CONTROL, MSR_IA32_VMX, vmxCapabilityMsrs, CPU_BASED, SECONDARY_EXEC, PIN_BASED,
-  PREEMPTION_TIMER_RATE, VMX_MISC,
+  PREEMPTION_TIMER_RATE, VMX_MISC, VM_ENTRY,
 } from './caps.js';
 import * as insn from './instructions.js';
 import { VMX_STATUS, type VmxStatus } from './instructions.js';
@@ -51,7 +51,9 @@ export class VmxSilicon implements VirtExtension {
   featureControl: number;
   readonly vmwriteAnyField: boolean;
   readonly fullEntryChecks: boolean;
-  readonly vmcs = new VmcsCache();
+  /** The VMCSs on chip (SDM 25.11.1), and the current one: always `vmcsCache.current`. */
+  readonly vmcsCache = new VmcsCacheSet();
+  vmcs: VmcsCache = this.vmcsCache.current;
   readonly fieldVmInstructionError = F.VM_INSTRUCTION_ERROR;
   lastStatus: VmxStatus = VMX_STATUS.SUCCEED;
   /** The check that failed the last VM entry, or null. */
@@ -84,7 +86,13 @@ export class VmxSilicon implements VirtExtension {
   tscOffsetValue = 0n;
   /** IA32_PAT as last saved into GUEST_IA32_PAT, so unchanged PATs cost no BigInt work per exit. */
   savedPat: bigint | undefined = undefined;
+  /** The PAT field value last loaded into the CPU, as halves and as the MSR's BigInt. */
+  private patLo = 0;
+  private patHi = 0;
+  private patValue: bigint | undefined = undefined;
   private entryIcount = 0;
+  /** The VMCS whose controls the fields above were decoded from. */
+  private controlsOf: VmcsCache | null = null;
   private readonly entryContext: EntryContext = { hostLma: false };
   /** The TLB tag (VPID) the CPU has selected. */
   private tlbTag = 0;
@@ -165,6 +173,7 @@ export class VmxSilicon implements VirtExtension {
     // Every check passed on the current values: only later writes need re-checking.
     v.clearDirty();
     loadGuestState(v, this.cpu);
+    if (this.entryCtl & VM_ENTRY.LOAD_IA32_PAT) this.loadPat(F.GUEST_IA32_PAT);
     const bad = this.loadMsrs(v.readNum(F.VM_ENTRY_MSR_LOAD_ADDR), v.read32(F.VM_ENTRY_MSR_LOAD_COUNT));
     if (bad > 0) return this.entryFailure(EXIT_REASON.MSR_LOAD_FAIL, bad);
     if (launch) v.launched = true;
@@ -175,7 +184,7 @@ export class VmxSilicon implements VirtExtension {
   /** SDM 27.8: a VM entry that fails after the VMfail checks loads host state like a VM exit. */
   private entryFailure(reason: number, qualification: number): VmxStatus {
     const v = this.vmcs;
-    v.changedAtExit.fill(0);
+    v.beginExit();
     v.exitWrite32(F.VM_EXIT_REASON, (reason | VMX_EXIT_REASONS_FAILED_VMENTRY) >>> 0);
     v.exitWriteNum(F.EXIT_QUALIFICATION, qualification);
     insn.vmSucceed(this);
@@ -184,7 +193,10 @@ export class VmxSilicon implements VirtExtension {
 
   private cacheControls(): void {
     const v = this.vmcs;
-    if (!v.controlsDirty) return;
+    // Decoded controls belong to one VMCS: entering on another one decodes its controls afresh.
+    const switched = v !== this.controlsOf;
+    if (!v.controlsDirty && !switched) return;
+    this.controlsOf = v;
     v.controlsDirty = false;
     this.pin = v.read32(F.PIN_BASED_VM_EXEC_CONTROL);
     this.proc = v.read32(F.CPU_BASED_VM_EXEC_CONTROL);
@@ -205,7 +217,7 @@ export class VmxSilicon implements VirtExtension {
     const eptp = v.readNum(F.EPT_POINTER);
     this.eptRoot = eptp - (eptp % 4096);
     this.eptAd = (v.lo[F.EPT_POINTER]! & EPTP.AD_ENABLE) !== 0;
-    if (v.dirty[F.TSC_OFFSET] || v.dirty[F.CPU_BASED_VM_EXEC_CONTROL]) {
+    if (switched || v.dirty[F.TSC_OFFSET] || v.dirty[F.CPU_BASED_VM_EXEC_CONTROL]) {
       this.tscOffsetValue = this.proc & CPU_BASED.USE_TSC_OFFSETTING ? v.read64(F.TSC_OFFSET) : 0n;
     }
   }
@@ -284,6 +296,20 @@ export class VmxSilicon implements VirtExtension {
     return left <= 0 ? 0 : Math.ceil(left / 2 ** PREEMPTION_TIMER_RATE);
   }
 
+  /** Loads IA32_PAT from a VMCS field (guest PAT at entry, host PAT at exit) without a BigInt when it is unchanged. */
+  loadPat(field: number): void {
+    const v = this.vmcs;
+    const lo = v.lo[field]!;
+    const hi = v.hi[field]!;
+    if (this.patValue === undefined || lo !== this.patLo || hi !== this.patHi) {
+      this.patLo = lo;
+      this.patHi = hi;
+      this.patValue = v.read64(field);
+    }
+    const msrs = this.cpu.msrs;
+    if (msrs.get(0x277) !== this.patValue) msrs.set(0x277, this.patValue);
+  }
+
   /** MSR-load list (SDM 27.4 / 28.6): 16-byte entries {index, reserved, data}. Returns 0, or the 1-based failing entry. */
   loadMsrs(addr: number, count: number): number {
     for (let i = 0; i < count; i++) {
@@ -307,7 +333,7 @@ export class VmxSilicon implements VirtExtension {
   /** Inspection port (not an instruction): rows of VMCS_FIELDS the last VM exit changed in the current VMCS. */
   fieldsChangedAtLastExit(): number[] {
     const out: number[] = [];
-    this.vmcs.changedAtExit.forEach((c, i) => { if (c) out.push(i); });
+    for (let i = 0; i < FIELD_COUNT; i++) if (this.vmcs.changedAtLastExit(i)) out.push(i);
     return out;
   }
 

@@ -219,7 +219,7 @@ function vmcsGroups(s: VmxSilicon): VendorInspection['structures'][number]['grou
  * vmx_get_exit_info. The common code asks for it on every exit but mostly reads only the reason,
  * so one view per vCPU VMREADs the other fields when they are read.
  */
-class VmxExitInfo {
+export class VmxExitInfo {
   private readonly vmx: VcpuVmx;
   constructor(vmx: VcpuVmx) { this.vmx = vmx; }
   get reason(): number { return this.vmx.exitReason; }
@@ -229,13 +229,9 @@ class VmxExitInfo {
   get errorCode(): number { return vmcsSilicon(this.vmx).vmread32(VMCS.VM_EXIT_INTR_ERROR_CODE); }
 }
 
-const exitInfoViews = new WeakMap<VcpuVmx, VmxExitInfo>();
-
 function vmxGetExitInfo(vcpu: KvmVcpu): VmxExitInfo {
   const vmx = toVmx(vcpu);
-  let e = exitInfoViews.get(vmx);
-  if (!e) exitInfoViews.set(vmx, (e = new VmxExitInfo(vmx)));
-  return e;
+  return vmx.exitInfo ?? (vmx.exitInfo = new VmxExitInfo(vmx));
 }
 
 export const vmxX86Ops: KvmX86Ops = {

@@ -5,7 +5,7 @@
  * through VM_ENTRY_INTR_INFO_FIELD, interrupt and NMI windows, and the register, segment and
  * control-register accessors the common code reaches through kvm_x86_ops.
  */
-import { CR0, EFER, RFLAGS, INTR_INFO, EVENT_TYPE, VEC, SEG } from '@kvmts/x86';
+import { CR0, EFER, RFLAGS, INTR_INFO, EVENT_TYPE, VEC, SEG, type VirtCpu } from '@kvmts/x86';
 import {
   KVM_REQ, kvmMakeRequest, kvmClearExceptionQueue, kvmClearInterruptQueue, kvmQueueInterrupt, kvmRequeueException,
   type KvmVcpu, type KvmSegment, type KvmDtable,
@@ -96,28 +96,24 @@ function pinControlsSet(vmx: VcpuVmx, v: number): void {
 
 // ---- vcpu_run ------------------------------------------------------------------------------
 
-function swapMsrsIn(vmx: VcpuVmx, s: VmxSilicon, save: number[]): void {
-  const c = s.cpu;
+/**
+ * The syscall MSRs and TSC_AUX KVM switches by software (vmx_prepare_switch_to_guest): the
+ * guest's go on the pCPU for the entry, and come back after the exit. The TypeScript kernel runs
+ * no code that uses them, so there are no host values to keep.
+ */
+function loadGuestMsrs(vmx: VcpuVmx, c: VirtCpu): void {
   const g = vmx.guestMsrs;
-  save[0] = c.kernelGsBase; save[1] = c.starLo; save[2] = c.starHi; save[3] = c.lstar; save[4] = c.cstar; save[5] = c.sfmask; save[6] = c.tscAux;
   c.kernelGsBase = g.kernelGsBase; c.starLo = g.starLo; c.starHi = g.starHi; c.lstar = g.lstar; c.cstar = g.cstar; c.sfmask = g.sfmask; c.tscAux = g.tscAux;
 }
 
-function swapMsrsOut(vmx: VcpuVmx, s: VmxSilicon, save: number[]): void {
-  const c = s.cpu;
+function saveGuestMsrs(vmx: VcpuVmx, c: VirtCpu): void {
   const g = vmx.guestMsrs;
   g.kernelGsBase = c.kernelGsBase; g.starLo = c.starLo; g.starHi = c.starHi; g.lstar = c.lstar; g.cstar = c.cstar; g.sfmask = c.sfmask; g.tscAux = c.tscAux;
-  c.kernelGsBase = save[0]!; c.starLo = save[1]!; c.starHi = save[2]!; c.lstar = save[3]!; c.cstar = save[4]!; c.sfmask = save[5]!; c.tscAux = save[6]!;
 }
 
-const hostMsrs: number[] = [0, 0, 0, 0, 0, 0, 0];
-
-/** The 16 GPR halves: `save` takes the CPU's, the CPU takes `load`'s (a loop: cheaper than two TypedArray.set calls). */
-function swapGprs(cpu: Int32Array, load: Int32Array, save: Int32Array): void {
-  for (let r = 0; r < 16; r++) {
-    save[r] = cpu[r]!;
-    cpu[r] = load[r]!;
-  }
+/** The 16 GPR halves (a loop: cheaper than TypedArray.set for 16 elements). */
+function copyGprs(to: Int32Array, from: Int32Array): void {
+  for (let r = 0; r < 16; r++) to[r] = from[r]!;
 }
 
 /**
@@ -141,14 +137,15 @@ export function vmxVcpuRun(vcpu: KvmVcpu, forceImmediateExit: boolean): number {
   if (forceImmediateExit) s.vmwrite32(VMCS.VMX_PREEMPTION_TIMER_VALUE, 0);
   pinControlsSet(vmx, timerPin);
 
-  swapMsrsIn(vmx, s, hostMsrs);
-  // __vmx_vcpu_run: host GPRs to the stack, guest GPRs from vcpu->arch.regs.
-  swapGprs(cpu.gpr, a.regs, vmx.hostRegs);
-  swapGprs(cpu.gprHi, a.regsHi, vmx.hostRegsHi);
+  loadGuestMsrs(vmx, cpu);
+  // __vmx_vcpu_run: guest GPRs from vcpu->arch.regs, and back after the exit. The TypeScript
+  // kernel keeps nothing in the pCPU's GPRs, so there are no host GPRs to push and pop.
+  copyGprs(cpu.gpr, a.regs);
+  copyGprs(cpu.gprHi, a.regsHi);
   const st = vmx.loadedVmcs.launched ? s.vmresume() : s.vmlaunch();
-  swapGprs(cpu.gpr, vmx.hostRegs, a.regs);
-  swapGprs(cpu.gprHi, vmx.hostRegsHi, a.regsHi);
-  swapMsrsOut(vmx, s, hostMsrs);
+  copyGprs(a.regs, cpu.gpr);
+  copyGprs(a.regsHi, cpu.gprHi);
+  saveGuestMsrs(vmx, cpu);
   vmx.lastStop = s.lastStop;
 
   if (st !== VMX_STATUS.SUCCEED) {

@@ -16,6 +16,7 @@ import {
 } from '../hw/caps.js';
 import { VMX_STATUS } from '../hw/instructions.js';
 import type { VmxSilicon } from '../hw/silicon.js';
+import type { VmxExitInfo } from './ops.js';
 import { CPUID_1_ECX_VMX } from '../hw/model.js';
 
 const ENOMEM = 12;
@@ -96,11 +97,10 @@ export interface VcpuVmx {
   entryCtl: number;
   exitCtl: number;
   readonly guestMsrs: GuestSwitchedMsrs;
-  /** Host GPRs while the guest's are on the pCPU (__vmx_vcpu_run's stack frame). */
-  readonly hostRegs: Int32Array;
-  readonly hostRegsHi: Int32Array;
   /** Why the pCPU's run loop returned at the last entry (STOP.*). */
   lastStop: number;
+  /** vmx_get_exit_info's view of this vCPU's exit fields, made on first use. */
+  exitInfo: VmxExitInfo | null;
 }
 
 const modules = new WeakMap<HostKernel, VmxModule>();
@@ -313,7 +313,7 @@ export function vmxVcpuCreate(vcpu: KvmVcpu): number {
     exitReason: 0, fail: false, eventExitInstLen: 0,
     pinCtl: 0, execCtl: 0, exec2Ctl: 0, entryCtl: 0, exitCtl: 0,
     guestMsrs: { kernelGsBase: 0, starLo: 0, starHi: 0, lstar: 0, cstar: 0, sfmask: 0, tscAux: 0 },
-    hostRegs: new Int32Array(16), hostRegsHi: new Int32Array(16), lastStop: 0,
+    lastStop: 0, exitInfo: null,
   };
   vcpu.vendor = vmx;
   vmxVcpuLoad(vcpu, 0);
