@@ -14,10 +14,14 @@ import type {
 } from './kvm-port.js';
 import { sregsFromKvm, sregsToKvm } from './sregs.js';
 
-/** A façade call's -errno, for the port's number-or-value results. */
-function errnoOf(e: unknown): number {
-  if (e instanceof KvmError) return -e.errno;
-  throw e;
+/** The port's value-or-(-errno): what a façade call returns, or the -errno of the KvmError it threw. */
+function orErrno<T>(call: () => T): T | number {
+  try {
+    return call();
+  } catch (e) {
+    if (e instanceof KvmError) return -e.errno;
+    throw e;
+  }
 }
 
 /** The trace's words for the façade's exits. */
@@ -42,17 +46,15 @@ function portExit(e: KvmExit, exitReason: number): VcpuExit {
  * open, and a vCPU's exits by reason gain a counter the first time a reason is seen.
  */
 function readStats(open: () => StatsFd): Record<string, number> {
-  try {
+  const stats = orErrno(() => {
     const fd = open();
     try {
-      return Object.fromEntries(Object.entries(fd.read().stats).map(([k, v]) => [k, Number(v)]));
+      return fd.read().stats;
     } finally {
       fd.close();
     }
-  } catch (e) {
-    errnoOf(e);
-    return {};
-  }
+  });
+  return typeof stats === 'number' ? {} : Object.fromEntries(Object.entries(stats).map(([k, v]) => [k, Number(v)]));
 }
 
 /** CPUID.1:EBX[31:24], the initial APIC ID. */
@@ -81,20 +83,12 @@ export class ApiVcpu implements VcpuPort {
   setSregs(sregs: KvmSregs): void { this.fd.setSregs(sregsToKvm(sregs)); }
 
   run(): VcpuExit {
-    try {
-      return portExit(this.fd.run(), this.fd.runData.exitReason);
-    } catch (e) {
-      return { kind: 'errno', errno: -errnoOf(e) };
-    }
+    const exit = orErrno(() => this.fd.run());
+    return typeof exit === 'number' ? { kind: 'errno', errno: -exit } : portExit(exit, this.fd.runData.exitReason);
   }
 
   interrupt(vector: number): number {
-    try {
-      this.fd.interrupt(vector);
-      return 0;
-    } catch (e) {
-      return errnoOf(e);
-    }
+    return orErrno(() => { this.fd.interrupt(vector); return 0; });
   }
 
   get readyForInterruptInjection(): boolean { return this.fd.readyForInterruptInjection; }
@@ -105,23 +99,14 @@ export class ApiVcpu implements VcpuPort {
   set immediateExit(v: boolean) { this.fd.immediateExit = v; }
 
   translate(gva: bigint): number | null {
-    try {
-      const t = this.fd.translate(gva);
-      return t.valid ? Number(t.physicalAddress) : null;
-    } catch (e) {
-      errnoOf(e);
-      return null;
-    }
+    const t = orErrno(() => this.fd.translate(gva));
+    return typeof t === 'number' || !t.valid ? null : Number(t.physicalAddress);
   }
 
   /** is_guest_mode(), as QEMU learns it: the GUEST_MODE flag of KVM_GET_NESTED_STATE (false without nested support). */
   isGuestMode(): boolean {
-    try {
-      return (parseNestedState(this.fd.getNestedState()).flags & KVM_STATE_NESTED.GUEST_MODE) !== 0;
-    } catch (e) {
-      errnoOf(e);
-      return false;
-    }
+    const state = orErrno(() => this.fd.getNestedState());
+    return typeof state !== 'number' && (parseNestedState(state).flags & KVM_STATE_NESTED.GUEST_MODE) !== 0;
   }
 
   stats(): Readonly<Record<string, number>> { return readStats(() => this.fd.getStatsFd()); }
@@ -165,26 +150,22 @@ export class ApiVm implements VmPort {
   }
 
   addMemslot(slot: number, gpa: number, size: number): GuestMemory | number {
-    try {
-      const info: SlotInfo = { slot, guestPhysAddr: gpa, memorySize: size, flags: 0, userspaceAddr: this.vm.allocGuestMemory(slot, gpa, size) };
-      this.slots.push(info);
-      return slotMemory(this.vm, info);
-    } catch (e) {
-      return errnoOf(e);
-    }
+    const hva = orErrno(() => this.vm.allocGuestMemory(slot, gpa, size));
+    if (hva < 0) return hva;
+    const info: SlotInfo = { slot, guestPhysAddr: gpa, memorySize: size, flags: 0, userspaceAddr: hva };
+    this.slots.push(info);
+    return slotMemory(this.vm, info);
   }
 
   /** KVM_CREATE_VCPU, then KVM_SET_CPUID2 before anything runs it. */
   createVcpu(id: number): VcpuPort | number {
-    try {
-      const fd = this.vm.createVcpu(id);
-      fd.setCpuid2(vcpuCpuid(this.owner.supportedCpuid(this.kvm), id));
-      const v = new ApiVcpu(fd);
-      this.vcpus.push(v);
-      return v;
-    } catch (e) {
-      return errnoOf(e);
-    }
+    const fd = orErrno(() => this.vm.createVcpu(id));
+    if (typeof fd === 'number') return fd;
+    const set = orErrno(() => fd.setCpuid2(vcpuCpuid(this.owner.supportedCpuid(this.kvm), id)));
+    if (typeof set === 'number') return set;
+    const v = new ApiVcpu(fd);
+    this.vcpus.push(v);
+    return v;
   }
 
   /** Live migration through `@kvmts/migrate`: on success this VM's process is gone. */
@@ -251,13 +232,12 @@ export class ApiHost implements HostPort {
 
   createVm(): VmPort | number {
     const proc = this.host.spawn();
-    try {
+    const vm = orErrno(() => {
       const kvm = KvmApi.open(proc);
       return new ApiVm(this, { proc, kvm, vm: kvm.createVm(), vcpus: [], slots: [] });
-    } catch (e) {
-      proc.exit();
-      return errnoOf(e);
-    }
+    });
+    if (typeof vm === 'number') proc.exit();
+    return vm;
   }
 
   residentBytes(): number {

@@ -18,3 +18,14 @@ export function check(ioctl: string, ret: number): number {
   if (ret < 0) throw new KvmError(ioctl, ret);
   return ret;
 }
+
+/** 0 when `call` succeeds, else the errno of its KvmError (other exceptions go on up): for probing calls. */
+export function errnoOf(call: () => unknown): number {
+  try {
+    call();
+    return 0;
+  } catch (e) {
+    if (e instanceof KvmError) return e.errno;
+    throw e;
+  }
+}

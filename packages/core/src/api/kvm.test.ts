@@ -5,7 +5,7 @@ import { KVM_LIMITS, KVM_MP_STATE } from '../uapi/constants.js';
 import { KVM } from '../uapi/ioctls.js';
 import { fakeVendor, testModel } from '../../test/fake-vendor.js';
 import { Kvm } from './kvm.js';
-import { KvmError } from './kvm-error.js';
+import { KvmError, errnoOf } from './kvm-error.js';
 
 function setup() {
   const host = new Host({ model: testModel, pcpus: 1, memBytes: 64 << 20 });
@@ -92,16 +92,6 @@ describe('debug registers', () => {
 });
 
 describe('CPUID ioctls (what a VMM sets before the first KVM_RUN)', () => {
-  const errno = (f: () => unknown): number => {
-    try {
-      f();
-    } catch (e) {
-      if (e instanceof KvmError) return e.errno;
-      throw e;
-    }
-    return 0;
-  };
-
   it('lays kvm_cpuid2 out as kvm.h: nent, padding, then 40-byte kvm_cpuid_entry2', () => {
     const { vcpu } = setup();
     const spy = vi.spyOn(vcpu.proc, 'ioctl');
@@ -121,12 +111,12 @@ describe('CPUID ioctls (what a VMM sets before the first KVM_RUN)', () => {
   it('answers E2BIG for too many entries or too small a buffer, EINVAL for a new table after KVM_RUN', () => {
     const { kvm, vcpu, vm } = setup();
     const table = kvm.getSupportedCpuid();
-    expect(errno(() => kvm.getSupportedCpuid(0))).toBe(7);
-    expect(errno(() => kvm.getSupportedCpuid(table.length - 1))).toBe(7);
+    expect(errnoOf(() => kvm.getSupportedCpuid(0))).toBe(7);
+    expect(errnoOf(() => kvm.getSupportedCpuid(table.length - 1))).toBe(7);
     const tooMany = Array.from({ length: KVM_LIMITS.MAX_CPUID_ENTRIES + 1 }, (_, i) => ({ ...table[0]!, function: i }));
-    expect(errno(() => vcpu.setCpuid2(tooMany))).toBe(7);
+    expect(errnoOf(() => vcpu.setCpuid2(tooMany))).toBe(7);
     vcpu.setCpuid2(table);
-    expect(errno(() => vcpu.getCpuid2(table.length - 1))).toBe(7);
+    expect(errnoOf(() => vcpu.getCpuid2(table.length - 1))).toBe(7);
     expect(vcpu.getCpuid2(table.length)).toEqual(table);
     vm.memory.write(0x1000, Uint8Array.of(0xf4));
     const s = vcpu.getSregs();
@@ -134,8 +124,8 @@ describe('CPUID ioctls (what a VMM sets before the first KVM_RUN)', () => {
     vcpu.setRegs({ ...vcpu.getRegs(), rip: 0x1000n });
     expect(vcpu.run()).toEqual({ kind: 'Hlt' });
     // kvm_cpuid_check_equal: after KVM_RUN only the same table is taken.
-    expect(errno(() => vcpu.setCpuid2(table))).toBe(0);
-    expect(errno(() => vcpu.setCpuid2(table.slice(1)))).toBe(22);
+    expect(errnoOf(() => vcpu.setCpuid2(table))).toBe(0);
+    expect(errnoOf(() => vcpu.setCpuid2(table.slice(1)))).toBe(22);
   });
 });
 

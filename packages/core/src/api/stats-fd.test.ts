@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Host } from '../host/host.js';
 import { fakeVendor, testModel } from '../../test/fake-vendor.js';
 import { Kvm } from './kvm.js';
-import { KvmError } from './kvm-error.js';
+import { errnoOf } from './kvm-error.js';
 
 function setup() {
   const host = new Host({ model: testModel, pcpus: 1, memBytes: 64 << 20 });
@@ -17,16 +17,6 @@ function setup() {
   vcpu.setRegs({ ...vcpu.getRegs(), rip: 0x1000n });
   return { vm, vcpu };
 }
-
-const errnoOf = (f: () => unknown): number => {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof KvmError) return e.errno;
-    throw e;
-  }
-  return 0;
-};
 
 describe('KVM_GET_STATS_FD through the façade', () => {
   it('lays the file out as kvm_stats_header, id, 64-byte kvm_stats_desc, u64 data', () => {
