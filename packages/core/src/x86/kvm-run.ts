@@ -73,6 +73,8 @@ export class KvmRun {
   set flags(v: number) { this.dv.setUint16(OFF.flags, v, true); }
   get cr8(): bigint { return this.u64(OFF.cr8); }
   set cr8(v: bigint) { this.setU64(OFF.cr8, v); }
+  /** cr8 from a number (0-15), without a BigInt: post_kvm_run_save writes it after every KVM_RUN. */
+  setCr8(v: number): void { this.dv.setUint32(OFF.cr8, v, true); this.dv.setUint32(OFF.cr8 + 4, 0, true); }
   get apicBase(): bigint { return this.u64(OFF.apicBase); }
   set apicBase(v: bigint) { this.setU64(OFF.apicBase, v); }
 
@@ -87,7 +89,8 @@ export class KvmRun {
     set: (io: { direction: number; size: number; port: number; count: number; dataOffset: number }) => {
       this.setU8(OFF.ioDirection, io.direction); this.setU8(OFF.ioSize, io.size);
       this.dv.setUint16(OFF.ioPort, io.port, true); this.setU32(OFF.ioCount, io.count);
-      this.setU64(OFF.ioDataOffset, BigInt(io.dataOffset));
+      this.setU32(OFF.ioDataOffset, io.dataOffset);
+      this.setU32(OFF.ioDataOffset + 4, Math.floor(io.dataOffset / 2 ** 32));
     },
   };
 

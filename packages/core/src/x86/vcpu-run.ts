@@ -122,7 +122,7 @@ export function vcpuRun(vcpu: KvmVcpu): number {
 function postKvmRunSave(v: Vcpu): void {
   const run = v.runView;
   run.ifFlag = v.ops.getIfFlag(v) ? 1 : 0;
-  run.cr8 = BigInt(kvmGetCr8(v));
+  run.setCr8(kvmGetCr8(v));
   run.apicBase = v.apicBase;
   run.readyForInterruptInjection = readyForInterruptInjection(v) ? 1 : 0;
 }
