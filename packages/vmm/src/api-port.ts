@@ -179,6 +179,8 @@ export class ApiVm implements VmPort {
       if (e instanceof MigrationRefused) return `migration refused: ${e.message}`;
       return `migration failed: ${e instanceof Error ? e.message : String(e)}`;
     }
+    // migrateVm destroyed the source: this object is only a husk now.
+    this.destroyed = true;
     const vm = new ApiVm(target, moved.vm);
     const { stats } = moved;
     const report: MigrationReport = {

@@ -72,4 +72,23 @@ describe('Machine.migrate', () => {
     expect(m.serialText).toBe(plain.serial);
     m.destroy();
   });
+
+  it('leaves the source VM gone (its process exited) and refuses a target that is not /dev/kvm', async () => {
+    const [intel, amd] = [await host('intel'), await host('amd')];
+    const m = Machine.create(intel, demoOptions());
+    if (typeof m === 'string') throw new Error(m);
+    m.runToEnd(undefined, 3);
+    const source = m.vm;
+    const stranger = { info: amd.info, createVm: () => -1, residentBytes: () => null };
+    expect(m.migrate(stranger)).toBe('migration needs a /dev/kvm host on both ends');
+    expect(m.vm).toBe(source);
+    const r = m.migrate(amd);
+    if (typeof r === 'string') throw new Error(r);
+    expect(m.vm).not.toBe(source);
+    expect(source.memslots()).toHaveLength(1);
+    expect(() => source.destroy()).not.toThrow();
+    m.runToEnd(undefined, MAX_EXITS);
+    expect(m.final?.exit).toBe('hlt');
+    m.destroy();
+  });
 });
