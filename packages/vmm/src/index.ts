@@ -7,7 +7,7 @@ export type { RunOptions, RunResult, SwapPlan } from './run-image.js';
 export { formatRow, finalRow, ioRow, mmioRow, isFinal } from './trace.js';
 export type { TraceRow, FinalRow, FinalExit } from './trace.js';
 export { hex, hexBytes } from './hex.js';
-export { long64Sregs, realSregs, sregsFromKvm, sregsToKvm } from './sregs.js';
+export { long64Sregs, realSregs } from './sregs.js';
 export { Uart16550, COM1_BASE } from './serial.js';
 export { createHost } from './host.js';
 export { ApiHost } from './api-port.js';
