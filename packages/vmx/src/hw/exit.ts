@@ -207,9 +207,9 @@ function loadHostState(s: VmxSilicon, cpu: VirtCpu): void {
   const ss = v.read32(F.HOST_SS_SELECTOR);
   setSeg(cpu, SEG.SS, ss, 0, ss === 0 && !hostLong ? 0x1c093 : 0xc093);
   for (let k = 0; k < HOST_DATA_SEGS.length; k++) {
-    const [seg, selF, baseF] = HOST_DATA_SEGS[k]!;
-    const sel = v.read32(selF);
-    setSeg(cpu, seg, sel, baseF < 0 ? 0 : v.readNum(baseF), sel === 0 ? 0x1c093 : 0xc093);
+    const row = HOST_DATA_SEGS[k]!;
+    const sel = v.read32(row[1]);
+    setSeg(cpu, row[0], sel, row[2] < 0 ? 0 : v.readNum(row[2]), sel === 0 ? 0x1c093 : 0xc093);
   }
   const tr = cpu.seg[SEG.TR]!;
   tr.selector = v.read32(F.HOST_TR_SELECTOR);
