@@ -7,7 +7,7 @@ import type { VmxSilicon } from '../hw/silicon.js';
 import { VMCS_FIELDS, VMCS_TYPE, vmcsFieldType } from '../hw/fields.js';
 import { vmcsSilicon } from './run.js';
 import { vmxCpuData, type VcpuVmx, type LoadedVmcs } from './setup.js';
-import { nestedState } from './nested.js';
+import { nestedState, copyVmcs02ToVmcs12Rare } from './nested.js';
 import { VMCS12_OFFSET } from './vmcs12.js';
 import { shadowAccessCount } from '../hw/shadow.js';
 
@@ -57,6 +57,8 @@ export function nestedInspect(vmx: VcpuVmx, groupsOf: (s: VmxSilicon) => Groups)
     });
   }
   if (n.currentVmptr >= 0) {
+    // L2's rarely changed state is copied into vmcs12 lazily: catch up before showing it.
+    if (!inL2) copyVmcs02ToVmcs12Rare(vmx, n);
     const v = n.cachedVmcs12;
     structures.push({
       name: 'vmcs12', hpa: n.currentVmptr,

@@ -12,7 +12,7 @@ import { toVmx } from './setup.js';
 import {
   toNested, syncVmcs02ToVmcs12, nestedVmxLeaveToL1, nestedVmxCheckControls, nestedVmxCheckHostState,
   nestedVmxCheckGuestState, enterVmxNonRootMode, nestedVmxAllowed, allocShadowVmcs, setCurrentVmptr, shadowActive,
-  copyShadowToVmcs12,
+  copyShadowToVmcs12, syncVmcs02ToVmcs12Rare, copyVmcs02ToVmcs12Rare,
 } from './nested.js';
 import { VMCS12_REVISION, VMCS12_SIZE } from './vmcs12.js';
 
@@ -33,8 +33,13 @@ export function vmxGetNestedState(vcpu: KvmVcpu, maxSize: number): Uint8Array | 
   const guestMode = vcpu.arch.guestMode;
   // While L2 runs, vmcs02 holds the authoritative guest state (sync_vmcs02_to_vmcs12); while L1
   // runs, the shadow VMCS holds what L1 VMWROTE without exits (copy_shadow_to_vmcs12).
-  if (guestMode) syncVmcs02ToVmcs12(vcpu, vmx, n.cachedVmcs12);
-  else if (withVmcs12 && shadowActive(vmx, n)) copyShadowToVmcs12(vmx, n);
+  if (guestMode) {
+    syncVmcs02ToVmcs12(vcpu, vmx, n.cachedVmcs12);
+    syncVmcs02ToVmcs12Rare(vmx, n.cachedVmcs12);
+  } else if (withVmcs12) {
+    if (shadowActive(vmx, n)) copyShadowToVmcs12(vmx, n);
+    copyVmcs02ToVmcs12Rare(vmx, n);
+  }
   const hdr: StructValue = {
     vmxon_pa: n.vmxon ? pa(n.vmxonPtr) : NO_PA, vmcs12_pa: n.vmxon ? pa(n.currentVmptr) : NO_PA,
     smm_flags: 0, pad: 0, flags: 0, preemption_timer_deadline: 0n,

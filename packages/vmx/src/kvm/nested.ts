@@ -6,7 +6,7 @@
  * which handles it itself or reflects it to L1 (nested_vmx_reflect_vmexit → nested_vmx_vmexit:
  * vmcs02 synced into vmcs12, L1's host state loaded from vmcs12).
  */
-import { CR0, CR4, EFER, RFLAGS, VEC, INTR_INFO, EVENT_TYPE } from '@kvmts/x86';
+import { CR0, CR4, EFER, RFLAGS, VEC, INTR_INFO, EVENT_TYPE, CHUNK_SIZE } from '@kvmts/x86';
 import {
   VCPU_SREG, kvmSkipEmulatedInstruction, kvmQueueException, kvmQueueInterrupt, kvmInjectPageFault, kvmClearExceptionQueue,
   kvmClearInterruptQueue, kvmHandleInvalidOp, gvaToGpa, guestCpuidHasVirt, toVcpu,
@@ -50,6 +50,8 @@ export interface NestedVmx {
   vmcs02: LoadedVmcs | null;
   msrBitmap02: number;
   vpid02: number;
+  /** last_vpid: vmcs12's VPID at the last entry to L2 (0: none), whose change flushes VPID02. */
+  lastVpid: number;
   /** vmcs01's control shadows while L2 runs, and vcpu->arch.cr*_guest_owned_bits of L1. */
   ctls01: ControlsShadow;
   cr0GuestOwned01: number;
@@ -62,6 +64,14 @@ export interface NestedVmx {
   vmwriteBitmap: number;
   /** need_vmcs12_to_shadow_sync: cached_vmcs12 changed under L1; copy it to the shadow VMCS before L1 runs. */
   needVmcs12ToShadowSync: boolean;
+  /**
+   * dirty_vmcs12: L1 changed vmcs12 in a way prepare_vmcs02's fast path does not pick up (an
+   * exiting VMWRITE of a field that is not shadowed read-write, a new current vmcs12), so the
+   * next entry runs prepare_vmcs02_rare.
+   */
+  dirtyVmcs12: boolean;
+  /** need_sync_vmcs02_to_vmcs12_rare: the vmcs12 fields of is_vmcs12_ext_field still lag vmcs02 since the last L2 exit. */
+  needSyncVmcs02ToVmcs12Rare: boolean;
   /** EPT02 while vmcs12 enables EPT (nested EPT), else null; and whether vmcs02 runs on EPT01. */
   ept02: Ept02 | null;
   vmcs02OnEpt01: boolean;
@@ -78,9 +88,10 @@ export function toNested(vmx: VcpuVmx): NestedVmx {
   if (!n) {
     n = {
       vmxon: false, vmxonPtr: INVALID_GPA, currentVmptr: INVALID_GPA, cachedVmcs12: new Vmcs12(),
-      vmcs02: null, msrBitmap02: -1, vpid02: 0,
+      vmcs02: null, msrBitmap02: -1, vpid02: 0, lastVpid: 0,
       ctls01: { pin: 0, exec: 0, exec2: 0, entry: 0, exit: 0 }, cr0GuestOwned01: 0, cr4GuestOwned01: 0,
       lastPrepareChanged: [], shadowVmcs: -1, vmreadBitmap: -1, vmwriteBitmap: -1, needVmcs12ToShadowSync: false,
+      dirtyVmcs12: true, needSyncVmcs02ToVmcs12Rare: false,
       ept02: null, vmcs02OnEpt01: true,
       stats: { l2ExitsHandledInL0: 0, l2ExitsReflected: 0, vmxInstructionExits: 0, nestedEntries: 0 },
     };
@@ -402,6 +413,8 @@ function nestedReleaseVmcs12(vcpu: KvmVcpu): void {
     copyShadowToVmcs12(vmx, n);
     vmxDisableShadowVmcs(vmx, n);
   }
+  // L1's memory gets vmcs12 exact, the fields L2 may have changed since its last exit included.
+  copyVmcs02ToVmcs12Rare(vmx, n);
   writeGuestPage(vcpu, n.currentVmptr, n.cachedVmcs12.bytes);
   n.currentVmptr = INVALID_GPA;
 }
@@ -476,6 +489,7 @@ export function handleVmread(vcpu: KvmVcpu): ExitResult {
   const enc = long ? regRead(vcpu, (info >>> 28) & 0xf) : vcpu.arch.regs[(info >>> 28) & 0xf]! >>> 0;
   const i = vmcsFieldIndex(enc);
   if (i < 0 || VMCS12_OFFSET[i]! < 0) return nestedVmxFailValid(vcpu, VMXERR.UNSUPPORTED_VMCS_COMPONENT);
+  if (!vcpu.arch.guestMode && isVmcs12ExtField(i)) copyVmcs02ToVmcs12Rare(toVmx(vcpu), n);
   const v = n.cachedVmcs12;
   const lo = enc & 1 ? v.hi(i) : v.lo(i);
   const hi = enc & 1 ? 0 : v.hi(i);
@@ -515,9 +529,13 @@ export function handleVmwrite(vcpu: KvmVcpu): ExitResult {
   if (FIELD_TYPE[i] === VMCS_TYPE.READ_ONLY && !(NESTED_MISC & VMX_MISC.VMWRITE_ANY_FIELD)) {
     return nestedVmxFailValid(vcpu, VMXERR.VMWRITE_READ_ONLY_VMCS_COMPONENT);
   }
+  // The rest of vmcs12 must be current before prepare_vmcs02_rare copies it all into vmcs02.
+  if (!vcpu.arch.guestMode && isVmcs12ExtField(i)) copyVmcs02ToVmcs12Rare(toVmx(vcpu), n);
   const v = n.cachedVmcs12;
   if (enc & 1) v.set(i, v.lo(i), lo);
   else v.set(i, lo, hi);
+  // A field the shadow VMCS does not carry read-write reaches vmcs02 only through prepare_vmcs02_rare.
+  if (!vcpu.arch.guestMode && !IS_SHADOW_FIELD_RW[i]) n.dirtyVmcs12 = true;
   return nestedVmxSucceed(vcpu);
 }
 
@@ -667,27 +685,69 @@ const GUEST_COPY_ROWS: readonly number[] = VMCS_FIELDS.flatMap(([name, enc], i) 
     ? [i] : []);
 
 /**
+ * is_vmcs12_ext_field: the guest state L2 seldom changes (segments but CS/SS access rights,
+ * descriptor tables, pending debug exceptions). prepare_vmcs02_rare writes them into vmcs02 only
+ * when vmcs12 is dirty; sync_vmcs02_to_vmcs12_rare copies them back only when someone is about to
+ * look at vmcs12 (an exiting VMREAD or VMWRITE of one, vmcs12 written back to L1's memory, GET_NESTED_STATE).
+ */
+const VMCS12_EXT_FIELDS: ReadonlySet<string> = new Set([
+  ...['ES', 'CS', 'SS', 'DS', 'FS', 'GS', 'LDTR', 'TR'].flatMap((r) => [`GUEST_${r}_SELECTOR`, `GUEST_${r}_LIMIT`, `GUEST_${r}_BASE`]),
+  ...['ES', 'DS', 'FS', 'GS', 'LDTR', 'TR'].map((r) => `GUEST_${r}_AR_BYTES`),
+  'GUEST_GDTR_LIMIT', 'GUEST_GDTR_BASE', 'GUEST_IDTR_LIMIT', 'GUEST_IDTR_BASE', 'GUEST_PENDING_DBG_EXCEPTIONS', 'GUEST_BNDCFGS',
+]);
+const isVmcs12ExtField = (row: number): boolean => VMCS12_EXT_FIELDS.has(VMCS_FIELDS[row]![0]);
+const GUEST_EXT_ROWS: readonly number[] = GUEST_COPY_ROWS.filter(isVmcs12ExtField);
+/** The guest rows every prepare_vmcs02 writes (L1 may have changed them through the shadow VMCS unseen). */
+const GUEST_FAST_ROWS: readonly number[] = GUEST_COPY_ROWS.filter((i) => !isVmcs12ExtField(i));
+/** The encodings and names of the field rows, for loops that must not look them up. */
+const ROW_ENC: Int32Array = Int32Array.from(VMCS_FIELDS, ([, enc]) => enc);
+const ROW_NAME: readonly string[] = VMCS_FIELDS.map(([name]) => name);
+const TSC_OFFSET_HIGH = VMCS.TSC_OFFSET | 1;
+
+/** One field of vmcs02, written (and noted for the inspector) only when its value changes. */
+function put(s: VmxSilicon, n: NestedVmx, row: number, value: number): void {
+  const enc = ROW_ENC[row]!;
+  if (s.vmreadNum(enc) !== value) {
+    s.vmwriteNum(enc, value);
+    n.lastPrepareChanged.push(ROW_NAME[row]!);
+  }
+}
+
+/** prepare_vmcs02_rare: the vmcs12 fields that reach vmcs02 only when vmcs12 was dirtied. */
+function prepareVmcs02Rare(s: VmxSilicon, n: NestedVmx, v: Vmcs12): void {
+  for (const i of GUEST_EXT_ROWS) put(s, n, i, v.num(i));
+  put(s, n, FIELD.PAGE_FAULT_ERROR_CODE_MASK, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MASK));
+  put(s, n, FIELD.PAGE_FAULT_ERROR_CODE_MATCH, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MATCH));
+  put(s, n, FIELD.CR3_TARGET_COUNT, v.lo(FIELD.CR3_TARGET_COUNT));
+  for (let t = 0; t < 4; t++) put(s, n, FIELD.CR3_TARGET_VALUE0 + t, v.num(FIELD.CR3_TARGET_VALUE0 + t));
+}
+
+/** What prepare_vmcs02 takes from vmcs01, read while vmcs01 is current (one scratch record: entries do not nest). */
+interface Vmcs01Inputs { eb: number; eptp: number; tscLo: number; tscHi: number; cr0Mask: number; cr4Mask: number }
+const vmcs01Inputs: Vmcs01Inputs = { eb: 0, eptp: 0, tscLo: 0, tscHi: 0, cr0Mask: 0, cr4Mask: 0 };
+
+/**
  * prepare_vmcs02: vmcs12's guest state and controls merged with what L0 needs from vmcs01
  * (its EPT, its host state, its own intercepts), written into the current VMCS (vmcs02).
  */
-function prepareVmcs02(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12, c01: ControlsShadow, eb01: number, eptp01: number, tsc01: bigint,
-  cr0Mask01: number, cr4Mask01: number, efer02: number): void {
+function prepareVmcs02(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12, c01: ControlsShadow, in01: Vmcs01Inputs, efer02: number): void {
   const s = vmcsSilicon(vmx);
-  const changed: string[] = [];
-  const put = (enc: number, value: number): void => {
-    if (s.vmreadNum(enc) !== value) { s.vmwriteNum(enc, value); changed.push(VMCS_FIELDS[vmcsFieldIndex(enc)]![0]); }
-  };
+  n.lastPrepareChanged.length = 0;
+  if (n.dirtyVmcs12) {
+    prepareVmcs02Rare(s, n, v);
+    n.dirtyVmcs12 = false;
+  }
   // Guest state.
-  for (const i of GUEST_COPY_ROWS) put(VMCS_FIELDS[i]![1], v.num(i));
-  put(VMCS.GUEST_CR0, (v.lo(FIELD.GUEST_CR0) | CR0.NE) >>> 0);
-  put(VMCS.GUEST_CR4, (v.lo(FIELD.GUEST_CR4) | CR4.VMXE) >>> 0);
-  put(VMCS.GUEST_IA32_EFER, efer02);
-  put(VMCS.VMCS_LINK_POINTER, -1);
-  if (v.lo(FIELD.VM_ENTRY_CONTROLS) & VM_ENTRY.LOAD_IA32_PAT) put(VMCS.GUEST_IA32_PAT, v.num(FIELD.GUEST_IA32_PAT));
+  for (const i of GUEST_FAST_ROWS) put(s, n, i, v.num(i));
+  put(s, n, FIELD.GUEST_CR0, (v.lo(FIELD.GUEST_CR0) | CR0.NE) >>> 0);
+  put(s, n, FIELD.GUEST_CR4, (v.lo(FIELD.GUEST_CR4) | CR4.VMXE) >>> 0);
+  put(s, n, FIELD.GUEST_IA32_EFER, efer02);
+  put(s, n, FIELD.VMCS_LINK_POINTER, -1);
+  if (v.lo(FIELD.VM_ENTRY_CONTROLS) & VM_ENTRY.LOAD_IA32_PAT) put(s, n, FIELD.GUEST_IA32_PAT, v.num(FIELD.GUEST_IA32_PAT));
   // Controls: L0's own (vmcs01's) or'ed with L1's, less the windows L0 asked for L1.
   const proc12 = v.lo(FIELD.CPU_BASED_VM_EXEC_CONTROL);
   const proc2_12 = proc12 & CPU_BASED.ACTIVATE_SECONDARY_CONTROLS ? v.lo(FIELD.SECONDARY_VM_EXEC_CONTROL) : 0;
-  const pin = (c01.pin & ~PIN_BASED.VMX_PREEMPTION_TIMER) | v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL);
+  const pin = ((c01.pin & ~PIN_BASED.VMX_PREEMPTION_TIMER) | v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL)) >>> 0;
   let exec = ((c01.exec & ~(CPU_BASED.INTR_WINDOW_EXITING | CPU_BASED.NMI_WINDOW_EXITING | CPU_BASED.USE_IO_BITMAPS
     | CPU_BASED.USE_MSR_BITMAPS | CPU_BASED.MONITOR_TRAP_FLAG)) | proc12) >>> 0;
   // L0 takes every L2 port access and looks at L1's bitmaps itself (nested_vmx_exit_handled_io).
@@ -695,62 +755,77 @@ function prepareVmcs02(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12, c01: ControlsShado
   exec = (exec | CPU_BASED.ACTIVATE_SECONDARY_CONTROLS) >>> 0;
   if (proc12 & CPU_BASED.USE_MSR_BITMAPS) {
     nestedVmxPrepareMsrBitmap(vmx, n, v);
-    exec |= CPU_BASED.USE_MSR_BITMAPS;
-    put(VMCS.MSR_BITMAP, n.msrBitmap02);
+    exec = (exec | CPU_BASED.USE_MSR_BITMAPS) >>> 0;
+    put(s, n, FIELD.MSR_BITMAP, n.msrBitmap02);
   }
   const exec2 = ((c01.exec2 & ~(SECONDARY_EXEC.UNRESTRICTED_GUEST | SECONDARY_EXEC.SHADOW_VMCS)) | (proc2_12 & ~SECONDARY_EXEC.ENABLE_VPID)
     | (n.vpid02 ? SECONDARY_EXEC.ENABLE_VPID : 0)) >>> 0;
   const lma = (efer02 & EFER.LMA) !== 0;
   const entry = ((c01.entry & ~VM_ENTRY.IA32E_MODE) | (lma ? VM_ENTRY.IA32E_MODE : 0)) >>> 0;
-  put(VMCS.PIN_BASED_VM_EXEC_CONTROL, pin >>> 0);
-  put(VMCS.CPU_BASED_VM_EXEC_CONTROL, exec >>> 0);
-  put(VMCS.SECONDARY_VM_EXEC_CONTROL, exec2);
-  put(VMCS.VM_ENTRY_CONTROLS, entry);
-  put(VMCS.VM_EXIT_CONTROLS, c01.exit);
-  vmx.pinCtl = pin >>> 0;
-  vmx.execCtl = exec >>> 0;
+  put(s, n, FIELD.PIN_BASED_VM_EXEC_CONTROL, pin);
+  put(s, n, FIELD.CPU_BASED_VM_EXEC_CONTROL, exec);
+  put(s, n, FIELD.SECONDARY_VM_EXEC_CONTROL, exec2);
+  put(s, n, FIELD.VM_ENTRY_CONTROLS, entry);
+  put(s, n, FIELD.VM_EXIT_CONTROLS, c01.exit);
+  vmx.pinCtl = pin;
+  vmx.execCtl = exec;
   vmx.exec2Ctl = exec2;
   vmx.entryCtl = entry;
   vmx.exitCtl = c01.exit;
-  if (n.vpid02) put(VMCS.VIRTUAL_PROCESSOR_ID, n.vpid02);
+  if (n.vpid02) put(s, n, FIELD.VIRTUAL_PROCESSOR_ID, n.vpid02);
   // EPT02 (a shadow of EPT12) when L1 uses EPT for L2, else EPT01: L2's GPAs are then L1's.
   n.vmcs02OnEpt01 = !(proc2_12 & SECONDARY_EXEC.ENABLE_EPT);
   if (n.vmcs02OnEpt01) {
-    put(VMCS.EPT_POINTER, eptp01);
+    put(s, n, FIELD.EPT_POINTER, in01.eptp);
   } else {
     const eptp12 = v.num(FIELD.EPT_POINTER);
     if (!n.ept02) n.ept02 = allocEpt02(vmx, eptp12);
     else if (n.ept02.eptp12 !== eptp12) { nestedEptFlush(vmx, n.ept02); n.ept02.eptp12 = eptp12; }
-    put(VMCS.EPT_POINTER, n.ept02 ? ept02Pointer(n.ept02) : eptp01);
+    put(s, n, FIELD.EPT_POINTER, n.ept02 ? ept02Pointer(n.ept02) : in01.eptp);
   }
-  put(VMCS.EXCEPTION_BITMAP, (eb01 | v.lo(FIELD.EXCEPTION_BITMAP)) >>> 0);
-  put(VMCS.PAGE_FAULT_ERROR_CODE_MASK, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MASK));
-  put(VMCS.PAGE_FAULT_ERROR_CODE_MATCH, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MATCH));
-  put(VMCS.CR3_TARGET_COUNT, v.lo(FIELD.CR3_TARGET_COUNT));
-  for (let t = 0; t < 4; t++) put(VMCS.CR3_TARGET_VALUE0 + 2 * t, v.num(FIELD.CR3_TARGET_VALUE0 + t));
+  put(s, n, FIELD.EXCEPTION_BITMAP, (in01.eb | v.lo(FIELD.EXCEPTION_BITMAP)) >>> 0);
   // What L2 reads of CR0/CR4 is what L1 would have it read (nested_read_cr0/cr4).
   const m0 = v.lo(FIELD.CR0_GUEST_HOST_MASK);
   const m4 = v.lo(FIELD.CR4_GUEST_HOST_MASK);
-  put(VMCS.CR0_GUEST_HOST_MASK, (cr0Mask01 | m0) >>> 0);
-  put(VMCS.CR4_GUEST_HOST_MASK, (cr4Mask01 | m4) >>> 0);
-  put(VMCS.CR0_READ_SHADOW, ((v.lo(FIELD.GUEST_CR0) & ~m0) | (v.lo(FIELD.CR0_READ_SHADOW) & m0)) >>> 0);
-  put(VMCS.CR4_READ_SHADOW, ((v.lo(FIELD.GUEST_CR4) & ~m4) | (v.lo(FIELD.CR4_READ_SHADOW) & m4)) >>> 0);
-  const tsc = proc12 & CPU_BASED.USE_TSC_OFFSETTING ? BigInt.asUintN(64, tsc01 + v.big(FIELD.TSC_OFFSET)) : tsc01;
-  if (s.vmread64(VMCS.TSC_OFFSET) !== tsc) { s.vmwrite64(VMCS.TSC_OFFSET, tsc); changed.push('TSC_OFFSET'); }
-  put(VMCS.VM_ENTRY_INTR_INFO_FIELD, v.lo(FIELD.VM_ENTRY_INTR_INFO_FIELD));
-  put(VMCS.VM_ENTRY_EXCEPTION_ERROR_CODE, v.lo(FIELD.VM_ENTRY_EXCEPTION_ERROR_CODE));
-  put(VMCS.VM_ENTRY_INSTRUCTION_LEN, v.lo(FIELD.VM_ENTRY_INSTRUCTION_LEN));
-  n.lastPrepareChanged = changed;
+  put(s, n, FIELD.CR0_GUEST_HOST_MASK, (in01.cr0Mask | m0) >>> 0);
+  put(s, n, FIELD.CR4_GUEST_HOST_MASK, (in01.cr4Mask | m4) >>> 0);
+  put(s, n, FIELD.CR0_READ_SHADOW, ((v.lo(FIELD.GUEST_CR0) & ~m0) | (v.lo(FIELD.CR0_READ_SHADOW) & m0)) >>> 0);
+  put(s, n, FIELD.CR4_READ_SHADOW, ((v.lo(FIELD.GUEST_CR4) & ~m4) | (v.lo(FIELD.CR4_READ_SHADOW) & m4)) >>> 0);
+  // TSC_OFFSET of vmcs02 = vmcs01's + vmcs12's, modulo 2^64, in 32-bit halves.
+  let tscLo = in01.tscLo;
+  let tscHi = in01.tscHi;
+  if (proc12 & CPU_BASED.USE_TSC_OFFSETTING) {
+    const sum = tscLo + v.lo(FIELD.TSC_OFFSET);
+    tscLo = sum >>> 0;
+    tscHi = (tscHi + v.hi(FIELD.TSC_OFFSET) + (sum > 0xffffffff ? 1 : 0)) >>> 0;
+  }
+  if (s.vmread32(VMCS.TSC_OFFSET) !== tscLo || s.vmread32(TSC_OFFSET_HIGH) !== tscHi) {
+    s.vmwrite32(VMCS.TSC_OFFSET, tscLo);
+    s.vmwrite32(TSC_OFFSET_HIGH, tscHi);
+    n.lastPrepareChanged.push('TSC_OFFSET');
+  }
+  put(s, n, FIELD.VM_ENTRY_INTR_INFO_FIELD, v.lo(FIELD.VM_ENTRY_INTR_INFO_FIELD));
+  put(s, n, FIELD.VM_ENTRY_EXCEPTION_ERROR_CODE, v.lo(FIELD.VM_ENTRY_EXCEPTION_ERROR_CODE));
+  put(s, n, FIELD.VM_ENTRY_INSTRUCTION_LEN, v.lo(FIELD.VM_ENTRY_INSTRUCTION_LEN));
 }
 
 /** nested_vmx_prepare_msr_bitmap: an MSR access of L2 exits when L0 or L1 intercepts it. */
 function nestedVmxPrepareMsrBitmap(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12): void {
   const mem = vmx.module.host.mem;
-  const l1 = new Uint8Array(PAGE);
-  if (!readGuestPage(vmx.vcpu, v.num(FIELD.MSR_BITMAP), l1)) l1.fill(0xff);
-  const l0 = mem.readBytes(vmx.msrBitmap, PAGE);
-  for (let i = 0; i < PAGE; i++) l1[i] = l1[i]! | l0[i]!;
-  mem.writeBytes(n.msrBitmap02, l1);
+  const l1 = gpaToHpa(vmx.vcpu, v.num(FIELD.MSR_BITMAP));
+  const out = pageWords(mem, n.msrBitmap02);
+  const l0 = pageWords(mem, vmx.msrBitmap);
+  mem.noteWrite(n.msrBitmap02, PAGE);
+  // An unbacked L1 bitmap intercepts everything.
+  if (l1 < 0) { out.fill(-1); return; }
+  const w1 = pageWords(mem, l1);
+  for (let k = 0; k < PAGE / 4; k++) out[k] = w1[k]! | l0[k]!;
+}
+
+/** A page of host memory as 32-bit words (a page never straddles a chunk). */
+function pageWords(mem: Vm['host']['mem'], hpa: number): Int32Array {
+  const c = mem.chunk(hpa);
+  return new Int32Array(c.buffer, c.byteOffset + (hpa % CHUNK_SIZE), PAGE / 4);
 }
 
 /** handle_vmlaunch / handle_vmresume: nested_vmx_run. */
@@ -783,6 +858,20 @@ function nestedVmxEntryFailureInfo(v: Vmcs12, reason: number, qual: number): voi
   v.setNum(FIELD.EXIT_QUALIFICATION, qual);
 }
 
+/**
+ * nested_vmx_transition_tlb_flush at VM entry. L2 runs on VPID02. Without VPID in vmcs12, L1
+ * expects every entry to flush L2's linear mappings; with it, only a change of vmcs12's VPID
+ * does (nested.last_vpid), since L1 flushes that VPID itself with INVVPID.
+ */
+function nestedVmxTransitionTlbFlush(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12): void {
+  if (!n.vpid02) return;
+  const proc2 = v.lo(FIELD.CPU_BASED_VM_EXEC_CONTROL) & CPU_BASED.ACTIVATE_SECONDARY_CONTROLS ? v.lo(FIELD.SECONDARY_VM_EXEC_CONTROL) : 0;
+  const vpid12 = proc2 & SECONDARY_EXEC.ENABLE_VPID ? v.lo(FIELD.VIRTUAL_PROCESSOR_ID) : 0;
+  if (vpid12 !== 0 && vpid12 === n.lastVpid) return;
+  n.lastVpid = vpid12;
+  vmcsSilicon(vmx).invvpid(1, n.vpid02);
+}
+
 /** nested_vmx_enter_non_root_mode: vmcs02 prepared and loaded; the next vcpu_run enters L2. */
 export function enterVmxNonRootMode(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx, launch: boolean): ExitResult {
   const v = n.cachedVmcs12;
@@ -790,21 +879,23 @@ export function enterVmxNonRootMode(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx, l
   const vmcs02 = nestedAllocVmcs02(vmx, n);
   if (!vmcs02) return nestedVmxFailValid(vcpu, VMXERR.ENTRY_INVALID_CONTROL_FIELD);
   // What prepare_vmcs02 takes from vmcs01, read while it is current.
-  n.ctls01 = { pin: vmx.pinCtl, exec: vmx.execCtl, exec2: vmx.exec2Ctl, entry: vmx.entryCtl, exit: vmx.exitCtl };
-  const eb01 = s01.vmread32(VMCS.EXCEPTION_BITMAP);
-  const eptp01 = s01.vmreadNum(VMCS.EPT_POINTER);
-  const tsc01 = s01.vmread64(VMCS.TSC_OFFSET);
-  const cr0Mask01 = s01.vmreadNum(VMCS.CR0_GUEST_HOST_MASK);
-  const cr4Mask01 = s01.vmreadNum(VMCS.CR4_GUEST_HOST_MASK);
+  const c = n.ctls01;
+  c.pin = vmx.pinCtl; c.exec = vmx.execCtl; c.exec2 = vmx.exec2Ctl; c.entry = vmx.entryCtl; c.exit = vmx.exitCtl;
+  const in01 = vmcs01Inputs;
+  in01.eb = s01.vmread32(VMCS.EXCEPTION_BITMAP);
+  in01.eptp = s01.vmreadNum(VMCS.EPT_POINTER);
+  in01.tscLo = s01.vmread32(VMCS.TSC_OFFSET);
+  in01.tscHi = s01.vmread32(TSC_OFFSET_HIGH);
+  in01.cr0Mask = s01.vmreadNum(VMCS.CR0_GUEST_HOST_MASK);
+  in01.cr4Mask = s01.vmreadNum(VMCS.CR4_GUEST_HOST_MASK);
   // L1's RIP stays at VMLAUNCH in vmcs01; a VMfail seen on vmcs02 resumes L1 there.
   s01.vmwriteNum(VMCS.GUEST_RIP, vcpu.arch.rip);
   const efer02 = nestedVmxCalcEfer(v, vcpu.arch.efer);
   n.cr0GuestOwned01 = vcpu.arch.cr0GuestOwnedBits;
   n.cr4GuestOwned01 = vcpu.arch.cr4GuestOwnedBits;
   vmxSwitchVmcs(vmx, vmcs02);
-  prepareVmcs02(vmx, n, v, n.ctls01, eb01, eptp01, tsc01, cr0Mask01, cr4Mask01, efer02);
-  // Without VPID in vmcs12, L2's entries and exits must not see stale translations (VPID02 is shared).
-  if (!(v.lo(FIELD.SECONDARY_VM_EXEC_CONTROL) & SECONDARY_EXEC.ENABLE_VPID) && n.vpid02) vmcsSilicon(vmx).invvpid(1, n.vpid02);
+  prepareVmcs02(vmx, n, v, c, in01, efer02);
+  nestedVmxTransitionTlbFlush(vmx, n, v);
   const a = vcpu.arch;
   a.guestMode = true;
   a.rip = v.num(FIELD.GUEST_RIP);
@@ -999,8 +1090,8 @@ export function nestedVmxReflectVmexit(vcpu: KvmVcpu): boolean {
   return true;
 }
 
-/** The guest-state rows sync_vmcs02_to_vmcs12 copies back (CR0/CR4 and RIP/RSP are computed). */
-const GUEST_SYNC_ROWS = GUEST_COPY_ROWS.filter((i) => i !== FIELD.GUEST_RIP && i !== FIELD.GUEST_RSP);
+/** The guest-state rows sync_vmcs02_to_vmcs12 copies back at every exit (CR0/CR4 and RIP/RSP are computed). */
+const GUEST_SYNC_ROWS = GUEST_FAST_ROWS.filter((i) => i !== FIELD.GUEST_RIP && i !== FIELD.GUEST_RSP);
 
 /** Exit-information rows prepare_vmcs12 copies from vmcs02. */
 const EXIT_INFO_ROWS = [FIELD.VM_EXIT_INTR_ERROR_CODE, FIELD.IDT_VECTORING_INFO_FIELD, FIELD.IDT_VECTORING_ERROR_CODE,
@@ -1009,7 +1100,8 @@ const EXIT_INFO_ROWS = [FIELD.VM_EXIT_INTR_ERROR_CODE, FIELD.IDT_VECTORING_INFO_
 /** sync_vmcs02_to_vmcs12: L2's guest state from vmcs02 (and vcpu->arch) into vmcs12. */
 export function syncVmcs02ToVmcs12(vcpu: KvmVcpu, vmx: VcpuVmx, v: Vmcs12): void {
   const s = vmcsSilicon(vmx);
-  for (const i of GUEST_SYNC_ROWS) v.setNum(i, s.vmreadNum(VMCS_FIELDS[i]![1]));
+  toNested(vmx).needSyncVmcs02ToVmcs12Rare = true;
+  for (const i of GUEST_SYNC_ROWS) v.setNum(i, s.vmreadNum(ROW_ENC[i]!));
   v.setNum(FIELD.GUEST_RIP, vcpu.arch.rip);
   v.setNum(FIELD.GUEST_RSP, regRead(vcpu, RSP));
   // vmcs12_guest_cr0/cr4: bits L2 owns from vmcs02, L1's masked bits from vmcs12, L0's from the shadow.
@@ -1027,10 +1119,28 @@ export function syncVmcs02ToVmcs12(vcpu: KvmVcpu, vmx: VcpuVmx, v: Vmcs12): void
   if (v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.SAVE_IA32_PAT) v.setNum(FIELD.GUEST_IA32_PAT, s.vmreadNum(VMCS.GUEST_IA32_PAT));
 }
 
+/** sync_vmcs02_to_vmcs12_rare: the is_vmcs12_ext_field rows, from vmcs02 (current) into vmcs12. */
+export function syncVmcs02ToVmcs12Rare(vmx: VcpuVmx, v: Vmcs12): void {
+  const s = vmcsSilicon(vmx);
+  for (const i of GUEST_EXT_ROWS) v.setNum(i, s.vmreadNum(ROW_ENC[i]!));
+  toNested(vmx).needSyncVmcs02ToVmcs12Rare = false;
+}
+
+/**
+ * copy_vmcs02_to_vmcs12_rare: while L1 runs (vmcs01 loaded), catches vmcs12's rare fields up with
+ * vmcs02, loading vmcs02 for the reads and vmcs01 again after.
+ */
+export function copyVmcs02ToVmcs12Rare(vmx: VcpuVmx, n: NestedVmx): void {
+  if (!n.needSyncVmcs02ToVmcs12Rare || !n.vmcs02 || vmx.loadedVmcs !== vmx.vmcs01) return;
+  vmxSwitchVmcs(vmx, n.vmcs02);
+  syncVmcs02ToVmcs12Rare(vmx, n.cachedVmcs12);
+  vmxSwitchVmcs(vmx, vmx.vmcs01);
+}
+
 /** prepare_vmcs12's exit information: what vmcs02 recorded about the exit. */
 function prepareVmcs12ExitInfo(vmx: VcpuVmx, v: Vmcs12): void {
   const s = vmcsSilicon(vmx);
-  for (const i of EXIT_INFO_ROWS) v.setNum(i, s.vmreadNum(VMCS_FIELDS[i]![1]));
+  for (const i of EXIT_INFO_ROWS) v.setNum(i, s.vmreadNum(ROW_ENC[i]!));
   // The event vmcs12 asked to inject was delivered (or is in IDT-vectoring info).
   v.set(FIELD.VM_ENTRY_INTR_INFO_FIELD, (v.lo(FIELD.VM_ENTRY_INTR_INFO_FIELD) & ~INTR_INFO.VALID) >>> 0);
 }
@@ -1130,6 +1240,7 @@ export function vmcs12Fields(n: NestedVmx): { name: string; value: bigint }[] {
 const SHADOW_FIELDS_RW = VMCS_FIELDS.flatMap(([, , , cls], i) => (cls === 'rw' ? [i] : []));
 const SHADOW_FIELDS_RO = VMCS_FIELDS.flatMap(([, , , cls], i) => (cls === 'ro' ? [i] : []));
 const SHADOW_FIELDS = [...SHADOW_FIELDS_RW, ...SHADOW_FIELDS_RO];
+const IS_SHADOW_FIELD_RW: Uint8Array = Uint8Array.from(VMCS_FIELDS, ([, , , cls]) => (cls === 'rw' ? 1 : 0));
 
 function clearBitmapField(mem: Vm['host']['mem'], bitmap: number, row: number): void {
   const enc = VMCS_FIELDS[row]![1];
@@ -1170,6 +1281,8 @@ export function shadowActive(vmx: VcpuVmx, n: NestedVmx): boolean {
 /** set_current_vmptr: vmcs12 current, and vmcs01 links the shadow VMCS (vmx_enable_shadow_vmcs). */
 export function setCurrentVmptr(vmx: VcpuVmx, n: NestedVmx, ptr: number): void {
   n.currentVmptr = ptr;
+  n.dirtyVmcs12 = true;
+  n.needSyncVmcs02ToVmcs12Rare = false;
   if (n.shadowVmcs < 0) return;
   const s = vmcsSilicon(vmx);
   vmx.exec2Ctl = (vmx.exec2Ctl | SECONDARY_EXEC.SHADOW_VMCS) >>> 0;
