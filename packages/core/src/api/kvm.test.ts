@@ -129,6 +129,23 @@ describe('CPUID ioctls (what a VMM sets before the first KVM_RUN)', () => {
   });
 });
 
+describe('vCPU mapping', () => {
+  it('is as large as KVM_GET_VCPU_MMAP_SIZE says, asked once per VM', () => {
+    const host = new Host({ model: testModel, pcpus: 1, memBytes: 64 << 20 });
+    host.modprobe(fakeVendor().initOps);
+    const kvm = Kvm.open(host.spawn());
+    const spy = vi.spyOn(kvm.proc, 'ioctl');
+    const vm = kvm.createVm();
+    vm.createVcpu(0);
+    vm.createVcpu(1);
+    expect(spy.mock.calls.filter((c) => c[1] === KVM.KVM_GET_VCPU_MMAP_SIZE)).toHaveLength(1);
+    expect(vm.vcpuMmapSize).toBe(3 * 4096);
+    const mmap = vi.spyOn(kvm.proc, 'mmap');
+    vm.createVcpu(2);
+    expect(mmap.mock.calls[0]?.[0]).toBe(3 * 4096);
+  });
+});
+
 describe('kvm_run flags the VMM sets', () => {
   it('reads back immediate_exit (byte 1) and request_interrupt_window (byte 0) from the mapping', () => {
     const { vcpu } = setup();

@@ -84,8 +84,9 @@ export class Kvm {
     return Array.from({ length: n }, (_, i) => dv.getUint32(4 + 4 * i, true));
   }
 
+  /** KVM_CREATE_VM; the VM's vCPUs are mapped with the size KVM_GET_VCPU_MMAP_SIZE gives (as kvm-ioctls keeps run_size). */
   createVm(type = 0): VmFd {
-    return new VmFd(this.proc, this.ioctl('KVM_CREATE_VM', type));
+    return new VmFd(this.proc, this.ioctl('KVM_CREATE_VM', type), this.vcpuMmapSize());
   }
 
   close(): void {
@@ -108,11 +109,14 @@ export class VmFd {
   readonly fd: number;
   /** Guest RAM the VMM allocated through this façade (allocGuestMemory). */
   readonly memory: GuestMemory;
+  /** Bytes of a vCPU fd's mapping: kvm_run, the PIO data page, the coalesced MMIO ring. */
+  readonly vcpuMmapSize: number;
 
-  constructor(proc: Process, fd: number) {
+  constructor(proc: Process, fd: number, vcpuMmapSize = KVM_LIMITS.VCPU_MMAP_PAGES * PAGE_SIZE) {
     this.proc = proc;
     this.fd = fd;
     this.memory = new GuestMemory(proc);
+    this.vcpuMmapSize = vcpuMmapSize;
   }
 
   private ioctl(name: keyof typeof KVM, arg?: number | Uint8Array): number {
@@ -135,9 +139,8 @@ export class VmFd {
 
   createVcpu(id: number): VcpuFd {
     const fd = this.ioctl('KVM_CREATE_VCPU', id);
-    const size = KVM_LIMITS.VCPU_MMAP_PAGES * PAGE_SIZE;
-    const addr = check('mmap(vcpu)', this.proc.mmap(size, PROT.READ | PROT.WRITE, MAP.SHARED, fd, 0));
-    const pages = this.proc.mappedBytes(addr, size);
+    const addr = check('mmap(vcpu)', this.proc.mmap(this.vcpuMmapSize, PROT.READ | PROT.WRITE, MAP.SHARED, fd, 0));
+    const pages = this.proc.mappedBytes(addr, this.vcpuMmapSize);
     if (!pages) throw new Error('vcpu mmap is not a shared mapping');
     return new VcpuFd(this.proc, fd, pages);
   }
