@@ -53,7 +53,9 @@ export const INVVPID_TYPE = { INDIVIDUAL_ADDR: 0, SINGLE_CONTEXT: 1, ALL_CONTEXT
 const ARITH_FLAGS = RFLAGS.CF | RFLAGS.PF | RFLAGS.AF | RFLAGS.ZF | RFLAGS.SF | RFLAGS.OF;
 
 export function vmSucceed(s: VmxSilicon): VmxStatus {
-  s.cpu.setRflags(s.cpu.getRflags() & ~ARITH_FLAGS);
+  const flags = s.cpu.getRflags();
+  // Back-to-back VMREADs/VMWRITEs find the flags clear already.
+  if (flags & ARITH_FLAGS) s.cpu.setRflags(flags & ~ARITH_FLAGS);
   s.lastStatus = VMX_STATUS.SUCCEED;
   return VMX_STATUS.SUCCEED;
 }

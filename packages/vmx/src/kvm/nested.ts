@@ -1178,8 +1178,18 @@ export function nestedVmxVmexit(vcpu: KvmVcpu, reason: number, intrInfo: number,
   n.needVmcs12ToShadowSync = true;
 }
 
-const seg = (selector: number, base: number, limit: number, type: number, s: number, l: number, db: number, g: number, unusable = 0): KvmSegment =>
-  ({ base, limit, selector, type, s, dpl: 0, present: unusable ? 0 : 1, avl: 0, l, db, g, unusable });
+/** One segment being loaded (vmx_set_segment copies it into the VMCS and keeps nothing). */
+const hostSeg: KvmSegment = { base: 0, limit: 0, selector: 0, type: 0, s: 0, dpl: 0, present: 0, avl: 0, l: 0, db: 0, g: 0, unusable: 0 };
+const seg = (selector: number, base: number, limit: number, type: number, s: number, l: number, db: number, g: number, unusable = 0): KvmSegment => {
+  const h = hostSeg;
+  h.base = base; h.limit = limit; h.selector = selector; h.type = type; h.s = s; h.present = unusable ? 0 : 1;
+  h.l = l; h.db = db; h.g = g; h.unusable = unusable;
+  return h;
+};
+/** The data segments of SDM 28.5.2 and the vmcs12 fields of their selectors. */
+const HOST_DATA_SEGS = [[VCPU_SREG.ES, FIELD.HOST_ES_SELECTOR], [VCPU_SREG.SS, FIELD.HOST_SS_SELECTOR], [VCPU_SREG.DS, FIELD.HOST_DS_SELECTOR],
+  [VCPU_SREG.FS, FIELD.HOST_FS_SELECTOR], [VCPU_SREG.GS, FIELD.HOST_GS_SELECTOR]] as const;
+const GUEST_IA32_PAT_HIGH = VMCS.GUEST_IA32_PAT | 1;
 
 /** load_vmcs12_host_state (SDM 28.5): L1 continues at HOST_RIP in the state vmcs12's host area gives. */
 export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
@@ -1204,15 +1214,16 @@ export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
   s.vmwrite32(VMCS.GUEST_IDTR_LIMIT, 0xffff);
   s.vmwriteNum(VMCS.GUEST_GDTR_BASE, v.num(FIELD.HOST_GDTR_BASE));
   s.vmwrite32(VMCS.GUEST_GDTR_LIMIT, 0xffff);
-  if (exitCtl & VM_EXIT.LOAD_IA32_PAT) s.vmwrite64(VMCS.GUEST_IA32_PAT, v.big(FIELD.HOST_IA32_PAT));
+  if (exitCtl & VM_EXIT.LOAD_IA32_PAT) {
+    s.vmwrite32(VMCS.GUEST_IA32_PAT, v.lo(FIELD.HOST_IA32_PAT));
+    s.vmwrite32(GUEST_IA32_PAT_HIGH, v.hi(FIELD.HOST_IA32_PAT));
+  }
   s.vmwriteNum(VMCS.GUEST_DR7, 0x400);
-  s.vmwrite64(VMCS.GUEST_IA32_DEBUGCTL, 0n);
+  s.vmwrite32(VMCS.GUEST_IA32_DEBUGCTL, 0);
   s.vmwrite32(VMCS.GUEST_INTERRUPTIBILITY_INFO, 0);
   s.vmwrite32(VMCS.GUEST_ACTIVITY_STATE, 0);
   vmxSetSegment(vcpu, VCPU_SREG.CS, seg(v.lo(FIELD.HOST_CS_SELECTOR), 0, 0xffffffff, 11, 1, long ? 1 : 0, long ? 0 : 1, 1));
-  const data = [[VCPU_SREG.ES, FIELD.HOST_ES_SELECTOR], [VCPU_SREG.SS, FIELD.HOST_SS_SELECTOR], [VCPU_SREG.DS, FIELD.HOST_DS_SELECTOR],
-    [VCPU_SREG.FS, FIELD.HOST_FS_SELECTOR], [VCPU_SREG.GS, FIELD.HOST_GS_SELECTOR]] as const;
-  for (const [sr, f] of data) {
+  for (const [sr, f] of HOST_DATA_SEGS) {
     const sel = v.lo(f);
     const base = sr === VCPU_SREG.FS ? v.num(FIELD.HOST_FS_BASE) : sr === VCPU_SREG.GS ? v.num(FIELD.HOST_GS_BASE) : 0;
     vmxSetSegment(vcpu, sr, seg(sel, base, 0xffffffff, 3, 1, 0, 1, 1, sel === 0 && sr !== VCPU_SREG.SS ? 1 : 0));
@@ -1320,7 +1331,7 @@ function withShadowLoaded(vmx: VcpuVmx, n: NestedVmx, body: (s: VmxSilicon) => v
 export function copyShadowToVmcs12(vmx: VcpuVmx, n: NestedVmx): void {
   const v = n.cachedVmcs12;
   withShadowLoaded(vmx, n, (s) => {
-    for (const i of SHADOW_FIELDS_RW) v.setNum(i, s.vmreadNum(VMCS_FIELDS[i]![1]));
+    for (const i of SHADOW_FIELDS_RW) v.setNum(i, s.vmreadNum(ROW_ENC[i]!));
   });
 }
 
@@ -1328,7 +1339,7 @@ export function copyShadowToVmcs12(vmx: VcpuVmx, n: NestedVmx): void {
 export function copyVmcs12ToShadow(vmx: VcpuVmx, n: NestedVmx): void {
   const v = n.cachedVmcs12;
   withShadowLoaded(vmx, n, (s) => {
-    for (const i of SHADOW_FIELDS) s.vmwriteNum(VMCS_FIELDS[i]![1], v.num(i));
+    for (const i of SHADOW_FIELDS) s.vmwriteNum(ROW_ENC[i]!, v.num(i));
   });
   n.needVmcs12ToShadowSync = false;
 }
