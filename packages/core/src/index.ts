@@ -20,7 +20,7 @@ export {
   KVM_CPUID_ENTRY2_STRUCT, KVM_CPUID2_STRUCT, KVM_MSR_ENTRY_STRUCT, KVM_MSRS_STRUCT, KVM_MSR_LIST_STRUCT,
   KVM_DIRTY_LOG_STRUCT, KVM_INTERRUPT_STRUCT, KVM_MP_STATE_STRUCT, KVM_TRANSLATION_STRUCT, KVM_GUEST_DEBUG_STRUCT,
   KVM_VCPU_EVENTS_STRUCT, KVM_ENABLE_CAP_STRUCT, KVM_FPU_STRUCT, KVM_VMX_NESTED_STATE_HDR_STRUCT,
-  KVM_SVM_NESTED_STATE_HDR_STRUCT, KVM_NESTED_STATE_STRUCT, KVM_RUN_STRUCT, UAPI_STRUCTS,
+  KVM_SVM_NESTED_STATE_HDR_STRUCT, KVM_NESTED_STATE_STRUCT, KVM_RUN_STRUCT, KVM_XSAVE_STRUCT, KVM_XCR_STRUCT, KVM_XCRS_STRUCT, UAPI_STRUCTS,
   decodeStruct, encodeStruct, fieldOffsets, offsetOf,
 } from './uapi/structs.js';
 export type { StructDef, Field, Scalar, StructValue, FieldValue } from './uapi/structs.js';
@@ -53,6 +53,7 @@ export {
 } from './x86/x86.js';
 export { KvmRun } from './x86/kvm-run.js';
 export { EMULTYPE, kvmEmulateInstruction } from './x86/emulate.js';
+export { XFEATURE, XFEATURE_MASK, KVM_SUPPORTED_XCR0, XCR_XFEATURE_ENABLED_MASK, FXREGS_STATE, XSAVE_HDR_OFFSET } from './x86/fpu.js';
 export { kvmArchVcpuIoctlRun, vcpuRun, vcpuEnterGuest } from './x86/vcpu-run.js';
 export { supportedCpuid, findCpuidEntry, kvmCpuid, guestCpuidHasVirt, guestVendorIsAmd } from './x86/cpuid.js';
 export type { CpuidEntry } from './x86/cpuid.js';
@@ -62,7 +63,7 @@ export { TdpMmu } from './mmu/tdp-mmu.js';
 
 // the typed façade (also at @kvmts/core/api, where the system handle is named Kvm)
 export { Kvm as KvmApi, VmFd, VcpuFd, KvmError, GuestMemory, KVM_REGS_NAMES, gpa, hva } from './api/index.js';
-export type { GuestRegion, Gpa, Gva, Hva, Gfn, KvmRegs, KvmSregs, KvmVcpuEvents, UserspaceMemoryRegion, VcpuExit } from './api/index.js';
+export type { GuestRegion, Gpa, Gva, Hva, Gfn, KvmFpu, KvmRegs, KvmSregs, KvmVcpuEvents, KvmXcr, UserspaceMemoryRegion, VcpuExit } from './api/index.js';
 export { LONG64, LONG64_MIN_MEM, long64Tables, long64Sregs, segmentFromDescriptor, setupLong64, type GuestWriter } from './api/index.js';
 export { StatsFd, type KvmStats } from './api/index.js';
 

@@ -11,7 +11,7 @@ import {
   KVM_CPUID2_STRUCT, KVM_CPUID_ENTRY2_STRUCT, KVM_DIRTY_LOG_STRUCT, KVM_ENABLE_CAP_STRUCT, KVM_GUEST_DEBUG_STRUCT,
   KVM_INTERRUPT_STRUCT, KVM_MP_STATE_STRUCT, KVM_MSRS_STRUCT, KVM_MSR_ENTRY_STRUCT, KVM_MSR_LIST_STRUCT,
   KVM_NESTED_STATE_STRUCT, KVM_REGS_STRUCT, KVM_SREGS_STRUCT, KVM_TRANSLATION_STRUCT, KVM_USERSPACE_MEMORY_REGION_STRUCT,
-  KVM_VCPU_EVENTS_STRUCT, decodeStruct, encodeStruct, type StructValue,
+  KVM_VCPU_EVENTS_STRUCT, KVM_FPU_STRUCT, KVM_XCRS_STRUCT, KVM_XSAVE_STRUCT, decodeStruct, encodeStruct, type StructValue,
 } from '../uapi/structs.js';
 import type { KvmSegment, KvmDtable } from '../x86/kvm-types.js';
 import type { VendorInspection } from '../x86/kvm-x86-ops.js';
@@ -24,7 +24,7 @@ import { GuestMemory } from './guest-memory.js';
 import { StatsFd } from './stats-fd.js';
 import {
   KVM_REGS_NAMES, gpa as toGpa, hva as toHva,
-  type KvmRegs, type KvmSregs, type KvmVcpuEvents, type UserspaceMemoryRegion, type VcpuExit,
+  type KvmFpu, type KvmRegs, type KvmSregs, type KvmVcpuEvents, type KvmXcr, type UserspaceMemoryRegion, type VcpuExit,
 } from './types.js';
 
 const SEGS = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldt'] as const;
@@ -381,6 +381,46 @@ export class VcpuFd {
 
   setNestedState(state: Uint8Array): void {
     this.ioctl('KVM_SET_NESTED_STATE', state);
+  }
+
+  /** KVM_GET_FPU: the legacy x87/SSE fields (Linux reports mxcsr as 0 here: KVM_GET_XSAVE has it). */
+  getFpu(): KvmFpu {
+    const d = decodeStruct(KVM_FPU_STRUCT, this.get('KVM_GET_FPU', KVM_FPU_STRUCT.size));
+    const n = (k: string): number => d[k] as number;
+    return {
+      fpr: Uint8Array.from(d['fpr'] as number[]), fcw: n('fcw'), fsw: n('fsw'), ftwx: n('ftwx'), lastOpcode: n('last_opcode'),
+      lastIp: d['last_ip'] as bigint, lastDp: d['last_dp'] as bigint, xmm: Uint8Array.from(d['xmm'] as number[]), mxcsr: n('mxcsr'),
+    };
+  }
+
+  /** KVM_SET_FPU (Linux ignores mxcsr here: KVM_SET_XSAVE sets it). */
+  setFpu(f: KvmFpu): void {
+    this.ioctl('KVM_SET_FPU', encodeStruct(KVM_FPU_STRUCT, {
+      fpr: [...f.fpr], fcw: f.fcw, fsw: f.fsw, ftwx: f.ftwx, last_opcode: f.lastOpcode, last_ip: f.lastIp, last_dp: f.lastDp,
+      xmm: [...f.xmm], mxcsr: f.mxcsr,
+    }));
+  }
+
+  /** KVM_GET_XSAVE: the 4096-byte XSAVE image (legacy area at 0, XSTATE_BV at 512). */
+  getXsave(): Uint8Array {
+    return this.get('KVM_GET_XSAVE', KVM_XSAVE_STRUCT.size);
+  }
+
+  setXsave(image: Uint8Array): void {
+    if (image.length !== KVM_XSAVE_STRUCT.size) throw new RangeError(`kvm_xsave is ${KVM_XSAVE_STRUCT.size} bytes, not ${image.length}`);
+    this.ioctl('KVM_SET_XSAVE', image);
+  }
+
+  /** KVM_GET_XCRS: the XCRs KVM reports (XCR0). */
+  getXcrs(): KvmXcr[] {
+    const d = decodeStruct(KVM_XCRS_STRUCT, this.get('KVM_GET_XCRS', KVM_XCRS_STRUCT.size));
+    return (d['xcrs'] as StructValue[]).slice(0, d['nr_xcrs'] as number).map((x) => ({ xcr: x['xcr'] as number, value: x['value'] as bigint }));
+  }
+
+  setXcrs(xcrs: readonly KvmXcr[]): void {
+    this.ioctl('KVM_SET_XCRS', encodeStruct(KVM_XCRS_STRUCT, {
+      nr_xcrs: xcrs.length, flags: 0, xcrs: xcrs.map((x) => ({ xcr: x.xcr, reserved: 0, value: x.value })),
+    }));
   }
 
   /** KVM_GET_STATS_FD: this vCPU's binary stats, exits by reason included. */

@@ -33,6 +33,21 @@ export interface KvmVcpuEvents {
   flags: number;
 }
 
+/** struct kvm_fpu: fpr is 8 registers of 16 bytes, xmm 16 of 16, in memory order. */
+export interface KvmFpu {
+  fpr: Uint8Array;
+  fcw: number; fsw: number; ftwx: number; lastOpcode: number;
+  lastIp: bigint; lastDp: bigint;
+  xmm: Uint8Array;
+  mxcsr: number;
+}
+
+/** One struct kvm_xcr: the XCR's number (0 = XCR0) and its value. */
+export interface KvmXcr {
+  xcr: number;
+  value: bigint;
+}
+
 export interface UserspaceMemoryRegion {
   slot: number;
   flags: number;

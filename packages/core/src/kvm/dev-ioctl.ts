@@ -6,6 +6,7 @@ import { ERRNO } from '../uapi/errno.js';
 import { KVM } from '../uapi/ioctls.js';
 import { KVM_API_VERSION, KVM_LIMITS, KVM_STATE_NESTED } from '../uapi/constants.js';
 import { KVM_CAP } from '../uapi/caps.js';
+import { KVM_XSAVE_STRUCT } from '../uapi/structs.js';
 import { encodeCpuidEntries } from './cpuid-uapi.js';
 import type { KvmModule } from './kvm-module.js';
 import { Vm } from './vm.js';
@@ -23,8 +24,10 @@ export function checkExtension(module: KvmModule, cap: number): number {
     case KVM_CAP.READONLY_MEM: case KVM_CAP.IMMEDIATE_EXIT: case KVM_CAP.CHECK_EXTENSION_VM:
     case KVM_CAP.X86_ROBUST_SINGLESTEP: case KVM_CAP.GET_MSR_FEATURES: case KVM_CAP.INTR_SHADOW:
     case KVM_CAP.ENABLE_CAP_VM: case KVM_CAP.SET_GUEST_DEBUG2: case KVM_CAP.EXT_EMUL_CPUID:
-    case KVM_CAP.BINARY_STATS_FD:
+    case KVM_CAP.BINARY_STATS_FD: case KVM_CAP.XSAVE: case KVM_CAP.XCRS:
       return 1;
+    // xstate_required_size of the offered components, at least sizeof(struct kvm_xsave).
+    case KVM_CAP.XSAVE2: return KVM_XSAVE_STRUCT.size;
     case KVM_CAP.NR_VCPUS: return Math.min(module.host.pcpus.length, KVM_LIMITS.MAX_VCPUS);
     case KVM_CAP.MAX_VCPUS: return KVM_LIMITS.MAX_VCPUS;
     // The limit, even after KVM_ENABLE_CAP lowered this VM's (as x86 reports it).

@@ -9,7 +9,7 @@ import { KVM_GUESTDBG, KVM_LIMITS, KVM_MP_STATE, KVM_STATE_NESTED, KVM_VCPUEVENT
 import {
   KVM_FPU_STRUCT, KVM_GUEST_DEBUG_STRUCT, KVM_INTERRUPT_STRUCT, KVM_MP_STATE_STRUCT, KVM_MSRS_STRUCT, KVM_MSR_ENTRY_STRUCT,
   KVM_NESTED_STATE_STRUCT, KVM_REGS_STRUCT, KVM_SREGS_STRUCT, KVM_TRANSLATION_STRUCT, KVM_VCPU_EVENTS_STRUCT,
-  decodeStruct, encodeStruct, offsetOf, type StructValue,
+  KVM_XCRS_STRUCT, KVM_XSAVE_STRUCT, decodeStruct, encodeStruct, offsetOf, type StructValue,
 } from '../uapi/structs.js';
 import { KVM_REQ, VCPU_SREG, type KvmSegment } from '../x86/kvm-types.js';
 import {
@@ -18,6 +18,7 @@ import {
 } from '../x86/x86.js';
 import { kvmArchVcpuIoctlRun } from '../x86/vcpu-run.js';
 import { gvaToGpa } from '../x86/paging.js';
+import { KVM_MAX_XCRS, XCR_XFEATURE_ENABLED_MASK, guestFpuOf, kvmSetXcr } from '../x86/fpu.js';
 import { VEC } from '@kvmts/x86';
 import { decodeCpuidEntries, encodeCpuidEntries } from './cpuid-uapi.js';
 import type { Vcpu } from './vcpu.js';
@@ -126,10 +127,16 @@ export class VcpuFile implements KFile {
       case KVM.KVM_SET_GUEST_DEBUG: return this.withStruct(u, KVM_GUEST_DEBUG_STRUCT.size, (b) => this.setGuestDebug(decodeStruct(KVM_GUEST_DEBUG_STRUCT, b)));
       case KVM.KVM_GET_NESTED_STATE: return this.getNestedState(u);
       case KVM.KVM_SET_NESTED_STATE: return this.setNestedState(u);
-      case KVM.KVM_GET_FPU:
-        return u.write(0, encodeStruct(KVM_FPU_STRUCT, { fcw: 0x37f, mxcsr: 0x1f80 })) ? 0 : -ERRNO.EFAULT;
-      case KVM.KVM_SET_FPU:
-        return u.read(0, KVM_FPU_STRUCT.size) ? 0 : -ERRNO.EFAULT;
+      case KVM.KVM_GET_FPU: return u.write(0, guestFpuOf(v).getFpu()) ? 0 : -ERRNO.EFAULT;
+      case KVM.KVM_SET_FPU: return this.withStruct(u, KVM_FPU_STRUCT.size, (b) => {
+        guestFpuOf(v).setFpu(b);
+        return 0;
+      });
+      // Without KVM_CAP_XSAVE2 enabled the image is exactly struct kvm_xsave, so GET_XSAVE2 is GET_XSAVE.
+      case KVM.KVM_GET_XSAVE: case KVM.KVM_GET_XSAVE2: return u.write(0, guestFpuOf(v).getXsave()) ? 0 : -ERRNO.EFAULT;
+      case KVM.KVM_SET_XSAVE: return this.withStruct(u, KVM_XSAVE_STRUCT.size, (b) => guestFpuOf(v).setXsave(b));
+      case KVM.KVM_GET_XCRS: return u.write(0, this.getXcrs()) ? 0 : -ERRNO.EFAULT;
+      case KVM.KVM_SET_XCRS: return this.withStruct(u, KVM_XCRS_STRUCT.size, (b) => this.setXcrs(b));
       case KVM.KVM_ENABLE_CAP:
         return u.read(0, 104) ? -ERRNO.EINVAL : -ERRNO.EFAULT;
       case KVM.KVM_GET_STATS_FD:
@@ -321,6 +328,27 @@ export class VcpuFile implements KFile {
     if (flags & KVM_VCPUEVENT.VALID_NMI_PENDING) a.nmiPending = n('nmi_pending');
     v.ops.setNmiMask(v, n('nmi_masked') !== 0);
     kvmMakeRequest(KVM_REQ.EVENT, v);
+    return 0;
+  }
+
+  /** kvm_vcpu_ioctl_x86_get_xcrs: XCR0 alone, in a zeroed struct. */
+  private getXcrs(): Uint8Array {
+    return encodeStruct(KVM_XCRS_STRUCT, {
+      nr_xcrs: 1, flags: 0, xcrs: [{ xcr: XCR_XFEATURE_ENABLED_MASK, reserved: 0, value: guestFpuOf(this.vcpu).xcr0 }],
+    });
+  }
+
+  /** kvm_vcpu_ioctl_x86_set_xcrs: the first XCR0 entry is set through __kvm_set_xcr; other XCRs are ignored. */
+  private setXcrs(b: Uint8Array): number {
+    const x = decodeStruct(KVM_XCRS_STRUCT, b);
+    const n = x['nr_xcrs'] as number;
+    if (n > KVM_MAX_XCRS || x['flags']) return -ERRNO.EINVAL;
+    const xcrs = x['xcrs'] as StructValue[];
+    for (let i = 0; i < n; i++) {
+      const e = xcrs[i]!;
+      if (e['xcr'] !== XCR_XFEATURE_ENABLED_MASK) continue;
+      return kvmSetXcr(guestFpuOf(this.vcpu), this.vcpu.cpuid, XCR_XFEATURE_ENABLED_MASK, e['value'] as bigint) ? -ERRNO.EINVAL : 0;
+    }
     return 0;
   }
 

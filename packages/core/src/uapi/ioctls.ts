@@ -7,7 +7,7 @@ import {
   KVM_CPUID2_STRUCT, KVM_DIRTY_LOG_STRUCT, KVM_ENABLE_CAP_STRUCT, KVM_FPU_STRUCT, KVM_GUEST_DEBUG_STRUCT,
   KVM_INTERRUPT_STRUCT, KVM_MP_STATE_STRUCT, KVM_MSRS_STRUCT, KVM_MSR_LIST_STRUCT, KVM_NESTED_STATE_STRUCT,
   KVM_REGS_STRUCT, KVM_SREGS_STRUCT, KVM_TRANSLATION_STRUCT, KVM_USERSPACE_MEMORY_REGION_STRUCT,
-  KVM_VCPU_EVENTS_STRUCT, KVM_U64_STRUCT, type StructDef,
+  KVM_VCPU_EVENTS_STRUCT, KVM_U64_STRUCT, KVM_XCRS_STRUCT, KVM_XSAVE_STRUCT, type StructDef,
 } from './structs.js';
 
 export const KVMIO = 0xae;
@@ -56,8 +56,13 @@ export const KVM_IOCTLS = [
   ['KVM_SET_GUEST_DEBUG', 'IOW', 0x9b, KVM_GUEST_DEBUG_STRUCT, 'vcpu'],
   ['KVM_GET_VCPU_EVENTS', 'IOR', 0x9f, KVM_VCPU_EVENTS_STRUCT, 'vcpu'],
   ['KVM_SET_VCPU_EVENTS', 'IOW', 0xa0, KVM_VCPU_EVENTS_STRUCT, 'vcpu'],
+  ['KVM_GET_XSAVE', 'IOR', 0xa4, KVM_XSAVE_STRUCT, 'vcpu'],
+  ['KVM_SET_XSAVE', 'IOW', 0xa5, KVM_XSAVE_STRUCT, 'vcpu'],
+  ['KVM_GET_XCRS', 'IOR', 0xa6, KVM_XCRS_STRUCT, 'vcpu'],
+  ['KVM_SET_XCRS', 'IOW', 0xa7, KVM_XCRS_STRUCT, 'vcpu'],
   ['KVM_GET_NESTED_STATE', 'IOWR', 0xbe, KVM_NESTED_STATE_STRUCT, 'vcpu'],
   ['KVM_SET_NESTED_STATE', 'IOW', 0xbf, KVM_NESTED_STATE_STRUCT, 'vcpu'],
+  ['KVM_GET_XSAVE2', 'IOR', 0xcf, KVM_XSAVE_STRUCT, 'vcpu'],
 ] as const satisfies readonly (readonly [string, Dir, number, StructDef | null, 'system' | 'vm' | 'vcpu' | 'vm+vcpu'])[];
 
 export type KvmIoctlName = (typeof KVM_IOCTLS)[number][0];

@@ -94,6 +94,15 @@ export const KVM_FPU_STRUCT = def('kvm_fpu', 416, [
   ['mxcsr', 408, 'u32'], ['pad2', 412, 'u32'],
 ]);
 
+/** struct kvm_xsave: the XSAVE image in the standard format (legacy area at 0, header at 512), 4096 bytes without KVM_CAP_XSAVE2. */
+export const KVM_XSAVE_STRUCT = def('kvm_xsave', 4096, [['region', 0, 'u32', 1024]]);
+
+export const KVM_XCR_STRUCT = def('kvm_xcr', 16, [['xcr', 0, 'u32'], ['reserved', 4, 'u32'], ['value', 8, 'u64']]);
+/** struct kvm_xcrs: KVM_MAX_XCRS (16) entries, then 16 u64 of padding. */
+export const KVM_XCRS_STRUCT = def('kvm_xcrs', 392, [
+  ['nr_xcrs', 0, 'u32'], ['flags', 4, 'u32'], ['xcrs', 8, KVM_XCR_STRUCT, 16], ['padding', 264, 'u64', 16],
+]);
+
 export const KVM_VMX_NESTED_STATE_HDR_STRUCT = def('kvm_vmx_nested_state_hdr', 120, [
   ['vmxon_pa', 0, 'u64'], ['vmcs12_pa', 8, 'u64'], ['smm_flags', 16, 'u16'], ['pad', 18, 'u16'], ['flags', 20, 'u32'],
   ['preemption_timer_deadline', 24, 'u64'],
@@ -142,7 +151,7 @@ export const UAPI_STRUCTS = [
   KVM_CPUID_ENTRY2_STRUCT, KVM_CPUID2_STRUCT, KVM_MSR_ENTRY_STRUCT, KVM_MSRS_STRUCT, KVM_MSR_LIST_STRUCT,
   KVM_DIRTY_LOG_STRUCT, KVM_INTERRUPT_STRUCT, KVM_MP_STATE_STRUCT, KVM_TRANSLATION_STRUCT, KVM_GUEST_DEBUG_STRUCT,
   KVM_VCPU_EVENTS_STRUCT, KVM_ENABLE_CAP_STRUCT, KVM_FPU_STRUCT, KVM_VMX_NESTED_STATE_HDR_STRUCT,
-  KVM_SVM_NESTED_STATE_HDR_STRUCT, KVM_NESTED_STATE_STRUCT, KVM_RUN_STRUCT,
+  KVM_SVM_NESTED_STATE_HDR_STRUCT, KVM_NESTED_STATE_STRUCT, KVM_RUN_STRUCT, KVM_XSAVE_STRUCT, KVM_XCR_STRUCT, KVM_XCRS_STRUCT,
 ] as const;
 
 /** A decoded struct: u8..u32 as numbers, u64 as BigInt, nested structs and arrays as such. */
