@@ -46,6 +46,7 @@ const C_GUESTS = [
   { name: 'nested-vmx-shadow', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-shadow/nested-vmx-shadow.c'] },
   { name: 'nested-vmx-ept', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-ept/nested-vmx-ept.c'] },
   { name: 'nested-vmx-irq', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-irq/nested-vmx-irq.c'] },
+  { name: 'nested-vmx-msr', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-msr/nested-vmx-msr.c'] },
 ];
 
 /* Stand-alone assembly guests, linked at 0x1000. */

@@ -212,6 +212,8 @@ export const CATALOG: readonly CatalogEntry[] = [
     summary(14), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('nested-vmx-irq', 'long64', `nested VMX and interrupts: L2 halts with interrupts on, L0 handles the HLT, the VMM injects vector 0x20, and because L1 set external-interrupt exiting with acknowledge-on-exit the interrupt becomes a VM exit to L1 carrying the vector; L1 resumes L2; ${REPORT}`,
     summary(10), { irqs: { vector: 0x20, every: 'hlt', count: 1 }, vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
+  test('nested-vmx-msr', 'long64', `nested VMX, vmcs12's MSR lists: the VM-entry MSR-load list gives L2 its KERNEL_GS_BASE and SYSENTER_ESP, the VM-exit MSR-store list catches what L2 wrote, the VM-exit MSR-load list restores L1's; an entry list naming FS_BASE is a VM-entry failure (reason 34, the entry's 1-based index), a misaligned list VMfailValid(7); ${REPORT}`,
+    summary(19), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('timer-irq', 'real', 'interrupts from the VMM: KVM_INTERRUPT of vector 0x20 at each HLT exit, counted by an IDT handler that checks RIP and IF',
     { exact: '10 interrupts\nPASS: interrupts counted\nPASS: each arrived right after HLT\nPASS: IF set before, clear in the handler\nSUMMARY: 3 tests, 0 failures\n' },
     { irqs: { vector: 0x20, every: 'hlt', count: 10 } }),

@@ -90,6 +90,6 @@ export function vmxSetNestedState(vcpu: KvmVcpu, state: Uint8Array): number {
   setCurrentVmptr(vmx, n, vmcs12Pa);
   if (!guestMode) return 0;
   if (!nestedVmxCheckControls(v) || !nestedVmxCheckHostState(v) || !nestedVmxCheckGuestState(v)) return -ERRNO.EINVAL;
-  enterVmxNonRootMode(vcpu, vmx, n, false);
+  enterVmxNonRootMode(vcpu, vmx, n, false, false);
   return vcpu.arch.guestMode ? 0 : -ERRNO.EINVAL;
 }

@@ -9,7 +9,7 @@
 import { CR0, CR4, EFER, RFLAGS, VEC, INTR_INFO, EVENT_TYPE, CHUNK_SIZE } from '@kvmts/x86';
 import {
   VCPU_SREG, kvmSkipEmulatedInstruction, kvmQueueException, kvmQueueInterrupt, kvmInjectPageFault, kvmClearExceptionQueue,
-  kvmClearInterruptQueue, kvmHandleInvalidOp, gvaToGpa, guestCpuidHasVirt, toVcpu,
+  kvmClearInterruptQueue, kvmHandleInvalidOp, gvaToGpa, guestCpuidHasVirt, toVcpu, kvmMakeRequest, KVM_REQ,
   type ExitResult, type KvmVcpu, type KvmSegment, type Vm,
 } from '@kvmts/core';
 import { VMCS, FIELD, VMCS_FIELDS, FIELD_TYPE, VMCS_TYPE, VMCS_WIDTH, vmcsFieldIndex, vmcsFieldType, vmcsFieldWidth } from '../hw/fields.js';
@@ -25,7 +25,7 @@ import { toVmx, allocVmcs, allocateVpid, silicon, type VcpuVmx, type LoadedVmcs 
 import { vmcsSilicon, vmxVcpuLoad, vmxGetRflags, vmxSetRflags, vmxSetSegment, vmxSetCr0, vmxSetCr4, vmxSetEfer } from './run.js';
 import { allocEpt02, ept02Pointer, nestedEptFlush, nestedEptViolation, type Ept02 } from './nested-ept.js';
 import { EPTP } from '../hw/tdp.js';
-import { Vmcs12, VMCS12_REVISION, VMCS12_SIZE, VMCS12_LAUNCH_STATE, VMCS12_OFFSET } from './vmcs12.js';
+import { Vmcs12, VMCS12_REVISION, VMCS12_SIZE, VMCS12_LAUNCH_STATE, VMCS12_OFFSET, VMCS12_ABORT } from './vmcs12.js';
 
 const TWO32 = 2 ** 32;
 const PAGE = 4096;
@@ -590,7 +590,7 @@ export function nestedVmxCheckControls(v: Vmcs12): boolean {
     if (type === EVENT_TYPE.NMI && (intr & 0xff) !== VEC.NMI) return false;
     if (type === EVENT_TYPE.HW_EXCEPTION && (intr & 0xff) > 31) return false;
   }
-  if (v.lo(FIELD.VM_ENTRY_MSR_LOAD_COUNT) || v.lo(FIELD.VM_EXIT_MSR_LOAD_COUNT) || v.lo(FIELD.VM_EXIT_MSR_STORE_COUNT)) return false;
+  if (!nestedVmxCheckMsrSwitchControls(v)) return false;
   // nested_vmx_check_eptp: WB or UC, a 4-level walk, no A/D (not offered), reserved bits clear.
   const proc2 = proc & CPU_BASED.ACTIVATE_SECONDARY_CONTROLS ? v.lo(FIELD.SECONDARY_VM_EXEC_CONTROL) : 0;
   if (proc2 & SECONDARY_EXEC.ENABLE_EPT) {
@@ -599,6 +599,102 @@ export function nestedVmxCheckControls(v: Vmcs12): boolean {
     if (v.num(FIELD.EPT_POINTER) >= 2 ** MAXPHYADDR) return false;
   }
   return true;
+}
+
+// ---- the vmcs12 MSR-load and MSR-store lists (SDM 27.4, 28.4, 28.6) -----------------------------
+
+/** struct vmx_msr_entry: index, reserved, value (16 bytes). */
+const MSR_ENTRY_SIZE = 16;
+/** IA32_VMX_MISC bits 27:25: lists longer than 512 × (N + 1) entries may fail (nested_vmx_max_atomic_switch_msrs). */
+const NESTED_MAX_MSR_LIST = 512 * (((NESTED_MISC >>> 25) & 7) + 1);
+/** The VMX-abort indicators of SDM 28.7 (VMX_ABORT_*). */
+export const VMX_ABORT = { SAVE_GUEST_MSR_FAIL: 1, LOAD_HOST_PDPTE_FAIL: 2, LOAD_HOST_MSR_FAIL: 4 } as const;
+const MSR_FS_BASE = 0xc0000100;
+const MSR_GS_BASE = 0xc0000101;
+const MSR_IA32_SMM_MONITOR_CTL = 0x9b;
+const MSR_IA32_SMBASE = 0x9e;
+const MSR_IA32_UCODE_WRITE = 0x79;
+const MSR_IA32_UCODE_REV = 0x8b;
+
+/** nested_vmx_check_msr_switch: a list of `count` entries at `addr` is 16-byte aligned and inside MAXPHYADDR. */
+function nestedVmxCheckMsrSwitch(count: number, addr: number): boolean {
+  if (count === 0) return true;
+  return addr >= 0 && addr % MSR_ENTRY_SIZE === 0 && addr + count * MSR_ENTRY_SIZE - 1 < 2 ** MAXPHYADDR;
+}
+
+/** nested_vmx_check_msr_switch_controls (the exit lists, then the entry list): VMfailValid(7) when false. */
+function nestedVmxCheckMsrSwitchControls(v: Vmcs12): boolean {
+  return nestedVmxCheckMsrSwitch(v.lo(FIELD.VM_EXIT_MSR_LOAD_COUNT), v.num(FIELD.VM_EXIT_MSR_LOAD_ADDR))
+    && nestedVmxCheckMsrSwitch(v.lo(FIELD.VM_EXIT_MSR_STORE_COUNT), v.num(FIELD.VM_EXIT_MSR_STORE_ADDR))
+    && nestedVmxCheckMsrSwitch(v.lo(FIELD.VM_ENTRY_MSR_LOAD_COUNT), v.num(FIELD.VM_ENTRY_MSR_LOAD_ADDR));
+}
+
+/** nested_vmx_msr_check_common: x2APIC MSRs in x2APIC mode, microcode MSRs, a non-zero reserved word. */
+function nestedVmxMsrCheckCommon(vcpu: KvmVcpu, index: number, reserved: number): boolean {
+  // IA32_APIC_BASE bit 10: x2APIC mode.
+  if (index >>> 8 === 0x8 && (apicBase(vcpu) & 0x400n) !== 0n) return false;
+  return index !== MSR_IA32_UCODE_WRITE && index !== MSR_IA32_UCODE_REV && reserved === 0;
+}
+
+/** IA32_APIC_BASE as the vCPU has it (0 when the vendor does not report one). */
+function apicBase(vcpu: KvmVcpu): bigint {
+  const msr = { index: 0x1b, data: 0n, hostInitiated: true };
+  return toVcpu(vcpu).ops.getMsr(vcpu, msr) === 0 ? msr.data : 0n;
+}
+
+/** The 16-byte entry `i` of the list at L1 guest-physical `gpa`: index, reserved and the value's halves, or null when unbacked. */
+function readMsrEntry(vcpu: KvmVcpu, gpa: number, i: number): { index: number; reserved: number; lo: number; hi: number } | null {
+  const e = gpa + i * MSR_ENTRY_SIZE;
+  const index = readGuest32(vcpu, e);
+  const reserved = readGuest32(vcpu, e + 4);
+  const lo = readGuest32(vcpu, e + 8);
+  const hi = readGuest32(vcpu, e + 12);
+  return index === null || reserved === null || lo === null || hi === null ? null : { index, reserved, lo, hi };
+}
+
+/**
+ * nested_vmx_load_msr: WRMSR of each entry, in order (SDM 27.4 at entry, 28.6 at exit). 0 when
+ * all loaded, else the 1-based index of the entry that failed; those before it stay loaded.
+ */
+export function nestedVmxLoadMsr(vcpu: KvmVcpu, gpa: number, count: number): number {
+  for (let i = 0; i < count; i++) {
+    if (i >= NESTED_MAX_MSR_LIST) return i + 1;
+    const e = readMsrEntry(vcpu, gpa, i);
+    if (e === null) return i + 1;
+    // nested_vmx_load_msr_check: FS/GS base (loaded from the segment fields instead) and SMM's MSR may not be listed.
+    if (e.index === MSR_FS_BASE || e.index === MSR_GS_BASE || e.index === MSR_IA32_SMM_MONITOR_CTL
+      || !nestedVmxMsrCheckCommon(vcpu, e.index, e.reserved)) return i + 1;
+    const data = (BigInt(e.hi) << 32n) | BigInt(e.lo);
+    if (toVcpu(vcpu).ops.setMsr(vcpu, { index: e.index, data, hostInitiated: false }) !== 0) return i + 1;
+  }
+  return 0;
+}
+
+/** nested_vmx_store_msr: RDMSR of each entry's MSR into its value field (SDM 28.4). False when one fails. */
+export function nestedVmxStoreMsr(vcpu: KvmVcpu, gpa: number, count: number): boolean {
+  for (let i = 0; i < count; i++) {
+    if (i >= NESTED_MAX_MSR_LIST) return false;
+    const e = readMsrEntry(vcpu, gpa, i);
+    // nested_vmx_store_msr_check: SMBASE may not be stored.
+    if (e === null || e.index === MSR_IA32_SMBASE || !nestedVmxMsrCheckCommon(vcpu, e.index, e.reserved)) return false;
+    const msr = { index: e.index, data: 0n, hostInitiated: false };
+    if (toVcpu(vcpu).ops.getMsr(vcpu, msr) !== 0) return false;
+    const hpa = gpaToHpa(vcpu, gpa + i * MSR_ENTRY_SIZE + 8);
+    if (hpa < 0) return false;
+    hostMem(vcpu).write64(hpa, msr.data);
+  }
+  return true;
+}
+
+/**
+ * nested_vmx_abort (SDM 28.7): the indicator goes into vmcs12's VMX-abort field, in L1's memory
+ * too, and the vCPU shuts down. (Linux only asks for the triple fault.)
+ */
+function nestedVmxAbort(vcpu: KvmVcpu, n: NestedVmx, indicator: number): void {
+  new DataView(n.cachedVmcs12.bytes.buffer).setUint32(VMCS12_ABORT, indicator, true);
+  const hpa = gpaToHpa(vcpu, n.currentVmptr + VMCS12_ABORT);
+  if (hpa >= 0) hostMem(vcpu).write32(hpa, indicator);
+  kvmMakeRequest(KVM_REQ.TRIPLE_FAULT, vcpu);
 }
 
 function canonical(n: number): boolean {
@@ -873,7 +969,7 @@ function nestedVmxTransitionTlbFlush(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12): voi
 }
 
 /** nested_vmx_enter_non_root_mode: vmcs02 prepared and loaded; the next vcpu_run enters L2. */
-export function enterVmxNonRootMode(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx, launch: boolean): ExitResult {
+export function enterVmxNonRootMode(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx, launch: boolean, fromVmentry = true): ExitResult {
   const v = n.cachedVmcs12;
   const s01 = vmcsSilicon(vmx);
   const vmcs02 = nestedAllocVmcs02(vmx, n);
@@ -911,6 +1007,17 @@ export function enterVmxNonRootMode(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx, l
   a.cr4GuestOwnedBits &= ~v.lo(FIELD.CR4_GUEST_HOST_MASK);
   kvmClearExceptionQueue(vcpu);
   kvmClearInterruptQueue(vcpu);
+  // SDM 27.4: the VM-entry MSR-load list, after guest state; a failing entry is a VM-entry failure
+  // (exit reason 34, the entry's 1-based index as qualification) back in L1, launch state unchanged.
+  // KVM_SET_NESTED_STATE restores a guest already past it (from_vmentry false).
+  const failed = fromVmentry ? nestedVmxLoadMsr(vcpu, v.num(FIELD.VM_ENTRY_MSR_LOAD_ADDR), v.lo(FIELD.VM_ENTRY_MSR_LOAD_COUNT)) : 0;
+  if (failed) {
+    nestedVmxLeaveToL1(vcpu, vmx, n);
+    loadVmcs12HostState(vcpu, v);
+    nestedVmxEntryFailureInfo(v, EXIT_REASON.MSR_LOAD_FAIL, failed);
+    n.needVmcs12ToShadowSync = true;
+    return 'resume';
+  }
   if (launch) v.launchState = 1;
   n.stats.nestedEntries++;
   return 'resume';
@@ -1173,6 +1280,9 @@ export function nestedVmxVmexit(vcpu: KvmVcpu, reason: number, intrInfo: number,
   v.set(FIELD.VM_EXIT_REASON, reason >>> 0);
   v.set(FIELD.VM_EXIT_INTR_INFO, intrInfo >>> 0);
   v.setNum(FIELD.EXIT_QUALIFICATION, qual);
+  // SDM 28.4: L2's MSRs into the VM-exit MSR-store list, while vmcs02 still holds them.
+  const storeCount = v.lo(FIELD.VM_EXIT_MSR_STORE_COUNT);
+  if (storeCount && !nestedVmxStoreMsr(vcpu, v.num(FIELD.VM_EXIT_MSR_STORE_ADDR), storeCount)) nestedVmxAbort(vcpu, n, VMX_ABORT.SAVE_GUEST_MSR_FAIL);
   nestedVmxLeaveToL1(vcpu, vmx, n);
   loadVmcs12HostState(vcpu, v);
   n.needVmcs12ToShadowSync = true;
@@ -1236,6 +1346,9 @@ export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
   a.regs[RSP] = rsp - hi * TWO32;
   a.regsHi[RSP] = hi;
   vmxSetRflags(vcpu, RFLAGS.FIXED1);
+  // SDM 28.6: last, the VM-exit MSR-load list; a failure there is a VMX abort.
+  const loadCount = v.lo(FIELD.VM_EXIT_MSR_LOAD_COUNT);
+  if (loadCount && nestedVmxLoadMsr(vcpu, v.num(FIELD.VM_EXIT_MSR_LOAD_ADDR), loadCount)) nestedVmxAbort(vcpu, toNested(vmx), VMX_ABORT.LOAD_HOST_MSR_FAIL);
 }
 
 // ---- observability ------------------------------------------------------------------------------
