@@ -5,8 +5,8 @@
  * 1. Pre-copy: KVM_MEM_LOG_DIRTY_PAGES on every slot, copy all memory, then rounds of
  *    KVM_GET_DIRTY_LOG while the guest keeps running, until the dirty set is small.
  * 2. Stop and copy: the VMM stops running the vCPUs; KVM_RUN with immediate_exit completes any
- *    I/O the VMM already answered; the last dirty pages, then REGS, SREGS, MSRS, VCPU_EVENTS,
- *    MP_STATE, CPUID2 and (same vendor) NESTED_STATE.
+ *    I/O the VMM already answered; the last dirty pages, then CPUID2, SREGS, REGS, XSAVE, FPU,
+ *    XCRS, MSRS, (same vendor) NESTED_STATE, VCPU_EVENTS and MP_STATE.
  * 3. Restore into a new VM on the target, and destroy the source.
  *
  * Across vendors the guest keeps the CPUID it booted with. A VM with nested state (in VMX
@@ -272,8 +272,21 @@ function moveVcpuState(from: VcpuFd, to: VcpuFd, msrs: readonly number[], nested
   to.setCpuid2(from.getCpuid2());
   to.setSregs(from.getSregs());
   to.setRegs(from.getRegs());
+  moveFpuState(from, to);
   copyMsrs(from, to, msrs, dropped);
   if (nested) to.setNestedState(nested.raw);
   to.setVcpuEvents(withoutSoftException(from.getVcpuEvents()));
   to.setMpState(from.getMpState());
+}
+
+/**
+ * The guest FPU: KVM_SET_XSAVE carries x87, SSE, MXCSR and XSTATE_BV (QEMU's kvm_put_xsave);
+ * KVM_SET_FPU after it carries the legacy fields of components XSTATE_BV marks as in their init
+ * state, which the XSAVE image reports as init values, so GET_FPU reads the same on both ends.
+ * XCR0 after CPUID, which bounds it (__kvm_set_xcr checks it against CPUID leaf 0xD).
+ */
+function moveFpuState(from: VcpuFd, to: VcpuFd): void {
+  to.setXsave(from.getXsave());
+  to.setFpu(from.getFpu());
+  to.setXcrs(from.getXcrs());
 }
