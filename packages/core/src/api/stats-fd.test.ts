@@ -3,6 +3,8 @@ import { Host } from '../host/host.js';
 import { fakeVendor, testModel } from '../../test/fake-vendor.js';
 import { Kvm } from './kvm.js';
 import { errnoOf } from './kvm-error.js';
+import { StatsFd } from './stats-fd.js';
+import { StatsFile } from '../kvm/stats-fd.js';
 
 function setup() {
   const host = new Host({ model: testModel, pcpus: 1, memBytes: 64 << 20 });
@@ -55,5 +57,14 @@ describe('KVM_GET_STATS_FD through the façade', () => {
     stats.close();
     expect(errnoOf(() => stats.read())).toBe(9);
     expect(errnoOf(() => stats.close())).toBe(9);
+  });
+
+  it('reads a file larger than its first read whole', () => {
+    const { vm } = setup();
+    const counters = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`counter_${i}`, i * 3]));
+    const fd = vm.proc.installFd(new StatsFile('big', () => counters, () => {}));
+    const r = new StatsFd(vm.proc, fd).read();
+    expect(Object.keys(r.stats)).toHaveLength(200);
+    expect([r.stats['counter_0'], r.stats['counter_199']]).toEqual([0n, 597n]);
   });
 });

@@ -7,10 +7,8 @@ import type { Process } from '../host/process.js';
 import { parseStats } from '../kvm/stats-fd.js';
 import { check } from './kvm-error.js';
 
-/** struct kvm_stats_header: flags, name_size, num_desc, id_offset, desc_offset, data_offset (u32 each). */
-const HEADER = { size: 24, nameSize: 4, numDesc: 8, descOffset: 16, dataOffset: 20 } as const;
-/** struct kvm_stats_desc before its name: flags u32, exponent s16, size u16 (in u64s), offset u32, bucket_size u32. */
-const DESC = { size: 16, valueWords: 6, valueOffset: 8 } as const;
+/** A first read large enough for any stats file here; a larger file is read again whole. */
+const FIRST_READ = 8192;
 
 export interface KvmStats {
   /** "kvm-<pid>" for a VM, "kvm-<pid>/vcpu-<id>" for a vCPU. */
@@ -27,35 +25,14 @@ export class StatsFd {
     this.fd = fd;
   }
 
-  private pread(len: number, offset: number): Uint8Array {
-    const r = this.proc.pread(this.fd, len, offset);
-    if (typeof r === 'number') check('pread(stats)', r);
-    return r as Uint8Array;
-  }
-
-  private preadView(len: number, offset: number): DataView {
-    const b = this.pread(len, offset);
-    return new DataView(b.buffer, b.byteOffset, b.byteLength);
-  }
-
-  /** The header and descriptors, then the data they describe: every counter by name. */
+  /** The whole file, header to data, then decoded: pread stops short at its end, as read(2) does. */
   read(): KvmStats {
-    const hdr = this.preadView(HEADER.size, 0);
-    const descSize = DESC.size + hdr.getUint32(HEADER.nameSize, true);
-    const numDesc = hdr.getUint32(HEADER.numDesc, true);
-    const descOffset = hdr.getUint32(HEADER.descOffset, true);
-    const dataOffset = hdr.getUint32(HEADER.dataOffset, true);
-    const head = this.pread(dataOffset, 0);
-    const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
-    let dataSize = 0;
-    for (let i = 0; i < numDesc; i++) {
-      const d = descOffset + i * descSize;
-      dataSize = Math.max(dataSize, dv.getUint32(d + DESC.valueOffset, true) + 8 * dv.getUint16(d + DESC.valueWords, true));
+    for (let len = FIRST_READ; ; len *= 2) {
+      const r = this.proc.pread(this.fd, len, 0);
+      if (typeof r === 'number') check('pread(stats)', r);
+      const bytes = r as Uint8Array;
+      if (bytes.length < len) return parseStats(bytes);
     }
-    const file = new Uint8Array(dataOffset + dataSize);
-    file.set(head);
-    file.set(this.pread(dataSize, dataOffset), dataOffset);
-    return parseStats(file);
   }
 
   close(): void {
