@@ -412,6 +412,9 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       }
       let left = this.runTarget - this.icount;
       if (left <= 0) return STOP.BUDGET;
+      // The silicon's timers (MTF, the VMX-preemption timer) are exact: stop the block there.
+      const toExt = this.extDeadline - this.icount;
+      if (toExt > 0 && toExt < left) left = toExt;
       const shadow = (this.interruptibility & (INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS)) !== 0;
       if (shadow) left = 1;
       if ((this.rflags & STEP_FLAGS) !== 0 || (this.dr[7]! & DR7_ENABLE_MASK) !== 0 || this.heldDebugTrap !== 0) {
