@@ -5,6 +5,7 @@
 import { long64Sregs as kvmLong64Sregs, type KvmSregs as KvmApiSregs } from '@kvmts/core';
 import type { KvmSregs } from './kvm-port.js';
 
+/** kvm_sregs in the VMM's terms. A 64-bit CR2 beyond 2^53 is rounded: the VMM only shows it, never sets it back. */
 export function sregsFromKvm(s: KvmApiSregs): KvmSregs {
   const { cr0, cr2, cr3, cr4, cr8, efer, interruptBitmap: _bitmap, ...rest } = s;
   return { ...rest, cr0: Number(cr0), cr2: Number(cr2), cr3: Number(cr3), cr4: Number(cr4), cr8: Number(cr8), efer: Number(efer) };
