@@ -47,6 +47,7 @@ const C_GUESTS = [
   { name: 'nested-vmx-ept', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-ept/nested-vmx-ept.c'] },
   { name: 'nested-vmx-irq', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-irq/nested-vmx-irq.c'] },
   { name: 'nested-vmx-msr', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-msr/nested-vmx-msr.c'] },
+  { name: 'nested-vmx-timer', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-timer/nested-vmx-timer.c'] },
 ];
 
 /* Stand-alone assembly guests, linked at 0x1000. */

@@ -214,6 +214,8 @@ export const CATALOG: readonly CatalogEntry[] = [
     summary(10), { irqs: { vector: 0x20, every: 'hlt', count: 1 }, vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('nested-vmx-msr', 'long64', `nested VMX, vmcs12's MSR lists: the VM-entry MSR-load list gives L2 its KERNEL_GS_BASE and SYSENTER_ESP, the VM-exit MSR-store list catches what L2 wrote, the VM-exit MSR-load list restores L1's; an entry list naming FS_BASE is a VM-entry failure (reason 34, the entry's 1-based index), a misaligned list VMfailValid(7); ${REPORT}`,
     summary(19), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
+  test('nested-vmx-timer', 'long64', `nested VMX, the VMX-preemption timer for L1's guest: a spinning L2 comes back to L1 with exit reason 52 once its timer of 1000 (rate 5) has run out, a CPUID exit saves what is left of a timer of 100000, and without the save control the field keeps L1's value; ${REPORT}`,
+    summary(16), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('timer-irq', 'real', 'interrupts from the VMM: KVM_INTERRUPT of vector 0x20 at each HLT exit, counted by an IDT handler that checks RIP and IF',
     { exact: '10 interrupts\nPASS: interrupts counted\nPASS: each arrived right after HLT\nPASS: IF set before, clear in the handler\nSUMMARY: 3 tests, 0 failures\n' },
     { irqs: { vector: 0x20, every: 'hlt', count: 10 } }),

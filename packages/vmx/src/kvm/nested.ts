@@ -72,6 +72,8 @@ export interface NestedVmx {
   dirtyVmcs12: boolean;
   /** need_sync_vmcs02_to_vmcs12_rare: the vmcs12 fields of is_vmcs12_ext_field still lag vmcs02 since the last L2 exit. */
   needSyncVmcs02ToVmcs12Rare: boolean;
+  /** preemption_timer_deadline: when L1's VMX-preemption timer for L2 expires, in the pCPU's instruction count (Infinity: not armed). */
+  preemptionTimerDeadline: number;
   /** EPT02 while vmcs12 enables EPT (nested EPT), else null; and whether vmcs02 runs on EPT01. */
   ept02: Ept02 | null;
   vmcs02OnEpt01: boolean;
@@ -91,7 +93,7 @@ export function toNested(vmx: VcpuVmx): NestedVmx {
       vmcs02: null, msrBitmap02: -1, vpid02: 0, lastVpid: 0,
       ctls01: { pin: 0, exec: 0, exec2: 0, entry: 0, exit: 0 }, cr0GuestOwned01: 0, cr4GuestOwned01: 0,
       lastPrepareChanged: [], shadowVmcs: -1, vmreadBitmap: -1, vmwriteBitmap: -1, needVmcs12ToShadowSync: false,
-      dirtyVmcs12: true, needSyncVmcs02ToVmcs12Rare: false,
+      dirtyVmcs12: true, needSyncVmcs02ToVmcs12Rare: false, preemptionTimerDeadline: Infinity,
       ept02: null, vmcs02OnEpt01: true,
       stats: { l2ExitsHandledInL0: 0, l2ExitsReflected: 0, vmxInstructionExits: 0, nestedEntries: 0 },
     };
@@ -106,13 +108,13 @@ export function nestedState(vmx: VcpuVmx): NestedVmx | undefined {
 
 // ---- the capabilities L1 sees (nested_vmx_setup_ctls_msrs) --------------------------------------
 
-const NESTED_PIN = PIN_BASED.EXT_INTR_MASK | PIN_BASED.NMI_EXITING | PIN_BASED.VIRTUAL_NMIS;
+const NESTED_PIN = PIN_BASED.EXT_INTR_MASK | PIN_BASED.NMI_EXITING | PIN_BASED.VIRTUAL_NMIS | PIN_BASED.VMX_PREEMPTION_TIMER;
 const NESTED_PROC = ~(CPU_BASED.TPR_SHADOW) >>> 0;
 /** Nested EPT; no VMCS shadowing for L1's own guests, no unrestricted guest. */
 const NESTED_PROC2 = SECONDARY_EXEC.ENABLE_EPT | SECONDARY_EXEC.ENABLE_VPID | SECONDARY_EXEC.DESC | SECONDARY_EXEC.ENABLE_RDTSCP | SECONDARY_EXEC.WBINVD_EXITING
   | SECONDARY_EXEC.ENABLE_INVPCID;
 const NESTED_EXIT = (VM_EXIT.HOST_ADDR_SPACE_SIZE | VM_EXIT.SAVE_IA32_PAT | VM_EXIT.LOAD_IA32_PAT | VM_EXIT.SAVE_IA32_EFER
-  | VM_EXIT.LOAD_IA32_EFER | VM_EXIT.ACK_INTR_ON_EXIT) >>> 0;
+  | VM_EXIT.LOAD_IA32_EFER | VM_EXIT.ACK_INTR_ON_EXIT | VM_EXIT.SAVE_VMX_PREEMPTION_TIMER) >>> 0;
 const NESTED_ENTRY = VM_ENTRY.IA32E_MODE | VM_ENTRY.LOAD_IA32_PAT | VM_ENTRY.LOAD_IA32_EFER;
 
 function restrict(c: CtlCap, allowed: number): CtlCap {
@@ -128,8 +130,13 @@ export const NESTED_CTLS = {
   entry: restrict(VMX_CAPS.trueEntry, NESTED_ENTRY),
 } as const;
 
-/** IA32_VMX_MISC for L1: no VMWRITE to the exit-information fields (so error 13 is seen), no preemption timer rate. */
-const NESTED_MISC = (VMX_MISC_VALUE & ~VMX_MISC.VMWRITE_ANY_FIELD & ~0x1f) >>> 0;
+/**
+ * VMX_MISC_EMULATED_PREEMPTION_TIMER_RATE: L0 emulates L1's VMX-preemption timer, which
+ * counts down once every 2^5 ticks of L2's time stamp counter (here, instructions retired).
+ */
+const NESTED_PREEMPTION_TIMER_RATE = 5;
+/** IA32_VMX_MISC for L1: no VMWRITE to the exit-information fields (so error 13 is seen), the emulated timer's rate. */
+const NESTED_MISC = ((VMX_MISC_VALUE & ~VMX_MISC.VMWRITE_ANY_FIELD & ~0x1f) | NESTED_PREEMPTION_TIMER_RATE) >>> 0;
 
 const ctlMsr = (c: CtlCap, must1 = c.must1): bigint => (BigInt(c.may1 >>> 0) << 32n) | BigInt(must1 >>> 0);
 
@@ -968,6 +975,28 @@ function nestedVmxTransitionTlbFlush(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12): voi
   vmcsSilicon(vmx).invvpid(1, n.vpid02);
 }
 
+/** The pCPU's instruction count: the time base of the (emulated) VMX-preemption timer. */
+function l2Clock(vcpu: KvmVcpu): number {
+  return vcpu.pcpu?.cpu.icount ?? 0;
+}
+
+/**
+ * vmx_start_preemption_timer: each entry to L2 with the timer on in vmcs12 loads it from
+ * VMX_PREEMPTION_TIMER_VALUE (SDM 26.5.1). L0 keeps the deadline and checks it whenever it
+ * has control (vmx_check_nested_events): the exit reaches L1 at the first entry after expiry.
+ */
+function vmxStartPreemptionTimer(vcpu: KvmVcpu, n: NestedVmx, v: Vmcs12): void {
+  n.preemptionTimerDeadline = v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED.VMX_PREEMPTION_TIMER
+    ? l2Clock(vcpu) + v.lo(FIELD.VMX_PREEMPTION_TIMER_VALUE) * 2 ** NESTED_PREEMPTION_TIMER_RATE
+    : Infinity;
+}
+
+/** vmx_get_preemption_timer_value: what is left of L1's timer, in its own units. */
+function vmxGetPreemptionTimerValue(vcpu: KvmVcpu, n: NestedVmx): number {
+  const left = n.preemptionTimerDeadline - l2Clock(vcpu);
+  return left <= 0 ? 0 : Math.min(0xffffffff, Math.ceil(left / 2 ** NESTED_PREEMPTION_TIMER_RATE));
+}
+
 /** nested_vmx_enter_non_root_mode: vmcs02 prepared and loaded; the next vcpu_run enters L2. */
 export function enterVmxNonRootMode(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx, launch: boolean, fromVmentry = true): ExitResult {
   const v = n.cachedVmcs12;
@@ -1019,6 +1048,7 @@ export function enterVmxNonRootMode(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx, l
     return 'resume';
   }
   if (launch) v.launchState = 1;
+  vmxStartPreemptionTimer(vcpu, n, v);
   n.stats.nestedEntries++;
   return 'resume';
 }
@@ -1223,6 +1253,11 @@ export function syncVmcs02ToVmcs12(vcpu: KvmVcpu, vmx: VcpuVmx, v: Vmcs12): void
   const lma = (vcpu.arch.efer & EFER.LMA) !== 0;
   v.set(FIELD.VM_ENTRY_CONTROLS, ((v.lo(FIELD.VM_ENTRY_CONTROLS) & ~VM_ENTRY.IA32E_MODE) | (lma ? VM_ENTRY.IA32E_MODE : 0)) >>> 0);
   if (v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.SAVE_IA32_EFER) v.set(FIELD.GUEST_IA32_EFER, vcpu.arch.efer >>> 0);
+  // SDM 28.3: "save VMX-preemption timer value" with the timer on stores what is left of it.
+  const n = toNested(vmx);
+  if (v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED.VMX_PREEMPTION_TIMER && v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.SAVE_VMX_PREEMPTION_TIMER) {
+    v.set(FIELD.VMX_PREEMPTION_TIMER_VALUE, vmxGetPreemptionTimerValue(vcpu, n));
+  }
   if (v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.SAVE_IA32_PAT) v.setNum(FIELD.GUEST_IA32_PAT, s.vmreadNum(VMCS.GUEST_IA32_PAT));
 }
 
@@ -1264,6 +1299,7 @@ export function nestedVmxLeaveToL1(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx): v
   vcpu.arch.cr0GuestOwnedBits = n.cr0GuestOwned01;
   vcpu.arch.cr4GuestOwnedBits = n.cr4GuestOwned01;
   vcpu.arch.guestMode = false;
+  n.preemptionTimerDeadline = Infinity;
   // What L0 had queued for L2 is now in vmcs12's IDT-vectoring information, not L1's to receive.
   kvmClearExceptionQueue(vcpu);
   kvmClearInterruptQueue(vcpu);
@@ -1465,8 +1501,20 @@ export function nestedVmxPrepareSwitchToGuest(vcpu: KvmVcpu): void {
   const vmx = toVmx(vcpu);
   const n = nestedOf.get(vmx);
   if (!n) return;
+  if (vcpu.arch.guestMode && l2Clock(vcpu) >= n.preemptionTimerDeadline) nestedVmxPreemptionTimerExit(vcpu, n);
   if (vcpu.arch.guestMode) nestedVmxCheckExtIntr(vcpu, vmx, n);
   if (n.needVmcs12ToShadowSync && !vcpu.arch.guestMode && shadowActive(vmx, n)) copyVmcs12ToShadow(vmx, n);
+}
+
+/** L1's VMX-preemption timer ran out while L2 ran: exit reason 52 to L1, nothing else to report (SDM 26.5.1). */
+function nestedVmxPreemptionTimerExit(vcpu: KvmVcpu, n: NestedVmx): void {
+  const v = n.cachedVmcs12;
+  n.stats.l2ExitsReflected++;
+  nestedVmxVmexit(vcpu, EXIT_REASON.PREEMPTION_TIMER, 0, 0);
+  // Not an instruction or an event delivery of L2's: no length, no IDT-vectoring information.
+  v.set(FIELD.VM_EXIT_INSTRUCTION_LEN, 0);
+  v.set(FIELD.IDT_VECTORING_INFO_FIELD, 0);
+  v.set(FIELD.VM_EXIT_INTR_ERROR_CODE, 0);
 }
 
 /**

@@ -1,0 +1,33 @@
+/**
+ * L1's VMX-preemption timer for L2 (emulated by L0, as vmx_start_preemption_timer does): the
+ * catalog guest nested-vmx-timer checks exit reason 52, the saved value and the capability from
+ * inside; here the kernel's view of the same run.
+ */
+import { describe, it, expect } from 'vitest';
+import { PIN_BASED } from '../src/hw/caps.js';
+import { FIELD } from '../src/hw/fields.js';
+import { EXIT_REASON } from '../src/hw/exit.js';
+import { toVmx } from '../src/kvm/setup.js';
+import { toNested } from '../src/kvm/nested.js';
+import { loadGuest, runGuest, kernelVcpu } from './nested-harness.js';
+
+describe('VMX-preemption timer for L1', () => {
+  it('nested-vmx-timer: reason 52 reflected to L1, the saved value, and no timer left armed in L1', () => {
+    const vm = loadGuest('nested-vmx-timer');
+    const vcpu = kernelVcpu(vm);
+    const n = toNested(toVmx(vcpu));
+    let sawTimerExit = false;
+    const r = runGuest(vm, 100000, () => {
+      if (!vcpu.arch.guestMode && n.cachedVmcs12.lo(FIELD.VM_EXIT_REASON) === EXIT_REASON.PREEMPTION_TIMER) sawTimerExit = true;
+      return false;
+    });
+    expect(r.exit).toBe('debug_exit');
+    expect(r.code).toBe(0);
+    expect(r.serial).toContain('SUMMARY: 16 tests, 0 failures\n');
+    expect(sawTimerExit).toBe(true);
+    const v = n.cachedVmcs12;
+    expect(v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED.VMX_PREEMPTION_TIMER).toBe(PIN_BASED.VMX_PREEMPTION_TIMER);
+    expect(v.lo(FIELD.VMX_PREEMPTION_TIMER_VALUE)).toBe(777);
+    expect(n.preemptionTimerDeadline).toBe(Infinity);
+  });
+});
