@@ -4,8 +4,15 @@
  * MMIO and port I/O that userspace must answer abort the instruction and exit. The next
  * KVM_RUN re-runs it from the start, replaying the accesses userspace already answered
  * (reads get their data, writes are not repeated), as complete_emulated_mmio / complete_emulated_pio do.
+ *
+ * A REP string instruction is different: KVM's emulator writes its registers back after every
+ * iteration and restarts the instruction (string_insn_completed, EMULATION_RESTART). So an exit
+ * in iteration k keeps the k iterations done (RCX, RSI, RDI) with RIP still on the instruction,
+ * and the next KVM_RUN replays only iteration k's own accesses: a REP OUTS of n items costs n
+ * exits, each replaying one access, not n²/2 replays. REP INS reads ahead as pio_in_emulated
+ * does (up to sizeof(read_cache.data) bytes, within the page, within RCX), one exit per chunk.
  */
-import { Bus, CR4, SEG, STOP, RFLAGS, type CpuModel, type VirtCpu } from '@kvmts/x86';
+import { Bus, CR4, EFER, SEG, STOP, RFLAGS, type CpuModel, type VirtCpu } from '@kvmts/x86';
 import { kvmCpuid } from './cpuid.js';
 import type { KvmVcpu, ExitResult, KvmSegment } from './kvm-types.js';
 
@@ -45,8 +52,14 @@ class GuestPhysBus extends Bus {
   cursor = 0;
   /** Byte offset into the current multi-item PIO read entry. */
   consumed = 0;
-  /** Read-ahead count for the string input this instruction is (1 otherwise). */
-  insCount = 1;
+  /** The instruction being emulated, when it is a string instruction. */
+  str: StringInsn | null = null;
+  /** Where the current iteration of a REP string instruction began in the replay log (entry, bytes consumed of it). */
+  iterCursor = 0;
+  iterConsumed = 0;
+  /** RCX at the last logged access: a change means a new iteration began. */
+  private rcxLo = NaN;
+  private rcxHi = NaN;
   pending: NeedsUserspace | null = null;
   cpu: VirtCpu | null = null;
   /** The vCPU being emulated: one emulator serves every vCPU of a host, one at a time. */
@@ -118,6 +131,31 @@ class GuestPhysBus extends Bus {
     this.userWrite('pio', port, size, value);
   }
 
+  /** Starts a run of the emulator over the replay log. */
+  begin(str: StringInsn | null): void {
+    this.cursor = 0;
+    this.consumed = 0;
+    this.pending = null;
+    this.str = str;
+    this.iterCursor = 0;
+    this.iterConsumed = 0;
+    this.rcxLo = NaN;
+    this.rcxHi = NaN;
+  }
+
+  /** Notes where a REP iteration's accesses begin: each iteration runs with its own RCX. */
+  private noteIteration(): void {
+    if (!this.str?.rep) return;
+    const c = this.cpu!;
+    const lo = c.gpr[VCPU_REGS.RCX]!;
+    const hi = c.gprHi[VCPU_REGS.RCX]!;
+    if (lo === this.rcxLo && hi === this.rcxHi) return;
+    this.rcxLo = lo;
+    this.rcxHi = hi;
+    this.iterCursor = this.cursor;
+    this.iterConsumed = this.consumed;
+  }
+
   private userRead(kind: 'pio' | 'mmio', addr: number, size: number): number {
     const b = this.userReadBytes(kind, addr, size);
     let val = 0;
@@ -127,6 +165,7 @@ class GuestPhysBus extends Bus {
 
   /** The bytes userspace answered for this read, or an exit to ask for them. */
   private userReadBytes(kind: 'pio' | 'mmio', addr: number, size: number): Uint8Array {
+    this.noteIteration();
     const e = this.v.userAccesses[this.cursor];
     if (e && e.kind === kind && !e.isWrite && e.addr === addr && e.size === size) {
       const b = e.data.subarray(this.consumed, this.consumed + size);
@@ -134,7 +173,7 @@ class GuestPhysBus extends Bus {
       if (this.consumed >= e.data.length) { this.cursor++; this.consumed = 0; }
       return b;
     }
-    const count = kind === 'pio' ? this.insCount : 1;
+    const count = kind === 'pio' && this.str?.op === STRING_OP.INS ? insReadAhead(this.cpu!, this.str) : 1;
     this.abort({ kind, isWrite: false, addr, size, data: new Uint8Array(size * count) }, count);
   }
 
@@ -145,6 +184,7 @@ class GuestPhysBus extends Bus {
   }
 
   private userWriteBytes(kind: 'pio' | 'mmio', addr: number, data: Uint8Array): void {
+    this.noteIteration();
     const e = this.v.userAccesses[this.cursor];
     if (e && e.kind === kind && e.isWrite && e.addr === addr && e.size === data.length) {
       this.cursor++;
@@ -252,37 +292,76 @@ function storeState(v: Vcpu, cpu: VirtCpu): void {
   }
 }
 
-/** String input read-ahead (the emulator's pio_in_emulated): how many items one exit asks for. */
-function insReadAhead(v: Vcpu, cpu: VirtCpu): number {
+/** The string instructions by opcode (the byte-sized form; the next opcode is the word/dword form). */
+const STRING_OP = { INS: 0x6c, OUTS: 0x6e, MOVS: 0xa4, CMPS: 0xa6, STOS: 0xaa, LODS: 0xac, SCAS: 0xae } as const;
+const STRING_OPCODES: ReadonlySet<number> = new Set(Object.values(STRING_OP));
+const PREFIX_SEG_LOCK: ReadonlySet<number> = new Set([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0xf0]);
+
+/** A string instruction as the emulator decodes it: which one, with REP or not, its item size and address size. */
+interface StringInsn {
+  op: number;
+  rep: boolean;
+  size: number;
+  addrBits: 16 | 32 | 64;
+}
+
+/** Decodes the string instruction at the guest's RIP, or null for any other instruction. */
+function decodeStringInsn(v: Vcpu, cpu: VirtCpu): StringInsn | null {
   let rep = false;
   let addr32 = false;
   let opSize = 4;
+  let rexW = false;
+  const long = (cpu.seg[SEG.CS]!.ar >> 13) & 1 && (v.arch.efer & EFER.LMA) !== 0;
   for (let i = 0; i < 15; i++) {
     let b: number;
     try {
       b = cpu.readMem(SEG.CS, (cpu.rip + i) >>> 0, 1);
     } catch {
-      return 1;
+      return null;
     }
     if (b === 0xf3 || b === 0xf2) rep = true;
     else if (b === 0x67) addr32 = true;
     else if (b === 0x66) opSize = 2;
-    else if (b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65 || b === 0xf0) continue;
-    else if ((b & 0xf0) === 0x40 && (v.arch.efer & 0x400) !== 0) continue; // REX
+    else if (PREFIX_SEG_LOCK.has(b)) continue;
+    else if (long && (b & 0xf0) === 0x40) rexW = (b & 8) !== 0; // REX (only the last one counts, as it must be last)
     else {
-      if (b !== 0x6c && b !== 0x6d) return 1;
-      const size = b === 0x6c ? 1 : opSize;
+      const op = b & ~1;
+      if (!STRING_OPCODES.has(op)) return null;
+      const isIo = op === STRING_OP.INS || op === STRING_OP.OUTS;
+      const size = b & 1 ? (rexW && !isIo ? 8 : opSize) : 1;
       const csDb = (cpu.seg[SEG.CS]!.ar >> 14) & 1;
-      const long = (cpu.seg[SEG.CS]!.ar >> 13) & 1;
-      const rcx = v.arch.regs[VCPU_REGS.RCX]! >>> 0;
       const addrBits = long ? (addr32 ? 32 : 64) : (csDb ? !addr32 : addr32) ? 32 : 16;
-      const count = !rep ? 1 : addrBits === 16 ? rcx & 0xffff : addrBits === 32 ? rcx : rcx + (v.arch.regsHi[VCPU_REGS.RCX]! >>> 0) * 2 ** 32;
-      const rdiOff = (v.arch.regs[VCPU_REGS.RDI]! >>> 0) % PAGE;
-      const inPage = cpu.getRflags() & RFLAGS.DF ? rdiOff : PAGE - rdiOff;
-      return Math.max(1, Math.min(inPage, PIO_READ_AHEAD_BYTES / size, count));
+      return { op, rep, size, addrBits };
     }
   }
-  return 1;
+  return null;
+}
+
+/**
+ * String input read-ahead (pio_in_emulated): how many items one exit asks for, from the
+ * iteration the CPU is in: at most sizeof(read_cache.data) bytes, the bytes left in RDI's page, and RCX.
+ */
+function insReadAhead(cpu: VirtCpu, s: StringInsn): number {
+  if (!s.rep) return 1;
+  const rcx = cpu.gpr[VCPU_REGS.RCX]! >>> 0;
+  const count = s.addrBits === 16 ? rcx & 0xffff : s.addrBits === 32 ? rcx : rcx + (cpu.gprHi[VCPU_REGS.RCX]! >>> 0) * 2 ** 32;
+  const rdiOff = (cpu.gpr[VCPU_REGS.RDI]! >>> 0) % PAGE;
+  // Linux bounds the item count by the page's remaining bytes, not items.
+  const inPage = cpu.getRflags() & RFLAGS.DF ? rdiOff : PAGE - rdiOff;
+  return Math.max(1, Math.min(inPage, PIO_READ_AHEAD_BYTES / s.size, count));
+}
+
+/**
+ * The exit came in iteration k of a REP string instruction: keep the k iterations done, with RIP
+ * on the instruction to restart it, and only iteration k's own accesses in the replay log.
+ */
+function commitRepIterations(v: Vcpu, cpu: VirtCpu, bus: GuestPhysBus, insnRip: number): void {
+  storeState(v, cpu);
+  v.arch.rip = insnRip;
+  const kept = v.userAccesses.slice(bus.iterCursor);
+  const first = kept[0];
+  if (first && bus.iterConsumed) kept[0] = { ...first, data: first.data.subarray(bus.iterConsumed) };
+  v.userAccesses = kept;
 }
 
 /** Fills kvm_run for the access the emulator stopped on. */
@@ -320,10 +399,7 @@ function skipInstruction(v: Vcpu): ExitResult {
   const { cpu, bus } = emulatorOf(v);
   // Only the length is wanted: no single-step trap may move RIP into a #DB handler.
   loadState(v, cpu, ~RFLAGS.TF);
-  bus.cursor = 0;
-  bus.consumed = 0;
-  bus.pending = null;
-  bus.insCount = 1;
+  bus.begin(null);
   const start = v.arch.rip;
   const saved = v.userAccesses;
   v.userAccesses = [];
@@ -346,10 +422,8 @@ function skipInstruction(v: Vcpu): ExitResult {
 function emulate(v: Vcpu): ExitResult {
   const { cpu, bus } = emulatorOf(v);
   loadState(v, cpu);
-  bus.cursor = 0;
-  bus.consumed = 0;
-  bus.pending = null;
-  bus.insCount = insReadAhead(v, cpu);
+  bus.begin(decodeStringInsn(v, cpu));
+  const insnRip = v.arch.rip;
   let stop: number;
   try {
     stop = cpu.run(1);
@@ -358,6 +432,7 @@ function emulate(v: Vcpu): ExitResult {
   }
   const pending = bus.pending as NeedsUserspace | null;
   if (pending) {
+    if (bus.str?.rep) commitRepIterations(v, cpu, bus, insnRip);
     v.userAccesses.push(pending.access);
     exitForAccess(v, pending);
     v.completeUserspaceIo = completeEmulatedIo;
