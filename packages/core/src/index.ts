@@ -69,4 +69,6 @@ export { StatsFd, type KvmStats } from './api/index.js';
 
 // benchmarks
 export { benchVmCreate, createRunDestroy } from './bench/vm-create.js';
+export { benchCpuidExit, benchPioExit, benchVmLoop64 } from './bench/exit-loops.js';
+export type { BenchVendor } from './bench/exit-loops.js';
 export type { VmCreateResult } from './bench/vm-create.js';
