@@ -9,6 +9,8 @@ import {
 } from '../src/index.js';
 import type { VcpuFd } from '../src/index.js';
 import { errnoOf } from '../src/api/index.js';
+import { kvmEmulateXsetbv } from '../src/x86/fpu.js';
+import type { VcpuFile } from '../src/kvm/vcpu-ioctl.js';
 import { fakeVendor, testModel } from './fake-vendor.js';
 
 const XSTATE_BV = 512;
@@ -197,6 +199,22 @@ describe('KVM_GET_XCRS / KVM_SET_XCRS', () => {
     vcpu.setXcrs([{ xcr: 0, value: 3n }]);
     expect(vcpu.getXcrs()).toEqual([{ xcr: 0, value: 3n }]);
     expect(set(xcrs(1, 0, [[0, 7n]]))).toBe(-ERRNO.EINVAL); // YMM: not saved by this host
+    expect(vcpu.getXcrs()).toEqual([{ xcr: 0, value: 3n }]);
+  });
+});
+
+describe('kvm_emulate_xsetbv', () => {
+  it('sets XCR0 from EDX:EAX when __kvm_set_xcr accepts it, else queues #GP(0) and leaves XCR0', () => {
+    const { vcpu } = setup();
+    vcpu.setCpuid2([{ function: 0xd, index: 0, flags: 1, eax: 0x3, ebx: 0x240, ecx: 0x240, edx: 0 }]);
+    const v = (vcpu.proc.file(vcpu.fd) as VcpuFile).vcpu;
+    vcpu.setRegs({ ...vcpu.getRegs(), rcx: 0n, rdx: 0n, rax: 3n });
+    expect(kvmEmulateXsetbv(v)).toBe('resume');
+    expect(v.arch.exception.pending).toBe(false);
+    expect(vcpu.getXcrs()).toEqual([{ xcr: 0, value: 3n }]);
+    vcpu.setRegs({ ...vcpu.getRegs(), rax: 2n });
+    expect(kvmEmulateXsetbv(v)).toBe('resume');
+    expect(v.arch.exception).toMatchObject({ pending: true, nr: 13, hasErrorCode: true, errorCode: 0 });
     expect(vcpu.getXcrs()).toEqual([{ xcr: 0, value: 3n }]);
   });
 });

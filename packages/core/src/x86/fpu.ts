@@ -14,6 +14,8 @@
 import { ERRNO } from '../uapi/errno.js';
 import { KVM_FPU_STRUCT, KVM_XSAVE_STRUCT, offsetOf } from '../uapi/structs.js';
 import { findCpuidEntry, type CpuidEntry } from './cpuid.js';
+import type { ExitResult, KvmVcpu } from './kvm-types.js';
+import { VCPU_REGS, kvmInjectGp, kvmRegisterReadLo, kvmSkipEmulatedInstruction, toVcpu } from './x86.js';
 
 /** XFEATURE_* bit numbers (arch/x86/include/asm/fpu/types.h); masks are 1 << bit. */
 export const XFEATURE = {
@@ -201,4 +203,19 @@ export function guestFpuOf(vcpu: object): GuestFpu {
     guestFpus.set(vcpu, f);
   }
   return f;
+}
+
+/**
+ * kvm_emulate_xsetbv, for a vendor's XSETBV exit: XCR[ECX] = EDX:EAX at CPL0 when __kvm_set_xcr
+ * accepts it, else #GP(0). (The model's CPU decodes XSETBV as #UD today, so no guest reaches it yet.)
+ */
+export function kvmEmulateXsetbv(vcpu: KvmVcpu): ExitResult {
+  const v = toVcpu(vcpu);
+  const xcr = (BigInt(kvmRegisterReadLo(vcpu, VCPU_REGS.RDX)) << 32n) | BigInt(kvmRegisterReadLo(vcpu, VCPU_REGS.RAX));
+  if (v.ops.getCpl(vcpu) !== 0 || kvmSetXcr(guestFpuOf(v), v.cpuid, kvmRegisterReadLo(vcpu, VCPU_REGS.RCX), xcr)) {
+    kvmInjectGp(vcpu, 0);
+    return 'resume';
+  }
+  kvmSkipEmulatedInstruction(vcpu);
+  return 'resume';
 }
