@@ -38,6 +38,13 @@ const region = (slot: number, gpa: number, size: number, uaddr: RowValue, flags 
   arg: { struct: 'kvm_userspace_memory_region', value: { slot, flags, guest_phys_addr: gpa, memory_size: size, userspace_addr: uaddr } },
 });
 
+/** A kvm_xsave region (u32 words) with the given words set. */
+function xsaveRegion(words: Readonly<Record<number, number>>): number[] {
+  const r = new Array<number>(1024).fill(0);
+  for (const [i, w] of Object.entries(words)) r[Number(i)] = w;
+  return r;
+}
+
 export const UAPI_CONFORMANCE_ROWS: readonly UapiRow[] = [
   { name: 'GET_API_VERSION is 12 and takes no argument', steps: [
     { op: 'ioctl', fd: 'kvm', ioctl: 'KVM_GET_API_VERSION', arg: 0, expect: 12 },
@@ -213,5 +220,22 @@ export const UAPI_CONFORMANCE_ROWS: readonly UapiRow[] = [
     { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_SREGS', arg: { struct: 'kvm_sregs', value: { efer: 0x400 } }, expect: 'EINVAL' },
     { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_SREGS', arg: { struct: 'kvm_sregs', value: { cr0: 0x80000001, efer: 0x500 } }, expect: 'EINVAL' },
     { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_SREGS', arg: { struct: 'kvm_sregs', value: { cr0: 0x20000000 } }, expect: 'EINVAL' },
+  ] },
+  { name: 'XSAVE and XCRS: XSTATE_BV within the host\'s features, the standard format, XCR0 with x87', steps: [
+    { op: 'ioctl', fd: 'kvm', ioctl: 'KVM_CHECK_EXTENSION', arg: 55 /* XSAVE */, expect: 1 },
+    { op: 'ioctl', fd: 'kvm', ioctl: 'KVM_CHECK_EXTENSION', arg: 56 /* XCRS */, expect: 1 },
+    vm, vcpu0,
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_GET_XSAVE', arg: { struct: 'kvm_xsave', value: {} }, expect: 0 },
+    // region[128] is XSTATE_BV's low word, region[130] XCOMP_BV's, region[6] MXCSR.
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_XSAVE', arg: { struct: 'kvm_xsave', value: { region: xsaveRegion({ 128: 3, 6: 0x1f80 }) } }, expect: 0 },
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_XSAVE', arg: { struct: 'kvm_xsave', value: { region: xsaveRegion({ 128: 1 << 3 }) } }, expect: 'EINVAL' },
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_XSAVE', arg: { struct: 'kvm_xsave', value: { region: xsaveRegion({ 128: 3, 130: 1 }) } }, expect: 'EINVAL' },
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_XSAVE', arg: { struct: 'kvm_xsave', value: { region: xsaveRegion({ 128: 2, 6: 0xffff1f80 }) } }, expect: 'EINVAL' },
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_XSAVE', arg: { badPointer: true }, expect: 'EFAULT' },
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_GET_XCRS', arg: { struct: 'kvm_xcrs', value: {} }, expect: 0 },
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_XCRS', arg: { struct: 'kvm_xcrs', value: { nr_xcrs: 0 } }, expect: 0 },
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_XCRS', arg: { struct: 'kvm_xcrs', value: { nr_xcrs: 1 } }, expect: 'EINVAL' }, // XCR0 = 0
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_XCRS', arg: { struct: 'kvm_xcrs', value: { nr_xcrs: 17 } }, expect: 'EINVAL' },
+    { op: 'ioctl', fd: 'vcpu', ioctl: 'KVM_SET_XCRS', arg: { struct: 'kvm_xcrs', value: { flags: 1 } }, expect: 'EINVAL' },
   ] },
 ];
