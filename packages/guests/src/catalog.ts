@@ -216,6 +216,8 @@ export const CATALOG: readonly CatalogEntry[] = [
     summary(19), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('nested-vmx-timer', 'long64', `nested VMX, the VMX-preemption timer for L1's guest: a spinning L2 comes back to L1 with exit reason 52 once its timer of 1000 (rate 5) has run out, a CPUID exit saves what is left of a timer of 100000, and without the save control the field keeps L1's value; ${REPORT}`,
     summary(16), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
+  test('nested-vmx-ept-ad', 'long64', `nested EPT with accessed and dirty flags (EPTP bit 6, offered in IA32_VMX_EPT_VPID_CAP): after L2 reads one page and writes another, L1 finds the accessed flag in the EPT12 entries of every level on those paths and the dirty flag only on the written page; cleared, INVEPTed and read again, the page is accessed but not dirty; a reserved EPTP bit is VMfailValid(7); ${REPORT}`,
+    summary(20), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('timer-irq', 'real', 'interrupts from the VMM: KVM_INTERRUPT of vector 0x20 at each HLT exit, counted by an IDT handler that checks RIP and IF',
     { exact: '10 interrupts\nPASS: interrupts counted\nPASS: each arrived right after HLT\nPASS: IF set before, clear in the handler\nSUMMARY: 3 tests, 0 failures\n' },
     { irqs: { vector: 0x20, every: 'hlt', count: 10 } }),

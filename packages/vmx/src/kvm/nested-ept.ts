@@ -6,6 +6,12 @@
  * violation is L1's, reflected with EPT12's permissions in the qualification. Mapped: L0
  * installs the 4 KiB translation L2 GPA → HPA with EPT12's permissions, and L2 retries. INVEPT
  * from L1, or a new EPTP12, drops EPT02.
+ *
+ * With accessed and dirty flags enabled in EPTP12 (bit 6), the walk does what the processor
+ * would do to L1's tables (SDM 29.3.5): the accessed flag in every EPT12 entry it uses, the
+ * dirty flag in the leaf on a write, and an access to a guest paging structure counts as a
+ * write. A translation whose EPT12 leaf is not dirty goes into EPT02 without write permission,
+ * so that the first write comes back to L0 to set the flag (as KVM's shadow EPT does).
  */
 import type { KvmVcpu, Vm } from '@kvmts/core';
 import { EPT, EPTP, EPT_VIOLATION } from '../hw/tdp.js';
@@ -31,6 +37,8 @@ export interface Ept12Walk {
   gpa: number;
   /** EPT12's effective R/W/X for the address (bits 0-2), 0 when a level is not present. */
   perms: number;
+  /** The leaf's dirty flag (always true without A/D: nothing to track). */
+  dirty: boolean;
 }
 
 function vmOf(vcpu: KvmVcpu): Vm {
@@ -46,28 +54,41 @@ function l1GpaToHpa(vcpu: KvmVcpu, gpa: number): number {
   return hpa < 0 ? -1 : hpa + (gpa % PAGE);
 }
 
-/** Walks L1's 4-level EPT12 (in L1 memory) for L2 guest-physical `gpa2`, with 2 MiB and 1 GiB leaves. */
-export function walkEpt12(vcpu: KvmVcpu, eptp12: number, gpa2: number): Ept12Walk {
+/**
+ * Walks L1's 4-level EPT12 (in L1 memory) for L2 guest-physical `gpa2`, with 2 MiB and 1 GiB
+ * leaves. With A/D on, a walk that ends in a translation allowing `access` (R/W/X bits: an
+ * access the processor then performs) sets the accessed flags, and the leaf's dirty flag when
+ * `dirtying`.
+ */
+export function walkEpt12(vcpu: KvmVcpu, eptp12: number, gpa2: number, access = 0, dirtying = false): Ept12Walk {
   const mem = vcpu.kvm.host.mem;
+  const ad = (eptp12 % PAGE & EPTP.AD_ENABLE) !== 0;
   let table = eptp12 - (eptp12 % PAGE);
   let perms = 7;
+  const used: number[] = [];
   for (let level = 4; level >= 1; level--) {
     const shift = 12 + 9 * (level - 1);
     const idx = Math.floor(gpa2 / 2 ** shift) % 512;
     const hpa = l1GpaToHpa(vcpu, table + idx * 8);
-    if (hpa < 0) return { gpa: -1, perms: 0 };
+    if (hpa < 0) return { gpa: -1, perms: 0, dirty: false };
     const lo = mem.read32(hpa);
     const hi = mem.read32(hpa + 4);
     perms &= lo & 7;
-    if (!(lo & 7)) return { gpa: -1, perms: 0 };
+    if (!(lo & 7)) return { gpa: -1, perms: 0, dirty: false };
+    if (ad) used.push(hpa);
     const addr = addrOf(lo, hi);
     if (level === 1 || ((level === 2 || level === 3) && lo & EPT.LARGE)) {
       const size = 2 ** shift;
-      return { gpa: addr - (addr % size) + (gpa2 % size), perms };
+      let dirty = !ad || (lo & EPT.DIRTY) !== 0;
+      if (ad && (access & ~perms) === 0) {
+        for (const e of used) { const v = mem.read32(e); if (!(v & EPT.ACCESSED)) mem.write32(e, (v | EPT.ACCESSED) >>> 0); }
+        if (dirtying && !dirty) { mem.write32(hpa, (mem.read32(hpa) | EPT.DIRTY) >>> 0); dirty = true; }
+      }
+      return { gpa: addr - (addr % size) + (gpa2 % size), perms, dirty };
     }
     table = addr;
   }
-  return { gpa: -1, perms: 0 };
+  return { gpa: -1, perms: 0, dirty: false };
 }
 
 function newTable(vmx: VcpuVmx, e: Ept02): number {
@@ -123,14 +144,19 @@ export type NestedEptFault = { kind: 'fixed' } | { kind: 'reflect'; qual: number
  * L1's to handle (with the qualification L1 must see).
  */
 export function nestedEptViolation(vcpu: KvmVcpu, vmx: VcpuVmx, e: Ept02, gpa2: number, qual: number): NestedEptFault {
-  const w = walkEpt12(vcpu, e.eptp12, gpa2);
   const access = qual & (EPT_VIOLATION.ACC_READ | EPT_VIOLATION.ACC_WRITE | EPT_VIOLATION.ACC_INSTR);
+  // SDM 29.3.5: with A/D on, reading a guest paging-structure entry (a linear address being
+  // translated) sets the dirty flag as a write would.
+  const walksGuestTables = (qual & EPT_VIOLATION.GVA_IS_VALID) !== 0 && (qual & EPT_VIOLATION.GVA_TRANSLATED) === 0;
+  const w = walkEpt12(vcpu, e.eptp12, gpa2, access, (access & EPT_VIOLATION.ACC_WRITE) !== 0 || walksGuestTables);
   if (w.gpa < 0 || (access & ~w.perms) !== 0) {
     // Bits 3-5: what EPT12 allows at this address, as the hardware would report from L1's tables.
     return { kind: 'reflect', qual: (qual & ~0x38) | ((w.perms & 7) << 3) };
   }
   const hpa = l1GpaToHpa(vcpu, w.gpa);
-  if (hpa < 0 || !ept02Map(vmx, e, gpa2, hpa, w.perms)) return { kind: 'error' };
+  // Not yet dirty in EPT12: no write permission in EPT02, so the first write is L0's to see.
+  const perms = w.dirty ? w.perms : w.perms & ~EPT.WRITE;
+  if (hpa < 0 || !ept02Map(vmx, e, gpa2, hpa, perms)) return { kind: 'error' };
   vmcsSilicon(vmx).invept(INVEPT_TYPE.SINGLE_CONTEXT, BigInt(ept02Pointer(e)));
   return { kind: 'fixed' };
 }

@@ -160,7 +160,7 @@ export function nestedVmxSetupCtlsMsrs(): ReadonlyMap<number, bigint> {
     [MSR_IA32_VMX.EPT_VPID_CAP, VMX_EPT_VPID_CAP.PAGE_WALK_4 | VMX_EPT_VPID_CAP.WB | VMX_EPT_VPID_CAP.UC | VMX_EPT_VPID_CAP.PAGE_2M
       | VMX_EPT_VPID_CAP.PAGE_1G | VMX_EPT_VPID_CAP.INVEPT | VMX_EPT_VPID_CAP.INVEPT_SINGLE_CONTEXT | VMX_EPT_VPID_CAP.INVEPT_ALL_CONTEXT
       | VMX_EPT_VPID_CAP.INVVPID | VMX_EPT_VPID_CAP.INVVPID_SINGLE_CONTEXT | VMX_EPT_VPID_CAP.INVVPID_ALL_CONTEXT
-      | VMX_EPT_VPID_CAP.INVVPID_INDIVIDUAL_ADDR],
+      | VMX_EPT_VPID_CAP.INVVPID_INDIVIDUAL_ADDR | VMX_EPT_VPID_CAP.AD],
     [MSR_IA32_VMX.TRUE_PINBASED_CTLS, ctlMsr(c.pin)],
     [MSR_IA32_VMX.TRUE_PROCBASED_CTLS, ctlMsr(c.proc)],
     [MSR_IA32_VMX.TRUE_EXIT_CTLS, ctlMsr(c.exit)],
@@ -598,11 +598,11 @@ export function nestedVmxCheckControls(v: Vmcs12): boolean {
     if (type === EVENT_TYPE.HW_EXCEPTION && (intr & 0xff) > 31) return false;
   }
   if (!nestedVmxCheckMsrSwitchControls(v)) return false;
-  // nested_vmx_check_eptp: WB or UC, a 4-level walk, no A/D (not offered), reserved bits clear.
+  // nested_vmx_check_eptp: WB or UC, a 4-level walk, A/D (bit 6) as offered, reserved bits 11:7 clear.
   const proc2 = proc & CPU_BASED.ACTIVATE_SECONDARY_CONTROLS ? v.lo(FIELD.SECONDARY_VM_EXEC_CONTROL) : 0;
   if (proc2 & SECONDARY_EXEC.ENABLE_EPT) {
     const lo = v.lo(FIELD.EPT_POINTER);
-    if (((lo & 7) !== EPTP.MT_WB && (lo & 7) !== EPTP.MT_UC) || (lo & 0x38) !== EPTP.WALK_LENGTH_4 || (lo & 0xfc0) !== 0) return false;
+    if (((lo & 7) !== EPTP.MT_WB && (lo & 7) !== EPTP.MT_UC) || (lo & 0x38) !== EPTP.WALK_LENGTH_4 || (lo & 0xf80) !== 0) return false;
     if (v.num(FIELD.EPT_POINTER) >= 2 ** MAXPHYADDR) return false;
   }
   return true;
