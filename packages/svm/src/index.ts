@@ -14,3 +14,4 @@ export { VMRUN_CHECKS } from './hw/entry.js';
 export { svmX86Ops, svmInitOps } from './kvm/ops.js';
 export { svmExitHandlers, svmHandleExit } from './kvm/exit-handlers.js';
 export type { SvmCpuData, VcpuSvm } from './kvm/setup.js';
+export { benchCpuidExit, benchPioExit, benchVmLoop64 } from './bench/exit-bench.js';

@@ -116,3 +116,24 @@ describe('kvm_amd exit paths', () => {
     expect([vm.run.io.get().port, ioData(vm)]).toEqual([0x97, 2]);
   });
 });
+
+describe('VMCB clean bits kept by kvm_amd', () => {
+  it('state userspace sets between runs reaches the guest: KVM marks the groups it writes dirty', () => {
+    const vm = createVm();
+    load(vm, 0x1000, [0xe6, 0x98, 0xcd, 0x21, 0xf4]); // out 0x98, al; int 0x21; hlt
+    load(vm, 0x3000 + 0x21 * 4, [0x00, 0x20, 0, 0]); // the moved IVT's entry 0x21: 0000:2000
+    load(vm, 0x2000, [0xa0, 0x10, 0x00, 0xe6, 0x99, 0xf4]); // mov al, [0x10]; out 0x99, al; hlt
+    load(vm, 0x4010, [0x42]);
+    realMode(vm);
+    expect(kvmRun(vm)).toBe(KVM_EXIT.IO);
+    const svm = toSvm(vm.host.module!.vms.values().next().value!.vcpus[0]!);
+    expect(svm.vmcb.r32(VMCB.clean)).not.toBe(0); // all clean after the run, but INTR and CR2
+    setSregs(vm, (s) => {
+      (s['idt'] as StructValue)['base'] = 0x3000n;
+      const ds = s['ds'] as StructValue;
+      ds['base'] = 0x4000n; ds['selector'] = 0x400;
+    });
+    expect(kvmRun(vm)).toBe(KVM_EXIT.IO);
+    expect([vm.run.io.get().port, ioData(vm)]).toEqual([0x99, 0x42]);
+  });
+});

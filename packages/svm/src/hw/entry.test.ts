@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { STOP } from '@kvmts/x86';
-import { VMCB, VMCB_SEG, INTERCEPT_BIT, SVM_EXIT, TLB_CONTROL } from './fields.js';
+import { VMCB, VMCB_CLEAN, VMCB_SEG, INTERCEPT_BIT, SVM_EXIT, TLB_CONTROL } from './fields.js';
 import { VMRUN_CHECKS, VmrunCheckCache, svmVmrunConsistencyCheck, svmVmrunConsistencyCheckIncremental } from './entry.js';
-import type { VmcbRegion } from './region.js';
-import { rig, runGuest, exitCode, setIntercept, writeRealModeGuest, HSAVE_PA } from '../../test/harness.js';
+import { VmcbRegion } from './region.js';
+import { rig, runGuest, exitCode, setIntercept, writeRealModeGuest, HSAVE_PA, VMCB_PA } from '../../test/harness.js';
 
 /** One bad VMCB per consistency check (APM 15.5.1), named as the check is. */
 const BREAKERS: Record<string, (v: VmcbRegion) => void> = {
@@ -129,5 +129,69 @@ describe('incremental consistency checks', () => {
     // Both outcomes were exercised many times.
     expect(failures).toBeGreaterThan(300);
     expect(failures).toBeLessThan(2700);
+  });
+});
+
+describe('VMCB clean bits (APM 15.15.3)', () => {
+  const ALL_CLEAN = 0xfff;
+  /** What the guest sees at its first instruction: CS selector, IDTR base, CR4, the HLT intercept. */
+  function seen(r: ReturnType<typeof rig>): { cs: number; idtr: number; cr4: number; hltExits: boolean } {
+    let out = { cs: -1, idtr: -1, cr4: -1, hltExits: false };
+    runGuest(r, [{ len: 1, exec: (cpu) => {
+      out = { cs: cpu.seg[1]!.selector, idtr: cpu.idtr.base, cr4: cpu.cr4, hltExits: false };
+      out.hltExits = cpu.ext!.intercept(1 /* HLT */, 0, 0);
+    } }]);
+    return out;
+  }
+
+  function change(v: VmcbRegion): void {
+    v.w16(VMCB_SEG.cs, 0x1234);
+    v.w64(VMCB_SEG.idtr + 8, 0x8000);
+    v.w64(VMCB.cr4, 0x20);
+    setIntercept(v, INTERCEPT_BIT.HLT);
+  }
+
+  it('a VMRUN of the VMCB the processor last ran takes the clean groups from what it kept', () => {
+    const r = rig();
+    expect(seen(r)).toEqual({ cs: 0, idtr: 0, cr4: 0, hltExits: false });
+    change(r.v);
+    r.v.w32(VMCB.clean, ALL_CLEAN);
+    expect(seen(r)).toEqual({ cs: 0, idtr: 0, cr4: 0, hltExits: false });
+  });
+
+  it('loads each group whose bit is clear', () => {
+    const r = rig();
+    seen(r);
+    change(r.v);
+    r.v.w32(VMCB.clean, ALL_CLEAN & ~(1 << VMCB_CLEAN.SEG) & ~(1 << VMCB_CLEAN.INTERCEPTS));
+    expect(seen(r)).toEqual({ cs: 0x1234, idtr: 0, cr4: 0, hltExits: true });
+    // That #VMEXIT saved the state the guest ran with (IDTR and CR4 from the cache) back into the VMCB.
+    expect([r.v.rAddr(VMCB_SEG.idtr + 8), r.v.r32(VMCB.cr4)]).toEqual([0, 0]);
+    change(r.v);
+    r.v.w32(VMCB.clean, ALL_CLEAN & ~(1 << VMCB_CLEAN.DT) & ~(1 << VMCB_CLEAN.CR));
+    expect(seen(r)).toMatchObject({ idtr: 0x8000, cr4: 0x20 });
+  });
+
+  it('are ignored for another VMCB, and after a VMRUN that failed its checks', () => {
+    const r = rig();
+    seen(r);
+    const other = new VmcbRegion(r.v.mem, VMCB_PA + 0x10000);
+    writeRealModeGuest(other);
+    change(other);
+    other.w32(VMCB.clean, ALL_CLEAN);
+    r.cpu.script = [{ len: 1, exec: (cpu) => { cpu.ext!.intercept(1, 0, 0); } }];
+    r.svm.vmrun(other.pa);
+    expect([other.r32(VMCB.exit_code), r.svm.guestSeg[1]!.selector]).toEqual([SVM_EXIT.HLT, 0x1234]);
+    // Back on the first VMCB, which the processor no longer holds: everything is loaded again.
+    change(r.v);
+    r.v.w32(VMCB.clean, ALL_CLEAN);
+    expect(seen(r)).toEqual({ cs: 0x1234, idtr: 0x8000, cr4: 0x20, hltExits: true });
+    r.v.w64(VMCB.efer, 0); // EFER.SVME clear: VMEXIT_INVALID
+    r.v.w32(VMCB.clean, ALL_CLEAN & ~(1 << VMCB_CLEAN.CR));
+    runGuest(r, []);
+    expect(exitCode(r)).toBe(SVM_EXIT.ERR);
+    writeRealModeGuest(r.v);
+    r.v.w32(VMCB.clean, ALL_CLEAN);
+    expect(seen(r)).toEqual({ cs: 0, idtr: 0, cr4: 0, hltExits: false });
   });
 });

@@ -8,20 +8,28 @@
 import { AR, CR0, CR4, EFER, INTERRUPTIBILITY, type VirtCpu } from '@kvmts/x86';
 import { MAX_PA, MAXPHYADDR } from './caps.js';
 import {
-  INTERCEPT_BIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, SVM_NESTED_CTL_NP_ENABLE, TLB_CONTROL,
-  V_IRQ_MASK, V_TPR_MASK, VMCB, VMCB_SEG,
+  INTERCEPT_BIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, SVM_NESTED_CTL_NP_ENABLE, SWITCHED_SEG, TLB_CONTROL,
+  V_IRQ_MASK, V_TPR_MASK, VMCB, VMCB_CLEAN, VMCB_SEG,
 } from './fields.js';
 import { VmcbRegion, unsigned64 } from './region.js';
 import { svmVmexitInvalid } from './exit.js';
 import { flushIfPagingChanged } from './tdp.js';
 import type { SvmSilicon } from './silicon.js';
 
-/** The host state VMRUN saves (APM 15.5.1): ES, CS, SS, DS, GDTR, IDTR, EFER, CR0, CR3, CR4, RFLAGS, RIP (next), RSP, RAX. */
-export function saveHost(cpu: VirtCpu, h: VmcbRegion, nextRip: number): void {
-  h.writeSeg(VMCB_SEG.es, cpu.seg[0]!);
-  h.writeSeg(VMCB_SEG.cs, cpu.seg[1]!);
-  h.writeSeg(VMCB_SEG.ss, cpu.seg[2]!);
-  h.writeSeg(VMCB_SEG.ds, cpu.seg[3]!);
+/**
+ * The host state VMRUN saves (APM 15.5.1): ES, CS, SS, DS, GDTR, IDTR, EFER, CR0, CR3, CR4,
+ * RFLAGS, RIP (next), RSP, RAX. The segment and descriptor-table registers are also held aside
+ * as they are, for #VMEXIT to switch back without decoding them again.
+ */
+export function saveHost(svm: SvmSilicon, h: VmcbRegion, nextRip: number): void {
+  const cpu = svm.cpu;
+  for (let i = 0; i < 4; i++) {
+    const s = cpu.seg[i]!;
+    svm.hostSeg[i] = s;
+    h.writeSeg(SWITCHED_SEG[i]!, s);
+  }
+  svm.hostGdtr = cpu.gdtr;
+  svm.hostIdtr = cpu.idtr;
   h.writeDtr(VMCB_SEG.gdtr, cpu.gdtr);
   h.writeDtr(VMCB_SEG.idtr, cpu.idtr);
   h.w64(VMCB.efer, cpu.efer);
@@ -137,7 +145,7 @@ export function svmEnterGuest(svm: SvmSilicon, vmcbPa: number, hostNextRip: numb
   const cpu = svm.cpu;
   const v = svm.vmcbAt(vmcbPa);
   svm.vmcb = v;
-  saveHost(cpu, svm.hsave(), hostNextRip);
+  saveHost(svm, svm.hsave(), hostNextRip);
   svm.hostCr8 = cpu.cr8;
   const failed = svmVmrunConsistencyCheckIncremental(v, svm.checkCacheFor(vmcbPa));
   svm.entryFailure = failed;
@@ -145,8 +153,11 @@ export function svmEnterGuest(svm: SvmSilicon, vmcbPa: number, hostNextRip: numb
     svmVmexitInvalid(svm, v);
     return false;
   }
-  loadControl(svm, v);
-  loadGuest(svm, v);
+  // Clean bits count only for the VMCB whose state this processor holds (15.15.3).
+  const clean = vmcbPa === svm.cachedVmcbPa ? v.r32(VMCB.clean) : 0;
+  svm.cachedVmcbPa = vmcbPa;
+  loadControl(svm, v, clean);
+  loadGuest(svm, v, clean);
   svm.guest = true;
   svm.gif = true;
   // TLB: the guest's translations live under its ASID (15.16).
@@ -154,7 +165,7 @@ export function svmEnterGuest(svm: SvmSilicon, vmcbPa: number, hostNextRip: numb
   const tlbCtl = v.r8(VMCB.tlb_ctl);
   if (tlbCtl === TLB_CONTROL.FLUSH_ALL_ASID) cpu.flushTlb();
   else if (tlbCtl === TLB_CONTROL.FLUSH_ASID || tlbCtl === TLB_CONTROL.FLUSH_ASID_LOCAL) cpu.flushTlb(svm.asid);
-  else flushIfPagingChanged(cpu, svm.asid, svm.pagingByAsid);
+  else flushIfPagingChanged(cpu, svm.asid, svm.paging);
   // EVENTINJ is delivered before the first guest instruction, from inside the run loop so that
   // a fault while delivering it can #VMEXIT like any other.
   const inj = v.r32(VMCB.event_inj);
@@ -167,50 +178,78 @@ export function svmEnterGuest(svm: SvmSilicon, vmcbPa: number, hostNextRip: numb
   return true;
 }
 
-/** The control area the silicon acts on while the guest runs, read once per VMRUN. */
-function loadControl(svm: SvmSilicon, v: VmcbRegion): void {
-  for (let i = 0; i < 6; i++) svm.intercepts[i] = v.r32(VMCB.intercept_cr + 4 * i);
-  svm.pauseFilterCount = v.r16(VMCB.pause_filter_count);
-  svm.pauseFilterLeft = svm.pauseFilterCount;
-  svm.iopmPa = v.rPa(VMCB.iopm_base_pa) - (v.r32(VMCB.iopm_base_pa) & 0xfff);
-  svm.msrpmPa = v.rPa(VMCB.msrpm_base_pa) - (v.r32(VMCB.msrpm_base_pa) & 0xfff);
-  const offLo = v.r32(VMCB.tsc_offset);
-  const offHi = v.r32(VMCB.tsc_offset + 4);
-  if (offLo !== svm.tscOffsetLo || offHi !== svm.tscOffsetHi) {
-    svm.tscOffsetLo = offLo;
-    svm.tscOffsetHi = offHi;
-    svm.tscOffsetBig = BigInt.asIntN(64, (BigInt(offHi) << 32n) | BigInt(offLo));
+const isDirty = (clean: number, bit: number): boolean => (clean & (1 << bit)) === 0;
+
+/** The control area the silicon acts on while the guest runs, read at VMRUN unless clean. */
+function loadControl(svm: SvmSilicon, v: VmcbRegion, clean: number): void {
+  if (isDirty(clean, VMCB_CLEAN.INTERCEPTS)) {
+    for (let i = 0; i < 6; i++) svm.intercepts[i] = v.r32(VMCB.intercept_cr + 4 * i);
+    svm.pauseFilterCount = v.r16(VMCB.pause_filter_count);
+    const offLo = v.r32(VMCB.tsc_offset);
+    const offHi = v.r32(VMCB.tsc_offset + 4);
+    if (offLo !== svm.tscOffsetLo || offHi !== svm.tscOffsetHi) {
+      svm.tscOffsetLo = offLo;
+      svm.tscOffsetHi = offHi;
+      svm.tscOffsetBig = BigInt.asIntN(64, (BigInt(offHi) << 32n) | BigInt(offLo));
+    }
   }
-  svm.asid = v.r32(VMCB.asid);
-  svm.intCtl = v.r32(VMCB.int_ctl);
-  svm.intVector = v.r32(VMCB.int_vector) & 0xff;
+  svm.pauseFilterLeft = svm.pauseFilterCount;
+  if (isDirty(clean, VMCB_CLEAN.PERM_MAP)) {
+    svm.iopmPa = v.rPa(VMCB.iopm_base_pa) - (v.r32(VMCB.iopm_base_pa) & 0xfff);
+    svm.msrpmPa = v.rPa(VMCB.msrpm_base_pa) - (v.r32(VMCB.msrpm_base_pa) & 0xfff);
+  }
+  if (isDirty(clean, VMCB_CLEAN.ASID)) svm.asid = v.r32(VMCB.asid);
+  if (isDirty(clean, VMCB_CLEAN.INTR)) {
+    svm.intCtl = v.r32(VMCB.int_ctl);
+    svm.intVector = v.r32(VMCB.int_vector) & 0xff;
+  }
   svm.npEnable = (v.r32(VMCB.nested_ctl) & SVM_NESTED_CTL_NP_ENABLE) !== 0;
-  svm.nCr3 = v.rPa(VMCB.nested_cr3);
+  if (isDirty(clean, VMCB_CLEAN.NPT)) {
+    svm.nCr3 = v.rPa(VMCB.nested_cr3);
+    svm.gPatLo = v.r32(VMCB.g_pat);
+    svm.gPatHi = v.r32(VMCB.g_pat + 4);
+  }
 }
 
-/** The guest state VMRUN loads (APM 15.5.1); FS, GS, TR, LDTR and the syscall MSRs are VMLOAD's. */
-function loadGuest(svm: SvmSilicon, v: VmcbRegion): void {
+/**
+ * The guest state VMRUN loads (APM 15.5.1); FS, GS, TR, LDTR and the syscall MSRs are VMLOAD's.
+ * Groups the clean bits mark come from what this processor kept at the last #VMEXIT.
+ */
+function loadGuest(svm: SvmSilicon, v: VmcbRegion, clean: number): void {
   const cpu = svm.cpu;
-  v.loadSeg(VMCB_SEG.es, cpu.seg[0]!);
-  v.loadSeg(VMCB_SEG.cs, cpu.seg[1]!);
-  v.loadSeg(VMCB_SEG.ss, cpu.seg[2]!);
-  v.loadSeg(VMCB_SEG.ds, cpu.seg[3]!);
-  // CS is always usable, even with a zero attribute in real mode as some VMMs leave it.
-  cpu.seg[1]!.ar &= ~AR.UNUSABLE;
-  cpu.gdtr = v.readDtr(VMCB_SEG.gdtr);
-  cpu.idtr = v.readDtr(VMCB_SEG.idtr);
-  cpu.efer = v.r32(VMCB.efer);
-  cpu.cr0 = v.r32(VMCB.cr0) | 0;
+  if (isDirty(clean, VMCB_CLEAN.SEG)) {
+    for (let i = 0; i < 4; i++) v.loadSeg(SWITCHED_SEG[i]!, svm.guestSeg[i]!);
+    // CS is always usable, even with a zero attribute in real mode as some VMMs leave it.
+    svm.guestSeg[1]!.ar &= ~AR.UNUSABLE;
+  }
+  for (let i = 0; i < 4; i++) cpu.seg[i] = svm.guestSeg[i]!;
+  if (isDirty(clean, VMCB_CLEAN.DT)) {
+    v.loadDtr(VMCB_SEG.gdtr, svm.guestGdtr);
+    v.loadDtr(VMCB_SEG.idtr, svm.guestIdtr);
+  }
+  cpu.gdtr = svm.guestGdtr;
+  cpu.idtr = svm.guestIdtr;
+  if (isDirty(clean, VMCB_CLEAN.CR)) {
+    svm.guestEfer = v.r32(VMCB.efer);
+    svm.guestCr0 = v.r32(VMCB.cr0) | 0;
+    svm.guestCr3 = v.rPa(VMCB.cr3);
+    svm.guestCr4 = v.r32(VMCB.cr4);
+  }
+  cpu.efer = svm.guestEfer;
+  cpu.cr0 = svm.guestCr0;
+  cpu.cr3 = svm.guestCr3;
+  cpu.cr4 = svm.guestCr4;
   cpu.cr2 = v.rAddr(VMCB.cr2);
-  cpu.cr3 = v.rPa(VMCB.cr3);
-  cpu.cr4 = v.r32(VMCB.cr4);
-  cpu.dr[6] = v.r32(VMCB.dr6);
-  cpu.dr[7] = v.r32(VMCB.dr7);
+  if (isDirty(clean, VMCB_CLEAN.DR)) {
+    svm.guestDr6 = v.r32(VMCB.dr6);
+    svm.guestDr7 = v.r32(VMCB.dr7);
+  }
+  cpu.dr[6] = svm.guestDr6;
+  cpu.dr[7] = svm.guestDr7;
   cpu.setRflags(v.r32(VMCB.rflags));
   cpu.rip = v.rAddr(VMCB.rip);
   cpu.gpr[4] = v.r32(VMCB.rsp); cpu.gprHi[4] = v.r32(VMCB.rsp + 4);
   cpu.gpr[0] = v.r32(VMCB.rax); cpu.gprHi[0] = v.r32(VMCB.rax + 4);
-  if (svm.npEnable) { svm.gPatLo = v.r32(VMCB.g_pat); svm.gPatHi = v.r32(VMCB.g_pat + 4); }
   cpu.cr8 = svm.intCtl & V_TPR_MASK;
   cpu.interruptibility = v.r32(VMCB.int_state) & SVM_INTERRUPT_SHADOW_MASK ? INTERRUPTIBILITY.STI : 0;
   cpu.stateChanged();

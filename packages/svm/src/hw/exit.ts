@@ -4,7 +4,7 @@
  * fails its consistency checks exits the same way with exit_code VMEXIT_INVALID (-1).
  */
 import { CR0, EVENT_TYPE, INTERRUPTIBILITY, STOP } from '@kvmts/x86';
-import { SVM_EXIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, V_IRQ_MASK, V_TPR_MASK, VMCB, VMCB_SEG } from './fields.js';
+import { SVM_EXIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, SWITCHED_SEG, V_IRQ_MASK, V_TPR_MASK, VMCB, VMCB_SEG } from './fields.js';
 import type { VmcbRegion } from './region.js';
 import { notePaging } from './tdp.js';
 import type { SvmSilicon } from './silicon.js';
@@ -64,7 +64,7 @@ function recordVmexit(svm: SvmSilicon, exitCode: number, info1Lo: number, info1H
   cpu.vectoringInfo = 0;
   // Guest state (the VMRUN subset; FS, GS, TR, LDTR and the syscall MSRs are VMSAVE's).
   saveGuest(svm, v);
-  notePaging(cpu, svm.asid, svm.pagingByAsid);
+  notePaging(cpu, svm.asid, svm.paging);
   svm.exitCount++;
   svm.lastExitCode = exitCode;
   loadHost(svm);
@@ -72,20 +72,24 @@ function recordVmexit(svm: SvmSilicon, exitCode: number, info1Lo: number, info1H
 
 function saveGuest(svm: SvmSilicon, v: VmcbRegion): void {
   const cpu = svm.cpu;
-  v.writeSeg(VMCB_SEG.es, cpu.seg[0]!);
-  v.writeSeg(VMCB_SEG.cs, cpu.seg[1]!);
-  v.writeSeg(VMCB_SEG.ss, cpu.seg[2]!);
-  v.writeSeg(VMCB_SEG.ds, cpu.seg[3]!);
+  // The guest's registers are kept as they are (the CPU may have replaced the objects) for the next VMRUN.
+  for (let i = 0; i < 4; i++) {
+    const g = cpu.seg[i]!;
+    svm.guestSeg[i] = g;
+    v.writeSeg(SWITCHED_SEG[i]!, g);
+  }
+  svm.guestGdtr = cpu.gdtr;
+  svm.guestIdtr = cpu.idtr;
   v.writeDtr(VMCB_SEG.gdtr, cpu.gdtr);
   v.writeDtr(VMCB_SEG.idtr, cpu.idtr);
   v.w8(VMCB.cpl, cpu.cpl);
-  v.w64(VMCB.efer, cpu.efer);
-  v.w64(VMCB.cr0, cpu.cr0 >>> 0);
+  v.w64(VMCB.efer, (svm.guestEfer = cpu.efer));
+  v.w64(VMCB.cr0, (svm.guestCr0 = cpu.cr0) >>> 0);
   v.w64(VMCB.cr2, cpu.cr2);
-  v.w64(VMCB.cr3, cpu.cr3);
-  v.w64(VMCB.cr4, cpu.cr4 >>> 0);
-  v.w64(VMCB.dr6, cpu.dr[6]! >>> 0);
-  v.w64(VMCB.dr7, cpu.dr[7]! >>> 0);
+  v.w64(VMCB.cr3, (svm.guestCr3 = cpu.cr3));
+  v.w64(VMCB.cr4, (svm.guestCr4 = cpu.cr4) >>> 0);
+  v.w64(VMCB.dr6, (svm.guestDr6 = cpu.dr[6]!) >>> 0);
+  v.w64(VMCB.dr7, (svm.guestDr7 = cpu.dr[7]!) >>> 0);
   v.w64(VMCB.rflags, cpu.getRflags() >>> 0);
   v.w64(VMCB.rip, cpu.rip);
   v.w64Halves(VMCB.rsp, cpu.gpr[4]!, cpu.gprHi[4]!);
@@ -96,16 +100,16 @@ function saveGuest(svm: SvmSilicon, v: VmcbRegion): void {
   v.w32(VMCB.int_state, cpu.interruptibility & (INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS) ? SVM_INTERRUPT_SHADOW_MASK : 0);
 }
 
-/** Loads the host state from the save area (APM 15.6 list), with DR7 disabled and CPL 0. */
+/**
+ * Loads the host state VMRUN saved (APM 15.6 list), with DR7 disabled and CPL 0: the segment and
+ * descriptor-table registers as VMRUN held them aside, the rest from the save area.
+ */
 export function loadHost(svm: SvmSilicon): void {
   const cpu = svm.cpu;
   const h = svm.hsave();
-  h.loadSeg(VMCB_SEG.es, cpu.seg[0]!);
-  h.loadSeg(VMCB_SEG.cs, cpu.seg[1]!);
-  h.loadSeg(VMCB_SEG.ss, cpu.seg[2]!);
-  h.loadSeg(VMCB_SEG.ds, cpu.seg[3]!);
-  cpu.gdtr = h.readDtr(VMCB_SEG.gdtr);
-  cpu.idtr = h.readDtr(VMCB_SEG.idtr);
+  for (let i = 0; i < 4; i++) cpu.seg[i] = svm.hostSeg[i]!;
+  cpu.gdtr = svm.hostGdtr;
+  cpu.idtr = svm.hostIdtr;
   cpu.efer = h.r32(VMCB.efer);
   cpu.cr0 = h.r32(VMCB.cr0) | CR0.PE;
   cpu.cr4 = h.r32(VMCB.cr4);
@@ -125,6 +129,7 @@ export function loadHost(svm: SvmSilicon): void {
 
 /** #VMEXIT(INVALID) from VMRUN: nothing of the guest was loaded, so only the exit code is written. */
 export function svmVmexitInvalid(svm: SvmSilicon, v: VmcbRegion): void {
+  svm.cachedVmcbPa = -1;
   v.w32(VMCB.exit_code, SVM_EXIT.ERR);
   v.w32(VMCB.exit_code_hi, -1);
   v.w64(VMCB.exit_info_1, 0);

@@ -93,6 +93,9 @@ export const VMCB_SAVE_AREA_OFFSET = 0x400;
 /** Segment registers in VMCB order with their save-area offsets (vmcb_seg: selector, attrib, limit, base). */
 export const VMCB_SEG = { es: 0x400, cs: 0x410, ss: 0x420, ds: 0x430, fs: 0x440, gs: 0x450, gdtr: 0x460, ldtr: 0x470, idtr: 0x480, tr: 0x490 } as const;
 
+/** The segments VMRUN and #VMEXIT switch, in the CPU's order (ES, CS, SS, DS): their VMCB offsets. */
+export const SWITCHED_SEG = [VMCB_SEG.es, VMCB_SEG.cs, VMCB_SEG.ss, VMCB_SEG.ds] as const;
+
 /** The intercept vectors as 32-bit words (svm.h: INTERCEPT_CR0_READ = 0, … MAX_INTERCEPT). */
 export const INTERCEPT_WORD = { CR: 0, DR: 1, EXCEPTION: 2, WORD3: 3, WORD4: 4, WORD5: 5 } as const;
 

@@ -32,7 +32,7 @@ export function vmloadState(svm: SvmSilicon, v: VmcbRegion): void {
   cpu.sysenterCs = v.r32(VMCB.sysenter_cs);
   cpu.sysenterEsp = v.rAddr(VMCB.sysenter_esp);
   cpu.sysenterEip = v.rAddr(VMCB.sysenter_eip);
-  cpu.stateChanged();
+  // FS, GS, TR and LDTR decide nothing stateChanged() caches (mode, CPL, sizes).
 }
 
 /** VMSAVE: the same subset, stored. */

@@ -22,8 +22,11 @@ const SIGNATURE = 0x00800f12;
 /** [leaf, eax, ebx, ecx, edx] for subleaf 0. */
 const CPUID_TABLE: readonly (readonly [number, number, number, number, number])[] = [
   [0x00000000, 0x0000000d, ascii4('Auth'), ascii4('cAMD'), ascii4('enti')],
-  // EDX: FPU VME DE PSE TSC MSR PAE MCE CX8 APIC SEP MTRR PGE MCA CMOV PAT PSE36 CLFSH MMX FXSR SSE SSE2 HTT; ECX: SSE3 CX16 POPCNT.
-  [0x00000001, SIGNATURE, 0x00010800, 0x00802001, 0x178bfbff],
+  // What the interpreter implements (x87, MMX, FXSR, SSE* raise #UD; no I/O breakpoints, so no DE):
+  // EDX: VME PSE TSC MSR PAE MCE CX8 APIC SEP MTRR PGE MCA CMOV PAT PSE36 CLFSH HTT; ECX: CX16 POPCNT.
+  [0x00000001, SIGNATURE, 0x00010800, (1 << 13) | (1 << 23),
+    (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 11) | (1 << 12)
+    | (1 << 13) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 17) | (1 << 19) | (1 << 28)],
   [0x80000000, 0x8000000a, ascii4('Auth'), ascii4('cAMD'), ascii4('enti')],
   // ECX: LahfSahf, SVM; EDX: SYSCALL, NX, RDTSCP, LM.
   [0x80000001, SIGNATURE, 0, 0x00000001 | CPUID_8000_0001_ECX_SVM, (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29)],

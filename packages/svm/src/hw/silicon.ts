@@ -4,7 +4,7 @@
  * VMRUN), and the instructions as methods for the TypeScript kernel.
  */
 import {
-  EFER, STOP, type InsnOperand, type InterceptKind, type PhysMemory, type StopReason, type VirtCpu,
+  EFER, STOP, makeSegment, type DescriptorTableReg, type InsnOperand, type Segment, type InterceptKind, type PhysMemory, type StopReason, type VirtCpu,
   type VirtExtension, type VirtOp,
 } from '@kvmts/x86';
 import {
@@ -16,7 +16,7 @@ import { svmCheckEvents, svmCrWrite, svmEvent, svmIntercept, releaseHeldEvents }
 import { runGuest, svmExecute, vmloadState, vmsaveState } from './instructions.js';
 import { svmEnterGuest, VmrunCheckCache } from './entry.js';
 import { svmVmexit } from './exit.js';
-import { nptWalk, type NptResult, type PagingState } from './tdp.js';
+import { nptWalk, PagingByAsid, type NptResult } from './tdp.js';
 import { SVM_EXIT } from './fields.js';
 
 const MSR_PAT = 0x277;
@@ -26,6 +26,19 @@ const MSR_PAT = 0x277;
  * which the x86 Cpu keeps (it advances RIP before executing) and an exit must report.
  */
 export type SvmCpu = VirtCpu & { insnStart: number };
+
+/** What the silicon keeps per VMCB-layout page it has used: the view, and the VMRUN check cache. */
+class VmcbPage {
+  readonly pa: number;
+  readonly region: VmcbRegion;
+  readonly checks = new VmrunCheckCache();
+  constructor(region: VmcbRegion) {
+    this.pa = region.pa;
+    this.region = region;
+  }
+}
+
+const NO_PAGE = { pa: -1 } as VmcbPage;
 
 export class SvmSilicon implements VirtExtension {
   readonly cpu: SvmCpu;
@@ -61,6 +74,29 @@ export class SvmSilicon implements VirtExtension {
   gPatLo = 0x00070406;
   gPatHi = 0x00070406;
   hostCr8 = 0;
+  /**
+   * The segment and descriptor-table registers VMRUN and #VMEXIT switch (ES, CS, SS, DS, GDTR,
+   * IDTR) are swapped as whole hidden registers: the host's are held aside while the guest runs
+   * (the host save area gets a copy), the guest's are kept for the next VMRUN to load into.
+   */
+  readonly hostSeg: Segment[] = [makeSegment(), makeSegment(), makeSegment(), makeSegment()];
+  hostGdtr: DescriptorTableReg = { base: 0, limit: 0 };
+  hostIdtr: DescriptorTableReg = { base: 0, limit: 0 };
+  readonly guestSeg: Segment[] = [makeSegment(), makeSegment(), makeSegment(), makeSegment()];
+  guestGdtr: DescriptorTableReg = { base: 0, limit: 0 };
+  guestIdtr: DescriptorTableReg = { base: 0, limit: 0 };
+  /**
+   * VMCB state caching (APM 15.15.3): the VMCB whose guest state the processor holds (its last
+   * VMRUN here that entered the guest), and that state as the last #VMEXIT left it. A VMRUN of
+   * the same VMCB may take the groups its clean bits mark from here instead of from memory.
+   */
+  cachedVmcbPa = -1;
+  guestCr0 = 0;
+  guestCr3 = 0;
+  guestCr4 = 0;
+  guestEfer = 0;
+  guestDr6 = 0;
+  guestDr7 = 0;
 
   /**
    * EVENTINJ waiting for the first instruction boundary, with the VMCB's next_rip at VMRUN (the
@@ -75,9 +111,14 @@ export class SvmSilicon implements VirtExtension {
   heldNmi = false;
 
   /** Per ASID, the paging controls at its last #VMEXIT (see tdp.ts flushIfPagingChanged). */
-  readonly pagingByAsid = new Map<number, PagingState>();
-  private readonly regions = new Map<number, VmcbRegion>();
-  private readonly checkCaches = new Map<number, VmrunCheckCache>();
+  readonly paging = new PagingByAsid();
+  private readonly regions = new Map<number, VmcbPage>();
+  /**
+   * The last two pages used: a kernel's VMRUN/#VMEXIT cycle touches two (its VMCB, and the host
+   * save area that Linux also VMSAVEs host state into), so the map is not searched per exit.
+   */
+  private mru0: VmcbPage = NO_PAGE;
+  private mru1: VmcbPage = NO_PAGE;
   private readonly npt: NptResult = { hpa: 0, info1Lo: 0, info1Hi: 0 };
 
   constructor(cpu: VirtCpu) {
@@ -85,18 +126,27 @@ export class SvmSilicon implements VirtExtension {
     this.mem = cpu.bus.ram;
   }
 
+  private pageAt(pa: number): VmcbPage {
+    const m0 = this.mru0;
+    if (m0.pa === pa) return m0;
+    let p = this.mru1;
+    if (p.pa !== pa) {
+      p = this.regions.get(pa) ?? NO_PAGE;
+      if (p === NO_PAGE) { p = new VmcbPage(new VmcbRegion(this.mem, pa)); this.regions.set(pa, p); }
+    }
+    this.mru1 = m0;
+    this.mru0 = p;
+    return p;
+  }
+
   /** The VMCB-layout page at `pa` (views are cached per page). */
   vmcbAt(pa: number): VmcbRegion {
-    let r = this.regions.get(pa);
-    if (r === undefined) { r = new VmcbRegion(this.mem, pa); this.regions.set(pa, r); }
-    return r;
+    return this.pageAt(pa).region;
   }
 
   /** The consistency-check inputs of the VMCB at `pa` as of its last good VMRUN. */
   checkCacheFor(pa: number): VmrunCheckCache {
-    let c = this.checkCaches.get(pa);
-    if (c === undefined) { c = new VmrunCheckCache(); this.checkCaches.set(pa, c); }
-    return c;
+    return this.pageAt(pa).checks;
   }
 
   hsave(): VmcbRegion {

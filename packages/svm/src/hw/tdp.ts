@@ -87,10 +87,27 @@ const PAGING_CR0 = CR0.PG | CR0.WP | CR0.PE;
 const PAGING_CR4 = CR4.PAE | CR4.PGE | CR4.PSE | CR4.PCIDE | CR4.SMEP | CR4.SMAP | CR4.PKE | CR4.LA57;
 const PAGING_EFER = EFER.NXE | EFER.LMA;
 
+/** Per ASID, the paging controls its TLB entries were made under; the last ASID is kept at hand. */
+export class PagingByAsid {
+  private readonly byAsid = new Map<number, PagingState>();
+  private lastAsid = -1;
+  private last: PagingState | undefined = undefined;
+
+  get(asid: number): PagingState | undefined {
+    if (asid !== this.lastAsid) { this.lastAsid = asid; this.last = this.byAsid.get(asid); }
+    return this.last;
+  }
+
+  getOrCreate(asid: number): PagingState {
+    let p = this.get(asid);
+    if (p === undefined) { p = { cr0: 0, cr3: 0, cr4: 0, efer: 0 }; this.byAsid.set(asid, p); this.last = p; }
+    return p;
+  }
+}
+
 /** Records the paging controls an ASID's TLB entries were made under (at #VMEXIT). */
-export function notePaging(cpu: VirtCpu, asid: number, byAsid: Map<number, PagingState>): void {
-  let p = byAsid.get(asid);
-  if (!p) { p = { cr0: 0, cr3: 0, cr4: 0, efer: 0 }; byAsid.set(asid, p); }
+export function notePaging(cpu: VirtCpu, asid: number, byAsid: PagingByAsid): void {
+  const p = byAsid.getOrCreate(asid);
   p.cr0 = cpu.cr0 & PAGING_CR0; p.cr3 = cpu.cr3; p.cr4 = cpu.cr4 & PAGING_CR4; p.efer = cpu.efer & PAGING_EFER;
 }
 
@@ -100,7 +117,7 @@ export function notePaging(cpu: VirtCpu, asid: number, byAsid: Map<number, Pagin
  * CPU's software TLB caches the permission *outcome*, so at VMRUN the silicon drops an ASID's
  * entries when the controls they were computed under changed while the guest was out.
  */
-export function flushIfPagingChanged(cpu: VirtCpu, asid: number, byAsid: Map<number, PagingState>): void {
+export function flushIfPagingChanged(cpu: VirtCpu, asid: number, byAsid: PagingByAsid): void {
   const p = byAsid.get(asid);
   if (p === undefined) return;
   if (p.cr0 !== (cpu.cr0 & PAGING_CR0) || p.cr3 !== cpu.cr3 || p.cr4 !== (cpu.cr4 & PAGING_CR4) || p.efer !== (cpu.efer & PAGING_EFER)) {

@@ -12,7 +12,7 @@ import {
   kvmUnexpectedExitReason, kvmVcpuDebugExit, type ExitResult, type KvmVcpu,
 } from '@kvmts/core';
 import { INTERCEPT_BIT, SVM_EXIT, SVM_INTERRUPT_SHADOW_MASK, SVM_IOIO, VMCB } from '../hw/fields.js';
-import { svmGlobals, svmIsIntercept, toSvm, type VcpuSvm } from './setup.js';
+import { svmClrIntercept, svmGlobals, svmIsIntercept, toSvm, type VcpuSvm } from './setup.js';
 import { svmDisableNmiSinglestep, svmIrqWindowOpened } from './run.js';
 
 type Handler = (vcpu: KvmVcpu) => ExitResult;
@@ -135,7 +135,7 @@ function iretInterception(vcpu: KvmVcpu): ExitResult {
   const svm = toSvm(vcpu);
   vcpu.stat['nmi_window_exits'] = (vcpu.stat['nmi_window_exits'] ?? 0) + 1;
   svm.awaitingIretCompletion = true;
-  svm.vmcb.w32(VMCB.intercept_misc1, svm.vmcb.r32(VMCB.intercept_misc1) & ~(1 << (INTERCEPT_BIT.IRET - 96)));
+  svmClrIntercept(svm, INTERCEPT_BIT.IRET);
   svm.nmiIretRip = vcpu.arch.rip;
   vcpu.requests |= KVM_REQ.EVENT;
   return 'resume';
@@ -230,6 +230,9 @@ export const svmExitHandlers: ReadonlyMap<number, Handler> = new Map<number, Han
   [SVM_EXIT.NPF, npfInterception],
 ]);
 
+/** The handlers by exit code in an array (every code KVM handles is at most SVM_EXIT.NPF), so an exit costs no map lookup. */
+const HANDLER_BY_CODE: readonly (Handler | undefined)[] = Array.from({ length: SVM_EXIT.NPF + 1 }, (_, code) => svmExitHandlers.get(code));
+
 /** svm_handle_exit. */
 export function svmHandleExit(vcpu: KvmVcpu, _fastpath: number): ExitResult {
   const svm = toSvm(vcpu);
@@ -246,7 +249,7 @@ export function svmHandleExit(vcpu: KvmVcpu, _fastpath: number): ExitResult {
     kvmRunFailEntry(vcpu, BigInt.asUintN(64, BigInt(SVM_EXIT.ERR)), vcpu.pcpu?.id ?? 0);
     return 'userspace';
   }
-  const handler = svmExitHandlers.get(exitCode);
+  const handler = exitCode >= 0 ? HANDLER_BY_CODE[exitCode] : undefined;
   if (!handler) {
     return kvmUnexpectedExitReason(vcpu, exitCode);
   }

@@ -9,10 +9,10 @@ import {
   type KvmDtable, type KvmSegment, type KvmVcpu, type KvmX86InitOps, type KvmX86Ops, type MsrData,
   type TdpFormat,
 } from '@kvmts/core';
-import { SVM_EXIT, VMCB, VMCB_SEG, SVM_NESTED_CTL_NP_ENABLE, TLB_CONTROL, type VmcbFieldName } from '../hw/fields.js';
+import { SVM_EXIT, VMCB, VMCB_CLEAN, VMCB_SEG, SVM_NESTED_CTL_NP_ENABLE, TLB_CONTROL, type VmcbFieldName } from '../hw/fields.js';
 import { MSR_VM_CR, MSR_VM_HSAVE_PA } from '../hw/caps.js';
 import {
-  initVmcb, silicon, svmGlobals, svmHardwareDisable, svmHardwareEnable, svmHardwareSetup,
+  initVmcb, silicon, svmGlobals, vmcbMarkDirty, svmHardwareDisable, svmHardwareEnable, svmHardwareSetup,
   svmHardwareUnsetup, svmSetCr0Hw, svmVcpuCreate, svmVcpuFree, svmVmInit, toSvm,
 } from './setup.js';
 import {
@@ -33,6 +33,9 @@ const VMCB_MSRS = new Map<number, VmcbFieldName>([
   [0xc0000102, 'kernel_gs_base'], [0x174, 'sysenter_cs'], [0x175, 'sysenter_esp'],
   [0x176, 'sysenter_eip'], [0x277, 'g_pat'], [0x1d9, 'dbgctl'],
 ]);
+
+/** The VMCB_MSRS kept under a clean bit: G_PAT is nested paging's (NP), DBGCTL the LBR group's. */
+const VMCB_MSR_CLEAN = new Map<number, number>([[0x277, VMCB_CLEAN.NPT], [0x1d9, VMCB_CLEAN.LBR]]);
 
 /** svm_get_rflags: the single-step flags KVM added for an NMI window are hidden from the guest's view. */
 function svmGetRflags(vcpu: KvmVcpu): number {
@@ -82,6 +85,7 @@ function svmSetSegment(vcpu: KvmVcpu, seg: number, s: KvmSegment): void {
   v.w16(off + 2, (s.type & 0xf) | ((s.s & 1) << 4) | ((s.dpl & 3) << 5) | (present << 7) |
     ((s.avl & 1) << 8) | ((s.l & 1) << 9) | ((s.db & 1) << 10) | ((s.g & 1) << 11));
   if (seg === VCPU_SREG.SS) v.w8(VMCB.cpl, s.dpl & 3);
+  vmcbMarkDirty(v, VMCB_CLEAN.SEG);
 }
 
 /** svm_set_cr0: LMA follows PG under LME; the hardware CR0 and its intercepts follow the guest's. */
@@ -112,7 +116,9 @@ function svmSetCr4(vcpu: KvmVcpu, cr4: number): void {
   }
   // The host's CR4.MCE stays on in the guest (host_cr4_mce).
   if (vcpu.pcpu) hw |= vcpu.pcpu.cpu.cr4 & CR4.MCE;
-  toSvm(vcpu).vmcb.w64(VMCB.cr4, hw >>> 0);
+  const v = toSvm(vcpu).vmcb;
+  v.w64(VMCB.cr4, hw >>> 0);
+  vmcbMarkDirty(v, VMCB_CLEAN.CR);
 }
 
 /** svm_set_efer: the VMCB's EFER always has SVME (the VMRUN check), and without NPT NX and a consistent LME. */
@@ -123,7 +129,9 @@ function svmSetEfer(vcpu: KvmVcpu, efer: number): number {
     hw |= EFER.NXE;
     if (!(hw & EFER.LMA)) hw &= ~EFER.LME;
   }
-  toSvm(vcpu).vmcb.w64(VMCB.efer, hw | EFER.SVME);
+  const v = toSvm(vcpu).vmcb;
+  v.w64(VMCB.efer, hw | EFER.SVME);
+  vmcbMarkDirty(v, VMCB_CLEAN.CR);
   return 0;
 }
 
@@ -137,7 +145,10 @@ function svmSetMsr(vcpu: KvmVcpu, msr: MsrData): number {
   const field = VMCB_MSRS.get(msr.index);
   if (field !== undefined) {
     if (msr.index === 0x277) { const r = kvmSetMsrCommon(vcpu, msr); if (r) return r; }
-    toSvm(vcpu).vmcb.set(field, msr.data);
+    const v = toSvm(vcpu).vmcb;
+    v.set(field, msr.data);
+    const group = VMCB_MSR_CLEAN.get(msr.index);
+    if (group !== undefined) vmcbMarkDirty(v, group);
     return 0;
   }
   // Without nested SVM the guest has no VM_CR or VM_HSAVE_PA to program.
@@ -207,11 +218,11 @@ export const svmX86Ops: KvmX86Ops = {
   setCr4: svmSetCr4,
   setEfer: svmSetEfer,
   getIdt: (vcpu): KvmDtable => toSvm(vcpu).vmcb.readDtr(VMCB_SEG.idtr),
-  setIdt: (vcpu, dt) => toSvm(vcpu).vmcb.writeDtr(VMCB_SEG.idtr, dt),
+  setIdt: (vcpu, dt) => { const v = toSvm(vcpu).vmcb; v.writeDtr(VMCB_SEG.idtr, dt); vmcbMarkDirty(v, VMCB_CLEAN.DT); },
   getGdt: (vcpu): KvmDtable => toSvm(vcpu).vmcb.readDtr(VMCB_SEG.gdtr),
-  setGdt: (vcpu, dt) => toSvm(vcpu).vmcb.writeDtr(VMCB_SEG.gdtr, dt),
+  setGdt: (vcpu, dt) => { const v = toSvm(vcpu).vmcb; v.writeDtr(VMCB_SEG.gdtr, dt); vmcbMarkDirty(v, VMCB_CLEAN.DT); },
   syncDirtyDebugRegs: () => {},
-  setDr7: (vcpu, value) => toSvm(vcpu).vmcb.w64(VMCB.dr7, value >>> 0),
+  setDr7: (vcpu, value) => { const v = toSvm(vcpu).vmcb; v.w64(VMCB.dr7, value >>> 0); vmcbMarkDirty(v, VMCB_CLEAN.DR); },
   // RAX, RSP and RIP are copied out of the VMCB at every exit (svm_vcpu_run), so nothing is lazy.
   cacheReg: () => {},
   getRflags: svmGetRflags,
@@ -249,17 +260,17 @@ export const svmX86Ops: KvmX86Ops = {
     const v = toSvm(vcpu).vmcb;
     v.w64(VMCB.nested_cr3, rootHpa);
     v.w64(VMCB.nested_ctl, SVM_NESTED_CTL_NP_ENABLE);
+    vmcbMarkDirty(v, VMCB_CLEAN.NPT);
     v.w64(VMCB.cr3, vcpu.arch.cr3);
+    vmcbMarkDirty(v, VMCB_CLEAN.CR);
   },
-  getExitInfo: (vcpu) => {
-    const v = toSvm(vcpu).vmcb;
-    return {
-      reason: v.r32(VMCB.exit_code) | 0, info1: v.get('exit_info_1'), info2: v.get('exit_info_2'),
-      intrInfo: v.r32(VMCB.exit_int_info), errorCode: v.r32(VMCB.exit_int_info_err),
-    };
-  },
+  getExitInfo: (vcpu) => toSvm(vcpu).exitInfo,
   exitReasonName: svmExitReasonName,
-  writeTscOffset: (vcpu) => toSvm(vcpu).vmcb.set('tsc_offset', vcpu.arch.tscOffset),
+  writeTscOffset: (vcpu) => {
+    const v = toSvm(vcpu).vmcb;
+    v.set('tsc_offset', vcpu.arch.tscOffset);
+    vmcbMarkDirty(v, VMCB_CLEAN.INTERCEPTS);
+  },
   tdpFormat: () => NPT_FORMAT,
   inspect: svmInspect,
 };

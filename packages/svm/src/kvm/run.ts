@@ -8,11 +8,12 @@ import { EFER, RFLAGS } from '@kvmts/x86';
 import { KVM_GUESTDBG, KVM_REQ, type KvmVcpu } from '@kvmts/core';
 import {
   INTERCEPT_BIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, TLB_CONTROL, V_INTR_PRIO_MASK,
-  V_INTR_PRIO_SHIFT, V_IRQ_MASK, VMCB, VMCB_SEG,
+  V_INTR_PRIO_SHIFT, V_IRQ_MASK, VMCB, VMCB_CLEAN, VMCB_SEG,
 } from '../hw/fields.js';
 import { svmSkipInstruction } from './exit-handlers.js';
 import {
-  silicon, svmClrIntercept, svmData, svmGlobals, svmSetIntercept, toSvm,
+  silicon, svmClrIntercept, svmData, svmGlobals, svmSetIntercept, toSvm, vmcbMarkAllClean,
+  vmcbMarkAllDirty, vmcbMarkDirty,
   type SvmCpuData, type VcpuSvm,
 } from './setup.js';
 
@@ -53,20 +54,39 @@ export function newAsid(svm: VcpuSvm, sd: SvmCpuData): void {
   svm.asid = sd.nextAsid++;
 }
 
-/** pre_svm_run: a VMCB that moved to another pCPU, or an old generation, gets a new ASID. */
+/**
+ * pre_svm_run: a VMCB that moved to another pCPU is all dirty (clean bits are per logical CPU)
+ * and, like an old generation, gets a new ASID.
+ */
 export function preSvmRun(svm: VcpuSvm, sd: SvmCpuData): void {
   if (svm.vmcbCpu !== sd.cpu) {
     svm.asidGeneration = 0;
+    vmcbMarkAllDirty(svm.vmcb);
     svm.vmcbCpu = sd.cpu;
   }
   if (svm.asidGeneration !== sd.asidGeneration) newAsid(svm, sd);
-  if (svm.vmcb.r32(VMCB.asid) !== svm.asid) svm.vmcb.w32(VMCB.asid, svm.asid);
+  if (svm.vmcb.r32(VMCB.asid) !== svm.asid) {
+    svm.vmcb.w32(VMCB.asid, svm.asid);
+    vmcbMarkDirty(svm.vmcb, VMCB_CLEAN.ASID);
+  }
   sd.currentVmcb = svm.vmcbPa;
 }
 
 /** Host GPRs __svm_vcpu_run preserves across VMRUN (the callee-saved set; we keep all of them). */
 const hostRegs = new Int32Array(16);
 const hostRegsHi = new Int32Array(16);
+
+/**
+ * The GPR halves but RAX and RSP (those travel in the VMCB): `save` takes the CPU's, the CPU
+ * takes `load`'s. A loop: cheaper than TypedArray.set for 16 elements.
+ */
+function swapGprs(cpu: Int32Array, load: Int32Array, save: Int32Array): void {
+  for (let r = 1; r < 16; r++) {
+    if (r === RSP) continue;
+    save[r] = cpu[r]!;
+    cpu[r] = load[r]!;
+  }
+}
 
 /**
  * svm_vcpu_run: RAX, RSP and RIP travel in the VMCB; CLGI; __svm_vcpu_run (VMLOAD vmcb01,
@@ -88,25 +108,22 @@ export function svmVcpuRun(vcpu: KvmVcpu, forceImmediateExit: boolean): number {
   preSvmRun(svm, sd);
   v.w64(VMCB.cr2, arch.cr2);
   // Run with a clean DR6 so that a #DB intercept sees exactly its own conditions; the guest's DR6
-  // is KVM's (every DR access is intercepted).
-  v.w64(VMCB.dr6, DR6_ACTIVE_LOW);
+  // is KVM's (every DR access is intercepted). svm_set_dr6 marks it dirty only when it changes.
+  if (v.r32(VMCB.dr6) !== DR6_ACTIVE_LOW >>> 0 || v.r32(VMCB.dr6 + 4) !== 0) {
+    v.w64(VMCB.dr6, DR6_ACTIVE_LOW);
+    vmcbMarkDirty(v, VMCB_CLEAN.DR);
+  }
   if (forceImmediateExit) cpu.raiseInterrupt(0xf2); // smp_send_reschedule: an IPI to ourselves
   if (svm.snapshot) snapshot(svm, sd);
 
   hw.clgi();
   // __svm_vcpu_run.
   hw.vmload(svm.vmcbPa);
-  hostRegs.set(cpu.gpr); hostRegsHi.set(cpu.gprHi);
-  for (let i = 0; i < 16; i++) {
-    if (i === RAX || i === RSP) continue;
-    cpu.gpr[i] = arch.regs[i]!; cpu.gprHi[i] = arch.regsHi[i]!;
-  }
+  swapGprs(cpu.gpr, arch.regs, hostRegs);
+  swapGprs(cpu.gprHi, arch.regsHi, hostRegsHi);
   const stop = hw.vmrun(svm.vmcbPa);
-  for (let i = 0; i < 16; i++) {
-    if (i === RAX || i === RSP) continue;
-    arch.regs[i] = cpu.gpr[i]!; arch.regsHi[i] = cpu.gprHi[i]!;
-    cpu.gpr[i] = hostRegs[i]!; cpu.gprHi[i] = hostRegsHi[i]!;
-  }
+  swapGprs(cpu.gpr, hostRegs, arch.regs);
+  swapGprs(cpu.gprHi, hostRegsHi, arch.regsHi);
   hw.vmsave(svm.vmcbPa);
   hw.vmload(sd.saveAreaPa);
   hw.stgi();
@@ -119,6 +136,7 @@ export function svmVcpuRun(vcpu: KvmVcpu, forceImmediateExit: boolean): number {
   arch.rip = v.rAddr(VMCB.rip);
   svm.nextRip = 0;
   v.w8(VMCB.tlb_ctl, TLB_CONTROL.DO_NOTHING);
+  vmcbMarkAllClean(v);
   svm.lastStop = stop;
   svmCompleteInterrupts(svm);
   return 0;
@@ -264,12 +282,14 @@ export function svmSetVintr(svm: VcpuSvm): void {
   const v = svm.vmcb;
   v.w32(VMCB.int_vector, 0);
   v.w32(VMCB.int_ctl, (v.r32(VMCB.int_ctl) & ~V_INTR_PRIO_MASK) | V_IRQ_MASK | (0xf << V_INTR_PRIO_SHIFT));
+  vmcbMarkDirty(v, VMCB_CLEAN.INTR);
 }
 
 export function svmClearVintr(svm: VcpuSvm): void {
   svmClrIntercept(svm, INTERCEPT_BIT.VINTR);
   const v = svm.vmcb;
   v.w32(VMCB.int_ctl, v.r32(VMCB.int_ctl) & ~(V_IRQ_MASK | V_INTR_PRIO_MASK));
+  vmcbMarkDirty(v, VMCB_CLEAN.INTR);
 }
 
 function gifSet(vcpu: KvmVcpu): boolean {

@@ -6,7 +6,7 @@
 import { CR0, EFER, type VirtCpu } from '@kvmts/x86';
 import type { HostKernel, Kvm, KvmVcpu, Pcpu } from '@kvmts/core';
 import {
-  INTERCEPT_BIT, SVM_NESTED_CTL_NP_ENABLE, V_INTR_MASKING_MASK, VMCB, VMCB_SEG,
+  INTERCEPT_BIT, SVM_NESTED_CTL_NP_ENABLE, V_INTR_MASKING_MASK, VMCB, VMCB_CLEAN, VMCB_SEG,
 } from '../hw/fields.js';
 import { CPUID_8000_0001_ECX_SVM, MSR_EFER, MSR_VM_CR, MSR_VM_HSAVE_PA, SVM_FEATURE, SVM_VM_CR_SVM_DISABLE } from '../hw/caps.js';
 import { VmcbRegion } from '../hw/region.js';
@@ -70,6 +70,19 @@ export interface VcpuSvm {
   hsaveSnapshot: Uint8Array | null;
   /** Why the pCPU's run loop returned at the last VMRUN (STOP.*), or -1 when VMRUN itself faulted. */
   lastStop: number;
+  /** svm_get_exit_info's view of the VMCB: read when asked, so the exit path builds no BigInt. */
+  readonly exitInfo: SvmExitInfo;
+}
+
+/** The last exit as kvm_x86_ops.get_exit_info reports it, read from the VMCB on demand. */
+export class SvmExitInfo {
+  private readonly vmcb: VmcbRegion;
+  constructor(vmcb: VmcbRegion) { this.vmcb = vmcb; }
+  get reason(): number { return this.vmcb.r32(VMCB.exit_code) | 0; }
+  get info1(): bigint { return this.vmcb.get('exit_info_1'); }
+  get info2(): bigint { return this.vmcb.get('exit_info_2'); }
+  get intrInfo(): number { return this.vmcb.r32(VMCB.exit_int_info); }
+  get errorCode(): number { return this.vmcb.r32(VMCB.exit_int_info_err); }
 }
 
 /** The module's globals (svm.c's npt_enabled, nrips, iopm_base, …), set by svm_hardware_setup. */
@@ -209,8 +222,9 @@ export function svmVcpuCreate(vcpu: KvmVcpu): number {
   if (msrpmPa < 0) { host.freePage(vmcbPa); return -ENOMEM; }
   host.mem.fill(msrpmPa, MSRPM_SIZE, 0xff);
   for (const msr of DIRECT_ACCESS_MSRS) setMsrInterception(host, msrpmPa, msr, false, false);
+  const vmcb = new VmcbRegion(host.mem, vmcbPa);
   const svm: VcpuSvm = {
-    vcpu, vmcb: new VmcbRegion(host.mem, vmcbPa), vmcbPa, msrpmPa, asid: 0, asidGeneration: 0, vmcbCpu: -1,
+    vcpu, vmcb, vmcbPa, msrpmPa, exitInfo: new SvmExitInfo(vmcb), asid: 0, asidGeneration: 0, vmcbCpu: -1,
     nextRip: 0, softIntInjected: false, softIntCsbase: 0, softIntOldRip: 0, softIntNextRip: 0, nmiMasked: false, awaitingIretCompletion: false, nmiIretRip: 0, nmiSinglestep: false,
     nmiSinglestepGuestRflags: 0, guestStateLoaded: false,
     snapshot: null, hsaveSnapshot: null, lastStop: 0,
@@ -233,14 +247,35 @@ export function svmVmInit(kvm: Kvm): number {
   return 0;
 }
 
+/** VMCB_ALL_CLEAN_MASK without VMCB_ALWAYS_DIRTY_MASK (svm.h): KVM never leaves INTR and CR2 clean. */
+const VMCB_ALL_CLEAN_MASK = Object.values(VMCB_CLEAN).reduce((m: number, b) => m | (1 << b), 0);
+const VMCB_ALWAYS_DIRTY_MASK = (1 << VMCB_CLEAN.INTR) | (1 << VMCB_CLEAN.CR2);
+
+/** vmcb_mark_all_dirty: the next VMRUN loads everything from the VMCB. */
+export function vmcbMarkAllDirty(v: VmcbRegion): void {
+  v.w32(VMCB.clean, 0);
+}
+
+/** vmcb_mark_all_clean: after a VMRUN the processor holds what the VMCB says. */
+export function vmcbMarkAllClean(v: VmcbRegion): void {
+  v.w32(VMCB.clean, VMCB_ALL_CLEAN_MASK & ~VMCB_ALWAYS_DIRTY_MASK);
+}
+
+/** vmcb_mark_dirty: KVM changed a field of group `bit` (VMCB_CLEAN), which the next VMRUN must load. */
+export function vmcbMarkDirty(v: VmcbRegion, bit: number): void {
+  v.w32(VMCB.clean, v.r32(VMCB.clean) & ~(1 << bit));
+}
+
 function setIntercept(v: VmcbRegion, bit: number): void {
   const off = VMCB.intercept_cr + 4 * (bit >>> 5);
   v.w32(off, v.r32(off) | (1 << (bit & 31)));
+  vmcbMarkDirty(v, VMCB_CLEAN.INTERCEPTS);
 }
 
 function clrIntercept(v: VmcbRegion, bit: number): void {
   const off = VMCB.intercept_cr + 4 * (bit >>> 5);
   v.w32(off, v.r32(off) & ~(1 << (bit & 31)));
+  vmcbMarkDirty(v, VMCB_CLEAN.INTERCEPTS);
 }
 
 export function svmSetIntercept(svm: VcpuSvm, bit: number): void { setIntercept(svm.vmcb, bit); }
@@ -317,6 +352,7 @@ export function initVmcb(vcpu: KvmVcpu): void {
   svm.nmiMasked = false;
   svm.awaitingIretCompletion = false;
   svm.nmiSinglestep = false;
+  vmcbMarkAllDirty(v);
 }
 
 /**
@@ -329,6 +365,7 @@ export function svmSetCr0Hw(svm: VcpuSvm, cr0: number): void {
   if (!svmGlobals.nptEnabled) hcr0 |= CR0.PG | CR0.WP;
   hcr0 &= ~(CR0.CD | CR0.NW);
   svm.vmcb.w64(VMCB.cr0, hcr0 >>> 0);
+  vmcbMarkDirty(svm.vmcb, VMCB_CLEAN.CR);
   if ((hcr0 >>> 0) === (cr0 >>> 0)) {
     clrIntercept(svm.vmcb, INTERCEPT_CR_READ(0));
     clrIntercept(svm.vmcb, INTERCEPT_CR_WRITE(0));
