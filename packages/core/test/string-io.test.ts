@@ -121,7 +121,7 @@ describe('string I/O through the emulator', () => {
   });
 
   it('REP MOVSB from MMIO to MMIO keeps both accesses of the iteration in flight', () => {
-    // mov ax, 0x1000 is not needed in long mode: RSI/RDI point past the memslot.
+    // RSI and RDI point past the memslot: both sides are MMIO.
     const code = [
       0x48, 0xbe, ...le32(0x10000000), 0, 0, 0, 0, // mov rsi, 0x10000000
       0x48, 0xbf, ...le32(0x10001000), 0, 0, 0, 0, // mov rdi, 0x10001000
@@ -146,6 +146,33 @@ describe('string I/O through the emulator', () => {
     }
     expect(seen).toEqual(['r10000000', 'w10001000=40', 'r10000001', 'w10001001=42', 'r10000002', 'w10001002=44']);
     expect(vcpu.getRegs().rcx).toBe(0n);
+  });
+
+  it('REP OUTSW from MMIO: each item read from userspace, then written to the port', () => {
+    const code = [
+      0x48, 0xbe, ...le32(0x10000000), 0, 0, 0, 0, // mov rsi, 0x10000000
+      0xb9, 3, 0, 0, 0, // mov ecx, 3
+      0x66, 0xba, PORT & 0xff, PORT >> 8, // mov dx, PORT
+      0x66, 0xf3, 0x6f, // rep outsw
+      0xe6, 0xf4,
+    ];
+    const { vm, vcpu } = long64Vm();
+    vm.memory.write(LOAD, Uint8Array.from(code));
+    const seen: string[] = [];
+    for (;;) {
+      const e = vcpu.run();
+      if (e.kind === 'MmioRead') {
+        e.data.set([0x10 + seen.length, 0xa0 + seen.length]);
+        seen.push(`r${e.addr.toString(16)}/${e.data.length}`);
+      } else if (e.kind === 'IoOut' && e.port === PORT) {
+        seen.push(`out ${e.size}x${e.count}=${Buffer.from(e.data).toString('hex')}`);
+      } else {
+        expect(ioRow(e)).toMatchObject({ exit: 'io', port: 0xf4 });
+        break;
+      }
+    }
+    expect(seen).toEqual(['r10000000/2', 'out 2x1=10a0', 'r10000002/2', 'out 2x1=12a2', 'r10000004/2', 'out 2x1=14a4']);
+    expect(vcpu.getRegs()).toMatchObject({ rcx: 0n, rsi: 0x10000006n });
   });
 });
 
