@@ -26,8 +26,9 @@ const SIGNATURE = 0x00050654;
 /** [leaf, eax, ebx, ecx, edx] for subleaf 0. */
 const CPUID_TABLE: readonly (readonly [number, number, number, number, number])[] = [
   [0x00000000, 0x00000001, ascii4('Genu'), ascii4('ntel'), ascii4('ineI')],
-  // EDX: PSE TSC MSR PAE CX8 APIC SEP PGE CMOV PAT; ECX: VMX CX16 MOVBE POPCNT.
-  [0x00000001, SIGNATURE, 0x00010800, CPUID_1_ECX_VMX | (1 << 13) | (1 << 22) | (1 << 23), 0x0001a378],
+  // EDX: VME PSE TSC MSR PAE CX8 APIC SEP PGE CMOV PAT; ECX: VMX CX16 MOVBE POPCNT.
+  [0x00000001, SIGNATURE, 0x00010800, CPUID_1_ECX_VMX | (1 << 13) | (1 << 22) | (1 << 23),
+    (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 11) | (1 << 13) | (1 << 15) | (1 << 16)],
   [0x80000000, 0x80000008, 0, 0, 0],
   // ECX: LAHF/SAHF, ABM; EDX: SYSCALL, NX, 1-GByte pages, RDTSCP, LM.
   [0x80000001, 0, 0, (1 << 0) | (1 << 5), (1 << 11) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29)],
