@@ -132,6 +132,9 @@ describe('KVM_GET_XSAVE / KVM_SET_XSAVE', () => {
     const img = xsaveImage(3n);
     vcpu.setXsave(img);
     const x = vcpu.getXsave();
+    const x2 = new Uint8Array(4096);
+    expect(raw(vcpu, KVM.KVM_GET_XSAVE2, x2)).toBe(0); // without extended features, the same 4096 bytes
+    expect(x2).toEqual(x);
     expect(x.subarray(0, 464)).toEqual(img.subarray(0, 464));
     expect(x.subarray(512, 576)).toEqual(img.subarray(512, 576));
     const f = vcpu.getFpu();
