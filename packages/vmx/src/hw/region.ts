@@ -59,6 +59,10 @@ export class VmcsCache {
   /** The dirty fields as a list, so an entry visits only what changed. */
   readonly dirtyList = new Int16Array(FIELD_COUNT);
   dirtyCount = 0;
+  /** Fields changed since the region was read in or written back: all a write-back has to store. */
+  private readonly unsaved = new Uint8Array(FIELD_COUNT);
+  private readonly unsavedList = new Int16Array(FIELD_COUNT);
+  private unsavedCount = 0;
   /** Per field, the serial of the VM exit that last changed it: the inspector's "changed at the last exit". */
   readonly changedAtExit = new Uint32Array(FIELD_COUNT);
   /** Serial of the current VM exit (bumped by beginExit, and by load so nothing carries over). */
@@ -72,6 +76,10 @@ export class VmcsCache {
   controlsDirty = true;
 
   markDirty(i: number): void {
+    if (this.unsaved[i] === 0) {
+      this.unsaved[i] = 1;
+      this.unsavedList[this.unsavedCount++] = i;
+    }
     if (this.dirty[i] === 0) {
       this.dirty[i] = 1;
       this.dirtyList[this.dirtyCount++] = i;
@@ -181,22 +189,30 @@ export class VmcsCache {
       lo[i] = slots[2 * i]!;
       hi[i] = slots[2 * i + 1]!;
     }
+    this.clearUnsaved();
     this.markAllDirty();
     this.exitSerial++;
   }
 
-  /** Writes the cached data back to the region (VMCLEAR, VMXOFF, or eviction). */
+  private clearUnsaved(): void {
+    for (let k = 0; k < this.unsavedCount; k++) this.unsaved[this.unsavedList[k]!] = 0;
+    this.unsavedCount = 0;
+  }
+
+  /** Writes the fields changed since the last load or write-back to the region (VMCLEAR, VMXOFF, or eviction). */
   flush(mem: PhysMemory): void {
     if (this.hpa === INVALID_VMCS_PTR) return;
     mem.write8(this.hpa + VMCS_REGION.LAUNCH_STATE, this.launched ? 1 : 0);
+    if (this.unsavedCount === 0) return;
     mem.noteWrite(this.hpa + VMCS_REGION.DATA, FIELD_COUNT * 8);
     const slots = vmcsRegionSlots(mem, this.hpa);
-    const lo = this.lo;
-    const hi = this.hi;
-    for (let i = 0; i < FIELD_COUNT; i++) {
-      slots[2 * i] = lo[i]!;
-      slots[2 * i + 1] = hi[i]!;
+    const list = this.unsavedList;
+    for (let k = 0; k < this.unsavedCount; k++) {
+      const i = list[k]!;
+      slots[2 * i] = this.lo[i]!;
+      slots[2 * i + 1] = this.hi[i]!;
     }
+    this.clearUnsaved();
   }
 }
 

@@ -54,6 +54,8 @@ export interface NestedVmx {
   lastVpid: number;
   /** vmcs01's control shadows while L2 runs, and vcpu->arch.cr*_guest_owned_bits of L1. */
   ctls01: ControlsShadow;
+  /** vmcs02's control shadows while L1 runs (loaded_vmcs->controls_shadow of vmcs02): prepare_vmcs02 writes only what changes. -1: unknown. */
+  ctls02: ControlsShadow;
   cr0GuestOwned01: number;
   cr4GuestOwned01: number;
   /** Field names whose vmcs02 value the last prepare_vmcs02 changed. */
@@ -91,7 +93,8 @@ export function toNested(vmx: VcpuVmx): NestedVmx {
     n = {
       vmxon: false, vmxonPtr: INVALID_GPA, currentVmptr: INVALID_GPA, cachedVmcs12: new Vmcs12(),
       vmcs02: null, msrBitmap02: -1, vpid02: 0, lastVpid: 0,
-      ctls01: { pin: 0, exec: 0, exec2: 0, entry: 0, exit: 0 }, cr0GuestOwned01: 0, cr4GuestOwned01: 0,
+      ctls01: { pin: 0, exec: 0, exec2: 0, entry: 0, exit: 0 }, ctls02: { pin: -1, exec: -1, exec2: -1, entry: -1, exit: -1 },
+      cr0GuestOwned01: 0, cr4GuestOwned01: 0,
       lastPrepareChanged: [], shadowVmcs: -1, vmreadBitmap: -1, vmwriteBitmap: -1, needVmcs12ToShadowSync: false,
       dirtyVmcs12: true, needSyncVmcs02ToVmcs12Rare: false, preemptionTimerDeadline: Infinity,
       ept02: null, vmcs02OnEpt01: true,
@@ -816,8 +819,17 @@ function put(s: VmxSilicon, n: NestedVmx, row: number, value: number): void {
   }
 }
 
+/** A control field of vmcs02 whose shadow says it changes (as the *_controls_set helpers write them). */
+function putCtl(s: VmxSilicon, n: NestedVmx, row: number, value: number): void {
+  s.vmwrite32(ROW_ENC[row]!, value);
+  n.lastPrepareChanged.push(ROW_NAME[row]!);
+}
+
 /** prepare_vmcs02_rare: the vmcs12 fields that reach vmcs02 only when vmcs12 was dirtied. */
 function prepareVmcs02Rare(s: VmxSilicon, n: NestedVmx, v: Vmcs12): void {
+  // prepare_vmcs02_constant_state: what never changes for vmcs02 (the first entry always comes here).
+  put(s, n, FIELD.VMCS_LINK_POINTER, -1);
+  if (n.vpid02) put(s, n, FIELD.VIRTUAL_PROCESSOR_ID, n.vpid02);
   for (const i of GUEST_EXT_ROWS) put(s, n, i, v.num(i));
   put(s, n, FIELD.PAGE_FAULT_ERROR_CODE_MASK, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MASK));
   put(s, n, FIELD.PAGE_FAULT_ERROR_CODE_MATCH, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MATCH));
@@ -845,7 +857,6 @@ function prepareVmcs02(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12, c01: ControlsShado
   put(s, n, FIELD.GUEST_CR0, (v.lo(FIELD.GUEST_CR0) | CR0.NE) >>> 0);
   put(s, n, FIELD.GUEST_CR4, (v.lo(FIELD.GUEST_CR4) | CR4.VMXE) >>> 0);
   put(s, n, FIELD.GUEST_IA32_EFER, efer02);
-  put(s, n, FIELD.VMCS_LINK_POINTER, -1);
   if (v.lo(FIELD.VM_ENTRY_CONTROLS) & VM_ENTRY.LOAD_IA32_PAT) put(s, n, FIELD.GUEST_IA32_PAT, v.num(FIELD.GUEST_IA32_PAT));
   // Controls: L0's own (vmcs01's) or'ed with L1's, less the windows L0 asked for L1.
   const proc12 = v.lo(FIELD.CPU_BASED_VM_EXEC_CONTROL);
@@ -865,17 +876,17 @@ function prepareVmcs02(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12, c01: ControlsShado
     | (n.vpid02 ? SECONDARY_EXEC.ENABLE_VPID : 0)) >>> 0;
   const lma = (efer02 & EFER.LMA) !== 0;
   const entry = ((c01.entry & ~VM_ENTRY.IA32E_MODE) | (lma ? VM_ENTRY.IA32E_MODE : 0)) >>> 0;
-  put(s, n, FIELD.PIN_BASED_VM_EXEC_CONTROL, pin);
-  put(s, n, FIELD.CPU_BASED_VM_EXEC_CONTROL, exec);
-  put(s, n, FIELD.SECONDARY_VM_EXEC_CONTROL, exec2);
-  put(s, n, FIELD.VM_ENTRY_CONTROLS, entry);
-  put(s, n, FIELD.VM_EXIT_CONTROLS, c01.exit);
+  const c02 = n.ctls02;
+  if (c02.pin !== pin) putCtl(s, n, FIELD.PIN_BASED_VM_EXEC_CONTROL, pin);
+  if (c02.exec !== exec) putCtl(s, n, FIELD.CPU_BASED_VM_EXEC_CONTROL, exec);
+  if (c02.exec2 !== exec2) putCtl(s, n, FIELD.SECONDARY_VM_EXEC_CONTROL, exec2);
+  if (c02.entry !== entry) putCtl(s, n, FIELD.VM_ENTRY_CONTROLS, entry);
+  if (c02.exit !== c01.exit) putCtl(s, n, FIELD.VM_EXIT_CONTROLS, c01.exit);
   vmx.pinCtl = pin;
   vmx.execCtl = exec;
   vmx.exec2Ctl = exec2;
   vmx.entryCtl = entry;
   vmx.exitCtl = c01.exit;
-  if (n.vpid02) put(s, n, FIELD.VIRTUAL_PROCESSOR_ID, n.vpid02);
   // EPT02 (a shadow of EPT12) when L1 uses EPT for L2, else EPT01: L2's GPAs are then L1's.
   n.vmcs02OnEpt01 = !(proc2_12 & SECONDARY_EXEC.ENABLE_EPT);
   if (n.vmcs02OnEpt01) {
@@ -1294,6 +1305,8 @@ export function nestedVmxLeaveToL1(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx): v
   vmxSwitchVmcs(vmx, vmx.vmcs01);
   const s01 = vmcsSilicon(vmx);
   if (n.vmcs02OnEpt01 && s01.vmreadNum(VMCS.EPT_POINTER) !== eptp) s01.vmwriteNum(VMCS.EPT_POINTER, eptp);
+  const c02 = n.ctls02;
+  c02.pin = vmx.pinCtl; c02.exec = vmx.execCtl; c02.exec2 = vmx.exec2Ctl; c02.entry = vmx.entryCtl; c02.exit = vmx.exitCtl;
   const c = n.ctls01;
   vmx.pinCtl = c.pin; vmx.execCtl = c.exec; vmx.exec2Ctl = c.exec2; vmx.entryCtl = c.entry; vmx.exitCtl = c.exit;
   vcpu.arch.cr0GuestOwnedBits = n.cr0GuestOwned01;
