@@ -5,6 +5,7 @@ import { KVM_LIMITS, KVM_MP_STATE } from '../uapi/constants.js';
 import { KvmRun } from '../x86/kvm-run.js';
 import type { Vm } from './vm.js';
 import type { CpuidEntry } from '../x86/cpuid.js';
+import { GuestFpu } from '../x86/fpu.js';
 import type { ExitResult } from '../x86/kvm-types.js';
 
 /** An I/O or MMIO access the emulator handed to userspace, replayed when the instruction is re-run. */
@@ -45,6 +46,8 @@ export class Vcpu implements KvmVcpu {
   /** The full reason last counted in each slot (SVM's VMEXIT_INVALID is -1), for its name. */
   readonly exitSlotReason = new Int32Array(EXIT_SLOT_MASK + 1);
   vendor: unknown = null;
+  /** vcpu->arch.guest_fpu with xcr0: what KVM_GET/SET_FPU, _XSAVE and _XCRS read and write. */
+  readonly guestFpu = new GuestFpu();
 
   /** KVM_SET_CPUID2's table. */
   cpuid: CpuidEntry[] = [];

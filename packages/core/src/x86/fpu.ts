@@ -193,16 +193,9 @@ export function kvmSetXcr(fpu: GuestFpu, cpuid: readonly CpuidEntry[], index: nu
   return 0;
 }
 
-/** vcpu->arch.guest_fpu and xcr0 by vCPU, allocated with the vCPU's first use (fpu_alloc_guest_fpstate). */
-const guestFpus = new WeakMap<object, GuestFpu>();
-
-export function guestFpuOf(vcpu: object): GuestFpu {
-  let f = guestFpus.get(vcpu);
-  if (!f) {
-    f = new GuestFpu();
-    guestFpus.set(vcpu, f);
-  }
-  return f;
+/** vcpu->arch.guest_fpu and xcr0 (Vcpu allocates it with the vCPU, as fpu_alloc_guest_fpstate). */
+export function guestFpuOf(vcpu: KvmVcpu): GuestFpu {
+  return toVcpu(vcpu).guestFpu;
 }
 
 /**
