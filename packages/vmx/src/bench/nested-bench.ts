@@ -20,7 +20,7 @@ const COM1 = 0x3f8;
 export const NESTED_CPUID_ITERATIONS = 2000;
 
 /** Warm-up runs before the measured one (each on a fresh host): the JIT's steady state is what the figure reports, as the other exit figures do. */
-const WARM_UP_RUNS = 2;
+const WARM_UP_RUNS = 4;
 
 export function benchNestedCpuid(image: Uint8Array): number {
   for (let i = 0; i < WARM_UP_RUNS; i++) runNestedCpuid(image);
