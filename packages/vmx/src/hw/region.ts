@@ -178,11 +178,23 @@ export class VmcsCache {
     this.hi[i] = h;
   }
 
+  /** The region's field slots in DRAM, kept with the address they were made for (entries are reused, often for the same region). */
+  private slots: Int32Array | null = null;
+  private slotsHpa = INVALID_VMCS_PTR;
+
+  private regionSlots(mem: PhysMemory): Int32Array {
+    if (this.slots === null || this.slotsHpa !== this.hpa) {
+      this.slots = vmcsRegionSlots(mem, this.hpa);
+      this.slotsHpa = this.hpa;
+    }
+    return this.slots;
+  }
+
   /** Reads the region at `hpa` into this entry (VMPTRLD of a VMCS not on chip). */
   load(mem: PhysMemory, hpa: number): void {
     this.hpa = hpa;
     this.launched = mem.read8(hpa + VMCS_REGION.LAUNCH_STATE) === 1;
-    const slots = vmcsRegionSlots(mem, hpa);
+    const slots = this.regionSlots(mem);
     const lo = this.lo;
     const hi = this.hi;
     for (let i = 0; i < FIELD_COUNT; i++) {
@@ -205,7 +217,7 @@ export class VmcsCache {
     mem.write8(this.hpa + VMCS_REGION.LAUNCH_STATE, this.launched ? 1 : 0);
     if (this.unsavedCount === 0) return;
     mem.noteWrite(this.hpa + VMCS_REGION.DATA, FIELD_COUNT * 8);
-    const slots = vmcsRegionSlots(mem, this.hpa);
+    const slots = this.regionSlots(mem);
     const list = this.unsavedList;
     for (let k = 0; k < this.unsavedCount; k++) {
       const i = list[k]!;
@@ -234,19 +246,34 @@ export class VmcsCacheSet {
 
   /** The on-chip entry for the region at `hpa`, or undefined. */
   find(hpa: number): VmcsCache | undefined {
+    const k = this.indexOf(hpa);
+    return k < 0 ? undefined : this.entries[k];
+  }
+
+  private indexOf(hpa: number): number {
     const e = this.entries;
-    for (let k = e.length - 1; k >= 0; k--) if (e[k]!.hpa === hpa) return e[k];
-    return undefined;
+    for (let k = e.length - 1; k >= 0; k--) if (e[k]!.hpa === hpa) return k;
+    return -1;
+  }
+
+  /** Takes entry `k` out of the list (no array is allocated: VMPTRLD and VMCLEAR are on the nested round trip). */
+  private remove(k: number): VmcsCache {
+    const e = this.entries;
+    const v = e[k]!;
+    for (let j = k; j < e.length - 1; j++) e[j] = e[j + 1]!;
+    e.length--;
+    return v;
   }
 
   /** VMPTRLD: makes the region at `hpa` current, reading it in unless it is on chip already. */
   makeCurrent(mem: PhysMemory, hpa: number): VmcsCache {
     const e = this.entries;
-    let v = this.find(hpa);
-    if (v !== undefined) {
-      e.splice(e.indexOf(v), 1);
+    const k = this.indexOf(hpa);
+    let v: VmcsCache;
+    if (k >= 0) {
+      v = k === e.length - 1 ? e.pop()! : this.remove(k);
     } else {
-      if (e.length >= VMCS_CACHE_ENTRIES) this.evict(mem, e.shift()!);
+      if (e.length >= VMCS_CACHE_ENTRIES) this.evict(mem, this.remove(0));
       v = this.free.pop() ?? new VmcsCache();
       v.load(mem, hpa);
     }
@@ -257,10 +284,10 @@ export class VmcsCacheSet {
 
   /** VMCLEAR: writes the region at `hpa` back if it is on chip and drops it; true when it was. */
   clear(mem: PhysMemory, hpa: number): boolean {
-    const v = this.find(hpa);
-    if (v === undefined) return false;
+    const k = this.indexOf(hpa);
+    if (k < 0) return false;
+    const v = this.remove(k);
     v.launched = false;
-    this.entries.splice(this.entries.indexOf(v), 1);
     this.evict(mem, v);
     return true;
   }
