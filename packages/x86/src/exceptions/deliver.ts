@@ -1,12 +1,13 @@
 /**
  * Event delivery and IRET (SDM Vol. 3A chapter 6 and 7.15; Vol. 2 INT n and IRET pseudocode):
- * the real-mode IVT, protected-mode IDT gates with the TSS stack switch, IA-32e 16-byte gates
- * with RSPn/IST, the double-fault rules, and triple fault reported as a shutdown.
+ * the real-mode IVT, protected-mode IDT gates with the TSS stack switch, task gates (a task
+ * switch, seg/task-switch.ts), IA-32e 16-byte gates with RSPn/IST, the double-fault rules, and
+ * triple fault reported as a shutdown.
  */
 import type { VirtCpu } from '../cpu/virt.js';
 import { ACCESS, INTERCEPT, STOP } from '../cpu/virt.js';
 import { EVENT_TYPE, INTR_INFO, VEC, makeIntrInfo } from '../cpu/events.js';
-import { ACTIVITY, AR, EFER, INTERRUPTIBILITY, RFLAGS, SEG } from '../cpu/state.js';
+import { ACTIVITY, AR, CR4, EFER, INTERRUPTIBILITY, RFLAGS, SEG } from '../cpu/state.js';
 import { readLinear } from '../mmu/linear.js';
 import {
   SEG_TYPE, SYS_TYPE, descAr, descToSegment, dplOf, isCode, nullSegment, readDescriptor, setAccessed,
@@ -16,6 +17,7 @@ import {
 } from '../seg/segments.js';
 import { StackCursor, readSp, stackAddrSize, writeSp } from '../seg/stack.js';
 import { readTss64Stack, readTssStack } from '../seg/tss.js';
+import { TASK_SOURCE, readGateTss, switchTasks, taskReturn } from '../seg/task-switch.js';
 import { isCanonical } from '../system/regs.js';
 import { EXC_CLASS, exceptionClass, isDoubleFault, isFaultClass } from './exception-class.js';
 
@@ -71,6 +73,7 @@ export function deliverEvent(cpu: VirtCpu, intrInfo: number, errorCode: number, 
   else if (software || t === EVENT_TYPE.PRIV_SW_EXCEPTION) cpu.setRflags(cpu.getRflags() & ~RFLAGS.RF);
 
   if (real) deliverReal(cpu, vector, retRip);
+  else if (t === EVENT_TYPE.SOFT_INTR && isV86(cpu) && cpu.cr4 & CR4.VME && v86Redirected(cpu, vector)) deliverV86(cpu, vector, retRip);
   else if (cpu.efer & EFER.LMA) deliverLong(cpu, vector, code, retRip, software);
   else deliverProtected(cpu, vector, t, code, retRip, software);
 
@@ -101,6 +104,47 @@ function deliverReal(cpu: VirtCpu, vector: number, retRip: number): void {
   cpu.setRflags(flags & ~(RFLAGS.IF | RFLAGS.TF | RFLAGS.AC));
 }
 
+/**
+ * INT n in virtual-8086 mode with CR4.VME (SDM 20.3.3, Table 20-2): bit n of the interrupt
+ * redirection bitmap, the 32 bytes below the I/O map base of the 32-bit TSS, clear sends it to
+ * the 8086 handler (methods 5 and 6); set, it goes to the IDT with IOPL = 3 (method 4) and
+ * raises #GP(0) with IOPL < 3 (method 3).
+ */
+function v86Redirected(cpu: VirtCpu, vector: number): boolean {
+  const tr = cpu.seg[SEG.TR]!;
+  const type = tr.ar & 0xf;
+  if (tr.ar & AR.UNUSABLE || (type !== SYS_TYPE.TSS_AVAIL && type !== SYS_TYPE.TSS_BUSY) || tr.limit < 0x67) cpu.fault(VEC.GP, 0);
+  const off = readLinear(cpu, tr.base + 0x66, 2) - 32 + (vector >>> 3);
+  if (off < 0 || off > tr.limit) cpu.fault(VEC.GP, 0);
+  const bit = (readLinear(cpu, tr.base + off, 1) >>> (vector & 7)) & 1;
+  if (bit === 0) return true;
+  if ((cpu.getRflags() & RFLAGS.IOPL) !== RFLAGS.IOPL) cpu.fault(VEC.GP, 0);
+  return false;
+}
+
+/**
+ * A redirected INT n: through the 8086 IVT at linear address 0 of the virtual-8086 task, on
+ * its own stack. With IOPL < 3 the pushed FLAGS show VIF as IF and IOPL as 3, and VIF (not
+ * IF) is cleared (SDM 20.3.3.4, 20.3.3.5).
+ */
+function deliverV86(cpu: VirtCpu, vector: number, retRip: number): void {
+  const flags = cpu.getRflags();
+  const iopl3 = (flags & RFLAGS.IOPL) === RFLAGS.IOPL;
+  const image = iopl3 ? flags : (flags & ~RFLAGS.IF) | (flags & RFLAGS.VIF ? RFLAGS.IF : 0) | RFLAGS.IOPL;
+  const ip = readLinear(cpu, vector * 4, 2, ACCESS.READ | ACCESS.USER);
+  const cs = readLinear(cpu, vector * 4 + 2, 2, ACCESS.READ | ACCESS.USER);
+  const st = new StackCursor(cpu, cpu.seg[SEG.SS]!, readSp(cpu, 16), 16, ACCESS.USER);
+  st.push(2, image);
+  st.push(2, cpu.seg[SEG.CS]!.selector);
+  st.push(2, retRip);
+  writeSp(cpu, 16, st.sp);
+  const c = cpu.seg[SEG.CS]!;
+  c.selector = cs;
+  c.base = cs << 4;
+  cpu.rip = ip;
+  cpu.setRflags(flags & ~(RFLAGS.TF | (iopl3 ? RFLAGS.IF : RFLAGS.VIF)));
+}
+
 /** Protected mode (and virtual-8086): 8-byte gates, stack switch from the TSS on an inner privilege level. */
 function deliverProtected(cpu: VirtCpu, vector: number, t: number, code: number, retRip: number, software: boolean): void {
   const ext = software ? 0 : 1;
@@ -120,10 +164,11 @@ function deliverProtected(cpu: VirtCpu, vector: number, t: number, code: number,
   if (software && dplOf(gateAr) < cpu.cpl) cpu.fault(VEC.GP, idtErr);
   if (!(gateAr & AR.P)) cpu.fault(VEC.NP, idtErr);
   if (gateType === SYS_TYPE.TASK_GATE) {
-    // Task switches are not modelled; a hypervisor sees the intercept, a bare guest gets #GP.
-    const e = cpu.ext;
-    if (e !== null && e.guest && e.intercept(INTERCEPT.TASK_SWITCH, lo >>> 16, 3)) cpu.abortInsn();
-    cpu.fault(VEC.GP, idtErr);
+    // The old task saves the return EIP; an exception's error code goes on the new task's stack.
+    const tssSel = lo >>> 16;
+    const tss = readGateTss(cpu, tssSel, ext);
+    if (switchTasks(cpu, tssSel, tss, TASK_SOURCE.GATE, retRip, code, ext)) cpu.abortInsn();
+    return;
   }
   const sel = lo >>> 16;
   const offset = ((lo & 0xffff) | (hi & 0xffff0000)) >>> 0;
@@ -231,8 +276,12 @@ export function iret(cpu: VirtCpu, opSize: 16 | 32 | 64): void {
   const size = stackAddrSize(cpu, long64);
   const st = new StackCursor(cpu, cpu.seg[SEG.SS]!, readSp(cpu, size), size, cpu.cpl === 3 ? ACCESS.USER : 0);
 
+  if (isV86(cpu) && (old & RFLAGS.IOPL) !== RFLAGS.IOPL) {
+    if (!(cpu.cr4 & CR4.VME) || w !== 2) cpu.fault(VEC.GP, 0);
+    iretV86Virtual(cpu, st, old);
+    return;
+  }
   if (isRealMode(cpu) || isV86(cpu)) {
-    if (isV86(cpu) && (old & RFLAGS.IOPL) !== RFLAGS.IOPL) cpu.fault(VEC.GP, 0);
     const ip = st.pop(w);
     const cs = st.pop(w) & 0xffff;
     const fl = st.pop(w);
@@ -252,8 +301,14 @@ export function iret(cpu: VirtCpu, opSize: 16 | 32 | 64): void {
     return;
   }
 
-  // Nested-task returns would be a task switch, which is not modelled; IA-32e mode forbids them.
-  if (old & RFLAGS.NT) cpu.fault(VEC.GP, 0);
+  // A nested task returns to its caller's task; IA-32e mode has no task switches.
+  if (old & RFLAGS.NT) {
+    if (cpu.efer & EFER.LMA) cpu.fault(VEC.GP, 0);
+    taskReturn(cpu, cpu.rip);
+    cpu.interruptibility &= ~INTERRUPTIBILITY.NMI;
+    cpu.stateChanged();
+    return;
+  }
   const lma = (cpu.efer & EFER.LMA) !== 0;
   const ripRaw = st.pop(w);
   const csSel = st.pop(w) & 0xffff;
@@ -295,6 +350,27 @@ export function iret(cpu: VirtCpu, opSize: 16 | 32 | 64): void {
   }
   cpu.rip = rip;
   cpu.setRflags(next);
+  cpu.interruptibility &= ~INTERRUPTIBILITY.NMI;
+  cpu.stateChanged();
+}
+
+/**
+ * 16-bit IRET in virtual-8086 mode with CR4.VME and IOPL < 3 (SDM Vol. 2, IRET; 20.3.3.5): the
+ * popped IF goes to VIF, IF and IOPL stay; #GP(0) if it would set VIF with VIP pending, or set TF.
+ */
+function iretV86Virtual(cpu: VirtCpu, st: StackCursor, old: number): void {
+  const ip = st.pop(2);
+  const cs = st.pop(2);
+  const fl = st.pop(2);
+  if ((fl & RFLAGS.IF && old & RFLAGS.VIP) || fl & RFLAGS.TF) cpu.fault(VEC.GP, 0);
+  const keep = RFLAGS.IF | RFLAGS.IOPL;
+  const next = (old & ~0xffff & ~RFLAGS.VIF) | (fl & 0xffff & ~keep) | (old & keep) | (fl & RFLAGS.IF ? RFLAGS.VIF : 0);
+  writeSp(cpu, 16, st.sp);
+  const c = cpu.seg[SEG.CS]!;
+  c.selector = cs;
+  c.base = cs << 4;
+  cpu.rip = ip;
+  cpu.setRflags(next | RFLAGS.FIXED1);
   cpu.interruptibility &= ~INTERRUPTIBILITY.NMI;
   cpu.stateChanged();
 }

@@ -6,7 +6,7 @@
  */
 import type { Cpu } from '../cpu/cpu.js';
 import { EVENT_TYPE, VEC, makeIntrInfo } from '../cpu/events.js';
-import { RFLAGS, SEG } from '../cpu/state.js';
+import { CR4, RFLAGS, SEG } from '../cpu/state.js';
 import { INTERCEPT } from '../cpu/virt.js';
 import type { Binder } from '../decode/binders.js';
 import type { Insn } from '../decode/insn.js';
@@ -185,7 +185,8 @@ function iretInsn(cpu: Cpu, i: Insn): void {
 }
 
 function intN(cpu: Cpu, i: Insn): void {
-  if (cpu.v86 && (cpu.rflags & RFLAGS.IOPL) !== RFLAGS.IOPL) cpu.fault(VEC.GP, 0);
+  // With CR4.VME the TSS's redirection bitmap decides first (exceptions/deliver.ts).
+  if (cpu.v86 && (cpu.rflags & RFLAGS.IOPL) !== RFLAGS.IOPL && !(cpu.cr4 & CR4.VME)) cpu.fault(VEC.GP, 0);
   cpu.syncFlags();
   if (cpu.ext !== null && cpu.ext.guest && cpu.ext.intercept(INTERCEPT.INTN, i.imm, 0)) return;
   cpu.rip = cpu.insnStart;

@@ -1,16 +1,17 @@
 /**
  * Flag instructions (SDM Vol. 1, 3.4.3; Vol. 2): CLC, STC, CMC, CLD, STD, LAHF, SAHF, SALC,
- * PUSHF and POPF with the IOPL and virtual-8086 rules for which flags may change.
+ * PUSHF and POPF with the IOPL and virtual-8086 rules for which flags may change (and VIF
+ * under CR4.VME).
  */
 import type { Cpu } from '../cpu/cpu.js';
 import { VEC } from '../cpu/events.js';
-import { RFLAGS } from '../cpu/state.js';
+import { CR4, RFLAGS } from '../cpu/state.js';
 import { INTERCEPT } from '../cpu/virt.js';
 import type { Binder } from '../decode/binders.js';
 import type { Insn } from '../decode/insn.js';
 import { getCF, materialize, setFlagBits } from '../flags/lazy-flags.js';
 import { setReg } from './operand.js';
-import { pop, push } from './stack.js';
+import { peek, pop, push } from './stack.js';
 
 /** The flags POPF may always change (SDM Vol. 2, POPF, Table 4-15 "Effect of POPF/POPFD on the EFLAGS Register"). */
 const POPF_ALWAYS = RFLAGS.CF | RFLAGS.PF | RFLAGS.AF | RFLAGS.ZF | RFLAGS.SF | RFLAGS.TF | RFLAGS.DF | RFLAGS.OF
@@ -22,16 +23,41 @@ function iopl(cpu: Cpu): number {
   return (cpu.rflags & RFLAGS.IOPL) >> RFLAGS.IOPL_SHIFT;
 }
 
+/**
+ * Virtual-8086 mode with IOPL < 3: #GP(0), unless CR4.VME is set and the operand size is 16
+ * (SDM 20.3.3.2): then PUSHF and POPF work on VIF in place of IF. True in that case.
+ */
+function v86Virtual(cpu: Cpu, i: Insn): boolean {
+  if (!cpu.v86 || iopl(cpu) === 3) return false;
+  if (!(cpu.cr4 & CR4.VME) || i.opSize !== 16) cpu.fault(VEC.GP, 0);
+  return true;
+}
+
 function pushf(cpu: Cpu, i: Insn): void {
-  if (cpu.v86 && iopl(cpu) < 3) cpu.fault(VEC.GP, 0);
+  const virtual = v86Virtual(cpu, i);
   if (cpu.ext !== null && cpu.ext.guest) { cpu.syncFlags(); if (cpu.ext.intercept(INTERCEPT.PUSHF, 0, 0)) return; }
-  const v = materialize(cpu) & ~(RFLAGS.VM | RFLAGS.RF);
+  let v = materialize(cpu) & ~(RFLAGS.VM | RFLAGS.RF);
+  // The image shows VIF as IF, and IOPL as 3 (SDM Vol. 2, PUSHF).
+  if (virtual) v = (v & ~RFLAGS.IF) | (v & RFLAGS.VIF ? RFLAGS.IF : 0) | RFLAGS.IOPL;
   push(cpu, i.opSize >> 3, i.opSize === 16 ? v & 0xffff : v);
 }
 
+/** POPF in virtual-8086 mode with VME: IF goes to VIF; #GP(0) if it would set VIF with VIP pending, or set TF. */
+function popfVirtual(cpu: Cpu): void {
+  const v = peek(cpu, 2);
+  const old = materialize(cpu);
+  if ((v & RFLAGS.IF && old & RFLAGS.VIP) || v & RFLAGS.TF) cpu.fault(VEC.GP, 0);
+  pop(cpu, 2);
+  const mask = POPF_ALWAYS & 0xffff;
+  const vif = v & RFLAGS.IF ? RFLAGS.VIF : 0;
+  cpu.rflags = ((old & ~mask & ~RFLAGS.VIF) | (v & mask) | vif | RFLAGS.FIXED1) & ~RFLAGS.RF;
+  cpu.lfMask = 0;
+}
+
 function popf(cpu: Cpu, i: Insn): void {
-  if (cpu.v86 && iopl(cpu) < 3) cpu.fault(VEC.GP, 0);
+  const virtual = v86Virtual(cpu, i);
   if (cpu.ext !== null && cpu.ext.guest) { cpu.syncFlags(); if (cpu.ext.intercept(INTERCEPT.POPF, 0, 0)) return; }
+  if (virtual) { popfVirtual(cpu); return; }
   const v = pop(cpu, i.opSize >> 3);
   let mask = POPF_ALWAYS;
   if (cpu.cpl <= iopl(cpu) || !cpu.protectedMode) mask |= RFLAGS.IF;

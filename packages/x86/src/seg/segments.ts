@@ -1,7 +1,8 @@
 /**
  * Segment-register loads and far control transfers (SDM Vol. 3A chapter 5; Vol. 2 MOV, POP,
  * LDS/LES/LFS/LGS/LSS, JMP, CALL, RET): the real-mode, virtual-8086, protected-mode and IA-32e
- * rules, with the faults and selector error codes the SDM lists.
+ * rules, with the faults and selector error codes the SDM lists. JMP and CALL to a TSS or task
+ * gate hand over to task-switch.ts.
  */
 import type { VirtCpu } from '../cpu/virt.js';
 import { VEC } from '../cpu/events.js';
@@ -14,6 +15,7 @@ import {
 import { StackCursor, readSp, stackAddrSize, writeSp } from './stack.js';
 import { isCanonical } from '../system/regs.js';
 import { readTss64Stack, readTssStack } from './tss.js';
+import { TASK_SOURCE, farTaskSwitch, isTss } from './task-switch.js';
 
 export function isRealMode(cpu: VirtCpu): boolean {
   return (cpu.cr0 & CR0.PE) === 0;
@@ -108,6 +110,11 @@ function checkDirectCode(cpu: VirtCpu, selector: number, ar: number): void {
   if (!(ar & AR.P)) cpu.fault(VEC.NP, err);
 }
 
+/** A TSS or task gate as a far JMP/CALL target: a task switch outside IA-32e mode (where both types are invalid: #GP). */
+function isTaskTarget(cpu: VirtCpu, ar: number): boolean {
+  return (cpu.efer & EFER.LMA) === 0 && (isTss(ar) || (ar & 0xf) === SYS_TYPE.TASK_GATE);
+}
+
 interface Gate { selector: number; offset: number; paramCount: number; size: 16 | 32 | 64 }
 
 /** Reads a call gate (SDM 5.8.3; 16 bytes in IA-32e mode) after the gate's own DPL/present checks. */
@@ -166,7 +173,10 @@ export function farJump(cpu: VirtCpu, selector: number, offset: number, opSize: 
     return;
   }
   if (ar & AR.S) cpu.fault(VEC.GP, selector & 0xfffc);
-  // Task switches through a TSS or task gate are not modelled: #GP as for a bad descriptor type.
+  if (isTaskTarget(cpu, ar)) {
+    farTaskSwitch(cpu, selector, d, TASK_SOURCE.JMP, cpu.rip);
+    return;
+  }
   const gate = readCallGate(cpu, selector, d);
   const cd = gateTarget(cpu, gate, false);
   const cs = descToSegment((gate.selector & 0xfffc) | cpu.cpl, cd);
@@ -217,6 +227,10 @@ export function farCall(cpu: VirtCpu, selector: number, offset: number, opSize: 
     return;
   }
   if (ar & AR.S) cpu.fault(VEC.GP, selector & 0xfffc);
+  if (isTaskTarget(cpu, ar)) {
+    farTaskSwitch(cpu, selector, d, TASK_SOURCE.CALL, nextRip);
+    return;
+  }
   const gate = readCallGate(cpu, selector, d);
   const cd = gateTarget(cpu, gate, true);
   const cdAr = descAr(cd);
