@@ -131,8 +131,8 @@ function deliverV86(cpu: VirtCpu, vector: number, retRip: number): void {
   const flags = cpu.getRflags();
   const iopl3 = (flags & RFLAGS.IOPL) === RFLAGS.IOPL;
   const image = iopl3 ? flags : (flags & ~RFLAGS.IF) | (flags & RFLAGS.VIF ? RFLAGS.IF : 0) | RFLAGS.IOPL;
-  const ip = readLinear(cpu, vector * 4, 2, ACCESS.READ | ACCESS.USER);
-  const cs = readLinear(cpu, vector * 4 + 2, 2, ACCESS.READ | ACCESS.USER);
+  const ip = readLinear(cpu, vector * 4, 2);
+  const cs = readLinear(cpu, vector * 4 + 2, 2);
   const st = new StackCursor(cpu, cpu.seg[SEG.SS]!, readSp(cpu, 16), 16, ACCESS.USER);
   st.push(2, image);
   st.push(2, cpu.seg[SEG.CS]!.selector);
