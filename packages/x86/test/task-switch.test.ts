@@ -6,7 +6,7 @@
  * task switches run through its emulator), so nothing is compared with it.
  */
 import { describe, expect, it } from 'vitest';
-import { CR0, RFLAGS, SEG } from '../src/cpu/state.js';
+import { CR0, INTERRUPTIBILITY, RFLAGS, SEG } from '../src/cpu/state.js';
 import { INTERCEPT, STOP, type VirtExtension } from '../src/cpu/virt.js';
 import { VEC } from '../src/cpu/events.js';
 import { buildGuest, guestToolsMissing } from './system-guest-build.js';
@@ -227,9 +227,12 @@ describe.skipIf(missing !== null)('task switching', () => {
     expect(t.m.cpu.run(10)).toBe(STOP.BUDGET); // inside task B, before its IRET
     expect(t.m.cpu.seg[SEG.TR]!.selector).toBe(SEL.TSS_B);
     const seen = exitOnTaskSwitch(t);
+    t.m.cpu.interruptibility |= INTERRUPTIBILITY.NMI;
     expect(t.m.cpu.run(100)).toBe(STOP.VMEXIT);
     expect(seen).toEqual([[SEL.TSS_A, 1]]);
     expect(t.m.cpu.seg[SEG.TR]!.selector).toBe(SEL.TSS_B);
+    // The IRET did not complete: NMIs stay blocked.
+    expect(t.m.cpu.interruptibility & INTERRUPTIBILITY.NMI).toBe(INTERRUPTIBILITY.NMI);
 
     const d = machine();
     d.tss32(TSS.C, { eip: sym('c_df'), esp: 0xa000 });

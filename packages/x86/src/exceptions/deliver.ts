@@ -304,7 +304,7 @@ export function iret(cpu: VirtCpu, opSize: 16 | 32 | 64): void {
   // A nested task returns to its caller's task; IA-32e mode has no task switches.
   if (old & RFLAGS.NT) {
     if (cpu.efer & EFER.LMA) cpu.fault(VEC.GP, 0);
-    taskReturn(cpu, cpu.rip);
+    if (taskReturn(cpu, cpu.rip)) return;
     cpu.interruptibility &= ~INTERRUPTIBILITY.NMI;
     cpu.stateChanged();
     return;

@@ -36,6 +36,8 @@ type TssLayout = typeof TSS32 | typeof TSS16;
 const DR7_LOCAL = 0x155;
 /** The T flag of a 32-bit TSS (offset 0x64, bit 0). */
 const TSS_T = 1;
+/** The EFLAGS bits a task switch loads (CF..ID; the reserved ones stay as the architecture fixes them). */
+const EFLAGS_DEFINED = 0x3f7fd5;
 const BUSY = 2;
 
 export function isTss(ar: number): boolean {
@@ -93,8 +95,11 @@ export function farTaskSwitch(cpu: VirtCpu, selector: number, d: RawDescriptor, 
   switchTasks(cpu, tssSel, tss, source, nextEip, -1, 0);
 }
 
-/** IRET with EFLAGS.NT = 1: back to the task in the previous-task link (SDM Vol. 2, IRET "TASK-RETURN"). */
-export function taskReturn(cpu: VirtCpu, nextEip: number): void {
+/**
+ * IRET with EFLAGS.NT = 1: back to the task in the previous-task link (SDM Vol. 2, IRET
+ * "TASK-RETURN"). Returns true when the switch VM-exited instead.
+ */
+export function taskReturn(cpu: VirtCpu, nextEip: number): boolean {
   const tr = cpu.seg[SEG.TR]!;
   const link = readLinear(cpu, tr.base, 2);
   const err = link & 0xfffc;
@@ -103,7 +108,7 @@ export function taskReturn(cpu: VirtCpu, nextEip: number): void {
   const ar = descAr(d);
   if (!isTss(ar) || !isBusy(ar)) cpu.fault(VEC.TS, err);
   if (!(ar & AR.P)) cpu.fault(VEC.NP, err);
-  switchTasks(cpu, link, d, TASK_SOURCE.IRET, nextEip, -1, 0);
+  return switchTasks(cpu, link, d, TASK_SOURCE.IRET, nextEip, -1, 0);
 }
 
 /** Sets or clears the busy bit of the GDT's TSS descriptor `selector`. */
@@ -222,7 +227,7 @@ function loadTaskState(cpu: VirtCpu, s: TaskState, l: TssLayout, nesting: boolea
   for (let i = 0; i < 8; i++) cpu.gpr[i] = s.gpr[i]!;
   cpu.rip = s.eip;
   restartAt(cpu, s.eip);
-  cpu.setRflags((s.eflags | RFLAGS.FIXED1 | (nesting ? RFLAGS.NT : 0)) >>> 0);
+  cpu.setRflags((s.eflags & EFLAGS_DEFINED) | RFLAGS.FIXED1 | (nesting ? RFLAGS.NT : 0));
   const v86 = (s.eflags & RFLAGS.VM) !== 0 && l === TSS32;
   const cpl = v86 ? 3 : s.sel[SEG.CS]! & 3;
   // Until SS is loaded the CPU runs at CPL 3, so a fault here switches to a stack from the new TSS.
