@@ -39,6 +39,7 @@ export interface Tss32Init {
   eax?: number;
   ss0?: number;
   esp0?: number;
+  cr3?: number;
   trap?: boolean;
   ioMapBase?: number;
 }
@@ -97,6 +98,7 @@ export class TaskMachine {
     const data = t.ds ?? SEL.DATA;
     w(0x04, t.esp0 ?? 0x9000);
     w(0x08, t.ss0 ?? SEL.DATA);
+    w(0x1c, t.cr3 ?? 0);
     w(0x20, t.eip);
     w(0x24, t.eflags ?? RFLAGS.FIXED1);
     w(0x28, t.eax ?? 0);

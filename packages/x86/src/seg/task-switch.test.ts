@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AR, EFER, RFLAGS, SEG } from '../cpu/state.js';
+import { AR, CR0, CR4, EFER, RFLAGS, SEG } from '../cpu/state.js';
 import { VEC } from '../cpu/events.js';
 import { iret } from '../exceptions/deliver.js';
 import { Fault, faultOf } from '../../test/system-harness.js';
@@ -94,5 +94,27 @@ describe('task switch loads after the commit point (SDM Table 7-1)', () => {
     t.tss32(TSS.B, { eip: 0x2000, esp: 0x9000, cs: 0x68 });
     expect(err(faultOf(() => farJump(t.m.cpu, SEL.TSS_B, 0, 32)))).toEqual([VEC.GP, 0]);
     expect(t.m.cpu.seg[SEG.CS]!.selector).toBe(0x68);
+  });
+
+  it('CR3 comes from a 32-bit TSS under paging; under PAE a bad PDPTE is #GP(0) in the new task', () => {
+    const t = machine();
+    const { cpu, mem } = t.m;
+    const PD = 0x11000;
+    mem.write32(PD, 0x83); // 2 MiB page at 0, writable
+    for (const pdpt of [0x10000, 0x12000, 0x13000]) mem.write32(pdpt, PD | 1);
+    mem.write32(0x13000 + 8, 0x14000 | 1 | 2); // present with reserved bit 1
+    cpu.cr4 = CR4.PAE;
+    cpu.cr3 = 0x10000;
+    cpu.cr0 |= CR0.PG;
+    cpu.stateChanged();
+    t.tss32(TSS.B, { eip: 0x2000, esp: 0x9000, cr3: 0x12000 });
+    farJump(cpu, SEL.TSS_B, 0, 32);
+    expect(cpu.cr3).toBe(0x12000);
+    expect(cpu.seg[SEG.TR]!.selector).toBe(SEL.TSS_B);
+    t.tss32(TSS.A, { eip: 0x2000, esp: 0x9000, cr3: 0x13000 });
+    expect(err(faultOf(() => farJump(cpu, SEL.TSS_A, 0, 32)))).toEqual([VEC.GP, 0]);
+    expect(cpu.cr3).toBe(0x12000);
+    expect(cpu.seg[SEG.TR]!.selector).toBe(SEL.TSS_A);
+    expect(cpu.rip).toBe(0x2000);
   });
 });
