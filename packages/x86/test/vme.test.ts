@@ -68,6 +68,21 @@ describe.skipIf(missing !== null)('virtual-8086 mode with CR4.VME', () => {
     expect(t.m.cpu.gpr[4]! >>> 0).toBe(0x9000 - 40 + 16); // the ring-0 frame (GS, FS, DS, ES, SS, ESP, EFLAGS, CS, EIP, error code) after four pops
   });
 
+  it('with IOPL = 3 the flags are the real ones: a redirected INT n clears IF, a set bit goes to the IDT', () => {
+    const t = v86Machine(RFLAGS.IOPL);
+    expect(t.m.cpu.run(200)).toBe(STOP.HLT);
+    const [afterCli, afterSti, inHandler, bx, afterIret, code, eip, , eflags] = t.reports();
+    expect(afterCli! & RFLAGS.IF).toBe(0);
+    expect(afterSti! & RFLAGS.IF).toBe(RFLAGS.IF);
+    expect(inHandler! & RFLAGS.IF).toBe(0);
+    expect(bx).toBe(0x2121);
+    expect(afterIret! & RFLAGS.IF).toBe(RFLAGS.IF);
+    // IDT[0x22] is empty: #GP(0x22 * 8 + 2) shows the INT went to the IDT.
+    expect(code).toBe(0x22 * 8 + 2);
+    expect(eip).toBe(sym('v86_int22'));
+    expect(eflags! & (RFLAGS.VM | RFLAGS.VIF | RFLAGS.IF)).toBe(RFLAGS.VM | RFLAGS.IF);
+  });
+
   it('STI with VIP pending raises #GP(0) and leaves VIF clear', () => {
     const t = v86Machine(RFLAGS.VIP);
     expect(t.m.cpu.run(200)).toBe(STOP.HLT);
