@@ -84,6 +84,11 @@ export class VmxSilicon implements VirtExtension {
   eptRoot = 0;
   eptAd = false;
   tscOffsetValue = 0n;
+  /** TSC_OFFSET of the current controls, and the halves tscOffsetValue was made from. */
+  private tscLo = 0;
+  private tscHi = 0;
+  private tscValueLo = 0;
+  private tscValueHi = 0;
   /** IA32_PAT as last saved into GUEST_IA32_PAT, so unchanged PATs cost no BigInt work per exit. */
   savedPat: bigint | undefined = undefined;
   /** The PAT field value last loaded into the CPU, as halves and as the MSR's BigInt. */
@@ -217,9 +222,10 @@ export class VmxSilicon implements VirtExtension {
     const eptp = v.readNum(F.EPT_POINTER);
     this.eptRoot = eptp - (eptp % 4096);
     this.eptAd = (v.lo[F.EPT_POINTER]! & EPTP.AD_ENABLE) !== 0;
-    if (switched || v.dirty[F.TSC_OFFSET] || v.dirty[F.CPU_BASED_VM_EXEC_CONTROL]) {
-      this.tscOffsetValue = this.proc & CPU_BASED.USE_TSC_OFFSETTING ? v.read64(F.TSC_OFFSET) : 0n;
-    }
+    // The TSC offset as halves: the BigInt RDTSC wants is made by tscOffset(), when they changed.
+    const offsetting = (this.proc & CPU_BASED.USE_TSC_OFFSETTING) !== 0;
+    this.tscLo = offsetting ? v.lo[F.TSC_OFFSET]! : 0;
+    this.tscHi = offsetting ? v.hi[F.TSC_OFFSET]! : 0;
   }
 
   private enterGuest(fromTs: boolean): void {
@@ -478,6 +484,11 @@ export class VmxSilicon implements VirtExtension {
   }
 
   tscOffset(): bigint {
+    if (this.tscLo !== this.tscValueLo || this.tscHi !== this.tscValueHi) {
+      this.tscValueLo = this.tscLo;
+      this.tscValueHi = this.tscHi;
+      this.tscOffsetValue = BigInt.asUintN(64, (BigInt(this.tscHi) << 32n) | BigInt(this.tscLo >>> 0));
+    }
     return this.tscOffsetValue;
   }
 }
