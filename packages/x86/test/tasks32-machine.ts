@@ -40,6 +40,7 @@ export interface Tss32Init {
   ss0?: number;
   esp0?: number;
   cr3?: number;
+  ldt?: number;
   trap?: boolean;
   ioMapBase?: number;
 }
@@ -109,7 +110,7 @@ export class TaskMachine {
     w(0x54, data);
     w(0x58, SEL.DATA);
     w(0x5c, SEL.DATA);
-    w(0x60, 0);
+    w(0x60, t.ldt ?? 0);
     w(0x64, ((t.ioMapBase ?? 0x68) << 16) | (t.trap === true ? 1 : 0));
   }
 

@@ -117,4 +117,21 @@ describe('task switch loads after the commit point (SDM Table 7-1)', () => {
     expect(cpu.seg[SEG.TR]!.selector).toBe(SEL.TSS_A);
     expect(cpu.rip).toBe(0x2000);
   });
+
+  it('the LDT of the new task is loaded before its segments, which may come from it; a bad LDT is #TS(LDT selector)', () => {
+    const t = machine();
+    const { cpu, mem } = t.m;
+    t.setDesc(0x68, ...descriptor(0x600, 0x0f, 0x82, 0));
+    cpu.gdtr = { base: 0x500, limit: 0x6f };
+    const [lo, hi] = descriptor(0x40000, 0xffff, 0x93, 0);
+    mem.write32(0x600, lo);
+    mem.write32(0x604, hi);
+    t.tss32(TSS.B, { eip: 0x2000, esp: 0x9000, ldt: 0x68, ds: 0x04 });
+    farJump(cpu, SEL.TSS_B, 0, 32);
+    expect(cpu.seg[SEG.LDTR]).toMatchObject({ selector: 0x68, base: 0x600, limit: 0x0f });
+    expect(cpu.seg[SEG.DS]).toMatchObject({ selector: 0x04, base: 0x40000, limit: 0xffff });
+    const u = machine();
+    u.tss32(TSS.B, { eip: 0x2000, esp: 0x9000, ldt: SEL.DATA });
+    expect(err(faultOf(() => farJump(u.m.cpu, SEL.TSS_B, 0, 32)))).toEqual([VEC.TS, SEL.DATA]);
+  });
 });
