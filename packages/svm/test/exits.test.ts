@@ -1,7 +1,7 @@
 /** One guest per exit path of kvm_amd, through the core's /dev/kvm (KVM_RUN and kvm_run). */
 import { describe, expect, it } from 'vitest';
 import { KVM, KVM_INTERRUPT_STRUCT, encodeStruct, type StructValue } from '@kvmts/core';
-import { createVm, getRegs, kvmRun, load, realMode, setSregs, KVM_EXIT, type TestVm } from './vm.js';
+import { createVm, getRegs, getSregs, kvmRun, load, realMode, setSregs, KVM_EXIT, type TestVm } from './vm.js';
 import { toSvm } from '../src/kvm/setup.js';
 import { VMCB } from '../src/hw/fields.js';
 
@@ -135,5 +135,18 @@ describe('VMCB clean bits kept by kvm_amd', () => {
     });
     expect(kvmRun(vm)).toBe(KVM_EXIT.IO);
     expect([vm.run.io.get().port, ioData(vm)]).toEqual([0x99, 0x42]);
+  });
+});
+
+describe('CR3 from KVM_SET_SREGS', () => {
+  it('reaches the VMCB (the guest runs with it and KVM_GET_SREGS reads it back after the next exit)', () => {
+    const vm = createVm();
+    load(vm, 0x1000, [0xe6, 0x98, 0x0f, 0x20, 0xd8, 0xe6, 0x99, 0xf4]); // out 0x98, al; mov eax, cr3; out 0x99, al; hlt (NPT: CR3 reads do not exit)
+    realMode(vm);
+    expect(kvmRun(vm)).toBe(KVM_EXIT.IO);
+    setSregs(vm, (s) => { s['cr3'] = 0x5000n; });
+    expect(kvmRun(vm)).toBe(KVM_EXIT.IO);
+    expect(getRegs(vm)['rax']).toBe(0x5000n);
+    expect(getSregs(vm)['cr3']).toBe(0x5000n);
   });
 });

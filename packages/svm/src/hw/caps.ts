@@ -50,5 +50,6 @@ export const MAX_PA = 2 ** MAXPHYADDR;
 
 /** Whether `pa` is page aligned and below MAXPHYADDR (the VM_HSAVE_PA / VMRUN rAX checks). */
 export function isPageAlignedPa(pa: number): boolean {
-  return pa >= 0 && pa < MAX_PA && pa % 4096 === 0;
+  // `& 0xfff` keeps the low bits of any integer below 2^53, without a floating-point remainder.
+  return pa >= 0 && pa < MAX_PA && (pa & 0xfff) === 0;
 }

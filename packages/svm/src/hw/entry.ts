@@ -5,41 +5,67 @@
  * flush by ASID as TLB_CONTROL says, and queue EVENTINJ for delivery before the first guest
  * instruction (15.20).
  */
-import { AR, CR0, CR4, EFER, INTERRUPTIBILITY, type VirtCpu } from '@kvmts/x86';
+import { AR, CR0, CR4, EFER, INTERRUPTIBILITY, type PhysMemory, type VirtCpu } from '@kvmts/x86';
 import { MAX_PA, MAXPHYADDR } from './caps.js';
 import {
-  INTERCEPT_BIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, SVM_NESTED_CTL_NP_ENABLE, SWITCHED_SEG, TLB_CONTROL,
+  INTERCEPT_BIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, SVM_NESTED_CTL_NP_ENABLE, SWITCHED_SEG, TLB_CONTROL, cleanMaskAt,
   V_IRQ_MASK, V_TPR_MASK, VMCB, VMCB_CLEAN, VMCB_SEG,
 } from './fields.js';
 import { VmcbRegion, unsigned64 } from './region.js';
 import { svmVmexitInvalid } from './exit.js';
+import { HOST_SAVED } from './host-saved.js';
 import { flushIfPagingChanged } from './tdp.js';
 import type { SvmSilicon } from './silicon.js';
 
 /**
  * The host state VMRUN saves (APM 15.5.1): ES, CS, SS, DS, GDTR, IDTR, EFER, CR0, CR3, CR4,
- * RFLAGS, RIP (next), RSP, RAX. The segment and descriptor-table registers are also held aside
- * as they are, for #VMEXIT to switch back without decoding them again.
+ * RFLAGS, RIP (next), RSP, RAX. The processor keeps it (the segment and descriptor-table
+ * registers as they are), and the host save area gets a copy, written where it changed since
+ * the last VMRUN saved into the same area: the area's format is the processor's own, and
+ * software must not write it (15.30.4).
  */
 export function saveHost(svm: SvmSilicon, h: VmcbRegion, nextRip: number): void {
   const cpu = svm.cpu;
+  const rec = svm.hostSaved;
+  const fresh = svm.hostSavedPa !== h.pa;
+  svm.hostSavedPa = h.pa;
   for (let i = 0; i < 4; i++) {
     const s = cpu.seg[i]!;
     svm.hostSeg[i] = s;
-    h.writeSeg(SWITCHED_SEG[i]!, s);
+    const k = HOST_SAVED.SEG + 4 * i;
+    if (fresh || rec[k] !== s.selector || rec[k + 1] !== s.base || rec[k + 2] !== s.limit || rec[k + 3] !== s.ar) {
+      rec[k] = s.selector; rec[k + 1] = s.base; rec[k + 2] = s.limit; rec[k + 3] = s.ar;
+      h.writeSeg(SWITCHED_SEG[i]!, s);
+    }
   }
   svm.hostGdtr = cpu.gdtr;
   svm.hostIdtr = cpu.idtr;
-  h.writeDtr(VMCB_SEG.gdtr, cpu.gdtr);
-  h.writeDtr(VMCB_SEG.idtr, cpu.idtr);
-  h.w64(VMCB.efer, cpu.efer);
-  h.w64(VMCB.cr0, cpu.cr0 >>> 0);
-  h.w64(VMCB.cr3, cpu.cr3);
-  h.w64(VMCB.cr4, cpu.cr4 >>> 0);
-  h.w64(VMCB.rflags, cpu.getRflags() >>> 0);
-  h.w64(VMCB.rip, nextRip);
-  h.w64Halves(VMCB.rsp, cpu.gpr[4]!, cpu.gprHi[4]!);
-  h.w64Halves(VMCB.rax, cpu.gpr[0]!, cpu.gprHi[0]!);
+  if (fresh || rec[HOST_SAVED.GDTR_BASE] !== cpu.gdtr.base || rec[HOST_SAVED.GDTR_LIMIT] !== cpu.gdtr.limit) {
+    rec[HOST_SAVED.GDTR_BASE] = cpu.gdtr.base; rec[HOST_SAVED.GDTR_LIMIT] = cpu.gdtr.limit;
+    h.writeDtr(VMCB_SEG.gdtr, cpu.gdtr);
+  }
+  if (fresh || rec[HOST_SAVED.IDTR_BASE] !== cpu.idtr.base || rec[HOST_SAVED.IDTR_LIMIT] !== cpu.idtr.limit) {
+    rec[HOST_SAVED.IDTR_BASE] = cpu.idtr.base; rec[HOST_SAVED.IDTR_LIMIT] = cpu.idtr.limit;
+    h.writeDtr(VMCB_SEG.idtr, cpu.idtr);
+  }
+  save64(rec, h, fresh, HOST_SAVED.EFER, VMCB.efer, cpu.efer);
+  save64(rec, h, fresh, HOST_SAVED.CR0, VMCB.cr0, cpu.cr0 >>> 0);
+  save64(rec, h, fresh, HOST_SAVED.CR3, VMCB.cr3, cpu.cr3);
+  save64(rec, h, fresh, HOST_SAVED.CR4, VMCB.cr4, cpu.cr4 >>> 0);
+  save64(rec, h, fresh, HOST_SAVED.RFLAGS, VMCB.rflags, cpu.getRflags() >>> 0);
+  save64(rec, h, fresh, HOST_SAVED.RIP, VMCB.rip, nextRip);
+  save32(rec, h, fresh, HOST_SAVED.RSP_LO, VMCB.rsp, cpu.gpr[4]!);
+  save32(rec, h, fresh, HOST_SAVED.RSP_HI, VMCB.rsp + 4, cpu.gprHi[4]!);
+  save32(rec, h, fresh, HOST_SAVED.RAX_LO, VMCB.rax, cpu.gpr[0]!);
+  save32(rec, h, fresh, HOST_SAVED.RAX_HI, VMCB.rax + 4, cpu.gprHi[0]!);
+}
+
+function save64(rec: Float64Array, h: VmcbRegion, fresh: boolean, k: number, off: number, value: number): void {
+  if (fresh || rec[k] !== value) { rec[k] = value; h.w64(off, value); }
+}
+
+function save32(rec: Float64Array, h: VmcbRegion, fresh: boolean, k: number, off: number, value: number): void {
+  if (fresh || rec[k] !== value) { rec[k] = value; h.w32(off, value); }
 }
 
 /** EFER bits that exist (SCE, LME, LMA, NXE, SVME, LMSLE, FFXSR, TCE); the rest must be zero. */
@@ -99,6 +125,8 @@ export const VMRUN_CHECKS: readonly VmrunCheck[] = [
 
 /** Every dword some check reads, and for each check the bit mask of its dwords in that list. */
 const CHECK_DWORDS = [...new Set(VMRUN_CHECKS.flatMap((c) => c.deps))];
+/** The clean bit of each checked dword: state the processor takes from its cache was checked when it was loaded. */
+const CHECK_DWORD_CLEAN = CHECK_DWORDS.map(cleanMaskAt);
 const CHECK_MASKS = VMRUN_CHECKS.map((c) => c.deps.reduce((m, d) => m | (1 << CHECK_DWORDS.indexOf(d)), 0));
 
 /** Runs every check; the first failure's name, or null. */
@@ -117,10 +145,15 @@ export class VmrunCheckCache {
   valid = false;
 }
 
-/** The incremental form of svmVmrunConsistencyCheck: the same answer, re-checking only what changed. */
-export function svmVmrunConsistencyCheckIncremental(v: VmcbRegion, cache: VmrunCheckCache): string | null {
+/**
+ * The incremental form of svmVmrunConsistencyCheck: the same answer, re-checking only what changed.
+ * `clean` is the VMCB clean bits this VMRUN honours: the groups they mark are taken from state
+ * already checked, so their dwords are not read again.
+ */
+export function svmVmrunConsistencyCheckIncremental(v: VmcbRegion, cache: VmrunCheckCache, clean = 0): string | null {
   let changed = 0;
   for (let i = 0; i < CHECK_DWORDS.length; i++) {
+    if ((clean & CHECK_DWORD_CLEAN[i]!) !== 0 && cache.valid) continue;
     const w = v.r32(CHECK_DWORDS[i]!);
     if (w !== cache.words[i]) { cache.words[i] = w; changed |= 1 << i; }
   }
@@ -147,14 +180,14 @@ export function svmEnterGuest(svm: SvmSilicon, vmcbPa: number, hostNextRip: numb
   svm.vmcb = v;
   saveHost(svm, svm.hsave(), hostNextRip);
   svm.hostCr8 = cpu.cr8;
-  const failed = svmVmrunConsistencyCheckIncremental(v, svm.checkCacheFor(vmcbPa));
+  // Clean bits count only for the VMCB whose state this processor holds (15.15.3).
+  const clean = vmcbPa === svm.cachedVmcbPa ? v.r32(VMCB.clean) : 0;
+  const failed = svmVmrunConsistencyCheckIncremental(v, svm.checkCacheFor(vmcbPa), clean);
   svm.entryFailure = failed;
   if (failed !== null) {
     svmVmexitInvalid(svm, v);
     return false;
   }
-  // Clean bits count only for the VMCB whose state this processor holds (15.15.3).
-  const clean = vmcbPa === svm.cachedVmcbPa ? v.r32(VMCB.clean) : 0;
   svm.cachedVmcbPa = vmcbPa;
   loadControl(svm, v, clean);
   loadGuest(svm, v, clean);
@@ -180,6 +213,18 @@ export function svmEnterGuest(svm: SvmSilicon, vmcbPa: number, hostNextRip: numb
 
 const isDirty = (clean: number, bit: number): boolean => (clean & (1 << bit)) === 0;
 
+/** The IOPM is 12 KiB, the MSRPM 8 KiB (15.10.1, 15.11). */
+const IOPM_BYTES = 3 * 4096;
+const MSRPM_BYTES = 2 * 4096;
+
+/** A live view of [pa, pa+len) when it lies in DRAM inside one backing chunk, else null. */
+function mapView(mem: PhysMemory, pa: number, len: number): Uint8Array | null {
+  if (!mem.contains(pa) || !mem.contains(pa + len - 1)) return null;
+  const chunk = mem.chunk(pa);
+  const at = pa % chunk.length;
+  return at + len <= chunk.length ? chunk.subarray(at, at + len) : null;
+}
+
 /** The control area the silicon acts on while the guest runs, read at VMRUN unless clean. */
 function loadControl(svm: SvmSilicon, v: VmcbRegion, clean: number): void {
   if (isDirty(clean, VMCB_CLEAN.INTERCEPTS)) {
@@ -197,6 +242,8 @@ function loadControl(svm: SvmSilicon, v: VmcbRegion, clean: number): void {
   if (isDirty(clean, VMCB_CLEAN.PERM_MAP)) {
     svm.iopmPa = v.rPa(VMCB.iopm_base_pa) - (v.r32(VMCB.iopm_base_pa) & 0xfff);
     svm.msrpmPa = v.rPa(VMCB.msrpm_base_pa) - (v.r32(VMCB.msrpm_base_pa) & 0xfff);
+    svm.iopm = mapView(svm.mem, svm.iopmPa, IOPM_BYTES);
+    svm.msrpm = mapView(svm.mem, svm.msrpmPa, MSRPM_BYTES);
   }
   if (isDirty(clean, VMCB_CLEAN.ASID)) svm.asid = v.r32(VMCB.asid);
   if (isDirty(clean, VMCB_CLEAN.INTR)) {

@@ -7,6 +7,7 @@ import { CR0, EVENT_TYPE, INTERRUPTIBILITY, STOP } from '@kvmts/x86';
 import { SVM_EXIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, SWITCHED_SEG, V_IRQ_MASK, V_TPR_MASK, VMCB, VMCB_SEG } from './fields.js';
 import type { VmcbRegion } from './region.js';
 import { notePaging } from './tdp.js';
+import { HOST_SAVED } from './host-saved.js';
 import type { SvmSilicon } from './silicon.js';
 
 /** The CPU's event layout (VMX interruption information) to EXITINTINFO: types 0, 2, 3, 4 coincide; INT1/INT3/INTO are exceptions. */
@@ -100,24 +101,21 @@ function saveGuest(svm: SvmSilicon, v: VmcbRegion): void {
   v.w32(VMCB.int_state, cpu.interruptibility & (INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS) ? SVM_INTERRUPT_SHADOW_MASK : 0);
 }
 
-/**
- * Loads the host state VMRUN saved (APM 15.6 list), with DR7 disabled and CPL 0: the segment and
- * descriptor-table registers as VMRUN held them aside, the rest from the save area.
- */
+/** Loads the host state VMRUN saved, as the processor kept it (APM 15.6 list), with DR7 disabled and CPL 0. */
 export function loadHost(svm: SvmSilicon): void {
   const cpu = svm.cpu;
-  const h = svm.hsave();
+  const rec = svm.hostSaved;
   for (let i = 0; i < 4; i++) cpu.seg[i] = svm.hostSeg[i]!;
   cpu.gdtr = svm.hostGdtr;
   cpu.idtr = svm.hostIdtr;
-  cpu.efer = h.r32(VMCB.efer);
-  cpu.cr0 = h.r32(VMCB.cr0) | CR0.PE;
-  cpu.cr4 = h.r32(VMCB.cr4);
-  cpu.cr3 = h.rPa(VMCB.cr3);
-  cpu.setRflags(h.r32(VMCB.rflags));
-  cpu.rip = h.rAddr(VMCB.rip);
-  cpu.gpr[4] = h.r32(VMCB.rsp); cpu.gprHi[4] = h.r32(VMCB.rsp + 4);
-  cpu.gpr[0] = h.r32(VMCB.rax); cpu.gprHi[0] = h.r32(VMCB.rax + 4);
+  cpu.efer = rec[HOST_SAVED.EFER]!;
+  cpu.cr0 = rec[HOST_SAVED.CR0]! | CR0.PE;
+  cpu.cr4 = rec[HOST_SAVED.CR4]!;
+  cpu.cr3 = rec[HOST_SAVED.CR3]!;
+  cpu.setRflags(rec[HOST_SAVED.RFLAGS]!);
+  cpu.rip = rec[HOST_SAVED.RIP]!;
+  cpu.gpr[4] = rec[HOST_SAVED.RSP_LO]!; cpu.gprHi[4] = rec[HOST_SAVED.RSP_HI]!;
+  cpu.gpr[0] = rec[HOST_SAVED.RAX_LO]!; cpu.gprHi[0] = rec[HOST_SAVED.RAX_HI]!;
   cpu.dr[7] = 0x400;
   cpu.cr8 = svm.hostCr8;
   cpu.interruptibility = 0;

@@ -178,6 +178,31 @@ export const VMCB_CLEAN = {
   INTERCEPTS: 0, PERM_MAP: 1, ASID: 2, INTR: 3, NPT: 4, CR: 5, DR: 6, DT: 7, SEG: 8, CR2: 9, LBR: 10, AVIC: 11,
 } as const;
 
+/** The fields each VMCB clean bit covers (APM 15.15.3, Table 15-9); a field in none is loaded at every VMRUN. */
+export const VMCB_CLEAN_FIELDS: readonly (readonly [number, readonly VmcbFieldName[]])[] = [
+  [VMCB_CLEAN.INTERCEPTS, ['intercept_cr', 'intercept_dr', 'intercept_exceptions', 'intercept_misc1', 'intercept_misc2',
+    'intercept_misc3', 'tsc_offset', 'pause_filter_thresh', 'pause_filter_count']],
+  [VMCB_CLEAN.PERM_MAP, ['iopm_base_pa', 'msrpm_base_pa']],
+  [VMCB_CLEAN.ASID, ['asid']],
+  [VMCB_CLEAN.INTR, ['int_ctl', 'int_vector']],
+  [VMCB_CLEAN.NPT, ['nested_cr3', 'g_pat']],
+  [VMCB_CLEAN.CR, ['cr0', 'cr3', 'cr4', 'efer']],
+  [VMCB_CLEAN.DR, ['dr6', 'dr7']],
+  [VMCB_CLEAN.DT, ['gdtr_limit', 'gdtr_base', 'idtr_limit', 'idtr_base']],
+  [VMCB_CLEAN.SEG, ['es_selector', 'es_attrib', 'es_limit', 'es_base', 'cs_selector', 'cs_attrib', 'cs_limit', 'cs_base',
+    'ss_selector', 'ss_attrib', 'ss_limit', 'ss_base', 'ds_selector', 'ds_attrib', 'ds_limit', 'ds_base', 'cpl']],
+  [VMCB_CLEAN.CR2, ['cr2']],
+  [VMCB_CLEAN.LBR, ['dbgctl']],
+];
+
+/** The clean bit (as a mask) covering the VMCB byte at `off`, or 0. */
+export function cleanMaskAt(off: number): number {
+  for (const [bit, names] of VMCB_CLEAN_FIELDS) {
+    for (const n of names) if (off >= VMCB[n] && off < VMCB[n] + VMCB_SIZE[n]) return 1 << bit;
+  }
+  return 0;
+}
+
 /** The #NPF exit_info_1 bits beyond the page-fault error code (APM 15.25.6). */
 export const NPF_INFO = {
   P: 1 << 0, RW: 1 << 1, US: 1 << 2, RSV: 1 << 3, ID: 1 << 4,

@@ -132,6 +132,22 @@ describe('IOIO through the IOPM (APM 15.10)', () => {
     runGuest(r, [op(INTERCEPT.IO, 0x80, 1)]);
     expect(exitCode(r)).toBe(SVM_EXIT.INTR);
   });
+
+  it('reads the IOPM live wherever it lies: across a 2 MiB boundary of the backing store too', () => {
+    for (const iopm of [IOPM_PA, 0x1ff000]) {
+      const r = rig();
+      setIntercept(r.v, INTERCEPT_BIT.IOIO_PROT);
+      r.v.w64(VMCB.iopm_base_pa, iopm);
+      const exitsOn = (port: number): boolean => {
+        r.cpu.bus.ram.write8(iopm + (port >> 3), 1 << (port & 7));
+        runGuest(r, [op(INTERCEPT.IO, port, 1)]);
+        r.cpu.bus.ram.write8(iopm + (port >> 3), 0);
+        return exitCode(r) === SVM_EXIT.IOIO;
+      };
+      // Port 0x9000's bit is in the IOPM's second page (past the boundary in the second case).
+      expect([exitsOn(0x3f8), exitsOn(0x9000)], `IOPM at 0x${iopm.toString(16)}`).toEqual([true, true]);
+    }
+  });
 });
 
 describe('MSR through the MSRPM (APM 15.11)', () => {

@@ -120,9 +120,12 @@ function readMap(mem: PhysMemory, pa: number): number {
 function ioIntercept(svm: SvmSilicon, port: number, info: number): boolean {
   if (!isIntercept(svm, INTERCEPT_BIT.IOIO_PROT)) return false;
   const size = info & IO_INFO.SIZE_MASK;
-  const mem = svm.cpu.bus.ram;
+  const map = svm.iopm;
   let hit = false;
-  for (let p = port; p < port + size && !hit; p++) hit = ((readMap(mem, svm.iopmPa + (p >>> 3)) >>> (p & 7)) & 1) !== 0;
+  for (let p = port; p < port + size && !hit; p++) {
+    const byte = map !== null ? map[p >>> 3]! : readMap(svm.mem, svm.iopmPa + (p >>> 3));
+    hit = ((byte >>> (p & 7)) & 1) !== 0;
+  }
   if (!hit) return false;
   const op = svm.cpu.operand;
   let info1 = (port & 0xffff) << SVM_IOIO.PORT_SHIFT;
@@ -151,7 +154,9 @@ function msrIntercept(svm: SvmSilicon, msr: number, write: boolean): boolean {
   const bit = msrpmOffset(msr);
   if (bit >= 0) {
     const b = bit + (write ? 1 : 0);
-    if (((readMap(svm.cpu.bus.ram, svm.msrpmPa + (b >>> 3)) >>> (b & 7)) & 1) === 0) return false;
+    const map = svm.msrpm;
+    const byte = map !== null ? map[b >>> 3]! : readMap(svm.mem, svm.msrpmPa + (b >>> 3));
+    if (((byte >>> (b & 7)) & 1) === 0) return false;
   }
   return exitInsn(svm, SVM_EXIT.MSR, write ? 1 : 0, 0);
 }

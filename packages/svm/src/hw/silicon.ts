@@ -15,6 +15,7 @@ import { VmcbRegion } from './region.js';
 import { svmCheckEvents, svmCrWrite, svmEvent, svmIntercept, releaseHeldEvents } from './intercepts.js';
 import { runGuest, svmExecute, vmloadState, vmsaveState } from './instructions.js';
 import { svmEnterGuest, VmrunCheckCache } from './entry.js';
+import { HOST_SAVED_SIZE } from './host-saved.js';
 import { svmVmexit } from './exit.js';
 import { nptWalk, PagingByAsid, type NptResult } from './tdp.js';
 import { SVM_EXIT } from './fields.js';
@@ -61,6 +62,9 @@ export class SvmSilicon implements VirtExtension {
   readonly intercepts = new Int32Array(6);
   iopmPa = 0;
   msrpmPa = 0;
+  /** The permission maps as views of memory (null: a map straddles a chunk or leaves DRAM; read it byte by byte). */
+  iopm: Uint8Array | null = null;
+  msrpm: Uint8Array | null = null;
   tscOffsetLo = 0;
   tscOffsetHi = 0;
   tscOffsetBig = 0n;
@@ -80,6 +84,9 @@ export class SvmSilicon implements VirtExtension {
    * (the host save area gets a copy), the guest's are kept for the next VMRUN to load into.
    */
   readonly hostSeg: Segment[] = [makeSegment(), makeSegment(), makeSegment(), makeSegment()];
+  /** The host state VMRUN saved (HOST_SAVED layout), and the save area holding its copy (-1: none yet). */
+  readonly hostSaved = new Float64Array(HOST_SAVED_SIZE);
+  hostSavedPa = -1;
   hostGdtr: DescriptorTableReg = { base: 0, limit: 0 };
   hostIdtr: DescriptorTableReg = { base: 0, limit: 0 };
   readonly guestSeg: Segment[] = [makeSegment(), makeSegment(), makeSegment(), makeSegment()];
@@ -247,6 +254,7 @@ export class SvmSilicon implements VirtExtension {
         const pa = Number(BigInt.asUintN(64, value));
         if (!isPageAlignedPa(pa)) cpu.fault(13, 0);
         this.hsavePa = pa;
+        this.hostSavedPa = -1;
         return true;
       }
       case MSR_EFER:

@@ -255,6 +255,16 @@ export const svmX86Ops: KvmX86Ops = {
   enableNmiWindow: svmEnableNmiWindow,
   enableIrqWindow: svmEnableIrqWindow,
   updateCr8Intercept: svmUpdateCr8Intercept,
+  /**
+   * A CR3 KVM set (KVM_SET_SREGS, emulation): with NPT it is the guest's own, in the VMCB, as
+   * svm_load_mmu_pgd writes it on KVM_REQ_LOAD_MMU_PGD.
+   */
+  postSetCr3: (vcpu, cr3) => {
+    if (!svmGlobals.nptEnabled) return;
+    const v = toSvm(vcpu).vmcb;
+    v.w64(VMCB.cr3, cr3);
+    vmcbMarkDirty(v, VMCB_CLEAN.CR);
+  },
   /** svm_load_mmu_pgd: nCR3 = the TDP root; the guest's CR3 is its own. */
   loadMmuPgd: (vcpu, rootHpa) => {
     const v = toSvm(vcpu).vmcb;

@@ -4,7 +4,7 @@
  * (arch/x86/kvm/svm/vmenter.S), svm_complete_interrupts, event injection through EVENTINJ, and
  * interrupt/NMI windows through V_IRQ + VINTR and the IRET intercept.
  */
-import { EFER, RFLAGS } from '@kvmts/x86';
+import { EFER, RFLAGS, type VirtCpu } from '@kvmts/x86';
 import { KVM_GUESTDBG, KVM_REQ, type KvmVcpu } from '@kvmts/core';
 import {
   INTERCEPT_BIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, TLB_CONTROL, V_INTR_PRIO_MASK,
@@ -77,14 +77,18 @@ const hostRegs = new Int32Array(16);
 const hostRegsHi = new Int32Array(16);
 
 /**
- * The GPR halves but RAX and RSP (those travel in the VMCB): `save` takes the CPU's, the CPU
- * takes `load`'s. A loop: cheaper than TypedArray.set for 16 elements.
+ * The GPRs but RAX and RSP (those travel in the VMCB), both halves: `save` takes the CPU's, the
+ * CPU takes `load`'s. A loop: cheaper than TypedArray.set for 16 elements.
  */
-function swapGprs(cpu: Int32Array, load: Int32Array, save: Int32Array): void {
+function swapGprs(cpu: VirtCpu, load: Int32Array, loadHi: Int32Array, save: Int32Array, saveHi: Int32Array): void {
+  const lo = cpu.gpr;
+  const hi = cpu.gprHi;
   for (let r = 1; r < 16; r++) {
     if (r === RSP) continue;
-    save[r] = cpu[r]!;
-    cpu[r] = load[r]!;
+    save[r] = lo[r]!;
+    saveHi[r] = hi[r]!;
+    lo[r] = load[r]!;
+    hi[r] = loadHi[r]!;
   }
 }
 
@@ -119,11 +123,9 @@ export function svmVcpuRun(vcpu: KvmVcpu, forceImmediateExit: boolean): number {
   hw.clgi();
   // __svm_vcpu_run.
   hw.vmload(svm.vmcbPa);
-  swapGprs(cpu.gpr, arch.regs, hostRegs);
-  swapGprs(cpu.gprHi, arch.regsHi, hostRegsHi);
+  swapGprs(cpu, arch.regs, arch.regsHi, hostRegs, hostRegsHi);
   const stop = hw.vmrun(svm.vmcbPa);
-  swapGprs(cpu.gpr, hostRegs, arch.regs);
-  swapGprs(cpu.gprHi, hostRegsHi, arch.regsHi);
+  swapGprs(cpu, hostRegs, hostRegsHi, arch.regs, arch.regsHi);
   hw.vmsave(svm.vmcbPa);
   hw.vmload(sd.saveAreaPa);
   hw.stgi();
