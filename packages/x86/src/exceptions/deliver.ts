@@ -125,7 +125,7 @@ function v86Redirected(cpu: VirtCpu, vector: number): boolean {
 /**
  * A redirected INT n: through the 8086 IVT at linear address 0 of the virtual-8086 task, on
  * its own stack. With IOPL < 3 the pushed FLAGS show VIF as IF and IOPL as 3, and VIF (not
- * IF) is cleared (SDM 20.3.3.4, 20.3.3.5).
+ * IF) is cleared (SDM Vol. 3A 20.3.3, Table 20-2, methods 5 and 6).
  */
 function deliverV86(cpu: VirtCpu, vector: number, retRip: number): void {
   const flags = cpu.getRflags();
@@ -355,7 +355,7 @@ export function iret(cpu: VirtCpu, opSize: 16 | 32 | 64): void {
 }
 
 /**
- * 16-bit IRET in virtual-8086 mode with CR4.VME and IOPL < 3 (SDM Vol. 2, IRET; 20.3.3.5): the
+ * 16-bit IRET in virtual-8086 mode with CR4.VME and IOPL < 3 (SDM Vol. 2, IRET; Vol. 3A 20.3.2): the
  * popped IF goes to VIF, IF and IOPL stay; #GP(0) if it would set VIF with VIP pending, or set TF.
  */
 function iretV86Virtual(cpu: VirtCpu, st: StackCursor, old: number): void {

@@ -25,7 +25,8 @@ function iopl(cpu: Cpu): number {
 
 /**
  * Virtual-8086 mode with IOPL < 3: #GP(0), unless CR4.VME is set and the operand size is 16
- * (SDM 20.3.3.2): then PUSHF and POPF work on VIF in place of IF. True in that case.
+ * (SDM Vol. 3A 20.3.2, the virtual interrupt mechanism): then PUSHF and POPF work on VIF in
+ * place of IF. True in that case.
  */
 function v86Virtual(cpu: Cpu, i: Insn): boolean {
   if (!cpu.v86 || iopl(cpu) === 3) return false;
