@@ -379,9 +379,9 @@ export function nestedVmxFailValid(vcpu: KvmVcpu, err: number): ExitResult {
 
 /** nested_vmx_check_permission: #UD outside VMX operation, #GP(0) above CPL 0. */
 function nestedVmxCheckPermission(vcpu: KvmVcpu): boolean {
-  const vmx = toVmx(vcpu);
-  toNested(vmx).stats.vmxInstructionExits++;
-  if (!nestedVmxAllowed(vcpu) || !toNested(vmx).vmxon) { kvmQueueException(vcpu, VEC.UD); return false; }
+  const n = toNested(toVmx(vcpu));
+  n.stats.vmxInstructionExits++;
+  if (!nestedVmxAllowed(vcpu) || !n.vmxon) { kvmQueueException(vcpu, VEC.UD); return false; }
   if (l1Cpl(vcpu) > 0) { kvmQueueException(vcpu, VEC.GP, 0); return false; }
   return true;
 }
@@ -701,7 +701,7 @@ export function nestedVmxStoreMsr(vcpu: KvmVcpu, gpa: number, count: number): bo
  * too, and the vCPU shuts down. (Linux only asks for the triple fault.)
  */
 function nestedVmxAbort(vcpu: KvmVcpu, n: NestedVmx, indicator: number): void {
-  new DataView(n.cachedVmcs12.bytes.buffer).setUint32(VMCS12_ABORT, indicator, true);
+  n.cachedVmcs12.abort = indicator;
   const hpa = gpaToHpa(vcpu, n.currentVmptr + VMCS12_ABORT);
   if (hpa >= 0) hostMem(vcpu).write32(hpa, indicator);
   kvmMakeRequest(KVM_REQ.TRIPLE_FAULT, vcpu);
@@ -710,6 +710,11 @@ function nestedVmxAbort(vcpu: KvmVcpu, n: NestedVmx, indicator: number): void {
 function canonical(n: number): boolean {
   return n >= -(2 ** 47) && n < 2 ** 47;
 }
+
+const HOST_SELECTOR_ROWS = [FIELD.HOST_ES_SELECTOR, FIELD.HOST_CS_SELECTOR, FIELD.HOST_SS_SELECTOR, FIELD.HOST_DS_SELECTOR,
+  FIELD.HOST_FS_SELECTOR, FIELD.HOST_GS_SELECTOR, FIELD.HOST_TR_SELECTOR] as const;
+const HOST_CANONICAL_ROWS = [FIELD.HOST_FS_BASE, FIELD.HOST_GS_BASE, FIELD.HOST_TR_BASE, FIELD.HOST_GDTR_BASE, FIELD.HOST_IDTR_BASE,
+  FIELD.HOST_RIP, FIELD.HOST_IA32_SYSENTER_ESP, FIELD.HOST_IA32_SYSENTER_EIP] as const;
 
 /** nested_vmx_check_host_state: VMfailValid(8) when false. */
 export function nestedVmxCheckHostState(v: Vmcs12): boolean {
@@ -720,16 +725,10 @@ export function nestedVmxCheckHostState(v: Vmcs12): boolean {
   if (v.num(FIELD.HOST_CR3) < 0 || v.num(FIELD.HOST_CR3) >= 2 ** MAXPHYADDR) return false;
   const hostLong = (v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.HOST_ADDR_SPACE_SIZE) !== 0;
   if (hostLong && !(cr4 & CR4.PAE)) return false;
-  for (const f of [FIELD.HOST_ES_SELECTOR, FIELD.HOST_CS_SELECTOR, FIELD.HOST_SS_SELECTOR, FIELD.HOST_DS_SELECTOR,
-    FIELD.HOST_FS_SELECTOR, FIELD.HOST_GS_SELECTOR, FIELD.HOST_TR_SELECTOR]) {
-    if (v.lo(f) & 7) return false;
-  }
+  for (const f of HOST_SELECTOR_ROWS) if (v.lo(f) & 7) return false;
   if (v.lo(FIELD.HOST_CS_SELECTOR) === 0 || v.lo(FIELD.HOST_TR_SELECTOR) === 0) return false;
   if (!hostLong && v.lo(FIELD.HOST_SS_SELECTOR) === 0) return false;
-  for (const f of [FIELD.HOST_FS_BASE, FIELD.HOST_GS_BASE, FIELD.HOST_TR_BASE, FIELD.HOST_GDTR_BASE, FIELD.HOST_IDTR_BASE,
-    FIELD.HOST_RIP, FIELD.HOST_IA32_SYSENTER_ESP, FIELD.HOST_IA32_SYSENTER_EIP]) {
-    if (!canonical(v.num(f))) return false;
-  }
+  for (const f of HOST_CANONICAL_ROWS) if (!canonical(v.num(f))) return false;
   return true;
 }
 

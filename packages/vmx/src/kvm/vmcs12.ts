@@ -16,20 +16,28 @@ const TWO32 = 2 ** 32;
 /** The vmcs12 byte offset of every field row, or -1 where vmcs12 has no slot. */
 export const VMCS12_OFFSET: Int16Array = Int16Array.from(VMCS_FIELDS, ([, , off]) => (off === null ? -1 : off));
 
-/** cached_vmcs12: one page, read and written with the field table's offsets and widths. */
+/**
+ * cached_vmcs12: one page, read and written with the field table's offsets and widths. Every
+ * field sits at a multiple of its width (vmcs12.h lays them out so), so 16- and 32-bit views
+ * reach them directly; the page is little-endian, as those views are on every host Node runs on.
+ */
 export class Vmcs12 {
   readonly bytes = new Uint8Array(VMCS12_SIZE);
-  private readonly view = new DataView(this.bytes.buffer);
+  private readonly u16 = new Uint16Array(this.bytes.buffer);
+  private readonly u32 = new Uint32Array(this.bytes.buffer);
 
-  get revisionId(): number { return this.view.getUint32(0, true) & 0x7fffffff; }
-  get launchState(): number { return this.view.getUint32(VMCS12_LAUNCH_STATE, true); }
-  set launchState(v: number) { this.view.setUint32(VMCS12_LAUNCH_STATE, v, true); }
+  get revisionId(): number { return this.u32[0]! & 0x7fffffff; }
+  get launchState(): number { return this.u32[VMCS12_LAUNCH_STATE >> 2]!; }
+  set launchState(v: number) { this.u32[VMCS12_LAUNCH_STATE >> 2] = v; }
+  /** The VMX-abort indicator (SDM 28.7). */
+  get abort(): number { return this.u32[VMCS12_ABORT >> 2]!; }
+  set abort(v: number) { this.u32[VMCS12_ABORT >> 2] = v; }
 
   /** Low 32 bits of field row `i` (the whole value for 16/32-bit fields). */
   lo(i: number): number {
     const off = VMCS12_OFFSET[i]!;
     if (off < 0) return 0;
-    return FIELD_WIDTH[i] === VMCS_WIDTH.U16 ? this.view.getUint16(off, true) : this.view.getUint32(off, true);
+    return FIELD_WIDTH[i] === VMCS_WIDTH.U16 ? this.u16[off >> 1]! : this.u32[off >> 2]!;
   }
 
   /** High 32 bits of a 64-bit or natural-width field, 0 for narrower ones. */
@@ -37,7 +45,7 @@ export class Vmcs12 {
     const off = VMCS12_OFFSET[i]!;
     const w = FIELD_WIDTH[i];
     if (off < 0 || w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32) return 0;
-    return this.view.getUint32(off + 4, true);
+    return this.u32[(off >> 2) + 1]!;
   }
 
   /** The field as a number: 64-bit values signed canonical, as addresses are kept on hot paths. */
@@ -54,11 +62,11 @@ export class Vmcs12 {
     const off = VMCS12_OFFSET[i]!;
     if (off < 0) return;
     switch (FIELD_WIDTH[i]) {
-      case VMCS_WIDTH.U16: this.view.setUint16(off, lo & 0xffff, true); return;
-      case VMCS_WIDTH.U32: this.view.setUint32(off, lo >>> 0, true); return;
+      case VMCS_WIDTH.U16: this.u16[off >> 1] = lo; return;
+      case VMCS_WIDTH.U32: this.u32[off >> 2] = lo; return;
       default:
-        this.view.setUint32(off, lo >>> 0, true);
-        this.view.setUint32(off + 4, hi >>> 0, true);
+        this.u32[off >> 2] = lo;
+        this.u32[(off >> 2) + 1] = hi;
     }
   }
 
