@@ -84,14 +84,15 @@ function saveGuest(svm: SvmSilicon, v: VmcbRegion): void {
   v.writeDtr(VMCB_SEG.gdtr, cpu.gdtr);
   v.writeDtr(VMCB_SEG.idtr, cpu.idtr);
   v.w8(VMCB.cpl, cpu.cpl);
-  v.w64(VMCB.efer, (svm.guestEfer = cpu.efer));
-  v.w64(VMCB.cr0, (svm.guestCr0 = cpu.cr0) >>> 0);
+  // EFER, CR0, CR4, DR6, DR7 and RFLAGS are 32 bits wide here: their high halves are zero.
+  v.w64Halves(VMCB.efer, (svm.guestEfer = cpu.efer), 0);
+  v.w64Halves(VMCB.cr0, (svm.guestCr0 = cpu.cr0), 0);
   v.w64(VMCB.cr2, cpu.cr2);
   v.w64(VMCB.cr3, (svm.guestCr3 = cpu.cr3));
-  v.w64(VMCB.cr4, (svm.guestCr4 = cpu.cr4) >>> 0);
-  v.w64(VMCB.dr6, (svm.guestDr6 = cpu.dr[6]!) >>> 0);
-  v.w64(VMCB.dr7, (svm.guestDr7 = cpu.dr[7]!) >>> 0);
-  v.w64(VMCB.rflags, cpu.getRflags() >>> 0);
+  v.w64Halves(VMCB.cr4, (svm.guestCr4 = cpu.cr4), 0);
+  v.w64Halves(VMCB.dr6, (svm.guestDr6 = cpu.dr[6]!), 0);
+  v.w64Halves(VMCB.dr7, (svm.guestDr7 = cpu.dr[7]!), 0);
+  v.w64Halves(VMCB.rflags, cpu.getRflags(), 0);
   v.w64(VMCB.rip, cpu.rip);
   v.w64Halves(VMCB.rsp, cpu.gpr[4]!, cpu.gprHi[4]!);
   v.w64Halves(VMCB.rax, cpu.gpr[0]!, cpu.gprHi[0]!);
