@@ -195,6 +195,12 @@ export interface VirtCpu extends CpuState {
   ext: VirtExtension | null;
   /** Length of the instruction being executed (valid in hooks). */
   readonly insnLength: number;
+  /**
+   * Where the current instruction started: a fault restarts there, and an exit caused by the
+   * instruction saves it as the guest RIP. A task switch moves it to the new task's EIP once it
+   * commits (faults after that point belong to the new task).
+   */
+  insnStart: number;
   /** Operand of the instruction being executed (valid in execute() and the hooks that use it). */
   readonly operand: InsnOperand;
   /** Current privilege level. */

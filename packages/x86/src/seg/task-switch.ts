@@ -55,7 +55,7 @@ function layout(ar: number): TssLayout {
 
 /** The Cpu keeps where a fault restarts in `insnStart`; after the commit point that is the new task's EIP. */
 function restartAt(cpu: VirtCpu, eip: number): void {
-  (cpu as VirtCpu & { insnStart: number }).insnStart = eip;
+  cpu.insnStart = eip;
 }
 
 /**
