@@ -3,7 +3,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import { vmxX86Ops } from '../src/kvm/ops.js';
-import { toVmx } from '../src/kvm/setup.js';
+import { toVmx, silicon } from '../src/kvm/setup.js';
 import { toNested } from '../src/kvm/nested.js';
 import { VMCS12_REVISION } from '../src/kvm/vmcs12.js';
 import { loadGuest, runGuest, kernelVcpu } from './nested-harness.js';
@@ -78,18 +78,23 @@ describe('nested-vmx-fail: L1 mistakes come back as the SDM says', () => {
 
 describe('nested-vmx-ept: L2 on EPT02, built from L1\'s EPT12', () => {
   it('EPT12 faults go to L1, EPT02 fills stay in L0, and L2 sees L1\'s mapping', () => {
-    const r = runGuest(loadGuest('nested-vmx-ept'));
+    const vm = loadGuest('nested-vmx-ept');
+    const n = toNested(toVmx(kernelVcpu(vm)));
+    // EPT02 lives from the first entry to L2 until L1's VMXOFF: its size is seen at L1's COM1 writes.
+    let ept02Pages = 0;
+    const r = runGuest(vm, 100000, () => { ept02Pages = Math.max(ept02Pages, n.ept02?.pages.length ?? 0); return false; });
     expect(r.serial).toContain('SUMMARY: 14 tests, 0 failures\n');
     expect(r.exit).toBe('debug_exit');
     expect(r.code).toBe(0);
-    const n = toNested(toVmx(kernelVcpu(r.vm)));
-    expect(n.ept02).not.toBeNull();
     expect(n.vmcs02OnEpt01).toBe(false);
     // Two EPT violations and the HLT went to L1.
     expect(n.stats.l2ExitsReflected).toBe(3);
     // Every page L2 touched (code, stack, page tables, data) was filled into EPT02 by L0.
     expect(n.stats.l2ExitsHandledInL0).toBeGreaterThan(5);
-    expect(n.ept02!.pages.length).toBeGreaterThanOrEqual(4);
+    expect(ept02Pages).toBeGreaterThanOrEqual(4);
+    // VMXOFF freed it with vmcs02 (free_nested).
+    expect(n.ept02).toBeNull();
+    expect(n.vmcs02).toBeNull();
   });
 });
 
@@ -104,5 +109,37 @@ describe('nested-vmx-irq: an interrupt while L2 runs is L1\'s when L1 exits on e
     expect(vcpu.arch.interrupt.injected).toBe(false);
     // The interrupt and the VMCALL went to L1; the HLT stayed in L0.
     expect(toNested(toVmx(vcpu)).stats.l2ExitsReflected).toBe(2);
+  });
+});
+
+describe('VMXOFF: free_nested', () => {
+  it('VMCLEARs and frees vmcs02 with its MSR bitmap and VPID02, and frees the shadow VMCS and its bitmaps', () => {
+    const vm = loadGuest('nested-vmx-basic');
+    const vcpu = kernelVcpu(vm);
+    const vmx = toVmx(vcpu);
+    const n = toNested(vmx);
+    const host = vmx.module.host;
+    let vmcs02 = -1;
+    let shadow = -1;
+    let vpid02 = 0;
+    let inUse = 0;
+    const r = runGuest(vm, 100000, () => {
+      if (n.vmcs02) { vmcs02 = n.vmcs02.vmcs; vpid02 = n.vpid02; inUse = host.pagesInUse; }
+      if (n.shadowVmcs >= 0) shadow = n.shadowVmcs;
+      return false;
+    });
+    expect(r.exit).toBe('debug_exit');
+    expect(r.code).toBe(0);
+    expect(vmcs02).toBeGreaterThan(0);
+    expect(shadow).toBeGreaterThan(0);
+    expect(vpid02).toBeGreaterThan(0);
+    expect([n.vmxon, n.vmcs02, n.shadowVmcs, n.vpid02]).toEqual([false, null, -1, 0]);
+    // Five pages back: vmcs02, its MSR bitmap, the shadow VMCS, the VMREAD and VMWRITE bitmaps.
+    expect(host.pagesInUse).toBeLessThanOrEqual(inUse - 5);
+    expect(vmx.module.vpidBitmap[vpid02 >> 3]! & (1 << (vpid02 & 7))).toBe(0);
+    // Neither VMCS is left active on the pCPU.
+    const s = silicon(host.pcpus[0]!.cpu);
+    expect(s.vmcsCache.find(vmcs02)).toBeUndefined();
+    expect(s.vmcsCache.find(shadow)).toBeUndefined();
   });
 });

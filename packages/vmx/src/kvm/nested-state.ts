@@ -12,7 +12,7 @@ import { toVmx } from './setup.js';
 import {
   toNested, syncVmcs02ToVmcs12, nestedVmxLeaveToL1, nestedVmxCheckControls, nestedVmxCheckHostState,
   nestedVmxCheckGuestState, enterVmxNonRootMode, nestedVmxAllowed, allocShadowVmcs, setCurrentVmptr, shadowActive,
-  copyShadowToVmcs12, syncVmcs02ToVmcs12Rare, copyVmcs02ToVmcs12Rare,
+  copyShadowToVmcs12, syncVmcs02ToVmcs12Rare, copyVmcs02ToVmcs12Rare, freeNested,
 } from './nested.js';
 import { VMCS12_REVISION, VMCS12_SIZE } from './vmcs12.js';
 
@@ -66,15 +66,12 @@ export function vmxSetNestedState(vcpu: KvmVcpu, state: Uint8Array): number {
   const vmcs12Pa = unpa(vh['vmcs12_pa'] as bigint);
   const guestMode = (flags & KVM_STATE_NESTED.GUEST_MODE) !== 0;
   if ((vh['smm_flags'] as number) !== 0) return -ERRNO.EINVAL;
-  // vmx_leave_nested: whatever L2 this vCPU was running is abandoned.
+  // vmx_leave_nested: whatever L2 this vCPU was running is abandoned, and free_nested drops
+  // vmcs02, the shadow VMCS and EPT02 (vmcs12 is replaced, not written back).
   if (vcpu.arch.guestMode) nestedVmxLeaveToL1(vcpu, vmx, n);
-  if (vmxonPa === INVALID_GPA) {
-    if (guestMode || vmcs12Pa !== INVALID_GPA) return -ERRNO.EINVAL;
-    n.vmxon = false;
-    n.vmxonPtr = INVALID_GPA;
-    n.currentVmptr = INVALID_GPA;
-    return 0;
-  }
+  freeNested(vmx);
+  n.currentVmptr = INVALID_GPA;
+  if (vmxonPa === INVALID_GPA) return guestMode || vmcs12Pa !== INVALID_GPA ? -ERRNO.EINVAL : 0;
   if (!nestedVmxAllowed(vcpu) || vmxonPa % 4096 !== 0) return -ERRNO.EINVAL;
   if (vmcs12Pa !== INVALID_GPA && (vmcs12Pa % 4096 !== 0 || vmcs12Pa === vmxonPa)) return -ERRNO.EINVAL;
   if (guestMode && vmcs12Pa === INVALID_GPA) return -ERRNO.EINVAL;

@@ -21,9 +21,9 @@ import {
 import { VMXERR } from '../hw/instructions.js';
 import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../hw/exit.js';
 import { VMCS_MAX_INDEX } from '../hw/fields.js';
-import { toVmx, allocVmcs, allocateVpid, silicon, type VcpuVmx, type LoadedVmcs } from './setup.js';
+import { toVmx, allocVmcs, allocateVpid, freeVpid, silicon, loadedVmcsClearLocal, type VcpuVmx, type LoadedVmcs } from './setup.js';
 import { vmcsSilicon, vmxVcpuLoad, vmxGetRflags, vmxSetRflags, vmxSetSegment, vmxSetCr0, vmxSetCr4, vmxSetEfer } from './run.js';
-import { allocEpt02, ept02Pointer, nestedEptFlush, nestedEptViolation, type Ept02 } from './nested-ept.js';
+import { allocEpt02, freeEpt02, ept02Pointer, nestedEptFlush, nestedEptViolation, type Ept02 } from './nested-ept.js';
 import { EPTP } from '../hw/tdp.js';
 import { Vmcs12, VMCS12_REVISION, VMCS12_SIZE, VMCS12_LAUNCH_STATE, VMCS12_OFFSET, VMCS12_ABORT } from './vmcs12.js';
 
@@ -432,11 +432,49 @@ function nestedReleaseVmcs12(vcpu: KvmVcpu): void {
 /** handle_vmxoff (free_nested). */
 export function handleVmxoff(vcpu: KvmVcpu): ExitResult {
   if (!nestedVmxCheckPermission(vcpu)) return 'resume';
-  const n = toNested(toVmx(vcpu));
   nestedReleaseVmcs12(vcpu);
+  freeNested(toVmx(vcpu));
+  return nestedVmxSucceed(vcpu);
+}
+
+/**
+ * free_nested: L1 leaves VMX operation (VMXOFF, or KVM_SET_NESTED_STATE replacing its state):
+ * vmcs02 VMCLEARed and freed with its MSR bitmap and VPID02, the shadow VMCS and its bitmaps,
+ * EPT02. The next VMXON and VMLAUNCH allocate them again. The caller has released vmcs12.
+ */
+export function freeNested(vmx: VcpuVmx): void {
+  const n = nestedOf.get(vmx);
+  if (!n) return;
+  const host = vmx.module.host;
   n.vmxon = false;
   n.vmxonPtr = INVALID_GPA;
-  return nestedVmxSucceed(vcpu);
+  if (shadowActive(vmx, n)) vmxDisableShadowVmcs(vmx, n);
+  if (n.vmcs02) {
+    if (n.vmcs02.cpu >= 0) loadedVmcsClearLocal(host.pcpus[n.vmcs02.cpu]!, n.vmcs02);
+    host.freePage(n.vmcs02.vmcs);
+    host.freePage(n.msrBitmap02);
+    freeVpid(vmx.module, n.vpid02);
+    n.vmcs02 = null;
+    n.msrBitmap02 = -1;
+    n.vpid02 = 0;
+    n.lastVpid = 0;
+    const c02 = n.ctls02;
+    c02.pin = c02.exec = c02.exec2 = c02.entry = c02.exit = -1;
+  }
+  if (n.ept02) {
+    freeEpt02(vmx, n.ept02);
+    n.ept02 = null;
+  }
+  if (n.shadowVmcs >= 0) {
+    // Not linked any more (vmx_disable_shadow_vmcs ran at release); clear it off the chip before its page goes.
+    vmcsSilicon(vmx).vmclear(n.shadowVmcs);
+    host.freePage(n.shadowVmcs);
+    host.freePage(n.vmreadBitmap);
+    host.freePage(n.vmwriteBitmap);
+    n.shadowVmcs = n.vmreadBitmap = n.vmwriteBitmap = -1;
+  }
+  n.dirtyVmcs12 = true;
+  n.needSyncVmcs02ToVmcs12Rare = false;
 }
 
 /** handle_vmclear. */
