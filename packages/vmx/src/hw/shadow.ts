@@ -14,11 +14,12 @@ import type { VmxSilicon } from './silicon.js';
 const ARITH_FLAGS = RFLAGS.CF | RFLAGS.PF | RFLAGS.AF | RFLAGS.ZF | RFLAGS.SF | RFLAGS.OF;
 const VMXERR_UNSUPPORTED_VMCS_COMPONENT = 12;
 
-const counts = new WeakMap<VmxSilicon, number>();
+/** Per CPU, a counter object: one lookup per shadowed access, no re-insertion. */
+const counts = new WeakMap<VmxSilicon, { n: number }>();
 
 /** VMREADs and VMWRITEs this CPU served from a shadow VMCS instead of exiting. */
 export function shadowAccessCount(s: VmxSilicon): number {
-  return counts.get(s) ?? 0;
+  return counts.get(s)?.n ?? 0;
 }
 
 function setFlags(s: VmxSilicon, set: number): void {
@@ -73,7 +74,9 @@ export function vmcsShadowAccess(s: VmxSilicon, op: VirtOp, operand: InsnOperand
   if (s.mem.read8(bitmap + (enc >>> 3)) & (1 << (enc & 7))) return false;
   const link = s.vmcs.readNum(FIELD.VMCS_LINK_POINTER);
   if (link === -1) { setFlags(s, RFLAGS.CF); return true; }
-  counts.set(s, shadowAccessCount(s) + 1);
+  const c = counts.get(s);
+  if (c === undefined) counts.set(s, { n: 1 });
+  else c.n++;
   const i = vmcsFieldIndex(enc);
   if (i < 0) {
     // The error goes where L1 will VMREAD it: the shadow VMCS's VM-instruction error field.
