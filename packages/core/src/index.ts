@@ -53,6 +53,7 @@ export {
 } from './x86/x86.js';
 export { KvmRun } from './x86/kvm-run.js';
 export { EMULTYPE, kvmEmulateInstruction } from './x86/emulate.js';
+export { TASK_SWITCH, kvmTaskSwitch } from './x86/task-switch.js';
 export { XFEATURE, XFEATURE_MASK, KVM_SUPPORTED_XCR0, XCR_XFEATURE_ENABLED_MASK, FXREGS_STATE, XSAVE_HDR_OFFSET, kvmEmulateXsetbv } from './x86/fpu.js';
 export { kvmArchVcpuIoctlRun, vcpuRun, vcpuEnterGuest } from './x86/vcpu-run.js';
 export { supportedCpuid, findCpuidEntry, kvmCpuid, guestCpuidHasVirt, guestVendorIsAmd } from './x86/cpuid.js';

@@ -12,7 +12,7 @@
  * exits, each replaying one access, not n²/2 replays. REP INS reads ahead as pio_in_emulated
  * does (up to sizeof(read_cache.data) bytes, within the page, within RCX), one exit per chunk.
  */
-import { Bus, CR4, EFER, SEG, STOP, RFLAGS, type CpuModel, type VirtCpu } from '@kvmts/x86';
+import { Bus, CR4, Cpu, EFER, SEG, STOP, RFLAGS, decodeInsn, type CpuModel, type VirtCpu } from '@kvmts/x86';
 import { kvmCpuid } from './cpuid.js';
 import type { KvmVcpu, ExitResult, KvmSegment } from './kvm-types.js';
 
@@ -47,7 +47,7 @@ class NeedsUserspace {
 }
 
 /** The guest-physical address space as the emulated instruction sees it. */
-class GuestPhysBus extends Bus {
+export class GuestPhysBus extends Bus {
   /** Position in the replay log. */
   cursor = 0;
   /** Byte offset into the current multi-item PIO read entry. */
@@ -199,7 +199,8 @@ class GuestPhysBus extends Bus {
   }
 }
 
-interface Emulator {
+/** The host's instruction emulator: a CPU over the guest-physical bus of the vCPU it serves. */
+export interface Emulator {
   cpu: VirtCpu;
   bus: GuestPhysBus;
 }
@@ -210,7 +211,7 @@ interface Emulator {
  */
 const emulators = new WeakMap<object, Emulator>();
 
-function emulatorOf(v: Vcpu): Emulator {
+export function emulatorOf(v: Vcpu): Emulator {
   const host = v.kvm.host;
   let e = emulators.get(host);
   if (e) {
@@ -251,7 +252,7 @@ function fromAr(selector: number, base: number, limit: number, ar: number): KvmS
  * Loads the vCPU's architectural state into the emulator CPU (emulator_get_* through kvm_x86_ops).
  * RFLAGS is the guest's view: the TF of KVM_GUESTDBG_SINGLESTEP is not the guest's to trap on.
  */
-function loadState(v: Vcpu, cpu: VirtCpu, rflagsMask = ~0): void {
+export function loadState(v: Vcpu, cpu: VirtCpu, rflagsMask = ~0): void {
   const ops = v.ops;
   for (const r of [VCPU_REGS.EXREG_CR0, VCPU_REGS.EXREG_CR3, VCPU_REGS.EXREG_CR4]) ops.cacheReg(v, r);
   cpu.gpr.set(v.arch.regs);
@@ -276,7 +277,7 @@ function loadState(v: Vcpu, cpu: VirtCpu, rflagsMask = ~0): void {
 }
 
 /** Writes back what an instruction can change: GPRs, RIP, RFLAGS, CR2, and segments if an exception was delivered. */
-function storeState(v: Vcpu, cpu: VirtCpu): void {
+export function storeState(v: Vcpu, cpu: VirtCpu): void {
   const ops = v.ops;
   v.arch.regs.set(cpu.gpr);
   v.arch.regsHi.set(cpu.gprHi);
@@ -391,31 +392,25 @@ function completeEmulatedIo(v: Vcpu): ExitResult {
 }
 
 /**
- * EMULTYPE_SKIP: only the instruction's length is wanted (the vendor has no next RIP). The
- * instruction is run on the emulator to find where it ends, and only RIP is kept; anything
- * that leaves RIP outside the instruction (a fault, a jump) or needs userspace fails.
+ * EMULTYPE_SKIP: only the instruction's length is wanted (the vendor has no next RIP), so the
+ * instruction is decoded and not run, as x86_decode_emulated_instruction does: a far JMP, CALL
+ * or IRET whose task switch exited is skipped without switching. A fetch that faults fails.
  */
 function skipInstruction(v: Vcpu): ExitResult {
-  const { cpu, bus } = emulatorOf(v);
-  // Only the length is wanted: no single-step trap may move RIP into a #DB handler.
-  loadState(v, cpu, ~RFLAGS.TF);
-  bus.begin(null);
+  const { cpu } = emulatorOf(v);
+  loadState(v, cpu);
   const start = v.arch.rip;
-  const saved = v.userAccesses;
-  v.userAccesses = [];
-  let stop: number;
+  let len = 0;
   try {
-    stop = cpu.run(1);
+    if (cpu instanceof Cpu) len = decodeInsn(cpu, cpu.rip, cpu.codeSize).len;
   } catch {
-    stop = STOP.INTERNAL;
+    len = 0;
   }
-  v.userAccesses = saved;
-  const len = cpu.rip - start;
-  if (bus.pending || stop === STOP.INTERNAL || stop === STOP.SHUTDOWN || len < 1 || len > 15) {
+  if (len < 1) {
     v.stat['insn_emulation_fail']!++;
     return kvmRunInternalError(v, KVM_INTERNAL_ERROR.EMULATION, [start]);
   }
-  v.arch.rip = cpu.rip;
+  v.arch.rip = start + len;
   return 'resume';
 }
 

@@ -6,7 +6,7 @@
  * physical and virtual interrupts, V_IRQ and the VINTR intercept; GIF).
  */
 import {
-  CR0, EVENT_TYPE, INTERCEPT, INTERRUPTIBILITY, IO_INFO, RFLAGS, VEC, makeIntrInfo,
+  CR0, EVENT_TYPE, INTERCEPT, INTERRUPTIBILITY, INTR_INFO, IO_INFO, RFLAGS, VEC, makeIntrInfo,
   type InterceptKind, type PhysMemory,
 } from '@kvmts/x86';
 import {
@@ -98,9 +98,13 @@ export function svmIntercept(svm: SvmSilicon, kind: InterceptKind, a: number, b:
       return exitInsn(svm, SVM_EXIT.PAUSE, 0, 0);
     case INTERCEPT.TASK_SWITCH: {
       if (!isIntercept(svm, INTERCEPT_BIT.TASK_SWITCH)) return false;
-      // EXITINFO1 = the target selector; EXITINFO2 bit 36 = IRET, bit 38 = JMP (15.13.2).
-      const hi = b === 1 ? 1 << 4 : b === 2 ? 1 << 6 : 0;
-      return svmVmexitInsn(svm, SVM_EXIT.TASK_SWITCH, a & 0xffff, 0, 0, hi, svm.cpu.insnStart, 0);
+      // EXITINFO1 = the target selector; EXITINFO2 bit 36 = IRET, bit 38 = JMP, and for an
+      // exception through a task gate bit 44 = has an error code, which is in bits 31:0 (15.13.2).
+      const vectoring = svm.cpu.vectoringInfo;
+      const errorCode = b === 3 && vectoring & INTR_INFO.VALID && vectoring & INTR_INFO.DELIVER_CODE;
+      const hi = (b === 1 ? 1 << 4 : b === 2 ? 1 << 6 : 0) | (errorCode ? 1 << 12 : 0);
+      const lo = errorCode ? svm.cpu.vectoringErrorCode >>> 0 : 0;
+      return svmVmexitInsn(svm, SVM_EXIT.TASK_SWITCH, a & 0xffff, 0, lo, hi, svm.cpu.insnStart, 0);
     }
     case INTERCEPT.DESC_TABLE: {
       const [bit, code] = DESC_TABLE_INTERCEPTS[a]!;

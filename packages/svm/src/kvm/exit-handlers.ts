@@ -9,9 +9,10 @@ import {
   kvmEmulateRdmsr, kvmEmulateWrmsr, kvmFastPio, kvmHandleInvalidOp, kvmHandleTripleFault,
   kvmMmuPageFault, kvmQueueException, kvmRunFailEntry, kvmRunInternalError, kvmSetCr0, kvmSetCr3,
   kvmSetCr4, kvmSetCr8, kvmGetCr8, kvmSetDr, kvmGetDr, kvmSkipEmulatedInstruction,
-  kvmUnexpectedExitReason, kvmVcpuDebugExit, type ExitResult, type KvmVcpu,
+  kvmUnexpectedExitReason, kvmVcpuDebugExit, kvmClearExceptionQueue, kvmClearInterruptQueue, kvmTaskSwitch, TASK_SWITCH,
+  type ExitResult, type KvmVcpu,
 } from '@kvmts/core';
-import { INTERCEPT_BIT, SVM_EXIT, SVM_INTERRUPT_SHADOW_MASK, SVM_IOIO, VMCB } from '../hw/fields.js';
+import { INTERCEPT_BIT, SVM_EVTINJ, SVM_EXIT, SVM_INTERRUPT_SHADOW_MASK, SVM_IOIO, VMCB } from '../hw/fields.js';
 import { svmClrIntercept, svmGlobals, svmIsIntercept, toSvm, type VcpuSvm } from './setup.js';
 import { svmDisableNmiSinglestep, svmIrqWindowOpened } from './run.js';
 
@@ -178,6 +179,61 @@ function intrInterception(vcpu: KvmVcpu): ExitResult {
 const resume: Handler = () => 'resume';
 const invalidOp: Handler = (vcpu) => kvmHandleInvalidOp(vcpu);
 
+/** EXITINFO2 of a task switch (svm.h SVM_EXITINFOSHIFT_TS_*), bits of its high dword. */
+const TS_REASON_IRET = 1 << (36 - 32);
+const TS_REASON_JMP = 1 << (38 - 32);
+const TS_HAS_ERROR_CODE = 1 << (44 - 32);
+const OF_VECTOR = 4;
+const BP_VECTOR = 3;
+
+/**
+ * task_switch_interception: EXITINFO1 is the TSS selector, EXITINFO2 says IRET or JMP and
+ * carries an exception's error code, EXITINTINFO the event a task gate was delivering (which
+ * the switch completes). An instruction's switch (and INT n, INT3, INTO through a gate) is
+ * skipped first: the exit has fault semantics and no next RIP.
+ */
+function taskSwitchInterception(vcpu: KvmVcpu): ExitResult {
+  const svm = toSvm(vcpu);
+  const v = svm.vmcb;
+  const exitIntInfo = v.r32(VMCB.exit_int_info);
+  const intType = exitIntInfo & SVM_EVTINJ.TYPE_MASK;
+  let intVec = exitIntInfo & SVM_EVTINJ.VEC_MASK;
+  const idtV = (exitIntInfo & SVM_EVTINJ.VALID) !== 0;
+  const tssSelector = info1Lo(svm) & 0xffff;
+  const info2Hi = v.r32(VMCB.exit_info_2 + 4);
+  let hasErrorCode = false;
+  let errorCode = 0;
+  const reason = info2Hi & TS_REASON_IRET ? TASK_SWITCH.IRET
+    : info2Hi & TS_REASON_JMP ? TASK_SWITCH.JMP
+      : idtV ? TASK_SWITCH.GATE : TASK_SWITCH.CALL;
+  if (reason === TASK_SWITCH.GATE) {
+    switch (intType) {
+      case SVM_EVTINJ.TYPE_NMI:
+        vcpu.arch.nmiInjected = false;
+        break;
+      case SVM_EVTINJ.TYPE_EXEPT:
+        if (info2Hi & TS_HAS_ERROR_CODE) {
+          hasErrorCode = true;
+          errorCode = v.r32(VMCB.exit_info_2);
+        }
+        kvmClearExceptionQueue(vcpu);
+        break;
+      case SVM_EVTINJ.TYPE_INTR:
+      case SVM_EVTINJ.TYPE_SOFT:
+        kvmClearInterruptQueue(vcpu);
+        break;
+      default:
+        break;
+    }
+  }
+  if (reason !== TASK_SWITCH.GATE || intType === SVM_EVTINJ.TYPE_SOFT
+    || (intType === SVM_EVTINJ.TYPE_EXEPT && (intVec === OF_VECTOR || intVec === BP_VECTOR))) {
+    if (!svmSkipInstruction(vcpu, true)) return 'userspace';
+  }
+  if (intType !== SVM_EVTINJ.TYPE_SOFT) intVec = -1;
+  return kvmTaskSwitch(vcpu, tssSelector, intVec, reason, hasErrorCode, errorCode);
+}
+
 /** svm_exit_handlers[]: exit code -> handler. */
 export const svmExitHandlers: ReadonlyMap<number, Handler> = new Map<number, Handler>([
   [SVM_EXIT.READ_CR0, crInterception],
@@ -210,7 +266,7 @@ export const svmExitHandlers: ReadonlyMap<number, Handler> = new Map<number, Han
   [SVM_EXIT.INVLPGA, invalidOp],
   [SVM_EXIT.IOIO, ioInterception],
   [SVM_EXIT.MSR, msrInterception],
-  [SVM_EXIT.TASK_SWITCH, (vcpu) => kvmEmulateInstruction(vcpu, EMULTYPE_NONE)],
+  [SVM_EXIT.TASK_SWITCH, taskSwitchInterception],
   [SVM_EXIT.SHUTDOWN, shutdownInterception],
   // Without nested SVM the guest's SVM instructions are #UD (nested_svm_check_permissions).
   [SVM_EXIT.VMRUN, invalidOp],

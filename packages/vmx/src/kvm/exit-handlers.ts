@@ -9,6 +9,7 @@ import {
   kvmEmulateInstruction, kvmEmulateRdmsr, kvmEmulateWrmsr, kvmFastPio, kvmHandleInvalidOp, kvmHandleTripleFault,
   kvmMmuPageFault, kvmQueueException, kvmRunFailEntry, kvmRunInternalError, kvmSetCr0, kvmSetCr3, kvmSetCr4, kvmSetCr8,
   kvmGetCr8, kvmSetDr, kvmGetDr, kvmSkipEmulatedInstruction, kvmUnexpectedExitReason, kvmVcpuDebugExit,
+  kvmClearExceptionQueue, kvmClearInterruptQueue, kvmTaskSwitch, TASK_SWITCH,
   type ExitResult, type KvmVcpu,
 } from '@kvmts/core';
 import { VMCS } from '../hw/fields.js';
@@ -17,7 +18,7 @@ import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../hw/exit.js';
 import { EPT_VIOLATION } from '../hw/tdp.js';
 import { CR_ACCESS, IO_QUAL } from '../hw/intercepts.js';
 import { toVmx, type VcpuVmx } from './setup.js';
-import { vmcsSilicon, execControlsClearbit, vmxCacheReg } from './run.js';
+import { vmcsSilicon, execControlsClearbit, vmxCacheReg, vmxSetNmiMask } from './run.js';
 import {
   handleVmxon, handleVmxoff, handleVmclear, handleVmptrld, handleVmptrst, handleVmread, handleVmwrite, handleInvept,
   handleInvvpid, nestedVmxRun, nestedVmxReflectVmexit,
@@ -93,6 +94,54 @@ function handleNmiWindow(vcpu: KvmVcpu): ExitResult {
   kvmMakeRequest(KVM_REQ.EVENT, vcpu);
   vcpu.stat['nmi_window_exits'] = (vcpu.stat['nmi_window_exits'] ?? 0) + 1;
   return 'resume';
+}
+
+/**
+ * handle_task_switch: the qualification gives the TSS selector (15:0) and the source (31:30,
+ * Table 28-2). A switch through an IDT task gate completes the event being delivered (its
+ * IDT-vectoring info), so it is not injected again; one caused by an instruction (CALL, JMP,
+ * IRET, INT n) is skipped first, so the old task saves the next RIP.
+ */
+function handleTaskSwitch(vcpu: KvmVcpu): ExitResult {
+  const vmx = toVmx(vcpu);
+  const s = vmcsSilicon(vmx);
+  const idtVectoringInfo = s.vmread32(VMCS.IDT_VECTORING_INFO_FIELD);
+  const idtV = (idtVectoringInfo & INTR_INFO.VALID) !== 0;
+  const idtIndex = idtVectoringInfo & INTR_INFO.VECTOR_MASK;
+  const type = (idtVectoringInfo & INTR_INFO.TYPE_MASK) >> INTR_INFO.TYPE_SHIFT;
+  const q = exitQual(vmx);
+  const reason = q >>> 30;
+  let hasErrorCode = false;
+  let errorCode = 0;
+  if (reason === TASK_SWITCH.GATE && idtV) {
+    switch (type) {
+      case EVENT_TYPE.NMI:
+        vcpu.arch.nmiInjected = false;
+        vmxSetNmiMask(vcpu, true);
+        break;
+      case EVENT_TYPE.EXT_INTR:
+      case EVENT_TYPE.SOFT_INTR:
+        kvmClearInterruptQueue(vcpu);
+        break;
+      case EVENT_TYPE.HW_EXCEPTION:
+        if (idtVectoringInfo & INTR_INFO.DELIVER_CODE) {
+          hasErrorCode = true;
+          errorCode = s.vmread32(VMCS.IDT_VECTORING_ERROR_CODE);
+        }
+        kvmClearExceptionQueue(vcpu);
+        break;
+      case EVENT_TYPE.SW_EXCEPTION:
+        kvmClearExceptionQueue(vcpu);
+        break;
+      default:
+        break;
+    }
+  }
+  const tssSelector = q & 0xffff;
+  if (!idtV || (type !== EVENT_TYPE.HW_EXCEPTION && type !== EVENT_TYPE.EXT_INTR && type !== EVENT_TYPE.NMI)) {
+    kvmSkipEmulatedInstruction(vcpu);
+  }
+  return kvmTaskSwitch(vcpu, tssSelector, type === EVENT_TYPE.SOFT_INTR ? idtIndex : -1, reason, hasErrorCode, errorCode);
 }
 
 /** handle_cr: MOV to/from CR0/3/4/8 and LMSW, through the common kvm_set_cr*. */
@@ -208,6 +257,7 @@ export const kvmVmxExitHandlers: Readonly<Partial<Record<number, Handler>>> = {
   [EXIT_REASON.INVEPT]: handleInvept,
   [EXIT_REASON.INVVPID]: handleInvvpid,
   [EXIT_REASON.VMFUNC]: handleVmxInstruction,
+  [EXIT_REASON.TASK_SWITCH]: handleTaskSwitch,
   [EXIT_REASON.CR_ACCESS]: handleCr,
   [EXIT_REASON.DR_ACCESS]: handleDr,
   [EXIT_REASON.IO_INSTRUCTION]: handleIo,

@@ -1,0 +1,115 @@
+/**
+ * kvm_task_switch (arch/x86/kvm/x86.c) and emulator_task_switch (emulate.c): a guest task
+ * switch that exited (VMX exit reason 9, SVM #VMEXIT TASK_SWITCH) is done in software. The
+ * instruction emulator's CPU gets the vCPU's state, performs the switch with @kvmts/x86's
+ * `switchTasks` (SDM Vol. 3A 7.3) on the guest-physical bus, and the state comes back: GPRs,
+ * RIP, RFLAGS, the segments with TR and LDTR, CR0.TS, CR3 and DR7 through the common code.
+ * A fault raised by the switch is queued for the guest (X86EMUL_PROPAGATE_FAULT); a fault
+ * after the commit point is taken in the new task, whose state is kept. MMIO or an internal
+ * failure is KVM_EXIT_INTERNAL_ERROR / KVM_INTERNAL_ERROR_EMULATION with no data.
+ */
+import { TASK_SOURCE, VEC, descAr, readDescriptor, readLinear, switchTasks, type TaskSource, type VirtCpu } from '@kvmts/x86';
+import { KVM_INTERNAL_ERROR } from '../uapi/constants.js';
+import type { ExitResult, KvmVcpu } from './kvm-types.js';
+import { emulatorOf, loadState, storeState } from './emulate.js';
+import {
+  kvmGetDr, kvmInjectPageFault, kvmQueueException, kvmRunInternalError, kvmSetCr0, kvmSetCr3, kvmSetDr, toVcpu,
+} from './x86.js';
+
+/** TASK_SWITCH_CALL, _IRET, _JMP and _GATE of kvm_host.h: the same numbers as the VMX qualification's source. */
+export const TASK_SWITCH = TASK_SOURCE;
+
+/** Present bit of a descriptor's access rights. */
+const AR_P = 0x80;
+
+/** A fault the switch raised (x86_exception): what X86EMUL_PROPAGATE_FAULT hands back. */
+class EmulatedFault {
+  readonly vector: number;
+  readonly errorCode: number;
+
+  constructor(vector: number, errorCode: number) {
+    this.vector = vector;
+    this.errorCode = errorCode;
+  }
+}
+
+function raiseEmulatedFault(vector: number, errorCode = -1): never {
+  throw new EmulatedFault(vector, errorCode);
+}
+
+/**
+ * emulator_do_task_switch: the checks KVM makes itself (the gate's DPL for INT n through a task
+ * gate, a present TSS), then the switch; `savedEip` is the RIP after any skipped instruction.
+ */
+function emulatorDoTaskSwitch(cpu: VirtCpu, tssSelector: number, idtIndex: number, reason: TaskSource, errorCode: number): void {
+  const next = readDescriptor(cpu, tssSelector, VEC.GP);
+  if (reason === TASK_SWITCH.GATE && idtIndex !== -1) {
+    // A software interrupt: the task gate's DPL against CPL and the selector's RPL.
+    const gateHi = readLinear(cpu, cpu.idtr.base + idtIndex * 8 + 4, 4);
+    const dpl = (gateHi >>> 13) & 3;
+    if ((tssSelector & 3) > dpl || cpu.cpl > dpl) cpu.fault(VEC.GP, (idtIndex << 3) | 2);
+  }
+  if (!(descAr(next) & AR_P)) cpu.fault(VEC.TS, tssSelector & 0xfffc);
+  switchTasks(cpu, tssSelector, next, reason, cpu.rip, errorCode, 0);
+}
+
+/**
+ * Runs the switch on the emulator CPU. Its faults unwind through `cpu.fault`, which here throws
+ * an EmulatedFault the caller can read (the CPU keeps its own fault record private to its run loop).
+ * Returns the fault, null after a clean switch; anything else thrown is an emulation failure.
+ */
+function emulatorTaskSwitch(cpu: VirtCpu, tssSelector: number, idtIndex: number, reason: TaskSource, errorCode: number): EmulatedFault | null {
+  const cpuFault = cpu.fault;
+  cpu.fault = raiseEmulatedFault;
+  try {
+    emulatorDoTaskSwitch(cpu, tssSelector, idtIndex, reason, errorCode);
+    return null;
+  } catch (e) {
+    if (e instanceof EmulatedFault) return e;
+    throw e;
+  } finally {
+    cpu.fault = cpuFault;
+  }
+}
+
+/**
+ * kvm_task_switch. `idtIndex` is the vector of an INT n through a task gate (-1 otherwise),
+ * `reason` one of TASK_SWITCH, and the error code is pushed on the new task's stack when
+ * `hasErrorCode` (an exception through a task gate). Returns 'resume', or 'userspace' after
+ * filling kvm_run with KVM_EXIT_INTERNAL_ERROR.
+ */
+export function kvmTaskSwitch(
+  vcpu: KvmVcpu, tssSelector: number, idtIndex: number, reason: number, hasErrorCode: boolean, errorCode: number,
+): ExitResult {
+  const v = toVcpu(vcpu);
+  const { cpu, bus } = emulatorOf(v);
+  loadState(v, cpu);
+  cpu.dr[7] = kvmGetDr(v, 7);
+  bus.begin(null);
+  // No access is answered by userspace here: a switch that needs MMIO fails (as Linux's does).
+  const answered = v.userAccesses;
+  v.userAccesses = [];
+  let fault: EmulatedFault | null = null;
+  let failed = false;
+  try {
+    fault = emulatorTaskSwitch(cpu, tssSelector & 0xffff, idtIndex, (reason & 3) as TaskSource, hasErrorCode ? errorCode >>> 0 : -1);
+  } catch {
+    failed = true;
+  }
+  v.userAccesses = answered;
+  // X86EMUL_UNHANDLEABLE: a model error, or an access userspace would have to answer.
+  if (failed || bus.pending) {
+    v.stat['insn_emulation_fail']!++;
+    return kvmRunInternalError(v, KVM_INTERNAL_ERROR.EMULATION, []);
+  }
+  storeState(v, cpu);
+  if (cpu.cr0 !== v.arch.cr0) kvmSetCr0(v, cpu.cr0);
+  if (cpu.cr3 !== v.arch.cr3) kvmSetCr3(v, cpu.cr3);
+  if (cpu.dr[7] !== kvmGetDr(v, 7)) kvmSetDr(v, 7, cpu.dr[7]!);
+  if (fault) {
+    if (fault.vector === VEC.PF) kvmInjectPageFault(v, cpu.cr2, fault.errorCode);
+    else if (fault.errorCode >= 0) kvmQueueException(v, fault.vector, fault.errorCode);
+    else kvmQueueException(v, fault.vector);
+  }
+  return 'resume';
+}
