@@ -17,6 +17,22 @@ const TWO32 = 2 ** 32;
 export const VMCS12_OFFSET: Int16Array = Int16Array.from(VMCS_FIELDS, ([, , off]) => (off === null ? -1 : off));
 
 /**
+ * Where each row's bits 31:0 are: an index into the 32-bit view; for a 16-bit field, -2 less its
+ * index into the 16-bit view; -1 without a slot. Derived once, so an access is one lookup.
+ */
+const LO_SLOT: Int32Array = Int32Array.from(VMCS_FIELDS, (_, i) => {
+  const off = VMCS12_OFFSET[i]!;
+  if (off < 0) return -1;
+  return FIELD_WIDTH[i] === VMCS_WIDTH.U16 ? -2 - (off >> 1) : off >> 2;
+});
+/** Where bits 63:32 of a 64-bit or natural-width row are in the 32-bit view, else -1. */
+const HI_SLOT: Int32Array = Int32Array.from(VMCS_FIELDS, (_, i) => {
+  const off = VMCS12_OFFSET[i]!;
+  const w = FIELD_WIDTH[i];
+  return off < 0 || w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32 ? -1 : (off >> 2) + 1;
+});
+
+/**
  * cached_vmcs12: one page, read and written with the field table's offsets and widths. Every
  * field sits at a multiple of its width (vmcs12.h lays them out so), so 16- and 32-bit views
  * reach them directly; the page is little-endian, as those views are on every host Node runs on.
@@ -35,17 +51,14 @@ export class Vmcs12 {
 
   /** Low 32 bits of field row `i` (the whole value for 16/32-bit fields). */
   lo(i: number): number {
-    const off = VMCS12_OFFSET[i]!;
-    if (off < 0) return 0;
-    return FIELD_WIDTH[i] === VMCS_WIDTH.U16 ? this.u16[off >> 1]! : this.u32[off >> 2]!;
+    const k = LO_SLOT[i]!;
+    return k >= 0 ? this.u32[k]! : k === -1 ? 0 : this.u16[-2 - k]!;
   }
 
   /** High 32 bits of a 64-bit or natural-width field, 0 for narrower ones. */
   hi(i: number): number {
-    const off = VMCS12_OFFSET[i]!;
-    const w = FIELD_WIDTH[i];
-    if (off < 0 || w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32) return 0;
-    return this.u32[(off >> 2) + 1]!;
+    const k = HI_SLOT[i]!;
+    return k >= 0 ? this.u32[k]! : 0;
   }
 
   /** The field as a number: 64-bit values signed canonical, as addresses are kept on hot paths. */
@@ -59,15 +72,11 @@ export class Vmcs12 {
 
   /** Writes a field, truncated to its width (vmcs12_write_any). */
   set(i: number, lo: number, hi = 0): void {
-    const off = VMCS12_OFFSET[i]!;
-    if (off < 0) return;
-    switch (FIELD_WIDTH[i]) {
-      case VMCS_WIDTH.U16: this.u16[off >> 1] = lo; return;
-      case VMCS_WIDTH.U32: this.u32[off >> 2] = lo; return;
-      default:
-        this.u32[off >> 2] = lo;
-        this.u32[(off >> 2) + 1] = hi;
-    }
+    const k = LO_SLOT[i]!;
+    if (k >= 0) this.u32[k] = lo;
+    else if (k !== -1) this.u16[-2 - k] = lo;
+    const h = HI_SLOT[i]!;
+    if (h >= 0) this.u32[h] = hi;
   }
 
   setNum(i: number, v: number): void {
