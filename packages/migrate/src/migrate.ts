@@ -13,7 +13,7 @@
  * operation, or running L2) cannot cross vendors: vmcs12 is not vmcb12. That is refused before
  * anything is touched, and the VM keeps running where it is.
  */
-import { KVM_MEM, KVM_STATE_NESTED, KvmError, type Host, type KvmVcpuEvents, type VcpuFd } from '@kvmts/core';
+import { KVM_MEM, KVM_STATE_NESTED, KvmError, type Host, type VcpuFd } from '@kvmts/core';
 import { PAGE_SIZE } from '@kvmts/x86';
 import { createVmHandle, destroyVmHandle, type VmHandle } from './vm-handle.js';
 import { parseNestedState, type NestedState } from './nested-state.js';
@@ -235,20 +235,6 @@ function commonMsrs(src: VmHandle, dst: VmHandle): number[] {
   return src.kvm.getMsrIndexList().filter((i) => theirs.has(i));
 }
 
-/** #BP (INT3) and #OF (INTO): exceptions an instruction raises, delivered with its length. */
-const SOFT_EXCEPTIONS: readonly number[] = [3, 4];
-
-/**
- * Linux's KVM_GET_VCPU_EVENTS leaves out an injected soft exception, since the uapi has no room
- * for the instruction length its delivery needs; RIP is still at the INT3/INTO, which runs again
- * on the target. The model's core still reports it (delivered on the target with a length of 0,
- * the return RIP would be the INT3's own), so the migration leaves it out as Linux would.
- */
-function withoutSoftException(e: KvmVcpuEvents): KvmVcpuEvents {
-  if (!e.exception.injected || !SOFT_EXCEPTIONS.includes(e.exception.nr)) return e;
-  return { ...e, exception: { ...e.exception, injected: 0 } };
-}
-
 /**
  * One KVM_GET_MSRS and one KVM_SET_MSRS for the whole list, as QEMU does. Both stop at the first
  * MSR refused: it is skipped (a get) or recorded as dropped (a set), and the rest goes on.
@@ -275,7 +261,7 @@ function moveVcpuState(from: VcpuFd, to: VcpuFd, msrs: readonly number[], nested
   moveFpuState(from, to);
   copyMsrs(from, to, msrs, dropped);
   if (nested) to.setNestedState(nested.raw);
-  to.setVcpuEvents(withoutSoftException(from.getVcpuEvents()));
+  to.setVcpuEvents(from.getVcpuEvents());
   to.setMpState(from.getMpState());
 }
 

@@ -157,7 +157,8 @@ describe('vCPU events', () => {
     const v2 = h2.vcpus[0]!;
     const e2 = v2.getVcpuEvents();
     v2.setVcpuEvents({ ...e2, exception: { ...e2.exception, injected: 1, nr: 3 } });
-    expect(v2.getVcpuEvents().exception).toMatchObject({ injected: 1, nr: 3 });
+    // KVM_GET_VCPU_EVENTS itself leaves the #BP out, as Linux does (kvm_exception_is_soft).
+    expect(v2.getVcpuEvents().exception.injected).toBe(0);
     const moved = migrateVm(h2, hosts.amd).vm;
     expect(moved.vcpus[0]!.getVcpuEvents().exception.injected).toBe(0);
     destroyVmHandle(moved);

@@ -292,9 +292,12 @@ export class VcpuFile implements KFile {
     const v = this.vcpu;
     const a = v.arch;
     const ex = a.exception;
+    // The uapi has no room for a software exception's instruction length, so an INT3/INTO in
+    // flight is left out (kvm_exception_is_soft): RIP is still on it, and it runs again.
+    const soft = ex.nr === VEC.BP || ex.nr === VEC.OF;
     return {
       // Without KVM_CAP_EXCEPTION_PAYLOAD a pending exception is reported as injected.
-      exception_injected: ex.injected || ex.pending ? 1 : 0, exception_nr: ex.nr, exception_has_error_code: ex.hasErrorCode ? 1 : 0,
+      exception_injected: (ex.injected || ex.pending) && !soft ? 1 : 0, exception_nr: ex.nr, exception_has_error_code: ex.hasErrorCode ? 1 : 0,
       exception_pending: 0, exception_error_code: ex.errorCode,
       interrupt_injected: a.interrupt.injected && !a.interrupt.soft ? 1 : 0, interrupt_nr: a.interrupt.nr, interrupt_soft: 0,
       interrupt_shadow: v.ops.getInterruptShadow(v),
