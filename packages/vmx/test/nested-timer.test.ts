@@ -1,7 +1,8 @@
 /**
  * L1's VMX-preemption timer for L2 (emulated by L0, as vmx_start_preemption_timer does): the
  * catalog guest nested-vmx-timer checks exit reason 52, the saved value and the capability from
- * inside; here the kernel's view of the same run.
+ * inside; here the kernel's view of the same run: vmcs12 as L1 left it, and vmcs02 without the
+ * silicon's timer.
  */
 import { describe, it, expect } from 'vitest';
 import { PIN_BASED } from '../src/hw/caps.js';
@@ -17,14 +18,20 @@ describe('VMX-preemption timer for L1', () => {
     const vcpu = kernelVcpu(vm);
     const n = toNested(toVmx(vcpu));
     let sawTimerExit = false;
+    let vmcs02Pins = 0;
     const r = runGuest(vm, 100000, () => {
       if (!vcpu.arch.guestMode && n.cachedVmcs12.lo(FIELD.VM_EXIT_REASON) === EXIT_REASON.PREEMPTION_TIMER) sawTimerExit = true;
+      // vmcs02's pin-based controls as L0 left them (their shadow while L1 runs).
+      if (n.vmcs02 && n.ctls02.pin >= 0) vmcs02Pins |= n.ctls02.pin;
       return false;
     });
     expect(r.exit).toBe('debug_exit');
     expect(r.code).toBe(0);
     expect(r.serial).toContain('SUMMARY: 16 tests, 0 failures\n');
     expect(sawTimerExit).toBe(true);
+    // L0 emulates L1's timer: vmcs02 never runs with the silicon's own.
+    expect(vmcs02Pins & PIN_BASED.EXT_INTR_MASK).toBe(PIN_BASED.EXT_INTR_MASK);
+    expect(vmcs02Pins & PIN_BASED.VMX_PREEMPTION_TIMER).toBe(0);
     const v = n.cachedVmcs12;
     expect(v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED.VMX_PREEMPTION_TIMER).toBe(PIN_BASED.VMX_PREEMPTION_TIMER);
     expect(v.lo(FIELD.VMX_PREEMPTION_TIMER_VALUE)).toBe(777);

@@ -898,7 +898,8 @@ function prepareVmcs02(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12, c01: ControlsShado
   // Controls: L0's own (vmcs01's) or'ed with L1's, less the windows L0 asked for L1.
   const proc12 = v.lo(FIELD.CPU_BASED_VM_EXEC_CONTROL);
   const proc2_12 = proc12 & CPU_BASED.ACTIVATE_SECONDARY_CONTROLS ? v.lo(FIELD.SECONDARY_VM_EXEC_CONTROL) : 0;
-  const pin = ((c01.pin & ~PIN_BASED.VMX_PREEMPTION_TIMER) | v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL)) >>> 0;
+  // L1's preemption timer is L0's to emulate (vmx_start_preemption_timer): never vmcs02's.
+  const pin = ((c01.pin | v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL)) & ~PIN_BASED.VMX_PREEMPTION_TIMER) >>> 0;
   let exec = ((c01.exec & ~(CPU_BASED.INTR_WINDOW_EXITING | CPU_BASED.NMI_WINDOW_EXITING | CPU_BASED.USE_IO_BITMAPS
     | CPU_BASED.USE_MSR_BITMAPS | CPU_BASED.MONITOR_TRAP_FLAG)) | proc12) >>> 0;
   // L0 takes every L2 port access and looks at L1's bitmaps itself (nested_vmx_exit_handled_io).
