@@ -12,6 +12,12 @@ export function unavailable(name: string, unit: string, note: string): Figure {
 }
 
 /** Three significant digits are all a benchmark on a shared machine can claim. */
+/** The middle value (the upper one of an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
 export function round3(v: number): number {
   return Number(v.toPrecision(3));
 }

@@ -7,7 +7,7 @@
 import { Machine, type HostPort, type MigrationReport } from '@kvmts/vmm';
 import type { Vendor } from '../args.js';
 import type { Stack } from '../stack.js';
-import { round3, unavailable, type Figure } from './figure.js';
+import { median, round3, unavailable, type Figure } from './figure.js';
 
 const MEM = 16 * 1024 ** 2;
 /** Exits the demo runs before the first migration (its banner and first primes), and between rounds. */
@@ -16,11 +16,6 @@ const LIVE_EXITS = 200;
 const MIGRATIONS = 5;
 
 type HostFactory = (v: Vendor) => Promise<HostPort | string>;
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 /** The reports of MIGRATIONS live migrations of the demo, or why there are none. */
 async function migrateDemo(stack: Stack, newHost: HostFactory): Promise<MigrationReport[] | string> {
