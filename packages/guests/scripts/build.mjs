@@ -58,6 +58,7 @@ const ASM_GUESTS = [
   { name: 'realmode', src: 'guests/realmode/realmode.S' },
   { name: 'mmio', src: 'guests/mmio/mmio.S' },
   { name: 'pio', src: 'guests/pio/pio.S' },
+  { name: 'tasks32', src: 'guests/tasks32/tasks32.S' },
 ];
 
 /* The anchors' workloads, built exactly as /work/shared/bench/build_all.sh builds them. */

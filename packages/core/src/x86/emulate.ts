@@ -19,7 +19,8 @@ import type { KvmVcpu, ExitResult, KvmSegment } from './kvm-types.js';
 import { KVM_EXIT, KVM_EXIT_IO, KVM_GUESTDBG, KVM_INTERNAL_ERROR, KVM_MEM, KVM_LIMITS } from '../uapi/constants.js';
 import type { UserAccess, Vcpu } from '../kvm/vcpu.js';
 import {
-  VCPU_REGS, kvmGetRflags, kvmHandleTripleFault, kvmRunInternalError, kvmSetRflags, kvmVcpuDoSinglestep, toVcpu,
+  VCPU_REGS, kvmGetRflags, kvmHandleTripleFault, kvmRunInternalError, kvmSetCr0, kvmSetCr3, kvmSetCr4, kvmSetRflags,
+  kvmVcpuDoSinglestep, toVcpu,
 } from './x86.js';
 
 /** EMULTYPE_* flags of kvm_host.h. */
@@ -276,13 +277,20 @@ export function loadState(v: Vcpu, cpu: VirtCpu, rflagsMask = ~0): void {
   cpu.flushTlb();
 }
 
-/** Writes back what an instruction can change: GPRs, RIP, RFLAGS, CR2, and segments if an exception was delivered. */
+/**
+ * Writes back what an instruction can change: GPRs, RIP, RFLAGS, CR2, segments if an exception
+ * was delivered, and CR0, CR3 and CR4 through kvm_set_cr* (emulator_set_cr) when they changed
+ * (CLTS, LMSW, MOV to CR, a task switch).
+ */
 export function storeState(v: Vcpu, cpu: VirtCpu): void {
   const ops = v.ops;
   v.arch.regs.set(cpu.gpr);
   v.arch.regsHi.set(cpu.gprHi);
   v.arch.rip = cpu.rip;
   v.arch.cr2 = cpu.cr2;
+  if (cpu.cr0 !== v.arch.cr0) kvmSetCr0(v, cpu.cr0);
+  if (cpu.cr4 !== v.arch.cr4) kvmSetCr4(v, cpu.cr4);
+  if (cpu.cr3 !== v.arch.cr3) kvmSetCr3(v, cpu.cr3);
   kvmSetRflags(v, cpu.getRflags());
   for (let s = 0; s < 8; s++) {
     const c = cpu.seg[SREG_TO_SEG[s]!]!;

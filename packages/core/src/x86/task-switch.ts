@@ -8,12 +8,12 @@
  * after the commit point is taken in the new task, whose state is kept. MMIO or an internal
  * failure is KVM_EXIT_INTERNAL_ERROR / KVM_INTERNAL_ERROR_EMULATION with no data.
  */
-import { TASK_SOURCE, VEC, descAr, readDescriptor, readLinear, switchTasks, type TaskSource, type VirtCpu } from '@kvmts/x86';
+import { AR, SEG, TASK_SOURCE, VEC, descAr, readDescriptor, readLinear, switchTasks, type Segment, type TaskSource, type VirtCpu } from '@kvmts/x86';
 import { KVM_INTERNAL_ERROR } from '../uapi/constants.js';
 import type { ExitResult, KvmVcpu } from './kvm-types.js';
 import { emulatorOf, loadState, storeState } from './emulate.js';
 import {
-  kvmGetDr, kvmInjectPageFault, kvmQueueException, kvmRunInternalError, kvmSetCr0, kvmSetCr3, kvmSetDr, toVcpu,
+  kvmGetDr, kvmInjectPageFault, kvmQueueException, kvmRunInternalError, kvmSetDr, toVcpu,
 } from './x86.js';
 
 /** TASK_SWITCH_CALL, _IRET, _JMP and _GATE of kvm_host.h: the same numbers as the VMX qualification's source. */
@@ -73,6 +73,24 @@ function emulatorTaskSwitch(cpu: VirtCpu, tssSelector: number, idtIndex: number,
 }
 
 /**
+ * After a fault past the commit point, the registers the switch had not loaded yet hold the
+ * new task's selectors over no descriptor (the CPU's placeholders until it reads the tables).
+ * Linux's load_state_from_tss32 sets the selectors first and leaves the cached parts as they
+ * were (set_segment_selector); so does this, which keeps CS usable for the next VM entry.
+ * A segment is unloaded when it is unusable with a non-null selector, or is CS or SS (a null
+ * CS or SS is itself a fault in a task switch).
+ */
+function keepUnloadedSegments(cpu: VirtCpu, before: readonly Segment[]): void {
+  for (let i = 0; i < cpu.seg.length; i++) {
+    const s = cpu.seg[i]!;
+    if (!(s.ar & AR.UNUSABLE) || i === SEG.TR) continue;
+    if ((s.selector & 0xfffc) === 0 && i !== SEG.CS && i !== SEG.SS) continue;
+    cpu.seg[i] = { ...before[i]!, selector: s.selector };
+  }
+  cpu.stateChanged();
+}
+
+/**
  * kvm_task_switch. `idtIndex` is the vector of an INT n through a task gate (-1 otherwise),
  * `reason` one of TASK_SWITCH, and the error code is pushed on the new task's stack when
  * `hasErrorCode` (an exception through a task gate). Returns 'resume', or 'userspace' after
@@ -84,6 +102,7 @@ export function kvmTaskSwitch(
   const v = toVcpu(vcpu);
   const { cpu, bus } = emulatorOf(v);
   loadState(v, cpu);
+  const before = cpu.seg.map((s) => ({ ...s }));
   cpu.dr[7] = kvmGetDr(v, 7);
   bus.begin(null);
   // No access is answered by userspace here: a switch that needs MMIO fails (as Linux's does).
@@ -102,9 +121,8 @@ export function kvmTaskSwitch(
     v.stat['insn_emulation_fail']!++;
     return kvmRunInternalError(v, KVM_INTERNAL_ERROR.EMULATION, []);
   }
+  if (fault) keepUnloadedSegments(cpu, before);
   storeState(v, cpu);
-  if (cpu.cr0 !== v.arch.cr0) kvmSetCr0(v, cpu.cr0);
-  if (cpu.cr3 !== v.arch.cr3) kvmSetCr3(v, cpu.cr3);
   if (cpu.dr[7] !== kvmGetDr(v, 7)) kvmSetDr(v, 7, cpu.dr[7]!);
   if (fault) {
     if (fault.vector === VEC.PF) kvmInjectPageFault(v, cpu.cr2, fault.errorCode);

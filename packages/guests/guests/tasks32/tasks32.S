@@ -1,0 +1,395 @@
+/*
+ * Hardware task switching, as a 32-bit kernel of the i386 era used it (SDM Vol. 3A 7.3):
+ * task A (the boot task) JMPs to the TSS of task B and B JMPs back; A CALLs B through a task
+ * gate in the GDT and B IRETs back (NT, the link field, the busy bits); INT 0x40 goes to B
+ * through a task gate in the IDT; a #GP (an IDT entry of no valid type) goes to task C and a
+ * #DF (INT to a not-present gate whose #NP meets a not-present #NP gate) to task D, each with
+ * its error code on the new task's stack; a TSS whose code selector names a data segment
+ * raises #TS in the new task, whose handler task E reports it. Under KVM every one of these
+ * switches exits (VMX exit reason 9, SVM TASK_SWITCH) and is done by kvm_task_switch.
+ * Entered in real mode at 0x1000; PASS/FAIL lines on COM1, then the number of failures
+ * through port 0xf4.
+ */
+#define COM1       0x3f8
+#define EXIT_PORT  0xf4
+
+#define CODE       0x08
+#define DATA       0x10
+#define TSS_A      0x18
+#define TSS_B      0x20
+#define TSS_C      0x28
+#define TSS_D      0x30
+#define GATE_B     0x38
+#define TSS_E      0x40
+#define TSS_BAD    0x48
+
+/* TSSs and stacks live above the image, in memory that starts zeroed. */
+#define TSS_A_BASE 0x8000
+#define TSS_B_BASE 0x8100
+#define TSS_C_BASE 0x8200
+#define TSS_D_BASE 0x8300
+#define TSS_E_BASE 0x8400
+#define TSS_BAD_BASE 0x8500
+
+/* 32-bit TSS fields (SDM Figure 7-2). */
+#define TSS_LINK   0x00
+#define TSS_EIP    0x20
+#define TSS_EFLAGS 0x24
+#define TSS_EAX    0x28
+#define TSS_ESP    0x38
+#define TSS_ES     0x48
+#define TSS_CS     0x4c
+#define TSS_SS     0x50
+#define TSS_DS     0x54
+#define TSS_FS     0x58
+#define TSS_GS     0x5c
+
+#define EFLAGS_NT  0x4000
+#define CR0_TS     0x8
+#define TYPE_TSS_AVAIL 0x89
+#define TYPE_TSS_BUSY  0x8b
+
+/* CHECK cc, "text": PASS when condition code cc holds (after a cmp or test), else FAIL. */
+	.macro CHECK cc, text
+	mov $.Lmsg\@, %esi
+	j\cc .Lpass\@
+	call fail
+	jmp .Lend\@
+.Lmsg\@:
+	.asciz "\text"
+.Lpass\@:
+	call pass
+.Lend\@:
+	.endm
+
+/* The access byte (P, DPL, type) of GDT entry sel. */
+	.macro GDT_TYPE sel, reg
+	movzbl gdt + \sel + 5, \reg
+	.endm
+
+	.code16
+	.globl _start
+_start:
+	cli
+	xor %ax, %ax
+	mov %ax, %ds
+	lgdtl gdt_desc
+	lidtl idt_desc
+	mov %cr0, %eax
+	or $1, %eax
+	mov %eax, %cr0
+	ljmpl $CODE, $pm32
+
+	.code32
+pm32:
+	mov $DATA, %ax
+	mov %ax, %ds
+	mov %ax, %es
+	mov %ax, %fs
+	mov %ax, %gs
+	mov %ax, %ss
+	mov $0x7000, %esp
+	mov $TSS_A, %ax
+	ltr %ax
+
+	mov $TSS_B_BASE, %edi
+	mov $task_b, %eax
+	mov $0x9000, %ebx
+	call init_tss
+	movl $0xb0b0b0b0, TSS_B_BASE + TSS_EAX
+	mov $TSS_C_BASE, %edi
+	mov $task_c, %eax
+	mov $0x9800, %ebx
+	call init_tss
+	mov $TSS_D_BASE, %edi
+	mov $task_d, %eax
+	mov $0xa000, %ebx
+	call init_tss
+	mov $TSS_E_BASE, %edi
+	mov $task_e, %eax
+	mov $0xa800, %ebx
+	call init_tss
+	/* The bad task: its CS is the data segment, so loading it raises #TS(DATA) in that task. */
+	mov $TSS_BAD_BASE, %edi
+	mov $0, %eax
+	mov $0xb000, %ebx
+	call init_tss
+	movw $DATA, TSS_BAD_BASE + TSS_CS
+
+/* 1. JMP to a TSS, and back. */
+	mov $0x11111111, %ebx
+	mov $0x22222222, %ebp
+	ljmp $TSS_B, $0
+a_after_jmp:
+	cmp $0x11111111, %ebx
+	CHECK e, "JMP back: the old task's registers come from its TSS"
+	cmp $0x22222222, %ebp
+	CHECK e, "JMP back: EBP as it was"
+	cmpl $a_after_jmp, TSS_A_BASE + TSS_EIP
+	CHECK e, "JMP: the old TSS holds the EIP after the JMP"
+	cmpl $b_after_jmp, TSS_B_BASE + TSS_EIP
+	CHECK e, "JMP back: task B's TSS holds the EIP after its JMP"
+	mov %cr0, %eax
+	test $CR0_TS, %eax
+	CHECK nz, "CR0.TS set by the task switch"
+	clts
+
+/* 2. CALL through a task gate in the GDT; the called task IRETs back. */
+	mov $0x33333333, %ecx
+	lcall $GATE_B, $0
+a_after_call:
+	cmp $0x33333333, %ecx
+	CHECK e, "IRET: back in the caller with its registers"
+	pushf
+	pop %eax
+	test $EFLAGS_NT, %eax
+	CHECK z, "IRET: NT clear in the caller"
+	GDT_TYPE TSS_B, %eax
+	cmp $TYPE_TSS_AVAIL, %eax
+	CHECK e, "IRET: the nested task's TSS is no longer busy"
+	str %ax
+	cmp $TSS_A, %ax
+	CHECK e, "IRET: TR is the caller's TSS"
+	clts
+
+/* 3. INT 0x40 through a task gate in the IDT. */
+	int $0x40
+a_after_int:
+	str %ax
+	cmp $TSS_A, %ax
+	CHECK e, "INT n through a task gate: IRET returns to the caller"
+	clts
+
+/* 4. #GP through a task gate: IDT entry 0x31 has no valid type, error code 0x31 * 8 + 2. */
+a_gp_insn:
+	int $0x31
+	cmpl $0x18a, gp_error
+	CHECK e, "#GP through a task gate: error code 0x18a on the new task's stack"
+	clts
+
+/* 5. #DF through a task gate: INT 0x30 is not present (#NP), nor is the #NP gate. */
+a_df_insn:
+	int $0x30
+	cmpl $0, df_error
+	CHECK e, "#DF through a task gate: error code 0 on the new task's stack"
+	cmpl $1, df_count
+	CHECK e, "#DF: its task ran once"
+	clts
+
+/* 6. A task switch that faults after its commit point: #TS in the new task, through a task gate to task E. */
+	ljmp $TSS_BAD, $0
+a_after_bad:
+	cmpl $DATA, ts_error
+	CHECK e, "#TS in the new task: error code is its CS selector"
+	cmpl $TSS_BAD, ts_link
+	CHECK e, "#TS: delivered in the new task (the handler's link names it)"
+	clts
+
+	mov $msg_done, %esi
+	call puts
+	mov failures, %eax
+	mov $EXIT_PORT, %dx
+	out %eax, %dx
+	hlt
+
+/* Task B: entered by JMP, then by CALL through a gate, then by INT 0x40 (each time where it left off). */
+task_b:
+	cmp $0xb0b0b0b0, %eax
+	CHECK e, "JMP: the new task's registers come from its TSS"
+	str %ax
+	cmp $TSS_B, %ax
+	CHECK e, "JMP: TR is the new TSS"
+	pushf
+	pop %eax
+	test $EFLAGS_NT, %eax
+	CHECK z, "JMP: NT clear in the new task"
+	GDT_TYPE TSS_A, %eax
+	cmp $TYPE_TSS_AVAIL, %eax
+	CHECK e, "JMP: the old TSS is no longer busy"
+	GDT_TYPE TSS_B, %eax
+	cmp $TYPE_TSS_BUSY, %eax
+	CHECK e, "JMP: the new TSS is busy"
+	ljmp $TSS_A, $0
+b_after_jmp:
+	pushf
+	pop %eax
+	test $EFLAGS_NT, %eax
+	CHECK nz, "CALL through a task gate: NT set in the called task"
+	cmpw $TSS_A, TSS_B_BASE + TSS_LINK
+	CHECK e, "CALL: the link field names the caller's TSS"
+	GDT_TYPE TSS_A, %eax
+	cmp $TYPE_TSS_BUSY, %eax
+	CHECK e, "CALL: the caller's TSS stays busy"
+	cmpl $a_after_call, TSS_A_BASE + TSS_EIP
+	CHECK e, "CALL: the caller's TSS holds the EIP after the CALL"
+	iret
+	pushf
+	pop %eax
+	test $EFLAGS_NT, %eax
+	CHECK nz, "INT n through a task gate: NT set in the new task"
+	cmpl $a_after_int, TSS_A_BASE + TSS_EIP
+	CHECK e, "INT n: the caller's TSS holds the EIP after the INT"
+	iret
+
+/* Task C, the #GP task: the error code is on its stack; the faulting INT is skipped by hand. */
+task_c:
+	pop %eax
+	mov %eax, gp_error
+	mov $msg_gp, %esi
+	call puts
+	mov gp_error, %eax
+	call hex32
+	cmpl $a_gp_insn, TSS_A_BASE + TSS_EIP
+	CHECK e, "#GP: the old task's EIP is the faulting instruction"
+	addl $2, TSS_A_BASE + TSS_EIP
+	iret
+	jmp task_c
+
+/* Task D, the #DF task. */
+task_d:
+	pop %eax
+	mov %eax, df_error
+	incl df_count
+	mov $msg_df, %esi
+	call puts
+	mov df_error, %eax
+	call hex32
+	cmpl $a_df_insn, TSS_A_BASE + TSS_EIP
+	CHECK e, "#DF: the old task's EIP is the INT that began it"
+	addl $2, TSS_A_BASE + TSS_EIP
+	iret
+	jmp task_d
+
+/* Task E, the #TS task: the bad task can never run, so E goes back to A by JMP. */
+task_e:
+	pop %eax
+	mov %eax, ts_error
+	movzwl TSS_E_BASE + TSS_LINK, %eax
+	mov %eax, ts_link
+	mov $msg_ts, %esi
+	call puts
+	mov ts_error, %eax
+	call hex32
+	ljmp $TSS_A, $0
+
+/* init_tss: EDI = TSS base, EAX = EIP, EBX = ESP; flat segments, EFLAGS = 2. */
+init_tss:
+	mov %eax, TSS_EIP(%edi)
+	mov %ebx, TSS_ESP(%edi)
+	movl $2, TSS_EFLAGS(%edi)
+	movw $CODE, TSS_CS(%edi)
+	movw $DATA, TSS_SS(%edi)
+	movw $DATA, TSS_DS(%edi)
+	movw $DATA, TSS_ES(%edi)
+	movw $DATA, TSS_FS(%edi)
+	movw $DATA, TSS_GS(%edi)
+	ret
+
+pass:
+	push %esi
+	mov $msg_pass, %esi
+	call puts
+	pop %esi
+	jmp puts_nl
+fail:
+	incl failures
+	push %esi
+	mov $msg_fail, %esi
+	call puts
+	pop %esi
+puts_nl:
+	call puts
+	mov $'\n', %al
+	jmp putc
+
+/* puts: the string at ESI. */
+puts:
+	push %esi
+1:	lodsb
+	test %al, %al
+	jz 2f
+	call putc
+	jmp 1b
+2:	pop %esi
+	ret
+
+putc:
+	push %edx
+	mov $COM1, %dx
+	out %al, %dx
+	pop %edx
+	ret
+
+/* hex32: EAX as 8 hex digits and a newline. */
+hex32:
+	push %ecx
+	push %edx
+	mov %eax, %edx
+	mov $8, %ecx
+1:	rol $4, %edx
+	mov %dl, %al
+	and $0xf, %al
+	add $'0', %al
+	cmp $'9', %al
+	jbe 2f
+	add $('a' - '9' - 1), %al
+2:	call putc
+	loop 1b
+	mov $'\n', %al
+	call putc
+	pop %edx
+	pop %ecx
+	ret
+
+	.p2align 3
+gdt:
+	.quad 0
+	.quad 0x00cf9b000000ffff			/* CODE: flat 32-bit */
+	.quad 0x00cf93000000ffff			/* DATA: flat 32-bit */
+	.word 0x67, TSS_A_BASE, 0x8900, 0		/* TSS_A: 32-bit TSS, available until LTR */
+	.word 0x67, TSS_B_BASE, 0x8900, 0		/* TSS_B */
+	.word 0x67, TSS_C_BASE, 0x8900, 0		/* TSS_C */
+	.word 0x67, TSS_D_BASE, 0x8900, 0		/* TSS_D */
+	.word 0, TSS_B, 0x8500, 0			/* GATE_B: task gate to TSS_B */
+	.word 0x67, TSS_E_BASE, 0x8900, 0		/* TSS_E */
+	.word 0x67, TSS_BAD_BASE, 0x8900, 0		/* TSS_BAD */
+gdt_end:
+gdt_desc:
+	.word gdt_end - gdt - 1
+	.long gdt
+
+/*
+ * The IDT: task gates at 8 (#DF), 10 (#TS), 13 (#GP) and 0x40; interrupt gates marked not
+ * present at 11 (#NP) and 0x30; 0x31 present with no valid type; the rest empty.
+ */
+	.p2align 3
+idt:
+	.fill 8, 8, 0
+	.word 0, TSS_D, 0x8500, 0			/* 8: #DF -> task D */
+	.fill 1, 8, 0
+	.word 0, TSS_E, 0x8500, 0			/* 10: #TS -> task E */
+	.word 0, CODE, 0x0e00, 0			/* 11: #NP, not present */
+	.fill 1, 8, 0
+	.word 0, TSS_C, 0x8500, 0			/* 13: #GP -> task C */
+	.fill 0x30 - 14, 8, 0
+	.word 0, CODE, 0x0e00, 0			/* 0x30: not present */
+	.word 0, 0, 0x8000, 0				/* 0x31: present, type 0 */
+	.fill 0x40 - 0x32, 8, 0
+	.word 0, TSS_B, 0x8500, 0			/* 0x40: INT 0x40 -> task B */
+idt_end:
+idt_desc:
+	.word idt_end - idt - 1
+	.long idt
+
+failures:	.long 0
+gp_error:	.long 0xffffffff
+df_error:	.long 0xffffffff
+df_count:	.long 0
+ts_error:	.long 0xffffffff
+ts_link:	.long 0
+msg_pass:	.asciz "PASS: "
+msg_fail:	.asciz "FAIL: "
+msg_gp:		.asciz "#GP error code "
+msg_df:		.asciz "#DF error code "
+msg_ts:		.asciz "#TS error code "
+msg_done:	.asciz "tasks32: done\n"
