@@ -6,10 +6,13 @@ export function hex(v: number | bigint): string {
   return '0x' + BigInt.asUintN(64, b).toString(16);
 }
 
+/** "00".."ff": a trace row per I/O exit formats its data, so the digits are made once. */
+const BYTE_HEX: readonly string[] = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 /** Bytes in memory order as lowercase hex pairs. */
 export function hexBytes(bytes: Uint8Array): string {
   let s = '';
-  for (const b of bytes) s += (b < 16 ? '0' : '') + b.toString(16);
+  for (let i = 0; i < bytes.length; i++) s += BYTE_HEX[bytes[i]!]!;
   return s;
 }
 

@@ -31,10 +31,11 @@ function bench64(image: Uint8Array): MachineOptions {
 /** Runs a machine to its end, calling `onStep` for each exit; returns elapsed ms or why it failed. */
 function runTimed(machine: Machine, onStep?: (s: ReturnType<Machine['step']>) => void): number | string {
   const t0 = performance.now();
-  while (!machine.done) {
+  for (let n = 1; !machine.done; n++) {
     const s = machine.step();
     onStep?.(s);
-    if (performance.now() - t0 > TIME_LIMIT_MS) return `did not finish within ${TIME_LIMIT_MS / 1000} s`;
+    // The clock is read every 1024 exits: reading it per exit would be part of the figure.
+    if ((n & 1023) === 0 && performance.now() - t0 > TIME_LIMIT_MS) return `did not finish within ${TIME_LIMIT_MS / 1000} s`;
   }
   const ms = performance.now() - t0;
   return machine.final!.exit === 'hlt' ? ms : `ended in ${machine.final!.exit}, not hlt`;

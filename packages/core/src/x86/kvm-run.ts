@@ -84,7 +84,7 @@ export class KvmRun {
   readonly io = {
     get: () => ({
       direction: this.u8(OFF.ioDirection), size: this.u8(OFF.ioSize), port: this.dv.getUint16(OFF.ioPort, true),
-      count: this.u32(OFF.ioCount), dataOffset: Number(this.u64(OFF.ioDataOffset)),
+      count: this.u32(OFF.ioCount), dataOffset: this.u32(OFF.ioDataOffset) + this.u32(OFF.ioDataOffset + 4) * 2 ** 32,
     }),
     set: (io: { direction: number; size: number; port: number; count: number; dataOffset: number }) => {
       this.setU8(OFF.ioDirection, io.direction); this.setU8(OFF.ioSize, io.size);
