@@ -49,6 +49,7 @@ const C_GUESTS = [
   { name: 'nested-vmx-msr', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-msr/nested-vmx-msr.c'] },
   { name: 'nested-vmx-timer', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-timer/nested-vmx-timer.c'] },
   { name: 'nested-vmx-ept-ad', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-ept-ad/nested-vmx-ept-ad.c'] },
+  { name: 'nested-vmx-sync', bits: 64, entry: 'long64', src: ['guests/nested-vmx-common/vmx.c', 'guests/nested-vmx-sync/nested-vmx-sync.c'] },
 ];
 
 /* Stand-alone assembly guests, linked at 0x1000. */

@@ -253,6 +253,8 @@ export const CATALOG: readonly CatalogEntry[] = [
     summary(16), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('nested-vmx-ept-ad', 'long64', `nested EPT with accessed and dirty flags (EPTP bit 6, offered in IA32_VMX_EPT_VPID_CAP): after L2 reads one page and writes another, L1 finds the accessed flag in the EPT12 entries of every level on those paths and the dirty flag only on the written page; cleared, INVEPTed and read again, the page is accessed but not dirty; a reserved EPTP bit is VMfailValid(7); ${REPORT}`,
     summary(20), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
+  test('nested-vmx-sync', 'long64', `nested VMX, the guest state L2 seldom changes: L2 loads a null ES, a smaller GDT limit and a new GS base, and L1's VMREADs see them; L1's VMWRITEs of those fields reach L2 on VMRESUME; after VMCLEAR vmcs12 in L1's memory holds L2's last values; ${REPORT}`,
+    summary(16), { vendorDependent: 'Intel VMX: L1 executes VMX instructions, which are #UD on an AMD vCPU', requires: 'vmx' }),
   test('timer-irq', 'real', 'interrupts from the VMM: KVM_INTERRUPT of vector 0x20 at each HLT exit, counted by an IDT handler that checks RIP and IF',
     { exact: '10 interrupts\nPASS: interrupts counted\nPASS: each arrived right after HLT\nPASS: IF set before, clear in the handler\nSUMMARY: 3 tests, 0 failures\n' },
     { irqs: { vector: 0x20, every: 'hlt', count: 10 } }),

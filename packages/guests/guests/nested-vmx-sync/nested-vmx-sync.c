@@ -1,0 +1,81 @@
+/*
+ * nested-vmx-sync: the guest state L2 seldom changes (segments, descriptor tables) reaches L1
+ * exactly, although L0 copies it between vmcs02 and vmcs12 only when needed (KVM's
+ * sync_vmcs02_to_vmcs12_rare and prepare_vmcs02_rare). L2 loads a null ES, a smaller GDT limit
+ * and a new GS base, then VMCALLs: L1's VMREADs of those fields see L2's values. L1 then
+ * VMWRITEs ES (selector, limit, access rights: a null load left a limit that G=1 forbids), the
+ * GDT limit and the GS base, resumes, and L2 reads back what L1 wrote. A second
+ * VMCALL ends L2; L1 VMCLEARs the VMCS, and the test reads vmcs12 in L1's memory.
+ */
+#include "../nested-vmx-common/vmx.h"
+
+#define GUEST_GS_BASE 0x6810
+#define MSR_GS_BASE 0xc0000101u
+#define L2_GS_BASE 0x7000ul
+#define L1_GS_BASE 0x9000ul
+
+static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
+uint8_t sync_vmcs[4096] __attribute__((aligned(4096)));
+static uint8_t l2_stack[4096] __attribute__((aligned(4096)));
+/* All zero: L2's RDMSR/WRMSR of GS_BASE do not exit to L1. */
+static uint8_t msr_bitmap[4096] __attribute__((aligned(4096)));
+
+struct __attribute__((packed)) dtr {
+	uint16_t limit;
+	uint64_t base;
+};
+struct dtr l2_gdt;
+
+void l2_main(void);
+/* R12: ES selector, R13: GDT limit, R14: GS base, each as L2 finds them after L1's VMWRITEs. */
+asm(".text\n"
+    "l2_main:\n\t"
+    "xor %eax, %eax\n\tmov %eax, %es\n\t"
+    "sgdt l2_gdt(%rip)\n\tsubw $8, l2_gdt(%rip)\n\tlgdt l2_gdt(%rip)\n\t"
+    "mov $0xc0000101, %ecx\n\tmov $0x7000, %eax\n\txor %edx, %edx\n\twrmsr\n\t"
+    "vmcall\n\t"
+    "mov %es, %eax\n\tmovzx %ax, %r12\n\t"
+    "sgdt l2_gdt(%rip)\n\tmovzwq l2_gdt(%rip), %r13\n\t"
+    "mov $0xc0000101, %ecx\n\trdmsr\n\tshl $32, %rdx\n\tor %rax, %rdx\n\tmov %rdx, %r14\n\t"
+    "vmcall\n\t"
+    "hlt\n\tud2\n");
+
+int main(void)
+{
+	uint32_t rev = (uint32_t)rdmsr(MSR_IA32_VMX_BASIC) & 0x7fffffff;
+	write_cr4(read_cr4() | X86_CR4_VMXE);
+	*(uint32_t *)vmxon_region = rev;
+	*(uint32_t *)sync_vmcs = rev;
+	uint64_t on = (uint64_t)vmxon_region, pa = (uint64_t)sync_vmcs;
+	report_eq("VMXON, VMCLEAR, VMPTRLD", vmxon(&on) | vmclear(&pa) | vmptrld(&pa), VMX_OK);
+	vmcs_setup_l2(l2_main, l2_stack + sizeof(l2_stack), CPU_BASED_HLT_EXITING | CPU_BASED_USE_MSR_BITMAPS, 0, 0, msr_bitmap);
+	uint32_t gdt_limit = vmread(GUEST_GDTR_LIMIT);
+
+	report_eq("VMLAUNCH", vmx_enter(1), VMX_OK);
+	report_eq("exit: VMCALL", vmread(VM_EXIT_REASON), EXIT_REASON_VMCALL);
+	report_eq("L2's ES selector", vmread(GUEST_ES_SELECTOR), 0);
+	report_eq("L2's ES is unusable", (vmread(GUEST_ES_AR_BYTES) >> 16) & 1, 1);
+	report_eq("L2's GDT limit", vmread(GUEST_GDTR_LIMIT), gdt_limit - 8);
+	report_eq("L2's GS base", vmread(GUEST_GS_BASE), L2_GS_BASE);
+
+	vmwrite(GUEST_ES_SELECTOR, KERNEL_DS);
+	vmwrite(GUEST_ES_LIMIT, 0xffffffff);
+	vmwrite(GUEST_ES_AR_BYTES, 0xc093);
+	vmwrite(GUEST_GDTR_LIMIT, gdt_limit);
+	vmwrite(GUEST_GS_BASE, L1_GS_BASE);
+	vmwrite(GUEST_RIP, vmread(GUEST_RIP) + vmread(VM_EXIT_INSTRUCTION_LEN));
+	report_eq("VMRESUME", vmx_enter(0), VMX_OK);
+	report_eq("exit: VMCALL again", vmread(VM_EXIT_REASON), EXIT_REASON_VMCALL);
+	report_eq("L2 got L1's ES selector", l2_regs[12], KERNEL_DS);
+	report_eq("L2 got L1's GDT limit", l2_regs[13], gdt_limit);
+	report_eq("L2 got L1's GS base", l2_regs[14], L1_GS_BASE);
+
+	/* L2 moves ES to null again without L1 looking: VMCLEAR must still write it to vmcs12. */
+	vmwrite(GUEST_RIP, vmread(GUEST_RIP) + vmread(VM_EXIT_INSTRUCTION_LEN));
+	vmwrite(GUEST_RIP, (uint64_t)l2_main);
+	report_eq("VMRESUME from the top", vmx_enter(0), VMX_OK);
+	report_eq("exit: VMCALL", vmread(VM_EXIT_REASON), EXIT_REASON_VMCALL);
+	report_eq("VMCLEAR", vmclear(&pa), VMX_OK);
+	report_eq("VMXOFF", vmxoff(), VMX_OK);
+	return report_summary();
+}
