@@ -29,7 +29,7 @@ describe('nested-vmx-sync: rarely changed guest state between vmcs02 and vmcs12'
       lagging ||= n.needSyncVmcs02ToVmcs12Rare;
       return false;
     });
-    expect(r.serial).toContain('SUMMARY: 16 tests, 0 failures\n');
+    expect(r.serial).toContain('SUMMARY: 20 tests, 0 failures\n');
     expect(r.exit).toBe('debug_exit');
     expect(r.code).toBe(0);
     expect(lagging).toBe(true);

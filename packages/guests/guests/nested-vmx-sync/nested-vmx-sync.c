@@ -4,8 +4,10 @@
  * sync_vmcs02_to_vmcs12_rare and prepare_vmcs02_rare). L2 loads a null ES, a smaller GDT limit
  * and a new GS base, then VMCALLs: L1's VMREADs of those fields see L2's values. L1 then
  * VMWRITEs ES (selector, limit, access rights: a null load left a limit that G=1 forbids), the
- * GDT limit and the GS base, resumes, and L2 reads back what L1 wrote. A second
- * VMCALL ends L2; L1 VMCLEARs the VMCS, and the test reads vmcs12 in L1's memory.
+ * GDT limit and the GS base, resumes, and L2 reads back what L1 wrote. L2 loads a null ES
+ * again, and L1, without looking, VMWRITEs an unrelated field that is not shadowed: L2 keeps its
+ * own ES. A last run ends at a VMCALL; L1 VMCLEARs the VMCS, and the test reads vmcs12 in L1's
+ * memory.
  */
 #include "../nested-vmx-common/vmx.h"
 
@@ -27,6 +29,7 @@ struct __attribute__((packed)) dtr {
 struct dtr l2_gdt;
 
 void l2_main(void);
+void l2_null_es(void);
 /* R12: ES selector, R13: GDT limit, R14: GS base, each as L2 finds them after L1's VMWRITEs. */
 asm(".text\n"
     "l2_main:\n\t"
@@ -37,6 +40,13 @@ asm(".text\n"
     "mov %es, %eax\n\tmovzx %ax, %r12\n\t"
     "sgdt l2_gdt(%rip)\n\tmovzwq l2_gdt(%rip), %r13\n\t"
     "mov $0xc0000101, %ecx\n\trdmsr\n\tshl $32, %rdx\n\tor %rax, %rdx\n\tmov %rdx, %r14\n\t"
+    "vmcall\n\t"
+    "hlt\n\tud2\n"
+    /* R15: ES as L2 finds it after a VMCALL at which L1 VMWRITEs an unrelated field. */
+    "l2_null_es:\n\t"
+    "xor %eax, %eax\n\tmov %eax, %es\n\t"
+    "vmcall\n\t"
+    "mov %es, %eax\n\tmovzx %ax, %r15\n\t"
     "vmcall\n\t"
     "hlt\n\tud2\n");
 
@@ -69,6 +79,21 @@ int main(void)
 	report_eq("L2 got L1's ES selector", l2_regs[12], KERNEL_DS);
 	report_eq("L2 got L1's GDT limit", l2_regs[13], gdt_limit);
 	report_eq("L2 got L1's GS base", l2_regs[14], L1_GS_BASE);
+
+	/*
+	 * L2 loads a null ES; L1 does not look, but VMWRITEs a field that is not shadowed (so vmcs12
+	 * is dirty and prepare_vmcs02_rare runs): L2 must keep its own ES, not vmcs12's stale one.
+	 */
+	vmwrite(GUEST_RIP, (uint64_t)l2_null_es);
+	report_eq("VMRESUME at a null ES load", vmx_enter(0), VMX_OK);
+	report_eq("exit: VMCALL", vmread(VM_EXIT_REASON), EXIT_REASON_VMCALL);
+	vmwrite(GUEST_SYSENTER_CS, 0);
+	vmwrite(GUEST_RIP, vmread(GUEST_RIP) + vmread(VM_EXIT_INSTRUCTION_LEN));
+	report_eq("VMRESUME after an unrelated VMWRITE", vmx_enter(0), VMX_OK);
+	report_eq("L2 kept its own null ES", l2_regs[15], 0);
+	vmwrite(GUEST_ES_SELECTOR, KERNEL_DS);
+	vmwrite(GUEST_ES_LIMIT, 0xffffffff);
+	vmwrite(GUEST_ES_AR_BYTES, 0xc093);
 
 	/* L2 moves ES to null again without L1 looking: VMCLEAR must still write it to vmcs12. */
 	vmwrite(GUEST_RIP, vmread(GUEST_RIP) + vmread(VM_EXIT_INSTRUCTION_LEN));

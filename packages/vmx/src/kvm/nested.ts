@@ -577,13 +577,15 @@ export function handleVmwrite(vcpu: KvmVcpu): ExitResult {
   if (FIELD_TYPE[i] === VMCS_TYPE.READ_ONLY && !(NESTED_MISC & VMX_MISC.VMWRITE_ANY_FIELD)) {
     return nestedVmxFailValid(vcpu, VMXERR.VMWRITE_READ_ONLY_VMCS_COMPONENT);
   }
-  // The rest of vmcs12 must be current before prepare_vmcs02_rare copies it all into vmcs02.
-  if (!vcpu.arch.guestMode && isVmcs12ExtField(i)) copyVmcs02ToVmcs12Rare(toVmx(vcpu), n);
+  // A field the shadow VMCS does not carry read-write reaches vmcs02 only through
+  // prepare_vmcs02_rare, which copies every rare field from vmcs12: vmcs12 must hold L2's latest
+  // values of them first, or the write would bring back stale ones (copy_vmcs02_to_vmcs12_rare).
+  const dirties = !vcpu.arch.guestMode && !IS_SHADOW_FIELD_RW[i];
+  if (dirties) copyVmcs02ToVmcs12Rare(toVmx(vcpu), n);
   const v = n.cachedVmcs12;
   if (enc & 1) v.set(i, v.lo(i), lo);
   else v.set(i, lo, hi);
-  // A field the shadow VMCS does not carry read-write reaches vmcs02 only through prepare_vmcs02_rare.
-  if (!vcpu.arch.guestMode && !IS_SHADOW_FIELD_RW[i]) n.dirtyVmcs12 = true;
+  if (dirties) n.dirtyVmcs12 = true;
   return nestedVmxSucceed(vcpu);
 }
 
@@ -840,8 +842,14 @@ const VMCS12_EXT_FIELDS: ReadonlySet<string> = new Set([
 ]);
 const isVmcs12ExtField = (row: number): boolean => VMCS12_EXT_FIELDS.has(VMCS_FIELDS[row]![0]);
 const GUEST_EXT_ROWS: readonly number[] = GUEST_COPY_ROWS.filter(isVmcs12ExtField);
-/** The guest rows every prepare_vmcs02 writes (L1 may have changed them through the shadow VMCS unseen). */
-const GUEST_FAST_ROWS: readonly number[] = GUEST_COPY_ROWS.filter((i) => !isVmcs12ExtField(i));
+/**
+ * The guest rows every prepare_vmcs02 writes: those L1 may change through the shadow VMCS
+ * without an exit (shadowed read-write). L1 changes any other field only by an exiting VMWRITE,
+ * which dirties vmcs12, so the rest waits for prepare_vmcs02_rare; L2's own changes to them are
+ * in vmcs02 already.
+ */
+const GUEST_FAST_ROWS: readonly number[] = GUEST_COPY_ROWS.filter((i) => VMCS_FIELDS[i]![3] === 'rw');
+const GUEST_RARE_ROWS: readonly number[] = GUEST_COPY_ROWS.filter((i) => VMCS_FIELDS[i]![3] !== 'rw');
 /** The encodings and names of the field rows, for loops that must not look them up. */
 const ROW_ENC: Int32Array = Int32Array.from(VMCS_FIELDS, ([, enc]) => enc);
 const ROW_NAME: readonly string[] = VMCS_FIELDS.map(([name]) => name);
@@ -862,12 +870,12 @@ function putCtl(s: VmxSilicon, n: NestedVmx, row: number, value: number): void {
   n.lastPrepareChanged.push(ROW_NAME[row]!);
 }
 
-/** prepare_vmcs02_rare: the vmcs12 fields that reach vmcs02 only when vmcs12 was dirtied. */
+/** prepare_vmcs02_rare: the vmcs12 fields that reach vmcs02 only when vmcs12 was dirtied (an exiting VMWRITE of a field not shadowed read-write, a new vmcs12). */
 function prepareVmcs02Rare(s: VmxSilicon, n: NestedVmx, v: Vmcs12): void {
   // prepare_vmcs02_constant_state: what never changes for vmcs02 (the first entry always comes here).
   put(s, n, FIELD.VMCS_LINK_POINTER, -1);
   if (n.vpid02) put(s, n, FIELD.VIRTUAL_PROCESSOR_ID, n.vpid02);
-  for (const i of GUEST_EXT_ROWS) put(s, n, i, v.num(i));
+  for (const i of GUEST_RARE_ROWS) put(s, n, i, v.num(i));
   put(s, n, FIELD.PAGE_FAULT_ERROR_CODE_MASK, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MASK));
   put(s, n, FIELD.PAGE_FAULT_ERROR_CODE_MATCH, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MATCH));
   put(s, n, FIELD.CR3_TARGET_COUNT, v.lo(FIELD.CR3_TARGET_COUNT));
@@ -1276,8 +1284,8 @@ export function nestedVmxReflectVmexit(vcpu: KvmVcpu): boolean {
   return true;
 }
 
-/** The guest-state rows sync_vmcs02_to_vmcs12 copies back at every exit (CR0/CR4 and RIP/RSP are computed). */
-const GUEST_SYNC_ROWS = GUEST_FAST_ROWS.filter((i) => i !== FIELD.GUEST_RIP && i !== FIELD.GUEST_RSP);
+/** The guest-state rows sync_vmcs02_to_vmcs12 copies back at every exit: all but the rare ones (CR0/CR4 and RIP/RSP are computed). */
+const GUEST_SYNC_ROWS = GUEST_COPY_ROWS.filter((i) => !isVmcs12ExtField(i) && i !== FIELD.GUEST_RIP && i !== FIELD.GUEST_RSP);
 
 /** Exit-information rows prepare_vmcs12 copies from vmcs02. */
 const EXIT_INFO_ROWS = [FIELD.VM_EXIT_INTR_ERROR_CODE, FIELD.IDT_VECTORING_INFO_FIELD, FIELD.IDT_VECTORING_ERROR_CODE,
