@@ -1446,13 +1446,6 @@ export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
   if (loadCount && nestedVmxLoadMsr(vcpu, v.num(FIELD.VM_EXIT_MSR_LOAD_ADDR), loadCount)) nestedVmxAbort(vcpu, toNested(vmx), VMX_ABORT.LOAD_HOST_MSR_FAIL);
 }
 
-// ---- observability ------------------------------------------------------------------------------
-
-/** vmcs12's fields as L1 last left them in cached_vmcs12, for the dashboard. */
-export function vmcs12Fields(n: NestedVmx): { name: string; value: bigint }[] {
-  return VMCS_FIELDS.flatMap(([name], i) => (VMCS12_OFFSET[i]! >= 0 ? [{ name, value: n.cachedVmcs12.big(i) }] : []));
-}
-
 // ---- VMCS shadowing: L1's VMREAD/VMWRITE of the shadow fields run without exits ---------------
 
 /** vmcs_shadow_fields.h, from the field table's shadow class: what L1 may VMREAD (RO and RW) and VMWRITE (RW) unseen. */
