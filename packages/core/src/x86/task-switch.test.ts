@@ -140,6 +140,20 @@ describe('kvmTaskSwitch', () => {
     expect(accessByte(SEL.C)).toBe(0x8b);
   });
 
+  it('a new task with the T flag: #DB before its first instruction, through its IDT, with DR6.BT', () => {
+    const { vm, vcpu, v, r32 } = machine();
+    vm.memory.write(TSS.B + 0x64, Uint8Array.of(1));
+    // IDT vector 1: a 32-bit interrupt gate to CODE:0x2800.
+    vm.memory.write(IDT + 8, Uint8Array.of(0x00, 0x28, SEL.CODE, 0, 0, 0x8e, 0, 0));
+    expect(kvmTaskSwitch(v, SEL.B, -1, TASK_SWITCH.JMP, false, 0)).toBe('resume');
+    const regs = vcpu.getRegs();
+    expect(regs.rip).toBe(0x2800n);
+    expect(regs.rsp).toBe(0x9000n - 12n);
+    expect(r32(0x9000 - 12)).toBe(B_EIP);
+    expect(v.arch.dr6 & 0x8000).toBe(0x8000);
+    expect(v.ops.getSegment(v, VCPU_SREG.TR).selector).toBe(SEL.B);
+  });
+
   it('a TSS outside guest RAM (an MMIO access) is KVM_EXIT_INTERNAL_ERROR / EMULATION', () => {
     const { vcpu, v } = machine();
     expect(kvmTaskSwitch(v, SEL.MMIO, -1, TASK_SWITCH.JMP, false, 0)).toBe('userspace');

@@ -103,6 +103,7 @@ export function kvmTaskSwitch(
   const { cpu, bus } = emulatorOf(v);
   loadState(v, cpu);
   const before = cpu.seg.map((s) => ({ ...s }));
+  cpu.dr[6] = kvmGetDr(v, 6);
   cpu.dr[7] = kvmGetDr(v, 7);
   bus.begin(null);
   // No access is answered by userspace here: a switch that needs MMIO fails (as Linux's does).
@@ -123,6 +124,8 @@ export function kvmTaskSwitch(
   }
   if (fault) keepUnloadedSegments(cpu, before);
   storeState(v, cpu);
+  // DR6.BT of a new task's T flag (its #DB is delivered by the emulator CPU, as the switch's last step).
+  if (cpu.dr[6] !== kvmGetDr(v, 6)) kvmSetDr(v, 6, cpu.dr[6]!);
   if (cpu.dr[7] !== kvmGetDr(v, 7)) kvmSetDr(v, 7, cpu.dr[7]!);
   if (fault) {
     if (fault.vector === VEC.PF) kvmInjectPageFault(v, cpu.cr2, fault.errorCode);
