@@ -5,7 +5,8 @@
  * through a task gate in the IDT; a #GP (an IDT entry of no valid type) goes to task C and a
  * #DF (INT to a not-present gate whose #NP meets a not-present #NP gate) to task D, each with
  * its error code on the new task's stack; a TSS whose code selector names a data segment
- * raises #TS in the new task, whose handler task E reports it. Under KVM every one of these
+ * raises #TS in the new task, whose handler task E reports it; the VMM's interrupt (vector
+ * 0x48, injected at the HLT) goes through a task gate to task F. Under KVM every one of these
  * switches exits (VMX exit reason 9, SVM TASK_SWITCH) and is done by kvm_task_switch.
  * Entered in real mode at 0x1000; PASS/FAIL lines on COM1, then the number of failures
  * through port 0xf4.
@@ -22,6 +23,7 @@
 #define GATE_B     0x38
 #define TSS_E      0x40
 #define TSS_BAD    0x48
+#define TSS_F      0x50
 
 /* TSSs and stacks live above the image, in memory that starts zeroed. */
 #define TSS_A_BASE 0x8000
@@ -30,6 +32,7 @@
 #define TSS_D_BASE 0x8300
 #define TSS_E_BASE 0x8400
 #define TSS_BAD_BASE 0x8500
+#define TSS_F_BASE 0x8600
 
 /* 32-bit TSS fields (SDM Figure 7-2). */
 #define TSS_LINK   0x00
@@ -109,6 +112,10 @@ pm32:
 	mov $task_e, %eax
 	mov $0xa800, %ebx
 	call init_tss
+	mov $TSS_F_BASE, %edi
+	mov $task_f, %eax
+	mov $0xb800, %ebx
+	call init_tss
 	/* The bad task: its CS is the data segment, so loading it raises #TS(DATA) in that task. */
 	mov $TSS_BAD_BASE, %edi
 	mov $0, %eax
@@ -183,6 +190,17 @@ a_after_bad:
 	CHECK e, "#TS in the new task: error code is its CS selector"
 	cmpl $TSS_BAD, ts_link
 	CHECK e, "#TS: delivered in the new task (the handler's link names it)"
+	clts
+
+/* 7. An external interrupt through a task gate: the VMM injects vector 0x48 at this HLT. */
+	sti
+	hlt
+a_after_hlt:
+	cli
+	cmpl $1, irq_count
+	CHECK e, "external interrupt through a task gate: task F ran once (the event is not injected again)"
+	cmpl $a_after_hlt, irq_eip
+	CHECK e, "external interrupt: the interrupted task's TSS holds the EIP after HLT"
 	clts
 
 	mov $msg_done, %esi
@@ -272,6 +290,14 @@ task_e:
 	call hex32
 	ljmp $TSS_A, $0
 
+/* Task F, the interrupt task: counts, notes the interrupted task's EIP, IRETs back. */
+task_f:
+	incl irq_count
+	mov TSS_A_BASE + TSS_EIP, %eax
+	mov %eax, irq_eip
+	iret
+	jmp task_f
+
 /* init_tss: EDI = TSS base, EAX = EIP, EBX = ESP; flat segments, EFLAGS = 2. */
 init_tss:
 	mov %eax, TSS_EIP(%edi)
@@ -353,13 +379,14 @@ gdt:
 	.word 0, TSS_B, 0x8500, 0			/* GATE_B: task gate to TSS_B */
 	.word 0x67, TSS_E_BASE, 0x8900, 0		/* TSS_E */
 	.word 0x67, TSS_BAD_BASE, 0x8900, 0		/* TSS_BAD */
+	.word 0x67, TSS_F_BASE, 0x8900, 0		/* TSS_F */
 gdt_end:
 gdt_desc:
 	.word gdt_end - gdt - 1
 	.long gdt
 
 /*
- * The IDT: task gates at 8 (#DF), 10 (#TS), 13 (#GP) and 0x40; interrupt gates marked not
+ * The IDT: task gates at 8 (#DF), 10 (#TS), 13 (#GP), 0x40 and 0x48; interrupt gates marked not
  * present at 11 (#NP) and 0x30; 0x31 present with no valid type; the rest empty.
  */
 	.p2align 3
@@ -376,6 +403,8 @@ idt:
 	.word 0, 0, 0x8000, 0				/* 0x31: present, type 0 */
 	.fill 0x40 - 0x32, 8, 0
 	.word 0, TSS_B, 0x8500, 0			/* 0x40: INT 0x40 -> task B */
+	.fill 0x48 - 0x41, 8, 0
+	.word 0, TSS_F, 0x8500, 0			/* 0x48: the VMM's interrupt -> task F */
 idt_end:
 idt_desc:
 	.word idt_end - idt - 1
@@ -387,6 +416,8 @@ df_error:	.long 0xffffffff
 df_count:	.long 0
 ts_error:	.long 0xffffffff
 ts_link:	.long 0
+irq_count:	.long 0
+irq_eip:	.long 0
 msg_pass:	.asciz "PASS: "
 msg_fail:	.asciz "FAIL: "
 msg_gp:		.asciz "#GP error code "
