@@ -19,9 +19,6 @@ import {
 /** TASK_SWITCH_CALL, _IRET, _JMP and _GATE of kvm_host.h: the same numbers as the VMX qualification's source. */
 export const TASK_SWITCH = TASK_SOURCE;
 
-/** Present bit of a descriptor's access rights. */
-const AR_P = 0x80;
-
 /** A fault the switch raised (x86_exception): what X86EMUL_PROPAGATE_FAULT hands back. */
 class EmulatedFault {
   readonly vector: number;
@@ -39,7 +36,8 @@ function raiseEmulatedFault(vector: number, errorCode = -1): never {
 
 /**
  * emulator_do_task_switch: the checks KVM makes itself (the gate's DPL for INT n through a task
- * gate, a present TSS), then the switch; `savedEip` is the RIP after any skipped instruction.
+ * gate, a present TSS), then the switch. The old task saves RIP as the vendor left it: past the
+ * instruction that caused the switch, or on the one an exception faulted.
  */
 function emulatorDoTaskSwitch(cpu: VirtCpu, tssSelector: number, idtIndex: number, reason: TaskSource, errorCode: number): void {
   const next = readDescriptor(cpu, tssSelector, VEC.GP);
@@ -49,7 +47,7 @@ function emulatorDoTaskSwitch(cpu: VirtCpu, tssSelector: number, idtIndex: numbe
     const dpl = (gateHi >>> 13) & 3;
     if ((tssSelector & 3) > dpl || cpu.cpl > dpl) cpu.fault(VEC.GP, (idtIndex << 3) | 2);
   }
-  if (!(descAr(next) & AR_P)) cpu.fault(VEC.TS, tssSelector & 0xfffc);
+  if (!(descAr(next) & AR.P)) cpu.fault(VEC.TS, tssSelector & 0xfffc);
   switchTasks(cpu, tssSelector, next, reason, cpu.rip, errorCode, 0);
 }
 
