@@ -183,8 +183,6 @@ const invalidOp: Handler = (vcpu) => kvmHandleInvalidOp(vcpu);
 const TS_REASON_IRET = 1 << (36 - 32);
 const TS_REASON_JMP = 1 << (38 - 32);
 const TS_HAS_ERROR_CODE = 1 << (44 - 32);
-const OF_VECTOR = 4;
-const BP_VECTOR = 3;
 
 /**
  * task_switch_interception: EXITINFO1 is the TSS selector, EXITINFO2 says IRET or JMP and
@@ -227,7 +225,7 @@ function taskSwitchInterception(vcpu: KvmVcpu): ExitResult {
     }
   }
   if (reason !== TASK_SWITCH.GATE || intType === SVM_EVTINJ.TYPE_SOFT
-    || (intType === SVM_EVTINJ.TYPE_EXEPT && (intVec === OF_VECTOR || intVec === BP_VECTOR))) {
+    || (intType === SVM_EVTINJ.TYPE_EXEPT && (intVec === VEC.OF || intVec === VEC.BP))) {
     if (!svmSkipInstruction(vcpu, true)) return 'userspace';
   }
   if (intType !== SVM_EVTINJ.TYPE_SOFT) intVec = -1;
