@@ -56,6 +56,8 @@ export interface HostKernel {
   /** alloc_pages(order): 2^order contiguous zeroed pages, or -1. */
   allocPages(order: number): number;
   freePage(hpa: number): void;
+  /** Pages allocated and not yet freed: what leak checks compare. */
+  readonly pagesInUse: number;
 }
 
 /** KVM_REQ_* bits that vendors raise or consume. */

@@ -24,7 +24,7 @@ import {
   vmxCacheReg, vmxSetEfer, vmxSetCr0, vmxSetCr4, vmxSetDr7, vmxLoadMmuPgd, vmxWriteTscOffset,
 } from './run.js';
 import { vmxHandleExit } from './exit-handlers.js';
-import { vmxGetVmxMsr, nestedVmxAllowed, nestedVmxPrepareSwitchToGuest } from './nested.js';
+import { vmxGetVmxMsr, nestedVmxAllowed, nestedVmxPrepareSwitchToGuest, freeNested } from './nested.js';
 import { nestedInspect } from './nested-inspect.js';
 import { vmxGetNestedState, vmxSetNestedState } from './nested-state.js';
 import type { VmxSilicon } from '../hw/silicon.js';
@@ -229,6 +229,12 @@ export class VmxExitInfo {
   get errorCode(): number { return vmcsSilicon(this.vmx).vmread32(VMCS.VM_EXIT_INTR_ERROR_CODE); }
 }
 
+/** vmx_free_vcpu: nested state first (nested_vmx_free_vcpu -> free_nested), then vmcs01, the MSR bitmap and the VPID. */
+function vmxFreeVcpu(vcpu: KvmVcpu): void {
+  freeNested(toVmx(vcpu));
+  vmxVcpuFree(vcpu);
+}
+
 function vmxGetExitInfo(vcpu: KvmVcpu): VmxExitInfo {
   const vmx = toVmx(vcpu);
   return vmx.exitInfo ?? (vmx.exitInfo = new VmxExitInfo(vmx));
@@ -244,7 +250,7 @@ export const vmxX86Ops: KvmX86Ops = {
   vcpuAfterSetCpuid: () => {},
   vmInit: vmxVmInit,
   vcpuCreate: vmxVcpuCreate,
-  vcpuFree: vmxVcpuFree,
+  vcpuFree: vmxFreeVcpu,
   vcpuReset: vmxVcpuReset,
   prepareSwitchToGuest: nestedVmxPrepareSwitchToGuest,
   vcpuLoad: vmxVcpuLoad,

@@ -433,7 +433,7 @@ export function vmxSetEfer(vcpu: KvmVcpu, efer: number): number {
   vcpu.arch.efer = efer;
   const lma = (efer & EFER.LMA) !== 0;
   entryControlsSet(vmx, lma ? vmx.entryCtl | VM_ENTRY.IA32E_MODE : vmx.entryCtl & ~VM_ENTRY.IA32E_MODE);
-  s.vmwrite64(VMCS.GUEST_IA32_EFER, BigInt((lma ? efer : efer & ~EFER.LME) >>> 0));
+  s.vmwriteNum(VMCS.GUEST_IA32_EFER, (lma ? efer : efer & ~EFER.LME) >>> 0);
   return 0;
 }
 
