@@ -2,7 +2,9 @@
  * Nested VMX (nested.c): L1 hypervisors from the guest catalog run their L2 guests on kvm_intel.
  */
 import { describe, it, expect } from 'vitest';
-import { vmxX86Ops } from '../src/kvm/ops.js';
+import { Host } from '@kvmts/core';
+import { intelCpuModel } from '../src/hw/model.js';
+import { vmxX86Ops, vmxInitOps } from '../src/kvm/ops.js';
 import { toVmx, silicon } from '../src/kvm/setup.js';
 import { toNested } from '../src/kvm/nested.js';
 import { VMCS12_REVISION } from '../src/kvm/vmcs12.js';
@@ -141,5 +143,23 @@ describe('VMXOFF: free_nested', () => {
     const s = silicon(host.pcpus[0]!.cpu);
     expect(s.vmcsCache.find(vmcs02)).toBeUndefined();
     expect(s.vmcsCache.find(shadow)).toBeUndefined();
+  });
+});
+
+describe('vmx_free_vcpu', () => {
+  it('a VMM that exits while its vCPU runs L2 leaves no page behind (nested state freed with the vCPU)', () => {
+    // A fresh host with kvm_intel loaded, as the harness makes one: the pages the module itself holds.
+    const base = new Host({ model: intelCpuModel(), pcpus: 1, memBytes: 256 << 20 });
+    expect(base.modprobe(vmxInitOps)).toBe(0);
+    const modulePages = base.pagesInUse;
+
+    const vm = loadGuest('nested-vmx-basic');
+    const n = toNested(toVmx(kernelVcpu(vm)));
+    // Stop while L2 runs: vmcs02, its MSR bitmap and the shadow VMCS exist.
+    const r = runGuest(vm, 100000, () => kernelVcpu(vm).arch.guestMode && n.vmcs02 !== null);
+    expect(r.exit).toBe('stopped');
+    expect(vm.host.pagesInUse).toBeGreaterThan(modulePages);
+    vm.proc.exit();
+    expect(vm.host.pagesInUse).toBe(modulePages);
   });
 });
