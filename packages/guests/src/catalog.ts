@@ -198,7 +198,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   },
   test('paging', 'real', `4-level paging from the guest's side: accessed and dirty bits, remapping a PTE with INVLPG, NX with EFER.NXE (#PF with I/D, CR2 and RIP at the target); ${REPORT}`, summary(9)),
   test('usermode', 'real', `CPL3: IRETQ and SYSRET into user code, SYSCALL back (RCX, R11), INT through DPL3 and DPL0 gates (RSP0 switch, #GP with the gate index), HLT and OUT as #GP(0), a supervisor page as #PF with U/S; ${REPORT}`, summary(18)),
-  test('tasks32', 'real', 'hardware task switches in 32-bit protected mode, each a TASK_SWITCH exit that kvm_task_switch completes: JMP to a TSS and back, CALL through a GDT task gate and IRET back (NT, the link field, busy bits, CR0.TS, the EIPs the old TSSs keep), INT n through an IDT task gate, #GP and #DF through task gates with their error codes on the new stack, #TS raised in the new task after the commit point, an interrupt from the VMM through a task gate; PASS/FAIL lines, the failure count through port 0xf4',
+  test('tasks32', 'real', 'hardware task switches in 32-bit protected mode, each a TASK_SWITCH exit that kvm_task_switch completes: JMP to a TSS and back, CALL through a GDT task gate and IRET back (NT, the link field, busy bits, CR0.TS, the EIPs the old TSSs keep), INT n and INT3 through IDT task gates, #GP and #DF through task gates with their error codes on the new stack, #TS raised in the new task after the commit point, an interrupt from the VMM through a task gate; PASS/FAIL lines, the failure count through port 0xf4',
     { exact: [
       "PASS: JMP: the new task's registers come from its TSS",
       'PASS: JMP: TR is the new TSS',
@@ -221,6 +221,8 @@ export const CATALOG: readonly CatalogEntry[] = [
       'PASS: INT n through a task gate: NT set in the new task',
       "PASS: INT n: the caller's TSS holds the EIP after the INT",
       'PASS: INT n through a task gate: IRET returns to the caller',
+      "PASS: INT3: the caller's TSS holds the EIP after INT3",
+      'PASS: INT3 through a task gate: IRET returns to the caller',
       '#GP error code 0000018a',
       "PASS: #GP: the old task's EIP is the faulting instruction",
       "PASS: #GP through a task gate: error code 0x18a on the new task's stack",

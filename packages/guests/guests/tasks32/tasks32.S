@@ -1,8 +1,8 @@
 /*
  * Hardware task switching, as a 32-bit kernel of the i386 era used it (SDM Vol. 3A 7.3):
  * task A (the boot task) JMPs to the TSS of task B and B JMPs back; A CALLs B through a task
- * gate in the GDT and B IRETs back (NT, the link field, the busy bits); INT 0x40 goes to B
- * through a task gate in the IDT; a #GP (an IDT entry of no valid type) goes to task C and a
+ * gate in the GDT and B IRETs back (NT, the link field, the busy bits); INT 0x40 and INT3 go
+ * to B through task gates in the IDT; a #GP (an IDT entry of no valid type) goes to task C and a
  * #DF (INT to a not-present gate whose #NP meets a not-present #NP gate) to task D, each with
  * its error code on the new task's stack; a TSS whose code selector names a data segment
  * raises #TS in the new task, whose handler task E reports it; the VMM's interrupt (vector
@@ -167,6 +167,14 @@ a_after_int:
 	CHECK e, "INT n through a task gate: IRET returns to the caller"
 	clts
 
+/* 3b. INT3 through a task gate in the IDT (a software exception: the vendor skips it too). */
+	int3
+a_after_int3:
+	str %ax
+	cmp $TSS_A, %ax
+	CHECK e, "INT3 through a task gate: IRET returns to the caller"
+	clts
+
 /* 4. #GP through a task gate: IDT entry 0x31 has no valid type, error code 0x31 * 8 + 2. */
 a_gp_insn:
 	int $0x31
@@ -210,7 +218,7 @@ a_after_hlt:
 	out %eax, %dx
 	hlt
 
-/* Task B: entered by JMP, then by CALL through a gate, then by INT 0x40 (each time where it left off). */
+/* Task B: entered by JMP, then by CALL through a gate, then by INT 0x40 and INT3 (each time where it left off). */
 task_b:
 	cmp $0xb0b0b0b0, %eax
 	CHECK e, "JMP: the new task's registers come from its TSS"
@@ -247,6 +255,9 @@ b_after_jmp:
 	CHECK nz, "INT n through a task gate: NT set in the new task"
 	cmpl $a_after_int, TSS_A_BASE + TSS_EIP
 	CHECK e, "INT n: the caller's TSS holds the EIP after the INT"
+	iret
+	cmpl $a_after_int3, TSS_A_BASE + TSS_EIP
+	CHECK e, "INT3: the caller's TSS holds the EIP after INT3"
 	iret
 
 /* Task C, the #GP task: the error code is on its stack; the faulting INT is skipped by hand. */
@@ -386,12 +397,14 @@ gdt_desc:
 	.long gdt
 
 /*
- * The IDT: task gates at 8 (#DF), 10 (#TS), 13 (#GP), 0x40 and 0x48; interrupt gates marked not
+ * The IDT: task gates at 3 (#BP), 8 (#DF), 10 (#TS), 13 (#GP), 0x40 and 0x48; interrupt gates marked not
  * present at 11 (#NP) and 0x30; 0x31 present with no valid type; the rest empty.
  */
 	.p2align 3
 idt:
-	.fill 8, 8, 0
+	.fill 3, 8, 0
+	.word 0, TSS_B, 0x8500, 0			/* 3: INT3 -> task B */
+	.fill 4, 8, 0
 	.word 0, TSS_D, 0x8500, 0			/* 8: #DF -> task D */
 	.fill 1, 8, 0
 	.word 0, TSS_E, 0x8500, 0			/* 10: #TS -> task E */
