@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { VEC } from '@kvmts/x86';
-import { Host, KVM_EXIT, KVM_INTERNAL_ERROR, kvmSetDr, type Vcpu, type KvmSegment } from '../index.js';
+import { EMULTYPE, Host, KVM_EXIT, KVM_INTERNAL_ERROR, kvmEmulateInstruction, kvmSetDr, type Vcpu, type KvmSegment } from '../index.js';
 import { Kvm } from '../api/index.js';
 import { fakeVendor, testModel } from '../../test/fake-vendor.js';
 import { TASK_SWITCH, kvmTaskSwitch } from './task-switch.js';
@@ -161,5 +161,14 @@ describe('kvmTaskSwitch', () => {
     expect(v.runView.internal.get().suberror).toBe(KVM_INTERNAL_ERROR.EMULATION);
     expect(vcpu.getRegs().rip).toBe(BigInt(RIP));
     expect(v.arch.exception.pending).toBe(false);
+  });
+
+  it('EMULTYPE_SKIP over the JMP whose switch exited only decodes it: RIP past its 7 bytes, still in the old task', () => {
+    const { vm, vcpu, v, accessByte } = machine();
+    vm.memory.write(RIP, Uint8Array.of(0xea, 0, 0, 0, 0, SEL.B, 0)); // jmp far 0x20:0
+    expect(kvmEmulateInstruction(v, EMULTYPE.SKIP)).toBe('resume');
+    expect(vcpu.getRegs().rip).toBe(BigInt(RIP + 7));
+    expect(v.ops.getSegment(v, VCPU_SREG.TR).selector).toBe(SEL.A);
+    expect(accessByte(SEL.B)).toBe(0x89);
   });
 });
