@@ -171,4 +171,16 @@ describe('kvmTaskSwitch', () => {
     expect(v.ops.getSegment(v, VCPU_SREG.TR).selector).toBe(SEL.A);
     expect(accessByte(SEL.B)).toBe(0x89);
   });
+
+  it('with paging on, CR3 comes from the new TSS (kvm_set_cr3)', () => {
+    const { vm, vcpu, v } = machine();
+    // Two page directories mapping the first 4 MiB with one PSE page each.
+    for (const pd of [0x4000, 0x5000]) vm.memory.write(pd, Uint8Array.of(0x83, 0, 0, 0));
+    vm.memory.write(TSS.B + 0x1c, Uint8Array.of(0x00, 0x50, 0, 0));
+    vcpu.setSregs({ ...vcpu.getSregs(), cr0: 0x80000011n, cr3: 0x4000n, cr4: 0x10n });
+    expect(kvmTaskSwitch(v, SEL.B, -1, TASK_SWITCH.JMP, false, 0)).toBe('resume');
+    expect(v.arch.cr3).toBe(0x5000);
+    expect(vcpu.getSregs().cr3).toBe(0x5000n);
+    expect(vcpu.getRegs().rip).toBe(BigInt(B_EIP));
+  });
 });
