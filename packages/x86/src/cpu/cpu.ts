@@ -78,6 +78,12 @@ function compileBlock(b: Block): CompiledBlock {
   return new Function('blk', ...names, lines.join('\n'))(b, ...args) as CompiledBlock;
 }
 
+/** One tag's entries: all of them, or those of the page holding `linear`. */
+function flushOne(t: Tlb, linear: number | undefined): void {
+  if (linear === undefined) t.flushAll();
+  else t.flushPage(linear);
+}
+
 /** Decoded straight-line code starting at one host-physical address, for one code-segment size. */
 class Block {
   valid = true;
@@ -655,10 +661,11 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   }
 
   flushTlb(tag?: number, linear?: number): void {
-    const targets = tag === undefined ? [...this.tlbs.values()] : [this.tlbs.get(tag)].filter((t) => t !== undefined);
-    for (const t of targets) {
-      if (linear === undefined) t.flushAll();
-      else t.flushPage(linear);
+    if (tag === undefined) {
+      for (const t of this.tlbs.values()) flushOne(t, linear);
+    } else {
+      const t = this.tlbs.get(tag);
+      if (t !== undefined) flushOne(t, linear);
     }
     this.fetchGen++;
   }

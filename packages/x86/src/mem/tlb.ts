@@ -35,10 +35,12 @@ export class Tlb {
     this.frame[idx] = frame;
   }
 
+  /**
+   * Empties every entry. Only the tags: an entry's chunk and frame are read after its tag
+   * matched, and an empty tag matches no page (VPID-less guests flush at every entry and exit).
+   */
   flushAll(): void {
     this.tag.fill(0.5);
-    this.frame.fill(-1);
-    this.chunk.fill(EMPTY);
   }
 
   /** Drops every entry for the linear page holding `la`. */
