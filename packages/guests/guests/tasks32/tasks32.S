@@ -8,6 +8,8 @@
  * raises #TS in the new task, whose handler task E reports it; the VMM's interrupt (vector
  * 0x48, injected at the HLT) goes through a task gate to task F. Under KVM every one of these
  * switches exits (VMX exit reason 9, SVM TASK_SWITCH) and is done by kvm_task_switch.
+ * Paging is on, and task B has an address space of its own (CR3 from its TSS): a page both
+ * map at ALIAS shows each task its own frame.
  * Entered in real mode at 0x1000; PASS/FAIL lines on COM1, then the number of failures
  * through port 0xf4.
  */
@@ -34,8 +36,27 @@
 #define TSS_BAD_BASE 0x8500
 #define TSS_F_BASE 0x8600
 
+/*
+ * 32-bit paging (CR4.PSE): both page directories map 0-4 MiB with one 4 MiB page, and the
+ * 4 KiB page ALIAS through their own page tables to their own frame holding a magic word.
+ */
+#define PD_A       0xc000
+#define PD_B       0xd000
+#define PT_A       0xe000
+#define PT_B       0xf000
+#define FRAME_A    0x10000
+#define FRAME_B    0x11000
+#define ALIAS      0x400000
+#define MAGIC_A    0x41414141
+#define MAGIC_B    0x42424242
+#define PDE_4M     0x83			/* P, R/W, PS */
+#define PTE        0x03			/* P, R/W */
+#define CR0_PG     0x80000000
+#define CR4_PSE    0x10
+
 /* 32-bit TSS fields (SDM Figure 7-2). */
 #define TSS_LINK   0x00
+#define TSS_CR3    0x1c
 #define TSS_EIP    0x20
 #define TSS_EFLAGS 0x24
 #define TSS_EAX    0x28
@@ -95,11 +116,31 @@ pm32:
 	mov $TSS_A, %ax
 	ltr %ax
 
+	movl $PDE_4M, PD_A
+	movl $(PT_A + PTE), PD_A + 4
+	movl $(FRAME_A + PTE), PT_A
+	movl $MAGIC_A, FRAME_A
+	movl $PDE_4M, PD_B
+	movl $(PT_B + PTE), PD_B + 4
+	movl $(FRAME_B + PTE), PT_B
+	movl $MAGIC_B, FRAME_B
+	mov %cr4, %eax
+	or $CR4_PSE, %eax
+	mov %eax, %cr4
+	mov $PD_A, %eax
+	mov %eax, %cr3
+	mov %cr0, %eax
+	or $CR0_PG, %eax
+	mov %eax, %cr0
+	/* A task switch loads CR3 from the new TSS and never saves it: the boot task's must be there. */
+	movl $PD_A, TSS_A_BASE + TSS_CR3
+
 	mov $TSS_B_BASE, %edi
 	mov $task_b, %eax
 	mov $0x9000, %ebx
 	call init_tss
 	movl $0xb0b0b0b0, TSS_B_BASE + TSS_EAX
+	movl $PD_B, TSS_B_BASE + TSS_CR3
 	mov $TSS_C_BASE, %edi
 	mov $task_c, %eax
 	mov $0x9800, %ebx
@@ -124,6 +165,8 @@ pm32:
 	movw $DATA, TSS_BAD_BASE + TSS_CS
 
 /* 1. JMP to a TSS, and back. */
+	cmpl $MAGIC_A, ALIAS
+	CHECK e, "paging: the boot task's address space"
 	mov $0x11111111, %ebx
 	mov $0x22222222, %ebp
 	ljmp $TSS_B, $0
@@ -136,6 +179,11 @@ a_after_jmp:
 	CHECK e, "JMP: the old TSS holds the EIP after the JMP"
 	cmpl $b_after_jmp, TSS_B_BASE + TSS_EIP
 	CHECK e, "JMP back: task B's TSS holds the EIP after its JMP"
+	mov %cr3, %eax
+	cmp $PD_A, %eax
+	CHECK e, "JMP back: CR3 from the old task's TSS"
+	cmpl $MAGIC_A, ALIAS
+	CHECK e, "JMP back: the old task's address space again"
 	mov %cr0, %eax
 	test $CR0_TS, %eax
 	CHECK nz, "CR0.TS set by the task switch"
@@ -235,6 +283,11 @@ task_b:
 	GDT_TYPE TSS_B, %eax
 	cmp $TYPE_TSS_BUSY, %eax
 	CHECK e, "JMP: the new TSS is busy"
+	mov %cr3, %eax
+	cmp $PD_B, %eax
+	CHECK e, "JMP: CR3 from the new TSS"
+	cmpl $MAGIC_B, ALIAS
+	CHECK e, "JMP: the new task sees its own address space"
 	ljmp $TSS_A, $0
 b_after_jmp:
 	pushf
@@ -309,8 +362,9 @@ task_f:
 	iret
 	jmp task_f
 
-/* init_tss: EDI = TSS base, EAX = EIP, EBX = ESP; flat segments, EFLAGS = 2. */
+/* init_tss: EDI = TSS base, EAX = EIP, EBX = ESP; flat segments, EFLAGS = 2, the boot task's CR3. */
 init_tss:
+	movl $PD_A, TSS_CR3(%edi)
 	mov %eax, TSS_EIP(%edi)
 	mov %ebx, TSS_ESP(%edi)
 	movl $2, TSS_EFLAGS(%edi)
