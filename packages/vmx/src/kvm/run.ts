@@ -57,7 +57,8 @@ export function vmxVcpuLoad(vcpu: KvmVcpu, cpuId: number): void {
 }
 
 export function vmxVcpuPut(_vcpu: KvmVcpu): void {
-  // vmx_prepare_switch_to_host: the switched MSRs are restored after every run (vmxVcpuRun).
+  // vmx_prepare_switch_to_host has nothing to restore: the TypeScript kernel keeps no state in the
+  // pCPU's syscall MSRs or GPRs (vmxVcpuRun moves the guest's in and out).
 }
 
 /** The silicon on which the vCPU's VMCS is current, loading it first if it is active nowhere. */
