@@ -2,7 +2,7 @@
  * Hardware task switching, as a 32-bit kernel of the i386 era used it (SDM Vol. 3A 7.3):
  * task A (the boot task) JMPs to the TSS of task B and B JMPs back; A CALLs B through a task
  * gate in the GDT and B IRETs back (NT, the link field, the busy bits); INT 0x40 and INT3 go
- * to B through task gates in the IDT; a #GP (an IDT entry of no valid type) goes to task C and a
+ * to B through task gates in the IDT; A JMPs to a 16-bit TSS, whose task JMPs back; a #GP (an IDT entry of no valid type) goes to task C and a
  * #DF (INT to a not-present gate whose #NP meets a not-present #NP gate) to task D, each with
  * its error code on the new task's stack; a TSS whose code selector names a data segment
  * raises #TS in the new task, whose handler task E reports it; the VMM's interrupt (vector
@@ -26,6 +26,8 @@
 #define TSS_E      0x40
 #define TSS_BAD    0x48
 #define TSS_F      0x50
+#define TSS_16     0x58
+#define CODE16     0x60
 
 /* TSSs and stacks live above the image, in memory that starts zeroed. */
 #define TSS_A_BASE 0x8000
@@ -35,6 +37,7 @@
 #define TSS_E_BASE 0x8400
 #define TSS_BAD_BASE 0x8500
 #define TSS_F_BASE 0x8600
+#define TSS_16_BASE 0x8700
 
 /*
  * 32-bit paging (CR4.PSE): both page directories map 0-4 MiB with one 4 MiB page, and the
@@ -67,6 +70,16 @@
 #define TSS_DS     0x54
 #define TSS_FS     0x58
 #define TSS_GS     0x5c
+
+/* 16-bit TSS fields (SDM Figure 7-11). */
+#define TSS16_IP   0x0e
+#define TSS16_FLAGS 0x10
+#define TSS16_BX   0x18
+#define TSS16_SP   0x1a
+#define TSS16_ES   0x22
+#define TSS16_CS   0x24
+#define TSS16_SS   0x26
+#define TSS16_DS   0x28
 
 #define EFLAGS_NT  0x4000
 #define CR0_TS     0x8
@@ -187,6 +200,26 @@ a_after_jmp:
 	mov %cr0, %eax
 	test $CR0_TS, %eax
 	CHECK nz, "CR0.TS set by the task switch"
+	clts
+
+/* 1b. JMP to a 16-bit TSS (16-bit code; no CR3 in its TSS), whose task JMPs back. */
+	movw $task_16, TSS_16_BASE + TSS16_IP
+	movw $2, TSS_16_BASE + TSS16_FLAGS
+	movw $0xbc00, TSS_16_BASE + TSS16_SP
+	movw $CODE16, TSS_16_BASE + TSS16_CS
+	movw $DATA, TSS_16_BASE + TSS16_SS
+	movw $DATA, TSS_16_BASE + TSS16_DS
+	movw $DATA, TSS_16_BASE + TSS16_ES
+	ljmp $TSS_16, $0
+	cmpw $0x1616, TSS_16_BASE + TSS16_BX
+	CHECK e, "16-bit TSS: the task's BX saved in its TSS"
+	cmpw $t16_after_jmp, TSS_16_BASE + TSS16_IP
+	CHECK e, "16-bit TSS: its IP after the JMP back"
+	cmp $0x11111111, %ebx
+	CHECK e, "16-bit TSS: back in the 32-bit task with its registers"
+	GDT_TYPE TSS_16, %eax
+	cmp $0x81, %eax
+	CHECK e, "16-bit TSS: no longer busy"
 	clts
 
 /* 2. CALL through a task gate in the GDT; the called task IRETs back. */
@@ -354,6 +387,15 @@ task_e:
 	call hex32
 	ljmp $TSS_A, $0
 
+/* The 16-bit task. */
+	.code16
+task_16:
+	mov $0x1616, %bx
+	ljmpw $TSS_A, $0
+t16_after_jmp:
+	hlt
+	.code32
+
 /* Task F, the interrupt task: counts, notes the interrupted task's EIP, IRETs back. */
 task_f:
 	incl irq_count
@@ -445,6 +487,8 @@ gdt:
 	.word 0x67, TSS_E_BASE, 0x8900, 0		/* TSS_E */
 	.word 0x67, TSS_BAD_BASE, 0x8900, 0		/* TSS_BAD */
 	.word 0x67, TSS_F_BASE, 0x8900, 0		/* TSS_F */
+	.word 0x2b, TSS_16_BASE, 0x8100, 0		/* TSS_16: 16-bit TSS */
+	.quad 0x00009b000000ffff			/* CODE16: 64 KiB at 0, 16-bit */
 gdt_end:
 gdt_desc:
 	.word gdt_end - gdt - 1
