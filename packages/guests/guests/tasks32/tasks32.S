@@ -1,17 +1,19 @@
 /*
  * Hardware task switching, as a 32-bit kernel of the i386 era used it (SDM Vol. 3A 7.3):
- * task A (the boot task) JMPs to the TSS of task B and B JMPs back; A CALLs B through a task
- * gate in the GDT and B IRETs back (NT, the link field, the busy bits); INT 0x40 and INT3 go
- * to B through task gates in the IDT; A JMPs to a 16-bit TSS, whose task JMPs back; a #GP (an IDT entry of no valid type) goes to task C and a
- * #DF (INT to a not-present gate whose #NP meets a not-present #NP gate) to task D, each with
- * its error code on the new task's stack; a TSS whose code selector names a data segment
- * raises #TS in the new task, whose handler task E reports it; the VMM's interrupt (vector
- * 0x48, injected at the HLT) goes through a task gate to task F. Under KVM every one of these
- * switches exits (VMX exit reason 9, SVM TASK_SWITCH) and is done by kvm_task_switch.
- * Paging is on, and task B has an address space of its own (CR3 from its TSS): a page both
- * map at ALIAS shows each task its own frame.
- * Entered in real mode at 0x1000; PASS/FAIL lines on COM1, then the number of failures
- * through port 0xf4.
+ * - task A (the boot task) JMPs to the TSS of task B and B JMPs back; B has an address space
+ *   of its own (CR3 from its TSS: the page at ALIAS shows each task its own frame);
+ * - A JMPs to a 16-bit TSS, whose 16-bit task JMPs back;
+ * - A CALLs B through a task gate in the GDT and B IRETs back (NT, the link field, busy bits);
+ * - INT 0x40 and INT3 go to B through task gates in the IDT;
+ * - a #GP (an IDT entry of no valid type) goes to task C, and a #DF (INT to a not-present gate,
+ *   whose #NP meets a not-present #NP gate) to task D, each with its error code on the new
+ *   task's stack;
+ * - a TSS whose code selector names a data segment raises #TS in the new task, after the
+ *   switch's commit point; task E, behind the #TS task gate, reports it;
+ * - the VMM's interrupt (vector 0x48, injected at the HLT) goes through a task gate to task F.
+ * Under KVM every one of these switches exits (VMX exit reason 9, SVM TASK_SWITCH) and is done
+ * by kvm_task_switch. Entered in real mode at 0x1000; PASS/FAIL lines on COM1, then the number
+ * of failures through port 0xf4.
  */
 #define COM1       0x3f8
 #define EXIT_PORT  0xf4
