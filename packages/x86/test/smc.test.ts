@@ -22,6 +22,28 @@ describe.skipIf(!hasAssembler)('self-modifying code and writes to decoded pages'
     expect(reg64(m.cpu, 'rbx')).toBe(BigInt((20 * 21) / 2));
   });
 
+  it('writes to data beside code in the same page keep the code decoded; a write into it does not', () => {
+    // The loop's counter lives in the loop's own page, 2 KiB after it: 1000 stores, no re-decoding.
+    const m = longMode(assemble(`
+      mov ecx, 1000
+    1:
+      add dword ptr [rip + 2f], 3
+      dec ecx
+      jnz 1b
+      mov eax, dword ptr [rip + 2f]
+      mov byte ptr [rip + 3f + 1], 9   # now a store into the code that follows
+    3:
+      mov bl, 0
+      hlt
+      .balign 2048
+    2: .long 0`, 64));
+    expect(m.cpu.run(100_000)).toBe(STOP.HLT);
+    expect(reg64(m.cpu, 'rax')).toBe(3000n);
+    expect(reg64(m.cpu, 'rbx') & 0xffn).toBe(9n);
+    // The three blocks once, and the block after the patch again: not once per store.
+    expect(m.cpu.blocksDecoded).toBeLessThan(10);
+  });
+
   it('code written by the host after it ran is decoded again', () => {
     const m = longMode(assemble('mov eax, 1\nhlt', 64));
     expect(m.cpu.run(100)).toBe(STOP.HLT);

@@ -103,6 +103,27 @@ class Block {
     this.key = key;
     this.map = map;
   }
+
+  /** The bytes [lo, hi) this block's code occupies in host frame `frame` (its own, or the next one a last instruction runs into). */
+  extentIn(frame: number): [number, number] {
+    const start = this.key % 4096;
+    const end = start + this.insns[this.insns.length - 1]!.end;
+    return frame === Math.floor(this.key / 4096) ? [start, Math.min(end, 4096)] : [0, end - 4096];
+  }
+}
+
+/** The decoded blocks of one host frame, and the span [lo, hi) of the frame their code covers. */
+class FrameCode {
+  blocks: Block[] = [];
+  lo = 4096;
+  hi = 0;
+
+  add(b: Block, frame: number): void {
+    this.blocks.push(b);
+    const [lo, hi] = b.extentIn(frame);
+    if (lo < this.lo) this.lo = lo;
+    if (hi > this.hi) this.hi = hi;
+  }
 }
 
 export interface CpuOptions {
@@ -200,7 +221,9 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   private fxSet = 0;
 
   private readonly blocks = [new Map<number, Block>(), new Map<number, Block>(), new Map<number, Block>()];
-  private readonly frameBlocks = new Map<number, Block[]>();
+  private readonly frameBlocks = new Map<number, FrameCode>();
+  /** Blocks decoded so far: a guest whose writes keep dropping its decoded code shows here. */
+  blocksDecoded = 0;
   private curBlock: Block | null = null;
   /** Bumped whenever the linear-to-physical mapping of code or the mode may have changed: unchains blocks. */
   private fetchGen = 0;
@@ -214,7 +237,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     this.fuseBlocks = options.fuseBlocks ?? true;
     this.tlb = new Tlb();
     this.tlbs.set(0, this.tlb);
-    this.bus.ram.onCodeWrite((frame) => this.invalidateFrame(frame));
+    this.bus.ram.onCodeWrite((frame, off, len) => this.invalidateFrame(frame, off, len));
     this.stateChanged();
     this.ext = this.model.createExtension(this);
   }
@@ -601,28 +624,49 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
       if (i.endsBlock) break;
     }
     const b = new Block(insns, key, map);
+    this.blocksDecoded++;
     if (map !== null) {
       map.set(key, b);
       for (const f of this.decodeFrames) {
-        this.bus.ram.markCodeFrame(f);
-        for (const t of this.tlbs.values()) t.flushWriteFrame(f);
-        let list = this.frameBlocks.get(f);
-        if (list === undefined) this.frameBlocks.set(f, (list = []));
-        list.push(b);
+        // A frame already holding code has no write entries cached anywhere.
+        if (!this.bus.ram.isCodeFrame(f)) {
+          this.bus.ram.markCodeFrame(f);
+          for (const t of this.tlbs.values()) t.flushWriteFrame(f);
+        }
+        let code = this.frameBlocks.get(f);
+        if (code === undefined) this.frameBlocks.set(f, (code = new FrameCode()));
+        code.add(b, f);
       }
     }
     return b;
   }
 
-  private invalidateFrame(frame: number): void {
-    const list = this.frameBlocks.get(frame);
-    if (list === undefined) return;
-    this.frameBlocks.delete(frame);
-    for (const b of list) {
+  /**
+   * A write to bytes [off, off+len) of a frame holding decoded code: the blocks whose code it
+   * touches are dropped, the others stay (data beside code in one page is common). Returns
+   * whether the frame still holds this CPU's code.
+   */
+  private invalidateFrame(frame: number, off: number, len: number): boolean {
+    const code = this.frameBlocks.get(frame);
+    if (code === undefined) return false;
+    if (off >= code.hi || off + len <= code.lo) return true;
+    const kept = new FrameCode();
+    for (const b of code.blocks) {
       if (!b.valid) continue;
-      b.valid = false;
-      if (b.map !== null && b.map.get(b.key) === b) b.map.delete(b.key);
+      const [lo, hi] = b.extentIn(frame);
+      if (off < hi && off + len > lo) {
+        b.valid = false;
+        if (b.map !== null && b.map.get(b.key) === b) b.map.delete(b.key);
+      } else {
+        kept.add(b, frame);
+      }
     }
+    if (kept.blocks.length === 0) {
+      this.frameBlocks.delete(frame);
+      return false;
+    }
+    this.frameBlocks.set(frame, kept);
+    return true;
   }
 
   /** One code byte at CS:`offset`, for the decoder (CS limit, fetch translation). */

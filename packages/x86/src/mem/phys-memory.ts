@@ -19,7 +19,7 @@ export class PhysMemory {
    * path must not cache write access to these frames.
    */
   private readonly codeFrames = new Set<number>();
-  private readonly codeWriteListeners: ((frame: number) => void)[] = [];
+  private readonly codeWriteListeners: ((frame: number, off: number, len: number) => boolean)[] = [];
 
   constructor(size: number) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
@@ -48,7 +48,11 @@ export class PhysMemory {
     return this.codeFrames.has(frame);
   }
 
-  onCodeWrite(listener: (frame: number) => void): void {
+  /**
+   * `listener(frame, off, len)` hears of each write to bytes [off, off+len) of a code frame, and
+   * answers whether the frame still holds its code afterwards; a frame nobody keeps stops being one.
+   */
+  onCodeWrite(listener: (frame: number, off: number, len: number) => boolean): void {
     this.codeWriteListeners.push(listener);
   }
 
@@ -57,7 +61,12 @@ export class PhysMemory {
     if (this.codeFrames.size === 0) return;
     const last = Math.floor((hpa + len - 1) / PAGE_SIZE);
     for (let f = Math.floor(hpa / PAGE_SIZE); f <= last; f++) {
-      if (this.codeFrames.delete(f)) for (const l of this.codeWriteListeners) l(f);
+      if (!this.codeFrames.has(f)) continue;
+      const from = Math.max(hpa, f * PAGE_SIZE);
+      const to = Math.min(hpa + len, (f + 1) * PAGE_SIZE);
+      let kept = false;
+      for (const l of this.codeWriteListeners) if (l(f, from - f * PAGE_SIZE, to - from)) kept = true;
+      if (!kept) this.codeFrames.delete(f);
     }
   }
 
