@@ -1,20 +1,44 @@
 /* The L1 hypervisor library of the nested-vmx-* guests (see vmx.h). */
 #include "vmx.h"
 
+uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
+uint8_t vmcs[4096] __attribute__((aligned(4096)));
+uint8_t l2_stack[4096] __attribute__((aligned(4096)));
+
 uint64_t l2_regs[16];
 uint64_t launch_flag; /* read by vmx_enter only */
+uint64_t l1_rsp; /* vmx_enter's RSP at the last entry, for the exit point */
+
+int vmx_on_load_vmcs(void)
+{
+	uint32_t rev = (uint32_t)rdmsr(MSR_IA32_VMX_BASIC) & 0x7fffffff;
+	write_cr4(read_cr4() | X86_CR4_VMXE);
+	*(uint32_t *)vmxon_region = rev;
+	*(uint32_t *)vmcs = rev;
+	uint64_t on = (uint64_t)vmxon_region, pa = (uint64_t)vmcs;
+	int r = vmxon(&on);
+	r |= vmclear(&pa);
+	r |= vmptrld(&pa);
+	return r;
+}
 
 /*
  * vmx_enter: callee-saved registers on L1's stack, HOST_RSP/HOST_RIP pointing here, L2's GPRs
  * loaded, then VMLAUNCH or VMRESUME. A VM exit lands on vmx_exit_point with RSP = HOST_RSP and
- * L2's GPRs still in the registers; they are stored in l2_regs before L1's are restored.
+ * L2's GPRs still in the registers; they are stored in l2_regs before L1's are restored from
+ * the stack of the vmx_enter that entered.
  */
 asm(".text\n"
     ".globl vmx_enter\n"
     "vmx_enter:\n\t"
     "push %rbp\n\tpush %rbx\n\tpush %r12\n\tpush %r13\n\tpush %r14\n\tpush %r15\n\t"
     "mov %rdi, launch_flag(%rip)\n\t"
-    /* HOST_RSP/HOST_RIP are written at launch only: resumes come from the launching frame. */
+    "mov %rsp, l1_rsp(%rip)\n\t"
+    /*
+     * HOST_RSP/HOST_RIP are written at launch only (a VMWRITE at every entry would cost L1 an
+     * exit to L0 each time); the exit point takes RSP from l1_rsp, so resumes may come from
+     * any frame.
+     */
     "test %rdi, %rdi\n\tjz 4f\n\t"
     "mov $0x6c14, %rdx\n\tvmwrite %rsp, %rdx\n\t"
     "lea vmx_exit_point(%rip), %rax\n\tmov $0x6c16, %rdx\n\tvmwrite %rax, %rdx\n"
@@ -39,13 +63,9 @@ asm(".text\n"
     "mov %rdi, l2_regs+56(%rip)\n\tmov %r8, l2_regs+64(%rip)\n\tmov %r9, l2_regs+72(%rip)\n\t"
     "mov %r10, l2_regs+80(%rip)\n\tmov %r11, l2_regs+88(%rip)\n\tmov %r12, l2_regs+96(%rip)\n\t"
     "mov %r13, l2_regs+104(%rip)\n\tmov %r14, l2_regs+112(%rip)\n\tmov %r15, l2_regs+120(%rip)\n\t"
+    "mov l1_rsp(%rip), %rsp\n\t"
     "pop %r15\n\tpop %r14\n\tpop %r13\n\tpop %r12\n\tpop %rbx\n\tpop %rbp\n\t"
     "xor %eax, %eax\n\tret\n");
-
-struct __attribute__((packed)) dtr {
-	uint16_t limit;
-	uint64_t base;
-};
 
 static uint64_t tss_base(const struct dtr *gdt, uint16_t tr)
 {
@@ -131,4 +151,45 @@ void vmcs_setup_l2(void (*rip)(void), void *rsp, uint32_t proc, void *io_a, void
 	vmwrite(GUEST_SYSENTER_CS, 0);
 	vmwrite(GUEST_SYSENTER_ESP, 0);
 	vmwrite(GUEST_SYSENTER_EIP, 0);
+}
+
+void vmx_enter_expect_exit(const char *entry, int launch, const char *exit, uint32_t reason)
+{
+	report_eq(entry, vmx_enter(launch), VMX_OK);
+	report_eq(exit, vmread(VM_EXIT_REASON), reason);
+}
+
+int vmx_run_l2(l1_exit_handler *handle_exit)
+{
+	for (int launch = 1;; launch = 0) {
+		int r = vmx_enter(launch);
+		if (r != VMX_OK)
+			return r;
+		if (!handle_exit(vmread(VM_EXIT_REASON)))
+			return VMX_OK;
+	}
+}
+
+uint64_t ept_identity_map(struct ept_tables *t)
+{
+	t->pml4[0] = (uint64_t)t->pdpt | EPT_RWX;
+	t->pdpt[0] = (uint64_t)t->pd | EPT_RWX;
+	t->pd[0] = (uint64_t)t->pt | EPT_RWX;
+	for (unsigned i = 0; i < 512; i++)
+		t->pt[i] = (uint64_t)i * 4096 | EPT_RWX | EPT_WB;
+	return (uint64_t)t->pml4 | EPTP_WB | EPTP_PWL4;
+}
+
+void vmcs_enable_ept(uint64_t eptp)
+{
+	vmwrite(SECONDARY_VM_EXEC_CONTROL, vmx_ctl(MSR_IA32_VMX_PROCBASED_CTLS2, SECONDARY_EXEC_ENABLE_EPT));
+	vmwrite(EPT_POINTER, eptp);
+}
+
+int invept_single(uint64_t eptp)
+{
+	struct { uint64_t eptp, zero; } desc = { eptp, 0 };
+	int r;
+	asm volatile("invept %1, %2\n\t" VMX_STATUS_ASM : "=r"(r) : "m"(desc), "r"(1ul) : "cc", "memory");
+	return r;
 }

@@ -1,7 +1,8 @@
 /*
  * A small L1 hypervisor library for the nested-vmx-* guests: VMX instructions, the VMCS field
- * encodings (SDM Appendix B), a complete VMCS for a 64-bit L2 that shares L1's page tables and
- * GDT, and the world switch (vmx_enter) that saves L2's GPRs in l2_regs on every exit.
+ * encodings (SDM Appendix B), VMX operation with one current VMCS, a complete VMCS for a 64-bit
+ * L2 that shares L1's page tables and GDT, an identity EPT12 for it, the world switch
+ * (vmx_enter) that saves L2's GPRs in l2_regs on every exit, and the exit loop around it.
  */
 #ifndef NESTED_VMX_H
 #define NESTED_VMX_H
@@ -28,6 +29,8 @@
 #define IO_BITMAP_A 0x2000
 #define IO_BITMAP_B 0x2002
 #define MSR_BITMAP 0x2004
+#define EPT_POINTER 0x201a
+#define GUEST_PHYSICAL_ADDRESS 0x2400
 #define VMCS_LINK_POINTER 0x2800
 #define PIN_BASED_VM_EXEC_CONTROL 0x4000
 #define CPU_BASED_VM_EXEC_CONTROL 0x4002
@@ -86,6 +89,7 @@
 #define EXIT_REASON_IO_INSTRUCTION 30
 #define EXIT_REASON_MSR_READ 31
 #define EXIT_REASON_INVALID_STATE 33
+#define EXIT_REASON_EPT_VIOLATION 48
 #define EXIT_REASON_FAILED_VMENTRY 0x80000000u
 
 #define MSR_IA32_VMX_BASIC 0x480
@@ -94,6 +98,7 @@
 #define MSR_IA32_VMX_TRUE_EXIT_CTLS 0x48f
 #define MSR_IA32_VMX_TRUE_ENTRY_CTLS 0x490
 #define MSR_IA32_VMX_PROCBASED_CTLS2 0x48b
+#define MSR_IA32_VMX_EPT_VPID_CAP 0x48c
 #define MSR_IA32_VMX_CR0_FIXED0 0x486
 #define MSR_IA32_VMX_CR4_FIXED0 0x488
 
@@ -101,6 +106,7 @@
 #define CPU_BASED_USE_IO_BITMAPS (1u << 25)
 #define CPU_BASED_USE_MSR_BITMAPS (1u << 28)
 #define CPU_BASED_ACTIVATE_SECONDARY (1u << 31)
+#define SECONDARY_EXEC_ENABLE_EPT (1u << 1)
 #define SECONDARY_EXEC_ENABLE_VPID (1u << 5)
 #define VM_EXIT_HOST_ADDR_SPACE_SIZE (1u << 9)
 #define VM_ENTRY_IA32E_MODE (1u << 9)
@@ -110,6 +116,9 @@
 #define VMX_OK 0
 #define VMX_FAIL_INVALID 1
 #define VMX_FAIL_VALID 2
+
+/* VM-instruction error numbers (SDM 31.4). */
+#define VMXERR_ENTRY_INVALID_CONTROL_FIELD 7
 
 #define VMX_STATUS_ASM "jc 1f\n\tjz 2f\n\txor %k0, %k0\n\tjmp 3f\n1:\tmov $1, %k0\n\tjmp 3f\n2:\tmov $2, %k0\n3:"
 
@@ -137,6 +146,25 @@ static inline int vmread_status(uint64_t field, uint64_t *v)
 	return r;
 }
 
+/* The operand of SGDT/SIDT/LGDT in 64-bit mode. */
+struct __attribute__((packed)) dtr {
+	uint16_t limit;
+	uint64_t base;
+};
+
+/* Every L1 here has one VMXON region, one VMCS for its L2 and one stack for L2. */
+extern uint8_t vmxon_region[4096];
+extern uint8_t vmcs[4096];
+extern uint8_t l2_stack[4096];
+#define L2_STACK_TOP (l2_stack + sizeof(l2_stack))
+
+/*
+ * Enters VMX operation and makes `vmcs` current (SDM 24.7, 25.2, 25.11.3): CR4.VMXE set, both
+ * regions stamped with IA32_VMX_BASIC's revision identifier, then VMXON, VMCLEAR and VMPTRLD.
+ * The three outcomes or'ed: VMX_OK when all three succeeded.
+ */
+int vmx_on_load_vmcs(void);
+
 /* L2's general-purpose registers, RAX..R15 (RSP unused: it lives in GUEST_RSP). */
 extern uint64_t l2_regs[16];
 /*
@@ -154,5 +182,44 @@ static inline uint32_t vmx_ctl(uint32_t msr, uint32_t want)
 
 /* Fills the current VMCS for a 64-bit L2 at rip/rsp, on L1's CR3, GDT, IDT and TSS. */
 void vmcs_setup_l2(void (*rip)(void), void *rsp, uint32_t proc, void *io_a, void *io_b, void *msr_bitmap);
+
+/* Steps L2 over the instruction that exited: GUEST_RIP += VM_EXIT_INSTRUCTION_LEN. */
+static inline void skip_exit_insn(void)
+{
+	vmwrite(GUEST_RIP, vmread(GUEST_RIP) + vmread(VM_EXIT_INSTRUCTION_LEN));
+}
+
+/*
+ * Enters L2 (VMLAUNCH when launch, else VMRESUME) and reports, under the names given, that the
+ * entry succeeded and that L2 came back with exit reason `reason`.
+ */
+void vmx_enter_expect_exit(const char *entry, int launch, const char *exit, uint32_t reason);
+
+/* Handles one L2 exit, given its basic exit reason: 1 to resume L2, 0 to stop. */
+typedef int l1_exit_handler(uint32_t reason);
+/*
+ * L1's exit loop: VMLAUNCH, then VMRESUME after every exit handle_exit wants resumed. VMX_OK
+ * once handle_exit stops, else the VMfail outcome of the entry that failed.
+ */
+int vmx_run_l2(l1_exit_handler *handle_exit);
+
+/*
+ * EPT12, L1's EPT for L2 (SDM 29.3): four levels, one table each, enough for the first 2 MiB of
+ * guest-physical memory in 4 KiB pages.
+ */
+#define EPT_RWX 7ul
+#define EPT_WB (6ul << 3) /* memory type of a leaf entry: write-back */
+/* EPT pointer (SDM 25.6.11): the paging structures' memory type, the page-walk length less 1. */
+#define EPTP_WB 6ul
+#define EPTP_PWL4 (3ul << 3)
+struct __attribute__((aligned(4096))) ept_tables {
+	uint64_t pml4[512], pdpt[512], pd[512], pt[512];
+};
+/* Maps guest-physical 0..2 MiB onto itself, read/write/execute, write-back; returns the EPTP. */
+uint64_t ept_identity_map(struct ept_tables *t);
+/* Turns EPT on in the current VMCS: the secondary controls' "enable EPT" and EPT_POINTER. */
+void vmcs_enable_ept(uint64_t eptp);
+/* INVEPT single-context (SDM 31.3): drops what was cached from the EPT that eptp names. */
+int invept_single(uint64_t eptp);
 
 #endif

@@ -9,24 +9,12 @@
  */
 #include "../nested-vmx-common/vmx.h"
 
-#define MSR_IA32_VMX_EPT_VPID_CAP 0x48c
 #define VMX_EPT_AD_BIT (1ul << 21)
-#define SECONDARY_EXEC_ENABLE_EPT (1u << 1)
-#define EPT_POINTER 0x201a
-#define EPT_RWX 7ul
-#define EPT_WB (6ul << 3)
 #define EPT_ACCESSED (1ul << 8)
 #define EPT_DIRTY (1ul << 9)
 #define EPTP_AD (1ul << 6)
-#define VMXERR_ENTRY_INVALID_CONTROL_FIELD 7
 
-static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
-static uint8_t vmcs[4096] __attribute__((aligned(4096)));
-static uint8_t l2_stack[4096] __attribute__((aligned(4096)));
-static uint64_t ept_pml4[512] __attribute__((aligned(4096)));
-static uint64_t ept_pdpt[512] __attribute__((aligned(4096)));
-static uint64_t ept_pd[512] __attribute__((aligned(4096)));
-static uint64_t ept_pt[512] __attribute__((aligned(4096)));
+static struct ept_tables ept;
 uint64_t read_page[512] __attribute__((aligned(4096)));
 uint64_t write_page[512] __attribute__((aligned(4096)));
 uint64_t idle_page[512] __attribute__((aligned(4096)));
@@ -42,61 +30,40 @@ asm(".text\n"
     "mov write_page+8(%rip), %r13\n\t"
     "hlt\n\tud2\n");
 
-static int invept_single(uint64_t eptp)
-{
-	struct { uint64_t eptp, zero; } desc = { eptp, 0 };
-	int r;
-	asm volatile("invept %1, %2\n\t" VMX_STATUS_ASM : "=r"(r) : "m"(desc), "r"(1ul) : "cc", "memory");
-	return r;
-}
-
 #define AD(e) ((e) & (EPT_ACCESSED | EPT_DIRTY))
 
 int main(void)
 {
-	uint32_t rev = (uint32_t)rdmsr(MSR_IA32_VMX_BASIC) & 0x7fffffff;
 	report("IA32_VMX_EPT_VPID_CAP offers EPT accessed/dirty flags", rdmsr(MSR_IA32_VMX_EPT_VPID_CAP) & VMX_EPT_AD_BIT);
-	write_cr4(read_cr4() | X86_CR4_VMXE);
-	*(uint32_t *)vmxon_region = rev;
-	*(uint32_t *)vmcs = rev;
-	uint64_t on = (uint64_t)vmxon_region, pa = (uint64_t)vmcs;
-	report_eq("VMXON, VMCLEAR, VMPTRLD", vmxon(&on) | vmclear(&pa) | vmptrld(&pa), VMX_OK);
+	report_eq("VMXON, VMCLEAR, VMPTRLD", vmx_on_load_vmcs(), VMX_OK);
 
 	read_page[0] = 0x1111;
-	ept_pml4[0] = (uint64_t)ept_pdpt | EPT_RWX;
-	ept_pdpt[0] = (uint64_t)ept_pd | EPT_RWX;
-	ept_pd[0] = (uint64_t)ept_pt | EPT_RWX;
-	for (unsigned i = 0; i < 512; i++)
-		ept_pt[i] = (uint64_t)i * 4096 | EPT_RWX | EPT_WB;
+	uint64_t eptp = ept_identity_map(&ept) | EPTP_AD;
 	unsigned rd = (uint64_t)read_page >> 12, wr = (uint64_t)write_page >> 12, idle = (uint64_t)idle_page >> 12;
-	uint64_t eptp = (uint64_t)ept_pml4 | 6 | (3 << 3) | EPTP_AD;
 
-	vmcs_setup_l2(l2_main, l2_stack + sizeof(l2_stack), CPU_BASED_HLT_EXITING | CPU_BASED_ACTIVATE_SECONDARY, 0, 0, 0);
-	vmwrite(SECONDARY_VM_EXEC_CONTROL, vmx_ctl(MSR_IA32_VMX_PROCBASED_CTLS2, SECONDARY_EXEC_ENABLE_EPT));
-	vmwrite(EPT_POINTER, eptp | (1ul << 7));
+	vmcs_setup_l2(l2_main, L2_STACK_TOP, CPU_BASED_HLT_EXITING | CPU_BASED_ACTIVATE_SECONDARY, 0, 0, 0);
+	vmcs_enable_ept(eptp | (1ul << 7));
 	report_eq("EPTP with reserved bit 7: VMLAUNCH fails", vmx_enter(1), VMX_FAIL_VALID);
 	report_eq("  VM-instruction error 7", vmread(VM_INSTRUCTION_ERROR), VMXERR_ENTRY_INVALID_CONTROL_FIELD);
 	vmwrite(EPT_POINTER, eptp);
 
-	report_eq("VMLAUNCH with A/D flags on", vmx_enter(1), VMX_OK);
-	report_eq("exit: HLT", vmread(VM_EXIT_REASON), EXIT_REASON_HLT);
+	vmx_enter_expect_exit("VMLAUNCH with A/D flags on", 1, "exit: HLT", EXIT_REASON_HLT);
 	report_eq("L2 read the page", l2_regs[12], 0x1111);
 	report_eq("L2's write landed", write_page[1], 0x5eed);
-	report_eq("EPT PML4E: accessed", ept_pml4[0] & EPT_ACCESSED, EPT_ACCESSED);
-	report_eq("EPT PDPTE: accessed", ept_pdpt[0] & EPT_ACCESSED, EPT_ACCESSED);
-	report_eq("EPT PDE: accessed", ept_pd[0] & EPT_ACCESSED, EPT_ACCESSED);
-	report_eq("EPT PTE of the read page: accessed, not dirty", AD(ept_pt[rd]), EPT_ACCESSED);
-	report_eq("EPT PTE of the written page: accessed and dirty", AD(ept_pt[wr]), EPT_ACCESSED | EPT_DIRTY);
-	report_eq("EPT PTE of an untouched page: neither", AD(ept_pt[idle]), 0);
+	report_eq("EPT PML4E: accessed", ept.pml4[0] & EPT_ACCESSED, EPT_ACCESSED);
+	report_eq("EPT PDPTE: accessed", ept.pdpt[0] & EPT_ACCESSED, EPT_ACCESSED);
+	report_eq("EPT PDE: accessed", ept.pd[0] & EPT_ACCESSED, EPT_ACCESSED);
+	report_eq("EPT PTE of the read page: accessed, not dirty", AD(ept.pt[rd]), EPT_ACCESSED);
+	report_eq("EPT PTE of the written page: accessed and dirty", AD(ept.pt[wr]), EPT_ACCESSED | EPT_DIRTY);
+	report_eq("EPT PTE of an untouched page: neither", AD(ept.pt[idle]), 0);
 
 	/* Flags cleared by L1 and the cached translations dropped: a read sets accessed only. */
-	ept_pt[wr] &= ~(EPT_ACCESSED | EPT_DIRTY);
+	ept.pt[wr] &= ~(EPT_ACCESSED | EPT_DIRTY);
 	report_eq("INVEPT single-context", invept_single(eptp), VMX_OK);
 	vmwrite(GUEST_RIP, (uint64_t)l2_read_again);
-	report_eq("VMRESUME: L2 reads the written page", vmx_enter(0), VMX_OK);
-	report_eq("exit: HLT", vmread(VM_EXIT_REASON), EXIT_REASON_HLT);
+	vmx_enter_expect_exit("VMRESUME: L2 reads the written page", 0, "exit: HLT", EXIT_REASON_HLT);
 	report_eq("L2 read what it wrote", l2_regs[13], 0x5eed);
-	report_eq("EPT PTE of the page read again: accessed, not dirty", AD(ept_pt[wr]), EPT_ACCESSED);
+	report_eq("EPT PTE of the page read again: accessed, not dirty", AD(ept.pt[wr]), EPT_ACCESSED);
 	report_eq("VMXOFF", vmxoff(), VMX_OK);
 	return report_summary();
 }

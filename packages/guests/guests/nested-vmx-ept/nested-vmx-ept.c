@@ -8,22 +8,7 @@
  */
 #include "../nested-vmx-common/vmx.h"
 
-#define MSR_IA32_VMX_PROCBASED_CTLS2 0x48b
-#define SECONDARY_EXEC_ENABLE_EPT (1u << 1)
-#define CPU_BASED_ACTIVATE_SECONDARY (1u << 31)
-#define EPT_POINTER 0x201a
-#define GUEST_PHYSICAL_ADDRESS 0x2400
-#define EXIT_REASON_EPT_VIOLATION 48
-#define EPT_RWX 7ul
-#define EPT_WB (6ul << 3)
-
-static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
-static uint8_t vmcs[4096] __attribute__((aligned(4096)));
-static uint8_t l2_stack[4096] __attribute__((aligned(4096)));
-static uint64_t ept_pml4[512] __attribute__((aligned(4096)));
-static uint64_t ept_pdpt[512] __attribute__((aligned(4096)));
-static uint64_t ept_pd[512] __attribute__((aligned(4096)));
-static uint64_t ept_pt[512] __attribute__((aligned(4096)));
+static struct ept_tables ept;
 uint64_t probe_page[512] __attribute__((aligned(4096)));
 uint64_t alias_page[512] __attribute__((aligned(4096)));
 uint64_t ro_page[512] __attribute__((aligned(4096)));
@@ -35,67 +20,52 @@ asm(".text\n"
     "movq $0x5eed, ro_page+8(%rip)\n\t"
     "hlt\n\tud2\n");
 
-static int invept_single(uint64_t eptp)
+static uint64_t eptp;
+static unsigned probe, ro, step;
+
+/* Fixes each EPT violation in EPT12 and lets L2 retry; L2's HLT ends the run. */
+static int handle_exit(uint32_t reason)
 {
-	struct { uint64_t eptp, zero; } desc = { eptp, 0 };
-	int r;
-	asm volatile("invept %1, %2\n\t" VMX_STATUS_ASM : "=r"(r) : "m"(desc), "r"(1ul) : "cc", "memory");
-	return r;
+	uint64_t qual = vmread(EXIT_QUALIFICATION), gpa = vmread(GUEST_PHYSICAL_ADDRESS);
+	if (step == 0) {
+		report_eq("unmapped page: EPT violation", reason, EXIT_REASON_EPT_VIOLATION);
+		report_eq("  guest-physical address", gpa, (uint64_t)probe_page);
+		report_eq("  read access, nothing permitted", qual & 0x3f, 1);
+		ept.pt[probe] = (uint64_t)alias_page | EPT_RWX | EPT_WB;
+		report_eq("  INVEPT single-context", invept_single(eptp), VMX_OK);
+	} else if (step == 1) {
+		report_eq("read-only page written: EPT violation", reason, EXIT_REASON_EPT_VIOLATION);
+		report_eq("  guest-physical address", gpa, (uint64_t)ro_page + 8);
+		report_eq("  write access, read permitted", qual & 0x3f, 2 | (1 << 3));
+		ept.pt[ro] |= 2;
+		report_eq("  INVEPT single-context", invept_single(eptp), VMX_OK);
+	} else {
+		report_eq("then HLT", reason, EXIT_REASON_HLT);
+		return 0;
+	}
+	step++;
+	return 1;
 }
 
 int main(void)
 {
-	uint32_t rev = (uint32_t)rdmsr(MSR_IA32_VMX_BASIC) & 0x7fffffff;
-	write_cr4(read_cr4() | X86_CR4_VMXE);
-	*(uint32_t *)vmxon_region = rev;
-	*(uint32_t *)vmcs = rev;
-	uint64_t on = (uint64_t)vmxon_region, pa = (uint64_t)vmcs;
-	report_eq("VMXON, VMCLEAR, VMPTRLD", vmxon(&on) | vmclear(&pa) | vmptrld(&pa), VMX_OK);
+	report_eq("VMXON, VMCLEAR, VMPTRLD", vmx_on_load_vmcs(), VMX_OK);
 	report("IA32_VMX_PROCBASED_CTLS2 allows EPT", (rdmsr(MSR_IA32_VMX_PROCBASED_CTLS2) >> 32) & SECONDARY_EXEC_ENABLE_EPT);
 
 	probe_page[0] = 0x1111;
 	alias_page[0] = 0xcafe;
-	ept_pml4[0] = (uint64_t)ept_pdpt | EPT_RWX;
-	ept_pdpt[0] = (uint64_t)ept_pd | EPT_RWX;
-	ept_pd[0] = (uint64_t)ept_pt | EPT_RWX;
-	for (unsigned i = 0; i < 512; i++)
-		ept_pt[i] = (uint64_t)i * 4096 | EPT_RWX | EPT_WB;
-	unsigned probe = (uint64_t)probe_page >> 12, ro = (uint64_t)ro_page >> 12;
-	ept_pt[probe] = 0;
-	ept_pt[ro] = (uint64_t)ro_page | 1 | EPT_WB;
-	uint64_t eptp = (uint64_t)ept_pml4 | 6 | (3 << 3);
+	eptp = ept_identity_map(&ept);
+	probe = (uint64_t)probe_page >> 12;
+	ro = (uint64_t)ro_page >> 12;
+	ept.pt[probe] = 0;
+	ept.pt[ro] = (uint64_t)ro_page | 1 | EPT_WB;
 
-	vmcs_setup_l2(l2_main, l2_stack + sizeof(l2_stack), CPU_BASED_HLT_EXITING | CPU_BASED_ACTIVATE_SECONDARY, 0, 0, 0);
-	vmwrite(SECONDARY_VM_EXEC_CONTROL, vmx_ctl(MSR_IA32_VMX_PROCBASED_CTLS2, SECONDARY_EXEC_ENABLE_EPT));
-	vmwrite(EPT_POINTER, eptp);
+	vmcs_setup_l2(l2_main, L2_STACK_TOP, CPU_BASED_HLT_EXITING | CPU_BASED_ACTIVATE_SECONDARY, 0, 0, 0);
+	vmcs_enable_ept(eptp);
 
-	unsigned step = 0;
-	for (int launch = 1;; launch = 0) {
-		int r = vmx_enter(launch);
-		if (r != VMX_OK) {
-			printf("VM entry failed: %d, error %lu\n", r, (unsigned long)vmread(VM_INSTRUCTION_ERROR));
-			break;
-		}
-		uint32_t reason = vmread(VM_EXIT_REASON);
-		uint64_t qual = vmread(EXIT_QUALIFICATION), gpa = vmread(GUEST_PHYSICAL_ADDRESS);
-		if (step == 0) {
-			report_eq("unmapped page: EPT violation", reason, EXIT_REASON_EPT_VIOLATION);
-			report_eq("  guest-physical address", gpa, (uint64_t)probe_page);
-			report_eq("  read access, nothing permitted", qual & 0x3f, 1);
-			ept_pt[probe] = (uint64_t)alias_page | EPT_RWX | EPT_WB;
-			report_eq("  INVEPT single-context", invept_single(eptp), VMX_OK);
-		} else if (step == 1) {
-			report_eq("read-only page written: EPT violation", reason, EXIT_REASON_EPT_VIOLATION);
-			report_eq("  guest-physical address", gpa, (uint64_t)ro_page + 8);
-			report_eq("  write access, read permitted", qual & 0x3f, 2 | (1 << 3));
-			ept_pt[ro] |= 2;
-			report_eq("  INVEPT single-context", invept_single(eptp), VMX_OK);
-		} else {
-			report_eq("then HLT", reason, EXIT_REASON_HLT);
-			break;
-		}
-		step++;
-	}
+	int r = vmx_run_l2(handle_exit);
+	if (r != VMX_OK)
+		printf("VM entry failed: %d, error %lu\n", r, (unsigned long)vmread(VM_INSTRUCTION_ERROR));
 	report_eq("L2 read the page L1 mapped in, not the one at its address", l2_regs[12], 0xcafe);
 	report_eq("L2's write landed once L1 allowed it", ro_page[1], 0x5eed);
 	report_eq("VMXOFF", vmxoff(), VMX_OK);

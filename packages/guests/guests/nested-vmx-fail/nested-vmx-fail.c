@@ -7,10 +7,7 @@
  */
 #include "../nested-vmx-common/vmx.h"
 
-static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
-static uint8_t vmcs_a[4096] __attribute__((aligned(4096)));
 static uint8_t bad_rev[4096] __attribute__((aligned(4096)));
-static uint8_t l2_stack[4096] __attribute__((aligned(4096)));
 
 void l2_halt(void);
 asm(".text\nl2_halt:\n\thlt\n\tud2\n");
@@ -40,9 +37,9 @@ int main(void)
 
 	write_cr4(read_cr4() | X86_CR4_VMXE);
 	*(uint32_t *)vmxon_region = rev;
-	*(uint32_t *)vmcs_a = rev;
+	*(uint32_t *)vmcs = rev;
 	*(uint32_t *)bad_rev = rev ^ 0x1234;
-	uint64_t on = (uint64_t)vmxon_region, a = (uint64_t)vmcs_a, bad = (uint64_t)bad_rev, misaligned = a + 8;
+	uint64_t on = (uint64_t)vmxon_region, a = (uint64_t)vmcs, bad = (uint64_t)bad_rev, misaligned = a + 8;
 
 	report_eq("VMXON", vmxon(&on), VMX_OK);
 	/* No current VMCS: there is nowhere to put an error number. */
@@ -60,7 +57,7 @@ int main(void)
 	FAIL_VALID("VMWRITE to read-only VM_EXIT_REASON", vmwrite(VM_EXIT_REASON, 1), 13);
 	FAIL_VALID("VMREAD of an unsupported field", vmread_status(UNSUPPORTED_FIELD, &v), 12);
 
-	vmcs_setup_l2(l2_halt, l2_stack + sizeof(l2_stack), CPU_BASED_HLT_EXITING, 0, 0, 0);
+	vmcs_setup_l2(l2_halt, L2_STACK_TOP, CPU_BASED_HLT_EXITING, 0, 0, 0);
 	FAIL_VALID("VMRESUME of a clear VMCS", vmx_enter(0), 5);
 
 	uint64_t pin = vmread(PIN_BASED_VM_EXEC_CONTROL);

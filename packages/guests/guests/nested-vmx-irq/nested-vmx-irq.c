@@ -14,33 +14,22 @@
 #define EXIT_REASON_EXTERNAL_INTERRUPT 1
 #define IDT_VECTORING_INFO_FIELD 0x4408
 
-static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
-static uint8_t vmcs[4096] __attribute__((aligned(4096)));
-static uint8_t l2_stack[4096] __attribute__((aligned(4096)));
-
 void l2_main(void);
 asm(".text\nl2_main:\n\thlt\n\tmov $0x77, %eax\n\tvmcall\n\tud2\n");
 
 int main(void)
 {
-	uint32_t rev = (uint32_t)rdmsr(MSR_IA32_VMX_BASIC) & 0x7fffffff;
-	write_cr4(read_cr4() | X86_CR4_VMXE);
-	*(uint32_t *)vmxon_region = rev;
-	*(uint32_t *)vmcs = rev;
-	uint64_t on = (uint64_t)vmxon_region, pa = (uint64_t)vmcs;
-	report_eq("VMXON, VMCLEAR, VMPTRLD", vmxon(&on) | vmclear(&pa) | vmptrld(&pa), VMX_OK);
-	vmcs_setup_l2(l2_main, l2_stack + sizeof(l2_stack), 0, 0, 0, 0);
+	report_eq("VMXON, VMCLEAR, VMPTRLD", vmx_on_load_vmcs(), VMX_OK);
+	vmcs_setup_l2(l2_main, L2_STACK_TOP, 0, 0, 0, 0);
 	vmwrite(PIN_BASED_VM_EXEC_CONTROL, vmx_ctl(MSR_IA32_VMX_TRUE_PINBASED_CTLS, PIN_BASED_EXT_INTR_MASK));
 	vmwrite(VM_EXIT_CONTROLS, vmx_ctl(MSR_IA32_VMX_TRUE_EXIT_CTLS, VM_EXIT_HOST_ADDR_SPACE_SIZE | VM_EXIT_ACK_INTR_ON_EXIT));
 	vmwrite(GUEST_RFLAGS, 0x202);
 
-	report_eq("VMLAUNCH", vmx_enter(1), VMX_OK);
-	report_eq("the interrupt exits to L1", vmread(VM_EXIT_REASON), EXIT_REASON_EXTERNAL_INTERRUPT);
+	vmx_enter_expect_exit("VMLAUNCH", 1, "the interrupt exits to L1", EXIT_REASON_EXTERNAL_INTERRUPT);
 	report_eq("  acknowledged: vector 0x20, external interrupt, valid", vmread(VM_EXIT_INTR_INFO), 0x80000020);
 	report_eq("  no IDT-vectoring information", vmread(IDT_VECTORING_INFO_FIELD), 0);
 	report_eq("  L2 is past its HLT", vmread(GUEST_RIP), (uint64_t)l2_main + 1);
-	report_eq("VMRESUME", vmx_enter(0), VMX_OK);
-	report_eq("then L2's VMCALL", vmread(VM_EXIT_REASON), EXIT_REASON_VMCALL);
+	vmx_enter_expect_exit("VMRESUME", 0, "then L2's VMCALL", EXIT_REASON_VMCALL);
 	report_eq("  with L2's RAX", l2_regs[0], 0x77);
 	report_eq("VMXOFF", vmxoff(), VMX_OK);
 	return report_summary();

@@ -16,7 +16,6 @@
 #define VM_EXIT_MSR_LOAD_COUNT 0x4010
 #define VM_ENTRY_MSR_LOAD_COUNT 0x4014
 #define EXIT_REASON_MSR_LOAD_FAIL 34
-#define VMXERR_ENTRY_INVALID_CONTROL_FIELD 7
 
 #define MSR_KERNEL_GS_BASE 0xc0000102u
 #define MSR_FS_BASE 0xc0000100u
@@ -36,10 +35,7 @@ struct msr_entry {
 	uint64_t value;
 };
 
-static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
-static uint8_t vmcs[4096] __attribute__((aligned(4096)));
 static uint8_t msr_bitmap[4096] __attribute__((aligned(4096)));
-static uint8_t l2_stack[4096] __attribute__((aligned(4096)));
 static struct msr_entry entry_load[2] __attribute__((aligned(16)));
 static struct msr_entry exit_store[2] __attribute__((aligned(16)));
 static struct msr_entry exit_load[1] __attribute__((aligned(16)));
@@ -70,13 +66,8 @@ static void set_entry(struct msr_entry *e, uint32_t index, uint64_t value)
 
 int main(void)
 {
-	uint32_t rev = (uint32_t)rdmsr(MSR_IA32_VMX_BASIC) & 0x7fffffff;
-	write_cr4(read_cr4() | X86_CR4_VMXE);
-	*(uint32_t *)vmxon_region = rev;
-	*(uint32_t *)vmcs = rev;
-	uint64_t on = (uint64_t)vmxon_region, pa = (uint64_t)vmcs;
-	report_eq("VMXON, VMCLEAR, VMPTRLD", vmxon(&on) | vmclear(&pa) | vmptrld(&pa), VMX_OK);
-	vmcs_setup_l2(l2_main, l2_stack + sizeof(l2_stack), CPU_BASED_HLT_EXITING | CPU_BASED_USE_MSR_BITMAPS, 0, 0, msr_bitmap);
+	report_eq("VMXON, VMCLEAR, VMPTRLD", vmx_on_load_vmcs(), VMX_OK);
+	vmcs_setup_l2(l2_main, L2_STACK_TOP, CPU_BASED_HLT_EXITING | CPU_BASED_USE_MSR_BITMAPS, 0, 0, msr_bitmap);
 
 	wrmsr(MSR_KERNEL_GS_BASE, L1_KGS);
 	set_entry(&entry_load[0], MSR_KERNEL_GS_BASE, ENTRY_KGS);
@@ -91,22 +82,21 @@ int main(void)
 	vmwrite(VM_EXIT_MSR_LOAD_ADDR, (uint64_t)exit_load);
 	vmwrite(VM_EXIT_MSR_LOAD_COUNT, 1);
 
-	report_eq("VMLAUNCH with the MSR lists", vmx_enter(1), VMX_OK);
-	report_eq("exit: VMCALL", vmread(VM_EXIT_REASON), EXIT_REASON_VMCALL);
+	vmx_enter_expect_exit("VMLAUNCH with the MSR lists", 1, "exit: VMCALL", EXIT_REASON_VMCALL);
 	report_eq("VM-entry MSR-load list: L2 read KERNEL_GS_BASE", l2_regs[12], ENTRY_KGS);
 	report_eq("VM-entry MSR-load list: L2 read SYSENTER_ESP", l2_regs[13], ENTRY_ESP);
 	report_eq("VM-exit MSR-store list: L2's KERNEL_GS_BASE", exit_store[0].value, L2_KGS);
 	report_eq("VM-exit MSR-store list: L2's SYSENTER_ESP", exit_store[1].value, L2_ESP);
 	report_eq("VM-exit MSR-load list: L1's KERNEL_GS_BASE", rdmsr(MSR_KERNEL_GS_BASE), EXIT_KGS);
-	vmwrite(GUEST_RIP, vmread(GUEST_RIP) + vmread(VM_EXIT_INSTRUCTION_LEN));
+	skip_exit_insn();
 
 	/* Entry 2 names FS_BASE, which no list may load: a VM-entry failure, entry 1 already loaded. */
 	wrmsr(MSR_KERNEL_GS_BASE, L1_KGS);
 	set_entry(&entry_load[0], MSR_KERNEL_GS_BASE, FAILED_KGS);
 	set_entry(&entry_load[1], MSR_FS_BASE, 0);
 	exit_load[0].value = EXIT_KGS;
-	report_eq("VMRESUME with a bad entry list exits", vmx_enter(0), VMX_OK);
-	report_eq("exit: VM-entry failure, MSR loading", vmread(VM_EXIT_REASON), EXIT_REASON_FAILED_VMENTRY | EXIT_REASON_MSR_LOAD_FAIL);
+	vmx_enter_expect_exit("VMRESUME with a bad entry list exits", 0,
+			      "exit: VM-entry failure, MSR loading", EXIT_REASON_FAILED_VMENTRY | EXIT_REASON_MSR_LOAD_FAIL);
 	report_eq("exit qualification: the failing entry, 1-based", vmread(EXIT_QUALIFICATION), 2);
 	report_eq("the VM-exit MSR-load list ran after the failure", rdmsr(MSR_KERNEL_GS_BASE), EXIT_KGS);
 	report_eq("L2 did not run: the store list is untouched", exit_store[0].value, L2_KGS);
@@ -118,8 +108,7 @@ int main(void)
 	report_eq("VM-instruction error 7", vmread(VM_INSTRUCTION_ERROR), VMXERR_ENTRY_INVALID_CONTROL_FIELD);
 	vmwrite(VM_ENTRY_MSR_LOAD_ADDR, (uint64_t)entry_load);
 
-	report_eq("VMRESUME after the fix", vmx_enter(0), VMX_OK);
-	report_eq("exit: HLT", vmread(VM_EXIT_REASON), EXIT_REASON_HLT);
+	vmx_enter_expect_exit("VMRESUME after the fix", 0, "exit: HLT", EXIT_REASON_HLT);
 	report_eq("VM-exit MSR-store list again: KERNEL_GS_BASE from the entry list", exit_store[0].value, FAILED_KGS);
 	report_eq("VMXOFF", vmxoff(), VMX_OK);
 	return report_summary();

@@ -10,11 +10,6 @@
 #include "../nested-vmx-common/vmx.h"
 
 #define ITERS 200
-#define GUEST_INTERRUPTIBILITY 0x4824
-
-static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
-static uint8_t vmcs[4096] __attribute__((aligned(4096)));
-static uint8_t l2_stack[4096] __attribute__((aligned(4096)));
 
 void l2_loop(void);
 asm(".text\n"
@@ -23,48 +18,44 @@ asm(".text\n"
     "1:\txor %eax, %eax\n\txor %ecx, %ecx\n\tcpuid\n\tdec %r12d\n\tjnz 1b\n\t"
     "hlt\n\tud2\n");
 
+static unsigned exits, bad;
+static uint64_t dr7 = 0x400;
+
+/* Reads the twelve fields and checks each, writes the three, steps L2 on; L2's HLT ends the run. */
+static int handle_exit(uint32_t reason)
+{
+	if (reason == EXIT_REASON_HLT)
+		return 0;
+	exits++;
+	uint64_t rip = (uint64_t)l2_loop;
+	uint64_t len = vmread(VM_EXIT_INSTRUCTION_LEN);
+	uint64_t grip = vmread(GUEST_RIP);
+	bad += reason != EXIT_REASON_CPUID;
+	bad += vmread(EXIT_QUALIFICATION) != 0;
+	bad += len != 2;
+	bad += vmread(GUEST_RSP) != (uint64_t)L2_STACK_TOP;
+	bad += (vmread(GUEST_RFLAGS) & ~0x8d5ul) != 2; /* arithmetic flags are L2's */
+	bad += vmread(GUEST_CR0) != read_cr0();
+	bad += vmread(GUEST_INTERRUPTIBILITY_INFO) != 0;
+	bad += vmread(GUEST_CS_SELECTOR) != KERNEL_CS64;
+	bad += vmread(GUEST_ES_BASE) != 0;
+	bad += vmread(GUEST_DR7) != dr7;
+	bad += vmread(VMCS_LINK_POINTER) != ~0ull;
+	/* The loop body is 9 bytes: XOR, XOR, CPUID, DEC, JNZ back to the first XOR. */
+	bad += grip < rip || grip > rip + 16;
+	vmwrite(GUEST_RIP, grip + len);
+	vmwrite(GUEST_RFLAGS, 2);
+	dr7 ^= 1; /* L0 keeps whatever L1 writes; DR7.L0 has no effect without DR0 */
+	vmwrite(GUEST_DR7, dr7);
+	return 1;
+}
+
 int main(void)
 {
-	uint32_t rev = (uint32_t)rdmsr(MSR_IA32_VMX_BASIC) & 0x7fffffff;
-	write_cr4(read_cr4() | X86_CR4_VMXE);
-	*(uint32_t *)vmxon_region = rev;
-	*(uint32_t *)vmcs = rev;
-	uint64_t on = (uint64_t)vmxon_region, pa = (uint64_t)vmcs;
-	report_eq("VMXON, VMCLEAR, VMPTRLD", vmxon(&on) | vmclear(&pa) | vmptrld(&pa), VMX_OK);
-	uint8_t *rsp = l2_stack + sizeof(l2_stack);
-	vmcs_setup_l2(l2_loop, rsp, CPU_BASED_HLT_EXITING, 0, 0, 0);
+	report_eq("VMXON, VMCLEAR, VMPTRLD", vmx_on_load_vmcs(), VMX_OK);
+	vmcs_setup_l2(l2_loop, L2_STACK_TOP, CPU_BASED_HLT_EXITING, 0, 0, 0);
 
-	unsigned exits = 0, bad = 0;
-	uint64_t rip = (uint64_t)l2_loop, dr7 = 0x400;
-	for (int launch = 1;; launch = 0) {
-		if (vmx_enter(launch) != VMX_OK) {
-			bad++;
-			break;
-		}
-		uint32_t reason = vmread(VM_EXIT_REASON);
-		if (reason == EXIT_REASON_HLT)
-			break;
-		exits++;
-		uint64_t len = vmread(VM_EXIT_INSTRUCTION_LEN);
-		uint64_t grip = vmread(GUEST_RIP);
-		bad += reason != EXIT_REASON_CPUID;
-		bad += vmread(EXIT_QUALIFICATION) != 0;
-		bad += len != 2;
-		bad += vmread(GUEST_RSP) != (uint64_t)rsp;
-		bad += (vmread(GUEST_RFLAGS) & ~0x8d5ul) != 2; /* arithmetic flags are L2's */
-		bad += vmread(GUEST_CR0) != read_cr0();
-		bad += vmread(GUEST_INTERRUPTIBILITY) != 0;
-		bad += vmread(GUEST_CS_SELECTOR) != KERNEL_CS64;
-		bad += vmread(GUEST_ES_BASE) != 0;
-		bad += vmread(GUEST_DR7) != dr7;
-		bad += vmread(VMCS_LINK_POINTER) != ~0ull;
-		/* The loop body is 9 bytes: XOR, XOR, CPUID, DEC, JNZ back to the first XOR. */
-		bad += grip < rip || grip > rip + 16;
-		vmwrite(GUEST_RIP, grip + len);
-		vmwrite(GUEST_RFLAGS, 2);
-		dr7 ^= 1; /* L0 keeps whatever L1 writes; DR7.L0 has no effect without DR0 */
-		vmwrite(GUEST_DR7, dr7);
-	}
+	bad += vmx_run_l2(handle_exit) != VMX_OK;
 	report_eq("L2 CPUID exits", exits, ITERS);
 	report_eq("fields that were not what L1 knows", bad, 0);
 	report_eq("VMXOFF", vmxoff(), VMX_OK);

@@ -16,16 +16,9 @@
 #define L2_GS_BASE 0x7000ul
 #define L1_GS_BASE 0x9000ul
 
-static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
-uint8_t sync_vmcs[4096] __attribute__((aligned(4096)));
-static uint8_t l2_stack[4096] __attribute__((aligned(4096)));
 /* All zero: L2's RDMSR/WRMSR of GS_BASE do not exit to L1. */
 static uint8_t msr_bitmap[4096] __attribute__((aligned(4096)));
 
-struct __attribute__((packed)) dtr {
-	uint16_t limit;
-	uint64_t base;
-};
 struct dtr l2_gdt;
 
 void l2_main(void);
@@ -52,17 +45,11 @@ asm(".text\n"
 
 int main(void)
 {
-	uint32_t rev = (uint32_t)rdmsr(MSR_IA32_VMX_BASIC) & 0x7fffffff;
-	write_cr4(read_cr4() | X86_CR4_VMXE);
-	*(uint32_t *)vmxon_region = rev;
-	*(uint32_t *)sync_vmcs = rev;
-	uint64_t on = (uint64_t)vmxon_region, pa = (uint64_t)sync_vmcs;
-	report_eq("VMXON, VMCLEAR, VMPTRLD", vmxon(&on) | vmclear(&pa) | vmptrld(&pa), VMX_OK);
-	vmcs_setup_l2(l2_main, l2_stack + sizeof(l2_stack), CPU_BASED_HLT_EXITING | CPU_BASED_USE_MSR_BITMAPS, 0, 0, msr_bitmap);
+	report_eq("VMXON, VMCLEAR, VMPTRLD", vmx_on_load_vmcs(), VMX_OK);
+	vmcs_setup_l2(l2_main, L2_STACK_TOP, CPU_BASED_HLT_EXITING | CPU_BASED_USE_MSR_BITMAPS, 0, 0, msr_bitmap);
 	uint32_t gdt_limit = vmread(GUEST_GDTR_LIMIT);
 
-	report_eq("VMLAUNCH", vmx_enter(1), VMX_OK);
-	report_eq("exit: VMCALL", vmread(VM_EXIT_REASON), EXIT_REASON_VMCALL);
+	vmx_enter_expect_exit("VMLAUNCH", 1, "exit: VMCALL", EXIT_REASON_VMCALL);
 	report_eq("L2's ES selector", vmread(GUEST_ES_SELECTOR), 0);
 	report_eq("L2's ES is unusable", (vmread(GUEST_ES_AR_BYTES) >> 16) & 1, 1);
 	report_eq("L2's GDT limit", vmread(GUEST_GDTR_LIMIT), gdt_limit - 8);
@@ -73,9 +60,8 @@ int main(void)
 	vmwrite(GUEST_ES_AR_BYTES, 0xc093);
 	vmwrite(GUEST_GDTR_LIMIT, gdt_limit);
 	vmwrite(GUEST_GS_BASE, L1_GS_BASE);
-	vmwrite(GUEST_RIP, vmread(GUEST_RIP) + vmread(VM_EXIT_INSTRUCTION_LEN));
-	report_eq("VMRESUME", vmx_enter(0), VMX_OK);
-	report_eq("exit: VMCALL again", vmread(VM_EXIT_REASON), EXIT_REASON_VMCALL);
+	skip_exit_insn();
+	vmx_enter_expect_exit("VMRESUME", 0, "exit: VMCALL again", EXIT_REASON_VMCALL);
 	report_eq("L2 got L1's ES selector", l2_regs[12], KERNEL_DS);
 	report_eq("L2 got L1's GDT limit", l2_regs[13], gdt_limit);
 	report_eq("L2 got L1's GS base", l2_regs[14], L1_GS_BASE);
@@ -85,10 +71,9 @@ int main(void)
 	 * is dirty and prepare_vmcs02_rare runs): L2 must keep its own ES, not vmcs12's stale one.
 	 */
 	vmwrite(GUEST_RIP, (uint64_t)l2_null_es);
-	report_eq("VMRESUME at a null ES load", vmx_enter(0), VMX_OK);
-	report_eq("exit: VMCALL", vmread(VM_EXIT_REASON), EXIT_REASON_VMCALL);
+	vmx_enter_expect_exit("VMRESUME at a null ES load", 0, "exit: VMCALL", EXIT_REASON_VMCALL);
 	vmwrite(GUEST_SYSENTER_CS, 0);
-	vmwrite(GUEST_RIP, vmread(GUEST_RIP) + vmread(VM_EXIT_INSTRUCTION_LEN));
+	skip_exit_insn();
 	report_eq("VMRESUME after an unrelated VMWRITE", vmx_enter(0), VMX_OK);
 	report_eq("L2 kept its own null ES", l2_regs[15], 0);
 	vmwrite(GUEST_ES_SELECTOR, KERNEL_DS);
@@ -96,10 +81,10 @@ int main(void)
 	vmwrite(GUEST_ES_AR_BYTES, 0xc093);
 
 	/* L2 moves ES to null again without L1 looking: VMCLEAR must still write it to vmcs12. */
-	vmwrite(GUEST_RIP, vmread(GUEST_RIP) + vmread(VM_EXIT_INSTRUCTION_LEN));
+	skip_exit_insn();
 	vmwrite(GUEST_RIP, (uint64_t)l2_main);
-	report_eq("VMRESUME from the top", vmx_enter(0), VMX_OK);
-	report_eq("exit: VMCALL", vmread(VM_EXIT_REASON), EXIT_REASON_VMCALL);
+	vmx_enter_expect_exit("VMRESUME from the top", 0, "exit: VMCALL", EXIT_REASON_VMCALL);
+	uint64_t pa = (uint64_t)vmcs;
 	report_eq("VMCLEAR", vmclear(&pa), VMX_OK);
 	report_eq("VMXOFF", vmxoff(), VMX_OK);
 	return report_summary();

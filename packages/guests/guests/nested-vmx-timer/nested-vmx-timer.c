@@ -16,9 +16,6 @@
 #define MSR_IA32_VMX_MISC 0x485
 #define EXIT_REASON_PREEMPTION_TIMER 52
 
-static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
-static uint8_t vmcs[4096] __attribute__((aligned(4096)));
-static uint8_t l2_stack[4096] __attribute__((aligned(4096)));
 
 void l2_spin(void);
 void l2_cpuid(void);
@@ -35,26 +32,21 @@ asm(".text\n"
 
 int main(void)
 {
-	uint32_t rev = (uint32_t)rdmsr(MSR_IA32_VMX_BASIC) & 0x7fffffff;
 	uint32_t rate = rdmsr(MSR_IA32_VMX_MISC) & 0x1f;
 	report("the pin-based control may be 1", (rdmsr(MSR_IA32_VMX_TRUE_PINBASED_CTLS) >> 32) & PIN_BASED_VMX_PREEMPTION_TIMER);
 	report("the save-timer exit control may be 1", (rdmsr(MSR_IA32_VMX_TRUE_EXIT_CTLS) >> 32) & VM_EXIT_SAVE_VMX_PREEMPTION_TIMER);
 	report_eq("IA32_VMX_MISC: the timer counts every 2^5 TSC ticks", rate, 5);
 
-	write_cr4(read_cr4() | X86_CR4_VMXE);
-	*(uint32_t *)vmxon_region = rev;
-	*(uint32_t *)vmcs = rev;
-	uint64_t on = (uint64_t)vmxon_region, pa = (uint64_t)vmcs;
-	report_eq("VMXON, VMCLEAR, VMPTRLD", vmxon(&on) | vmclear(&pa) | vmptrld(&pa), VMX_OK);
-	vmcs_setup_l2(l2_spin, l2_stack + sizeof(l2_stack), CPU_BASED_HLT_EXITING, 0, 0, 0);
+	report_eq("VMXON, VMCLEAR, VMPTRLD", vmx_on_load_vmcs(), VMX_OK);
+	vmcs_setup_l2(l2_spin, L2_STACK_TOP, CPU_BASED_HLT_EXITING, 0, 0, 0);
 	uint32_t exit_ctl = vmread(VM_EXIT_CONTROLS);
 	vmwrite(PIN_BASED_VM_EXEC_CONTROL, vmread(PIN_BASED_VM_EXEC_CONTROL) | PIN_BASED_VMX_PREEMPTION_TIMER);
 	vmwrite(VM_EXIT_CONTROLS, exit_ctl | VM_EXIT_SAVE_VMX_PREEMPTION_TIMER);
 
 	/* An L2 that never exits by itself. */
 	vmwrite(VMX_PREEMPTION_TIMER_VALUE, 1000);
-	report_eq("VMLAUNCH of a spinning L2 with a timer of 1000", vmx_enter(1), VMX_OK);
-	report_eq("exit: VMX-preemption timer expired", vmread(VM_EXIT_REASON), EXIT_REASON_PREEMPTION_TIMER);
+	vmx_enter_expect_exit("VMLAUNCH of a spinning L2 with a timer of 1000", 1,
+			      "exit: VMX-preemption timer expired", EXIT_REASON_PREEMPTION_TIMER);
 	report_eq("exit qualification 0", vmread(EXIT_QUALIFICATION), 0);
 	report_eq("saved timer value 0", vmread(VMX_PREEMPTION_TIMER_VALUE), 0);
 	report("L2 ran out the timer: at least 1000 << 5 instructions", l2_regs[12] * 2 >= (1000ull << rate));
@@ -62,17 +54,15 @@ int main(void)
 	/* An L2 that exits at once: the timer is reloaded at entry, and what is left is saved. */
 	vmwrite(GUEST_RIP, (uint64_t)l2_cpuid);
 	vmwrite(VMX_PREEMPTION_TIMER_VALUE, 100000);
-	report_eq("VMRESUME at a short loop and CPUID with a timer of 100000", vmx_enter(0), VMX_OK);
-	report_eq("exit: CPUID", vmread(VM_EXIT_REASON), EXIT_REASON_CPUID);
+	vmx_enter_expect_exit("VMRESUME at a short loop and CPUID with a timer of 100000", 0, "exit: CPUID", EXIT_REASON_CPUID);
 	uint64_t left = vmread(VMX_PREEMPTION_TIMER_VALUE);
 	report("saved timer value: 100000 less the ~62 ticks L2 ran", left < 100000 && left > 99900);
 
 	/* Without the save control the field is L1's to keep. */
 	vmwrite(VM_EXIT_CONTROLS, exit_ctl);
 	vmwrite(VMX_PREEMPTION_TIMER_VALUE, 777);
-	vmwrite(GUEST_RIP, vmread(GUEST_RIP) + vmread(VM_EXIT_INSTRUCTION_LEN));
-	report_eq("VMRESUME to the HLT", vmx_enter(0), VMX_OK);
-	report_eq("exit: HLT", vmread(VM_EXIT_REASON), EXIT_REASON_HLT);
+	skip_exit_insn();
+	vmx_enter_expect_exit("VMRESUME to the HLT", 0, "exit: HLT", EXIT_REASON_HLT);
 	report_eq("the timer value stays as L1 wrote it", vmread(VMX_PREEMPTION_TIMER_VALUE), 777);
 	report_eq("VMXOFF", vmxoff(), VMX_OK);
 	return report_summary();
