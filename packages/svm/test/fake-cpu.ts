@@ -61,6 +61,9 @@ export class FakeCpu extends CpuState implements VirtCpu {
   raiseInterrupt(vector: number): void { this.pendingInterrupt = vector; this.attention = true; }
   raiseNmi(): void { this.pendingNmi = true; this.attention = true; }
   fault(vector: number, errorCode = -1): never { throw new FaultSignal(vector, errorCode); }
+  catchFault(f: () => void): { vector: number; errorCode: number } | null {
+    try { f(); return null; } catch (e) { if (e instanceof FaultSignal) return { vector: e.vector, errorCode: e.errorCode }; throw e; }
+  }
   injectEvent(info: number, err: number, len: number): void { this.injected.push({ info, err, len }); }
   stop(reason: StopReason): never { throw new StopSignal(reason); }
   private ended: StopReason | -1 = -1;

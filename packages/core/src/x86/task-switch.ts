@@ -20,19 +20,7 @@ import {
 export const TASK_SWITCH = TASK_SOURCE;
 
 /** A fault the switch raised (x86_exception): what X86EMUL_PROPAGATE_FAULT hands back. */
-class EmulatedFault {
-  readonly vector: number;
-  readonly errorCode: number;
-
-  constructor(vector: number, errorCode: number) {
-    this.vector = vector;
-    this.errorCode = errorCode;
-  }
-}
-
-function raiseEmulatedFault(vector: number, errorCode = -1): never {
-  throw new EmulatedFault(vector, errorCode);
-}
+type EmulatedFault = { vector: number; errorCode: number };
 
 /**
  * emulator_do_task_switch: the checks KVM makes itself (the gate's DPL for INT n through a task
@@ -52,22 +40,11 @@ function emulatorDoTaskSwitch(cpu: VirtCpu, tssSelector: number, idtIndex: numbe
 }
 
 /**
- * Runs the switch on the emulator CPU. Its faults unwind through `cpu.fault`, which here throws
- * an EmulatedFault the caller can read (the CPU keeps its own fault record private to its run loop).
- * Returns the fault, null after a clean switch; anything else thrown is an emulation failure.
+ * Runs the switch on the emulator CPU, outside any instruction: a fault it raises comes back
+ * (null after a clean switch); anything else thrown is an emulation failure.
  */
 function emulatorTaskSwitch(cpu: VirtCpu, tssSelector: number, idtIndex: number, reason: TaskSource, errorCode: number): EmulatedFault | null {
-  const cpuFault = cpu.fault;
-  cpu.fault = raiseEmulatedFault;
-  try {
-    emulatorDoTaskSwitch(cpu, tssSelector, idtIndex, reason, errorCode);
-    return null;
-  } catch (e) {
-    if (e instanceof EmulatedFault) return e;
-    throw e;
-  } finally {
-    cpu.fault = cpuFault;
-  }
+  return cpu.catchFault(() => emulatorDoTaskSwitch(cpu, tssSelector, idtIndex, reason, errorCode));
 }
 
 /**

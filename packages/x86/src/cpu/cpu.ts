@@ -307,6 +307,16 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     throw STOP_SIGNAL;
   }
 
+  catchFault(f: () => void): { vector: number; errorCode: number } | null {
+    try {
+      f();
+      return null;
+    } catch (e) {
+      if (e !== FAULT) throw e;
+      return { vector: this.faultVector, errorCode: this.faultCode };
+    }
+  }
+
   endInsn(reason: StopReason): void {
     this.stopReason = reason;
     this.stopPending = true;

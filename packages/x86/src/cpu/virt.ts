@@ -230,6 +230,11 @@ export interface VirtCpu extends CpuState {
   stateChanged(): void;
   /** Raises an exception from inside an instruction or hook (never returns). errorCode -1: none. */
   fault(vector: number, errorCode?: number): never;
+  /**
+   * Runs `f` outside any instruction, as KVM's emulator runs a task switch: a fault `f` raises
+   * comes back (errorCode -1: none) instead of being delivered; null when `f` completes.
+   */
+  catchFault(f: () => void): { vector: number; errorCode: number } | null;
   /** Delivers an event now, as VM-entry injection does (VMX interruption-information layout). */
   injectEvent(intrInfo: number, errorCode: number, insnLength: number): void;
   /** Ends Cpu.run with `reason` (never returns). Used by a VM exit that returns to TypeScript. */
