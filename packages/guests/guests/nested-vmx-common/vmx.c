@@ -159,17 +159,6 @@ void vmx_enter_expect_exit(const char *entry, int launch, const char *exit, uint
 	report_eq(exit, vmread(VM_EXIT_REASON), reason);
 }
 
-int vmx_run_l2(l1_exit_handler *handle_exit)
-{
-	for (int launch = 1;; launch = 0) {
-		int r = vmx_enter(launch);
-		if (r != VMX_OK)
-			return r;
-		if (!handle_exit(vmread(VM_EXIT_REASON)))
-			return VMX_OK;
-	}
-}
-
 uint64_t ept_identity_map(struct ept_tables *t)
 {
 	t->pml4[0] = (uint64_t)t->pdpt | EPT_RWX;
