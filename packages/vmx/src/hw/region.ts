@@ -109,7 +109,9 @@ export class VmcsCache {
    * reads negative), exact whenever the value is a sign-extended 53-bit quantity.
    */
   readNum(i: number): number {
-    return this.hi[i]! * TWO32 + (this.lo[i]! >>> 0);
+    const h = this.hi[i]!;
+    // Most fields fit in 32 bits: no floating-point multiply for them.
+    return h === 0 ? this.lo[i]! >>> 0 : h * TWO32 + (this.lo[i]! >>> 0);
   }
 
   read64(i: number): bigint {

@@ -101,7 +101,12 @@ function invlpg(cpu: Cpu, i: Insn): void {
 }
 
 function simple(f: (cpu: Cpu) => void): Binder {
-  return () => (cpu) => sys(cpu, () => f(cpu));
+  // No closure per execution: CPUID, RDMSR and the like run on every exit path.
+  return () => (cpu) => {
+    cpu.syncFlags();
+    f(cpu);
+    cpu.stateChanged();
+  };
 }
 
 /** Intercept-only instructions with no effect on this model's state (INVD, WBINVD, MONITOR, …). */
