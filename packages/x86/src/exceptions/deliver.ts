@@ -92,8 +92,14 @@ function deliverReal(cpu: VirtCpu, vector: number, retRip: number): void {
   const ip = readLinear(cpu, cpu.idtr.base + off, 2);
   const cs = readLinear(cpu, cpu.idtr.base + off + 2, 2);
   const flags = cpu.getRflags();
-  const st = new StackCursor(cpu, cpu.seg[SEG.SS]!, readSp(cpu, 16), 16, 0);
-  st.push(2, flags);
+  farCall16(cpu, flags, retRip, cs, ip, 0);
+  cpu.setRflags(flags & ~(RFLAGS.IF | RFLAGS.TF | RFLAGS.AC));
+}
+
+/** The 8086 interrupt frame (FLAGS image, CS, IP) on SS:SP, then CS:IP from the table entry. */
+function farCall16(cpu: VirtCpu, image: number, retRip: number, cs: number, ip: number, access: number): void {
+  const st = new StackCursor(cpu, cpu.seg[SEG.SS]!, readSp(cpu, 16), 16, access);
+  st.push(2, image);
   st.push(2, cpu.seg[SEG.CS]!.selector);
   st.push(2, retRip);
   writeSp(cpu, 16, st.sp);
@@ -101,7 +107,6 @@ function deliverReal(cpu: VirtCpu, vector: number, retRip: number): void {
   c.selector = cs;
   c.base = cs << 4;
   cpu.rip = ip;
-  cpu.setRflags(flags & ~(RFLAGS.IF | RFLAGS.TF | RFLAGS.AC));
 }
 
 /**
@@ -133,15 +138,7 @@ function deliverV86(cpu: VirtCpu, vector: number, retRip: number): void {
   const image = iopl3 ? flags : (flags & ~RFLAGS.IF) | (flags & RFLAGS.VIF ? RFLAGS.IF : 0) | RFLAGS.IOPL;
   const ip = readLinear(cpu, vector * 4, 2);
   const cs = readLinear(cpu, vector * 4 + 2, 2);
-  const st = new StackCursor(cpu, cpu.seg[SEG.SS]!, readSp(cpu, 16), 16, ACCESS.USER);
-  st.push(2, image);
-  st.push(2, cpu.seg[SEG.CS]!.selector);
-  st.push(2, retRip);
-  writeSp(cpu, 16, st.sp);
-  const c = cpu.seg[SEG.CS]!;
-  c.selector = cs;
-  c.base = cs << 4;
-  cpu.rip = ip;
+  farCall16(cpu, image, retRip, cs, ip, ACCESS.USER);
   cpu.setRflags(flags & ~(RFLAGS.TF | (iopl3 ? RFLAGS.IF : RFLAGS.VIF)));
 }
 
