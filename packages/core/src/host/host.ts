@@ -138,6 +138,11 @@ export class Host implements HostKernel {
     return { gdt, idt, tss, cr3 };
   }
 
+  hrtimerStart(pcpu: Pcpu, expires: number): void {
+    const cpu = pcpu.cpu;
+    if (expires < cpu.deadline) cpu.deadline = expires;
+  }
+
   /** The host timer: an interrupt every `tick` instructions, so a running guest exits and KVM sees signals. */
   private startTick(cpu: VirtCpu): void {
     cpu.deadline = cpu.icount + this.tick;

@@ -58,6 +58,11 @@ export interface HostKernel {
   freePage(hpa: number): void;
   /** Pages allocated and not yet freed: what leak checks compare. */
   readonly pagesInUse: number;
+  /**
+   * hrtimer_start: `pcpu` takes a timer interrupt no later than its instruction count `expires`,
+   * which kicks a running guest out as the hrtimer's callback does; the regular tick goes on.
+   */
+  hrtimerStart(pcpu: Pcpu, expires: number): void;
 }
 
 /** KVM_REQ_* bits that vendors raise or consume. */

@@ -1039,8 +1039,9 @@ function l2Clock(vcpu: KvmVcpu): number {
 
 /**
  * vmx_start_preemption_timer: each entry to L2 with the timer on in vmcs12 loads it from
- * VMX_PREEMPTION_TIMER_VALUE (SDM 26.5.1). L0 keeps the deadline and checks it whenever it
- * has control (vmx_check_nested_events): the exit reaches L1 at the first entry after expiry.
+ * VMX_PREEMPTION_TIMER_VALUE (SDM 26.5.1). L0 keeps the deadline, arms a host hrtimer on it
+ * before each entry to L2 (which kicks L2 out when it expires), and checks it whenever it has
+ * control (vmx_check_nested_events): the exit reaches L1 at the first entry after expiry.
  */
 function vmxStartPreemptionTimer(vcpu: KvmVcpu, n: NestedVmx, v: Vmcs12): void {
   n.preemptionTimerDeadline = v.lo(FIELD.PIN_BASED_VM_EXEC_CONTROL) & PIN_BASED.VMX_PREEMPTION_TIMER
@@ -1554,6 +1555,8 @@ export function nestedVmxPrepareSwitchToGuest(vcpu: KvmVcpu): void {
   const n = nestedOf.get(vmx);
   if (!n) return;
   if (vcpu.arch.guestMode && l2Clock(vcpu) >= n.preemptionTimerDeadline) nestedVmxPreemptionTimerExit(vcpu, n);
+  // The emulated timer is an hrtimer (vmx_start_preemption_timer): it kicks L2 out when it expires.
+  if (vcpu.arch.guestMode && n.preemptionTimerDeadline !== Infinity && vcpu.pcpu) vmx.module.host.hrtimerStart(vcpu.pcpu, n.preemptionTimerDeadline);
   if (vcpu.arch.guestMode) nestedVmxCheckExtIntr(vcpu, vmx, n);
   if (n.needVmcs12ToShadowSync && !vcpu.arch.guestMode && shadowActive(vmx, n)) copyVmcs12ToShadow(vmx, n);
 }
