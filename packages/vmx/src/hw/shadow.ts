@@ -14,21 +14,27 @@ import type { VmxSilicon } from './silicon.js';
 const ARITH_FLAGS = RFLAGS.CF | RFLAGS.PF | RFLAGS.AF | RFLAGS.ZF | RFLAGS.SF | RFLAGS.OF;
 const VMXERR_UNSUPPORTED_VMCS_COMPONENT = 12;
 
+/** Per CPU, a counter object: one lookup per shadowed access, no re-insertion. */
+const counts = new WeakMap<VmxSilicon, { n: number }>();
+
 /** VMREADs and VMWRITEs this CPU served from a shadow VMCS instead of exiting. */
 export function shadowAccessCount(s: VmxSilicon): number {
-  return s.shadowAccesses;
+  return counts.get(s)?.n ?? 0;
 }
 
 function setFlags(s: VmxSilicon, set: number): void {
-  const f = s.cpu.getRflags();
-  // VMsucceed after VMsucceed leaves RFLAGS as it is.
-  if ((f & ARITH_FLAGS) !== set) s.cpu.setRflags((f & ~ARITH_FLAGS) | set);
+  s.cpu.setRflags((s.cpu.getRflags() & ~ARITH_FLAGS) | set);
 }
 
 /** The last shadow VMCS's field slots in DRAM (a region never moves, so its view is kept). */
+const slotViews = new WeakMap<VmxSilicon, { hpa: number; slots: Int32Array }>();
+
 function dramSlots(s: VmxSilicon, hpa: number): Int32Array {
-  let view = s.shadowSlotView;
-  if (view === null || view.hpa !== hpa) s.shadowSlotView = view = { hpa, slots: vmcsRegionSlots(s.mem, hpa) };
+  let view = slotViews.get(s);
+  if (view === undefined || view.hpa !== hpa) {
+    view = { hpa, slots: vmcsRegionSlots(s.mem, hpa) };
+    slotViews.set(s, view);
+  }
   return view.slots;
 }
 
@@ -68,21 +74,19 @@ export function vmcsShadowAccess(s: VmxSilicon, op: VirtOp, operand: InsnOperand
   if (s.mem.read8(bitmap + (enc >>> 3)) & (1 << (enc & 7))) return false;
   const link = s.vmcs.readNum(FIELD.VMCS_LINK_POINTER);
   if (link === -1) { setFlags(s, RFLAGS.CF); return true; }
-  s.shadowAccesses++;
+  const c = counts.get(s);
+  if (c === undefined) counts.set(s, { n: 1 });
+  else c.n++;
   const i = vmcsFieldIndex(enc);
   if (i < 0) {
     // The error goes where L1 will VMREAD it: the shadow VMCS's VM-instruction error field.
-    const slot = shadowSlot(s, link, FIELD.VM_INSTRUCTION_ERROR, true);
-    slot[0][slot[1]] = VMXERR_UNSUPPORTED_VMCS_COMPONENT;
-    slot[2][slot[3]] = 0;
+    const [lo, l, hi, h] = shadowSlot(s, link, FIELD.VM_INSTRUCTION_ERROR, true);
+    lo[l] = VMXERR_UNSUPPORTED_VMCS_COMPONENT;
+    hi[h] = 0;
     setFlags(s, RFLAGS.ZF);
     return true;
   }
-  const slot = shadowSlot(s, link, i, !read);
-  const loArr = slot[0];
-  const l = slot[1];
-  const hiArr = slot[2];
-  const h = slot[3];
+  const [loArr, l, hiArr, h] = shadowSlot(s, link, i, !read);
   const high = (enc & 1) === 1;
   if (read) {
     const lo = high ? hiArr[h]! : loArr[l]!;

@@ -61,10 +61,6 @@ export class VmxSilicon implements VirtExtension {
   readonly capMsrs: ReadonlyMap<number, bigint>;
   exitCount = 0;
   entryCount = 0;
-  /** VMREADs and VMWRITEs served from a shadow VMCS instead of exiting (shadow.ts). */
-  shadowAccesses = 0;
-  /** The DRAM view of the last shadow VMCS read outside the chip (shadow.ts). */
-  shadowSlotView: { hpa: number; slots: Int32Array } | null = null;
   /** Why the last cpu.run in guest mode returned (STOP.VMEXIT normally). */
   lastStop: StopReason = STOP.VMEXIT;
 
