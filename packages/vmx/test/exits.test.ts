@@ -1,7 +1,11 @@
 import { describe, it, expect } from 'vitest';
 import { GPR, STOP } from '@kvmts/x86';
 import { EXIT_REASON, CPU_BASED, PIN_BASED, SECONDARY_EXEC } from '../src/index.js';
-import { makeBare, setControl, MSR_BITMAP, IO_BITMAP_A, EPT_PT, GUEST_HPA } from './bare.js';
+import { makeBare, setControl, MSR_BITMAP, IO_BITMAP_A, EPT_PT, EPT_PML4, GUEST_HPA } from './bare.js';
+
+const CR0_PE = 1, CR0_ET = 1 << 4, CR0_NE = 1 << 5, CR0_PG = 0x80000000;
+const CR4_PSE = 1 << 4, CR4_VMXE = 1 << 13;
+const EPTP_AD = 1 << 6;
 
 const HLT = [0xf4];
 
@@ -120,6 +124,37 @@ describe('VM exits from small real-mode guests (unrestricted guest, EPT)', () =>
     expect(q & 0x3f).toBe(0x2); // a write, to a not-present entry
     expect(q & 0x180).toBe(0x180); // linear address valid, final translation
     expect(b.rn('GUEST_RIP')).toBe(0x1005);
+  });
+
+  it('with EPT A/D flags, a page walk access to a guest page table is a write: a read-only EPT page faults, a writable one turns dirty', () => {
+    // 32-bit protected mode with 4 MiB pages: one page directory at GPA 0x3000 maps 0-4 MiB.
+    const setUp = () => {
+      const b = makeBare();
+      b.poke(0x3000, [0x83 | 0x20, 0x00, 0x00, 0x00]); // PDE 0: present, writable, accessed, PS
+      b.poke(0x1000, [0xf4]); // hlt
+      for (const sr of ['CS', 'SS', 'DS', 'ES', 'FS', 'GS'] as const) {
+        b.w32(`GUEST_${sr}_LIMIT`, 0xffffffff);
+        b.w32(`GUEST_${sr}_AR_BYTES`, sr === 'CS' ? 0xc09b : 0xc093);
+        b.w32(`GUEST_${sr}_SELECTOR`, sr === 'CS' ? 0x8 : 0x10);
+      }
+      b.wn('GUEST_CR0', (CR0_PE | CR0_PG | CR0_ET | CR0_NE) >>> 0);
+      b.wn('GUEST_CR4', CR4_PSE | CR4_VMXE);
+      b.wn('GUEST_CR3', 0x3000);
+      b.wn('EPT_POINTER', EPT_PML4 | 0x1e | EPTP_AD); // WB, 4 levels, A/D flags on
+      return b;
+    };
+    const ro = setUp();
+    ro.mem.write32(EPT_PT + 3 * 8, (GUEST_HPA + 0x3000) | 1 | (6 << 3)); // the page directory: read-only
+    expect(ro.enter()).toBe(EXIT_REASON.EPT_VIOLATION);
+    expect(ro.rn('GUEST_PHYSICAL_ADDRESS')).toBe(0x3000);
+    const q = ro.rn('EXIT_QUALIFICATION');
+    expect(q & 0x3).toBe(0x3); // the walk's read, counted as a write
+    expect(q & 0x38).toBe(0x8); // the entry allowed reads only
+    expect(q & 0x180).toBe(0x80); // linear address valid; not the final translation
+    const rw = setUp();
+    expect(rw.enter()).toBe(EXIT_REASON.HLT);
+    expect(rw.mem.read32(EPT_PT + 3 * 8) & 0x300).toBe(0x300); // accessed and dirty
+    expect(rw.mem.read32(EPT_PT + 1 * 8) & 0x300).toBe(0x100); // the code page: accessed only
   });
 
   it('an EPT misconfiguration (write without read): reason 49', () => {

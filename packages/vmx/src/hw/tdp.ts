@@ -72,9 +72,12 @@ export function eptTranslate(s: VmxSilicon, gpa: number, access: number, linear:
     if (s.eptAd && !(lo & EPT.ACCESSED)) { lo |= EPT.ACCESSED; ram.write32(addr, lo >>> 0); }
     const frame = hi * TWO32 + ((lo & ~0xfff) >>> 0);
     if (leaf) {
-      const need = (access & (ACCESS.READ | ACCESS.WALK) ? EPT.READ : 0) | (access & ACCESS.WRITE ? EPT.WRITE : 0) | (access & ACCESS.FETCH ? EPT.EXEC : 0);
-      if ((perms & need) !== need) return eptViolation(s, gpa, access, linear, perms);
-      if (s.eptAd && access & ACCESS.WRITE && !(lo & EPT.DIRTY)) ram.write32(addr, (lo | EPT.DIRTY) >>> 0);
+      // With EPT A/D flags on, the processor's accesses to guest paging structures count as
+      // writes for EPT (SDM 29.3.3.2): they need write permission and set the dirty flag.
+      const write = (access & ACCESS.WRITE) !== 0 || (s.eptAd && (access & ACCESS.WALK) !== 0);
+      const need = (access & (ACCESS.READ | ACCESS.WALK) ? EPT.READ : 0) | (write ? EPT.WRITE : 0) | (access & ACCESS.FETCH ? EPT.EXEC : 0);
+      if ((perms & need) !== need) return eptViolation(s, gpa, write ? access | ACCESS.WRITE : access, linear, perms);
+      if (write && s.eptAd && !(lo & EPT.DIRTY)) ram.write32(addr, (lo | EPT.DIRTY) >>> 0);
       return frame - (frame % span) + (gpa % span);
     }
     table = frame;
