@@ -59,7 +59,7 @@ describe('EPT A/D flags for L1', () => {
     const r = runGuest(vm);
     expect(r.exit).toBe('debug_exit');
     expect(r.code).toBe(0);
-    expect(before.serial + r.serial).toContain('SUMMARY: 20 tests, 0 failures\n');
+    expect(before.serial + r.serial).toContain('SUMMARY: 24 tests, 0 failures\n');
     expect(n.ept02).toBeNull();
   });
 });

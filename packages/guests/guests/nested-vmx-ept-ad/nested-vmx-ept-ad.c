@@ -5,7 +5,8 @@
  * accessed flag is set in the EPT12 entries of every level on those paths, the dirty flag only
  * in the written page's entry, and neither in the entry of a page L2 never touched. L1 then
  * clears the flags of the written page, INVEPTs, and runs L2 again to only read it: accessed
- * comes back, dirty does not. A reserved EPTP bit (7) is VMfailValid(7).
+ * comes back, dirty does not. L2's own page walk counts as a write: with the page of its PML4
+ * read-only in EPT12 it is an EPT violation for a write. A reserved EPTP bit (7) is VMfailValid(7).
  */
 #include "../nested-vmx-common/vmx.h"
 
@@ -13,6 +14,7 @@
 #define EPT_ACCESSED (1ul << 8)
 #define EPT_DIRTY (1ul << 9)
 #define EPTP_AD (1ul << 6)
+#define EPT_W (1ul << 1)
 
 static struct ept_tables ept;
 uint64_t read_page[512] __attribute__((aligned(4096)));
@@ -64,6 +66,15 @@ int main(void)
 	vmx_enter_expect_exit("VMRESUME: L2 reads the written page", 0, "exit: HLT", EXIT_REASON_HLT);
 	report_eq("L2 read what it wrote", l2_regs[13], 0x5eed);
 	report_eq("EPT PTE of the page read again: accessed, not dirty", AD(ept.pt[wr]), EPT_ACCESSED);
+
+	/* With A/D on, L2's page walk writes its paging structures as far as EPT12 goes (SDM 29.3.3.2):
+	 * the page holding L2's PML4 made read-only, the walk is an EPT violation for a write. */
+	uint64_t pml4 = read_cr3() & ~0xffful;
+	ept.pt[pml4 >> 12] &= ~EPT_W;
+	invept_single(eptp);
+	vmx_enter_expect_exit("VMRESUME: L2's walk meets a read-only PML4 page", 0, "exit: EPT violation", EXIT_REASON_EPT_VIOLATION);
+	report_eq("  at the PML4 page", vmread(GUEST_PHYSICAL_ADDRESS), pml4);
+	report_eq("  a read and a write by the walk, linear address valid, not yet translated", vmread(EXIT_QUALIFICATION) & 0x183, 0x83);
 	report_eq("VMXOFF", vmxoff(), VMX_OK);
 	return report_summary();
 }

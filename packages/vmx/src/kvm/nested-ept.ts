@@ -144,14 +144,17 @@ export type NestedEptFault = { kind: 'fixed' } | { kind: 'reflect'; qual: number
  * L1's to handle (with the qualification L1 must see).
  */
 export function nestedEptViolation(vcpu: KvmVcpu, vmx: VcpuVmx, e: Ept02, gpa2: number, qual: number): NestedEptFault {
-  const access = qual & (EPT_VIOLATION.ACC_READ | EPT_VIOLATION.ACC_WRITE | EPT_VIOLATION.ACC_INSTR);
-  // SDM 29.3.5: with A/D on, reading a guest paging-structure entry (a linear address being
-  // translated) sets the dirty flag as a write would.
+  // SDM 29.3.3.2 and 29.3.5: with A/D on in EPT12, L2's accesses to its own paging-structure
+  // entries (a linear address being translated) are writes for EPT12: they need write
+  // permission, are reported as writes, and set the dirty flag (KVM's walker: PFERR_WRITE_MASK).
   const walksGuestTables = (qual & EPT_VIOLATION.GVA_IS_VALID) !== 0 && (qual & EPT_VIOLATION.GVA_TRANSLATED) === 0;
+  const ad12 = (e.eptp12 % PAGE & EPTP.AD_ENABLE) !== 0;
+  const access = (qual & (EPT_VIOLATION.ACC_READ | EPT_VIOLATION.ACC_WRITE | EPT_VIOLATION.ACC_INSTR))
+    | (walksGuestTables && ad12 ? EPT_VIOLATION.ACC_WRITE : 0);
   const w = walkEpt12(vcpu, e.eptp12, gpa2, access, (access & EPT_VIOLATION.ACC_WRITE) !== 0 || walksGuestTables);
   if (w.gpa < 0 || (access & ~w.perms) !== 0) {
-    // Bits 3-5: what EPT12 allows at this address, as the hardware would report from L1's tables.
-    return { kind: 'reflect', qual: (qual & ~0x38) | ((w.perms & 7) << 3) };
+    // Bits 0-2: the access as L1's EPT saw it; bits 3-5: what EPT12 allows at this address.
+    return { kind: 'reflect', qual: (qual & ~0x3f) | access | ((w.perms & 7) << 3) };
   }
   const hpa = l1GpaToHpa(vcpu, w.gpa);
   // Not yet dirty in EPT12: no write permission in EPT02, so the first write is L0's to see.
