@@ -1,4 +1,5 @@
 /** struct kvm: one VM's memslots, vCPUs, TDP MMU, stats and lifetime (kvm_get_kvm / kvm_put_kvm). */
+import { PAGE_SIZE } from '@kvmts/x86';
 import type { Kvm } from '../x86/kvm-types.js';
 import { KVM_REQ } from '../x86/kvm-types.js';
 import { KVM_LIMITS } from '../uapi/constants.js';
@@ -66,6 +67,14 @@ export class Vm implements Kvm {
     this.module.ops.vmDestroy?.(this);
     this.mmu.destroy();
     this.module.vms.delete(this);
+  }
+
+  gpaToHpa(gpa: number): number {
+    const gfn = Math.floor(gpa / PAGE_SIZE);
+    const slot = this.memslots.find(gfn);
+    if (!slot) return -1;
+    const hpa = this.proc.hvaToHpa(slot.userspaceAddr + (gfn - slot.baseGfn) * PAGE_SIZE);
+    return hpa < 0 ? -1 : hpa + (gpa % PAGE_SIZE);
   }
 
   /** kvm_make_all_cpus_request. */

@@ -147,4 +147,6 @@ export interface Kvm {
   /** The vendor's container (kvm_vmx / kvm_svm). */
   vendor: unknown;
   readonly stat: Record<string, number>;
+  /** The HPA behind guest-physical `gpa` through the memslots (gfn_to_hva, then the page), or -1. */
+  gpaToHpa(gpa: number): number;
 }

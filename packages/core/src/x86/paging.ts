@@ -10,10 +10,7 @@ const TWO32 = 2 ** 32;
 
 /** Reads a little-endian u32 of guest-physical memory, or null when no memslot backs it. */
 export function readGuest32(vm: Vm, gpa: number): number | null {
-  const gfn = Math.floor(gpa / PAGE);
-  const slot = vm.memslots.find(gfn);
-  if (!slot) return null;
-  const hpa = vm.proc.hvaToHpa(slot.userspaceAddr + (gfn - slot.baseGfn) * PAGE + (gpa % PAGE));
+  const hpa = vm.gpaToHpa(gpa);
   return hpa < 0 ? null : vm.host.mem.read32(hpa);
 }
 

@@ -13,7 +13,7 @@
  * write. A translation whose EPT12 leaf is not dirty goes into EPT02 without write permission,
  * so that the first write comes back to L0 to set the flag (as KVM's shadow EPT does).
  */
-import type { KvmVcpu, Vm } from '@kvmts/core';
+import type { KvmVcpu } from '@kvmts/core';
 import { EPT, EPTP, EPT_VIOLATION } from '../hw/tdp.js';
 import { INVEPT_TYPE } from '../hw/instructions.js';
 import type { VcpuVmx } from './setup.js';
@@ -41,19 +41,6 @@ export interface Ept12Walk {
   dirty: boolean;
 }
 
-function vmOf(vcpu: KvmVcpu): Vm {
-  return vcpu.kvm as unknown as Vm;
-}
-
-function l1GpaToHpa(vcpu: KvmVcpu, gpa: number): number {
-  const vm = vmOf(vcpu);
-  const gfn = Math.floor(gpa / PAGE);
-  const slot = vm.memslots.find(gfn);
-  if (!slot) return -1;
-  const hpa = vm.proc.hvaToHpa(slot.userspaceAddr + (gfn - slot.baseGfn) * PAGE);
-  return hpa < 0 ? -1 : hpa + (gpa % PAGE);
-}
-
 /**
  * Walks L1's 4-level EPT12 (in L1 memory) for L2 guest-physical `gpa2`, with 2 MiB and 1 GiB
  * leaves. With A/D on, a walk that ends in a translation allowing `access` (R/W/X bits: an
@@ -69,7 +56,7 @@ export function walkEpt12(vcpu: KvmVcpu, eptp12: number, gpa2: number, access = 
   for (let level = 4; level >= 1; level--) {
     const shift = 12 + 9 * (level - 1);
     const idx = Math.floor(gpa2 / 2 ** shift) % 512;
-    const hpa = l1GpaToHpa(vcpu, table + idx * 8);
+    const hpa = vcpu.kvm.gpaToHpa(table + idx * 8);
     if (hpa < 0) return { gpa: -1, perms: 0, dirty: false };
     const lo = mem.read32(hpa);
     const hi = mem.read32(hpa + 4);
@@ -156,7 +143,7 @@ export function nestedEptViolation(vcpu: KvmVcpu, vmx: VcpuVmx, e: Ept02, gpa2: 
     // Bits 0-2: the access as L1's EPT saw it; bits 3-5: what EPT12 allows at this address.
     return { kind: 'reflect', qual: (qual & ~0x3f) | access | ((w.perms & 7) << 3) };
   }
-  const hpa = l1GpaToHpa(vcpu, w.gpa);
+  const hpa = vcpu.kvm.gpaToHpa(w.gpa);
   // Not yet dirty in EPT12: no write permission in EPT02, so the first write is L0's to see.
   const perms = w.dirty ? w.perms : w.perms & ~EPT.WRITE;
   if (hpa < 0 || !ept02Map(vmx, e, gpa2, hpa, perms)) return { kind: 'error' };

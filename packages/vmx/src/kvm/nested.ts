@@ -197,13 +197,7 @@ function vmOf(vcpu: KvmVcpu): Vm {
 
 /** The HPA behind L1 guest-physical `gpa`, or -1 (kvm_vcpu_map failing). */
 function gpaToHpa(vcpu: KvmVcpu, gpa: number): number {
-  if (gpa < 0) return -1;
-  const vm = vmOf(vcpu);
-  const gfn = Math.floor(gpa / PAGE);
-  const slot = vm.memslots.find(gfn);
-  if (!slot) return -1;
-  const hpa = vm.proc.hvaToHpa(slot.userspaceAddr + (gfn - slot.baseGfn) * PAGE);
-  return hpa < 0 ? -1 : hpa + (gpa % PAGE);
+  return gpa < 0 ? -1 : vcpu.kvm.gpaToHpa(gpa);
 }
 
 function hostMem(vcpu: KvmVcpu): Vm['host']['mem'] {
