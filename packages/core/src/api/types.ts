@@ -48,13 +48,8 @@ export interface KvmXcr {
   value: bigint;
 }
 
-export interface UserspaceMemoryRegion {
-  slot: number;
-  flags: number;
-  guestPhysAddr: number;
-  memorySize: number;
-  userspaceAddr: number;
-}
+/** struct kvm_userspace_memory_region, as the memslot code takes it. */
+export type { UserspaceMemoryRegion } from '../kvm/memslots.js';
 
 /** What KVM_RUN ended with, as rust-vmm's VcpuExit. For IoIn and MmioRead, fill `data` before the next run(). */
 export type VcpuExit =
