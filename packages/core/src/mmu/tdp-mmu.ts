@@ -138,45 +138,47 @@ export class TdpMmu {
     return true;
   }
 
-  /** Clears the leaves of [gfn, gfn+npages). Returns true when anything was present (a flush is due). */
-  zapRange(gfn: number, npages: number): boolean {
+  /**
+   * Calls `f` with the address of each leaf entry of [gfn, gfn+npages), skipping the ranges a
+   * missing table covers. Returns true when any call returned true (a TLB flush is due).
+   */
+  private forEachLeaf(gfn: number, npages: number, f: (ea: number) => boolean): boolean {
     let flush = false;
-    const mem = this.host.mem;
     for (let g = gfn; g < gfn + npages; g++) {
       const ea = this.leafOrSkip(g);
       if (ea < 0) {
         g = -ea - 1;
         continue;
       }
-      const lo = mem.read32(ea);
-      const hi = mem.read32(ea + 4);
-      if (lo === 0 && hi === 0) continue;
-      if (this.present(lo) && !this.isMmioSpte(lo, hi)) this.mapped--;
-      mem.write32(ea, 0);
-      mem.write32(ea + 4, 0);
-      flush = true;
+      if (f(ea)) flush = true;
     }
     return flush;
   }
 
+  /** Clears the leaves of [gfn, gfn+npages). Returns true when anything was present (a flush is due). */
+  zapRange(gfn: number, npages: number): boolean {
+    const mem = this.host.mem;
+    return this.forEachLeaf(gfn, npages, (ea) => {
+      const lo = mem.read32(ea);
+      const hi = mem.read32(ea + 4);
+      if (lo === 0 && hi === 0) return false;
+      if (this.present(lo) && !this.isMmioSpte(lo, hi)) this.mapped--;
+      mem.write32(ea, 0);
+      mem.write32(ea + 4, 0);
+      return true;
+    });
+  }
+
   /** Clears the write bit of [gfn, gfn+npages) leaves (dirty logging). Returns true when any changed. */
   writeProtect(gfn: number, npages: number): boolean {
-    let flush = false;
     const mem = this.host.mem;
     const w = this.format.write;
-    for (let g = gfn; g < gfn + npages; g++) {
-      const ea = this.leafOrSkip(g);
-      if (ea < 0) {
-        g = -ea - 1;
-        continue;
-      }
+    return this.forEachLeaf(gfn, npages, (ea) => {
       const lo = mem.read32(ea);
-      if (this.present(lo) && !this.isMmioSpte(lo, mem.read32(ea + 4)) && lo & w) {
-        mem.write32(ea, (lo & ~w) >>> 0);
-        flush = true;
-      }
-    }
-    return flush;
+      if (!this.present(lo) || this.isMmioSpte(lo, mem.read32(ea + 4)) || !(lo & w)) return false;
+      mem.write32(ea, (lo & ~w) >>> 0);
+      return true;
+    });
   }
 
   /** Zaps everything (kvm_tdp_mmu_zap_all): the root stays, every table below it is freed. */
