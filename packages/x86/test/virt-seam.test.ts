@@ -108,6 +108,43 @@ describe.skipIf(!hasAssembler)('the virtualization-extension seam', () => {
     expect(cpu.gpr[6]! & 0xffff).toBe(0);
   });
 
+  it('VMREAD and VMWRITE run on inside their block, and one that exits stops run() there, also fused', () => {
+    // One block: dec si ; vmread ; inc di ; vmwrite ; cmp si, 0 ; jnz back. The 30th VMWRITE exits.
+    const mem = new PhysMemory(0x200000);
+    mem.writeBytes(0x1000, assemble('mov si, 40\n1: dec si\nvmread eax, ebx\ninc di\nvmwrite ebx, eax\ncmp si, 0\njnz 1b\nhlt', 16));
+    let writes = 0;
+    let len = 0;
+    const model: CpuModel = {
+      ...genericModel,
+      createExtension(cpu: VirtCpu): VirtExtension {
+        const c = cpu as Cpu;
+        return {
+          guest: true, event: () => {}, crRead: (_r, v) => v, crWrite: (_r, v) => v, translate: (gpa) => gpa,
+          intercept: () => false,
+          execute: (op) => {
+            if (op !== VIRT_OP.VMWRITE || ++writes < 30) return;
+            len = c.insnLength;
+            c.endInsn(STOP.VMEXIT);
+          },
+          checkEvents: () => {}, rdmsr: () => undefined, wrmsr: () => false, tscOffset: () => 0n,
+        };
+      },
+    };
+    const cpu = new Cpu({ bus: new Bus(mem), model });
+    cpu.seg[SEG.CS] = makeSegment(0, 0, 0xffff, 0x9b);
+    cpu.rip = 0x1000;
+    cpu.stateChanged();
+    expect(cpu.run(10_000)).toBe(STOP.VMEXIT);
+    // mov, 29 whole passes of 6, then dec, vmread, inc of the 30th; its VMWRITE did not retire.
+    expect(cpu.icount).toBe(1 + 29 * 6 + 3);
+    expect(cpu.insnStart).toBe(0x1000 + 3 + 1 + 3 + 1); // mov si, imm16; dec si; vmread; inc di
+    expect(len).toBe(3);
+    expect(cpu.gpr[7]! & 0xffff).toBe(30);
+    expect(cpu.gpr[6]! & 0xffff).toBe(10);
+    // The loop body decoded as one block: VMREAD and VMWRITE did not end it.
+    expect(cpu.blocksDecoded).toBe(2);
+  });
+
   it('without silicon, VMX and SVM opcodes raise #UD', () => {
     for (const src of ['vmcall', 'vmlaunch', 'vmrun', 'vmxoff', 'stgi']) {
       const m = longMode(assemble(`${src}\nhlt`, 64));

@@ -58,18 +58,22 @@ function compileBlock(b: Block): CompiledBlock {
   const lines = ['return function block(cpu) {', 'const r = cpu.rip;', 'let k = 0;', 'for (;;) {', 'try {'];
   for (let k = 0; k < n; k++) {
     const i = b.insns[k]!;
-    if (k === n - 1) {
-      // The last instruction may branch, reach the extension or restart itself: full state.
+    if (k === n - 1 || i.mayExit) {
+      // The last instruction may branch, reach the extension or restart itself, and a mayExit
+      // one reports its length and RIP in a VM exit: full state.
       lines.push(`k = ${k}; cpu.curInsn = i${k}; cpu.insnStart = r + ${starts[k]}; cpu.rip = r + ${i.end}; h${k}(cpu, i${k});`);
     } else {
       // insnStart is kept exact (a VM exit from a page walk reports it); RIP only where read.
       lines.push(`k = ${k}; cpu.insnStart = r + ${starts[k]};${i.ripRel ? ` cpu.rip = r + ${i.end};` : ''} h${k}(cpu, i${k});`);
-      if (i.mayWrite) lines.push(`if (!blk.valid) { cpu.rip = r + ${i.end}; cpu.icount += ${k + 1}; return; }`);
     }
+    if (k === n - 1) break;
+    if (i.mayWrite) lines.push(`if (!blk.valid) { cpu.rip = r + ${i.end}; cpu.icount += ${k + 1}; return; }`);
+    // A VM exit ended it: the extension owns RIP, and the instruction did not retire.
+    if (i.mayExit) lines.push(`if (cpu.aborted) { cpu.aborted = false; cpu.icount += ${k}; return; }`);
   }
   // A fault is delivered from insnStart; after a stop (VM exit) the extension owns RIP: only count.
   lines.push('} catch (e) {', 'cpu.icount += k;', 'throw e;', '}');
-  // Only the last instruction can end in a VM exit without a throw: every intercepting instruction ends its block.
+  // Besides the mayExit ones, only the last instruction can end in a VM exit without a throw.
   lines.push(`if (cpu.aborted) { cpu.aborted = false; cpu.icount += ${n - 1}; return; }`);
   lines.push(`cpu.icount += ${n};`);
   lines.push(`if (cpu.rip !== r || cpu.attention || cpu.icount + ${n} > cpu.loopLimit || !blk.valid) return;`, '}', '};');

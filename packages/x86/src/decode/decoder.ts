@@ -129,6 +129,7 @@ function decodeInto(i: Insn, fetch: () => number, codeSize: number): void {
 
   if (i.lock && ((info.attrs & ATTR.LOCK) === 0 || i.rm >= 0)) info = UD_INFO;
   i.endsBlock = (info.attrs & ATTR.END) !== 0 || info === UD_INFO;
+  i.mayExit = (info.attrs & ATTR.EXIT) !== 0;
   i.mayWrite = (info.modrm && i.rm < 0) || info.operands.some((o) => /^[OXY]/.test(o)) || IMPLICIT_WRITES.has(info.mn);
   i.exec = bindHandler(i, info);
 }

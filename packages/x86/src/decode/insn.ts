@@ -49,6 +49,8 @@ export class Insn {
   modrmByte = -1;
   /** Ends a decoded block. */
   endsBlock = false;
+  /** May end in a VM exit without ending its block (ATTR.EXIT). */
+  mayExit = false;
   /** May store to memory (a memory operand, or an implicit one: stack, string destination), so may hit decoded code. */
   mayWrite = false;
 

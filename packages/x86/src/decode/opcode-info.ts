@@ -4,7 +4,12 @@
  */
 import { GROUPS, GRP7_REG_FORMS, ONE_BYTE_MAP, THREE_BYTE_38_MAP, TWO_BYTE_MAP } from './opcode-map.js';
 
-export const ATTR = { I64: 1, D64: 2, F64: 4, LOCK: 8, END: 16 } as const;
+/**
+ * END: the instruction ends its decoded block (it branches, changes how code is fetched, or is
+ * intercepted often). EXIT: it may end in a VM exit without ending its block (VMREAD and VMWRITE,
+ * which VMCS shadowing lets L1 run in a row), so a block checks for the exit right after it.
+ */
+export const ATTR = { I64: 1, D64: 2, F64: 4, LOCK: 8, END: 16, EXIT: 32 } as const;
 
 /** Immediate kinds, in encoding order: b (8), w (16), z (16/32), v (16/32/64), p (far pointer), o (moffs). */
 export type ImmKind = 'b' | 'w' | 'z' | 'v' | 'p' | 'o';
@@ -21,7 +26,7 @@ export interface OpInfo {
   readonly group: keyof typeof GROUPS | null;
 }
 
-const ATTR_NAMES: Record<string, number> = { i64: ATTR.I64, d64: ATTR.D64, f64: ATTR.F64, lock: ATTR.LOCK, end: ATTR.END };
+const ATTR_NAMES: Record<string, number> = { i64: ATTR.I64, d64: ATTR.D64, f64: ATTR.F64, lock: ATTR.LOCK, end: ATTR.END, exit: ATTR.EXIT };
 
 function parseAttrs(words: readonly string[]): number {
   let a = 0;

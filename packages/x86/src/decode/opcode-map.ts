@@ -62,7 +62,7 @@ export const TWO_BYTE_MAP = [
   /* 60 */ '#UD', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD',
   /* 68 */ '#UD', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD',
   /* 70 */ '#UD', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD',
-  /* 78 */ 'VMREAD Ey,Gy f64 end', 'VMWRITE Gy,Ey f64 end', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD',
+  /* 78 */ 'VMREAD Ey,Gy f64 exit', 'VMWRITE Gy,Ey f64 exit', '#UD', '#UD', '#UD', '#UD', '#UD', '#UD',
   /* 80 */ 'JCC Jz f64 end', 'JCC Jz f64 end', 'JCC Jz f64 end', 'JCC Jz f64 end', 'JCC Jz f64 end', 'JCC Jz f64 end', 'JCC Jz f64 end', 'JCC Jz f64 end',
   /* 88 */ 'JCC Jz f64 end', 'JCC Jz f64 end', 'JCC Jz f64 end', 'JCC Jz f64 end', 'JCC Jz f64 end', 'JCC Jz f64 end', 'JCC Jz f64 end', 'JCC Jz f64 end',
   /* 90 */ 'SETCC Eb', 'SETCC Eb', 'SETCC Eb', 'SETCC Eb', 'SETCC Eb', 'SETCC Eb', 'SETCC Eb', 'SETCC Eb',

@@ -7,7 +7,7 @@ import type { Cpu } from '../cpu/cpu.js';
 import { VEC } from '../cpu/events.js';
 import { VIRT_OP, type VirtOp } from '../cpu/virt.js';
 import type { Binder } from '../decode/binders.js';
-import type { Insn } from '../decode/insn.js';
+import type { Handler, Insn } from '../decode/insn.js';
 import { REP } from '../decode/insn.js';
 import { fillOperand } from './operand.js';
 
@@ -18,6 +18,19 @@ function virtInsn(cpu: Cpu, i: Insn): void {
   cpu.syncFlags();
   ext.execute(i.aux as VirtOp, cpu.operand);
   cpu.stateChanged();
+}
+
+/**
+ * VMREAD and VMWRITE: they change only a VMCS, a register or memory, and RFLAGS, never the
+ * mode the CPU runs in, so nothing cached from that mode is recomputed. One that exits does
+ * so through the extension, whose VM exit recomputes it.
+ */
+function vmcsAccessInsn(cpu: Cpu, i: Insn): void {
+  const ext = cpu.ext;
+  if (ext === null) cpu.fault(VEC.UD);
+  fillOperand(cpu, i);
+  cpu.syncFlags();
+  ext.execute(i.aux as VirtOp, cpu.operand);
 }
 
 function ud(cpu: Cpu): void {
@@ -32,14 +45,20 @@ function op(code: VirtOp, memoryOnly = false): Binder {
   };
 }
 
+function vmcsAccess(i: Insn, code: VirtOp): Handler {
+  if (i.prefix66 || i.rep !== REP.NONE) return ud;
+  i.aux = code;
+  return vmcsAccessInsn;
+}
+
 export const VIRT_BINDERS: Record<string, Binder> = {
   VMCALL: op(VIRT_OP.VMCALL),
   VMLAUNCH: op(VIRT_OP.VMLAUNCH),
   VMRESUME: op(VIRT_OP.VMRESUME),
   VMXOFF: op(VIRT_OP.VMXOFF),
   VMFUNC: op(VIRT_OP.VMFUNC),
-  VMREAD: (i) => (i.prefix66 || i.rep !== REP.NONE ? ud : op(VIRT_OP.VMREAD)(i, undefined as never)),
-  VMWRITE: (i) => (i.prefix66 || i.rep !== REP.NONE ? ud : op(VIRT_OP.VMWRITE)(i, undefined as never)),
+  VMREAD: (i) => vmcsAccess(i, VIRT_OP.VMREAD),
+  VMWRITE: (i) => vmcsAccess(i, VIRT_OP.VMWRITE),
   // 0F C7 /6: VMPTRLD (no prefix), VMCLEAR (66), VMXON (F3).
   VMPTRLD: (i) => {
     if (i.rm >= 0) return ud;
