@@ -128,7 +128,7 @@ function vmxVcpuReset(vcpu: KvmVcpu, _initEvent: boolean): void {
   s.vmwrite32(VMCS.GUEST_ACTIVITY_STATE, 0);
   s.vmwrite32(VMCS.GUEST_INTERRUPTIBILITY_INFO, 0);
   s.vmwriteNum(VMCS.GUEST_PENDING_DBG_EXCEPTIONS, 0);
-  s.vmwriteNum(VMCS.GUEST_RFLAGS, 2);
+  vmxSetRflags(vcpu, 2); // kvm_set_rflags(vcpu, X86_EFLAGS_FIXED)
   s.vmwriteNum(VMCS.GUEST_DR7, 0x400);
   s.vmwrite32(VMCS.GUEST_SYSENTER_CS, 0);
   s.vmwriteNum(VMCS.GUEST_SYSENTER_ESP, 0);

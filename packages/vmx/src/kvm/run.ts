@@ -131,7 +131,13 @@ export function vmxVcpuRun(vcpu: KvmVcpu, forceImmediateExit: boolean): number {
   const a = vcpu.arch;
   const cpu = s.cpu;
   s.vmwriteNum(VMCS.GUEST_RIP, a.rip);
-  s.vmwriteNum(VMCS.GUEST_RSP, a.regsHi[RSP]! * 4294967296 + (a.regs[RSP]! >>> 0));
+  const lv = vmx.loadedVmcs;
+  if (vmx.rspVmcs !== lv || a.regs[RSP] !== vmx.rspLo || a.regsHi[RSP] !== vmx.rspHi) {
+    s.vmwriteNum(VMCS.GUEST_RSP, a.regsHi[RSP]! * 4294967296 + (a.regs[RSP]! >>> 0));
+    vmx.rspLo = a.regs[RSP]!;
+    vmx.rspHi = a.regsHi[RSP]!;
+    vmx.rspVmcs = lv;
+  }
   if ((a.regsDirty ?? 0) & (1 << EXREG_CR3)) {
     s.vmwriteNum(VMCS.GUEST_CR3, a.cr3);
     a.regsDirty! &= ~(1 << EXREG_CR3);
@@ -151,6 +157,8 @@ export function vmxVcpuRun(vcpu: KvmVcpu, forceImmediateExit: boolean): number {
   copyGprs(a.regsHi, cpu.gprHi);
   saveGuestMsrs(vmx, cpu);
   vmx.lastStop = s.lastStop;
+  // VMX_REGS_LAZY_LOAD_SET: what the exit may have changed is read again on demand.
+  vmx.rflagsVmcs = null;
 
   if (st !== VMX_STATUS.SUCCEED) {
     vmx.fail = true;
@@ -164,6 +172,9 @@ export function vmxVcpuRun(vcpu: KvmVcpu, forceImmediateExit: boolean): number {
   const rspHi = Math.floor(rsp / 4294967296);
   a.regs[RSP] = rsp - rspHi * 4294967296;
   a.regsHi[RSP] = rspHi;
+  vmx.rspLo = a.regs[RSP]!;
+  vmx.rspHi = rspHi;
+  vmx.rspVmcs = lv;
   a.rip = s.vmreadNum(VMCS.GUEST_RIP);
   if (vmx.exitReason & VMX_EXIT_REASONS_FAILED_VMENTRY) return 0;
   vmx.loadedVmcs.launched = true;
@@ -289,9 +300,8 @@ export function vmxSetInterruptShadow(vcpu: KvmVcpu, mask: number): void {
 
 /** vmx_interrupt_allowed: RFLAGS.IF, and no STI/MOV SS shadow. */
 export function vmxInterruptAllowed(vcpu: KvmVcpu, _forNested: boolean): number {
-  const s = vmcsSilicon(toVmx(vcpu));
-  if (!(s.vmreadNum(VMCS.GUEST_RFLAGS) & RFLAGS.IF)) return 0;
-  return s.vmread32(VMCS.GUEST_INTERRUPTIBILITY_INFO) & 3 ? 0 : 1;
+  if (!(vmxGetRflags(vcpu) & RFLAGS.IF)) return 0;
+  return vmcsSilicon(toVmx(vcpu)).vmread32(VMCS.GUEST_INTERRUPTIBILITY_INFO) & 3 ? 0 : 1;
 }
 
 export function vmxNmiAllowed(vcpu: KvmVcpu, _forNested: boolean): number {
@@ -395,12 +405,20 @@ export function vmxSetGdt(vcpu: KvmVcpu, dt: KvmDtable): void {
   s.vmwrite32(VMCS.GUEST_GDTR_LIMIT, dt.limit);
 }
 
+/** vmx_get_rflags: from vmx->rflags while VCPU_EXREG_RFLAGS is available, else a VMREAD that fills it. */
 export function vmxGetRflags(vcpu: KvmVcpu): number {
-  return vmcsSilicon(toVmx(vcpu)).vmreadNum(VMCS.GUEST_RFLAGS) >>> 0;
+  const vmx = toVmx(vcpu);
+  if (vmx.rflagsVmcs === vmx.loadedVmcs) return vmx.rflags;
+  vmx.rflags = vmcsSilicon(vmx).vmreadNum(VMCS.GUEST_RFLAGS) >>> 0;
+  vmx.rflagsVmcs = vmx.loadedVmcs;
+  return vmx.rflags;
 }
 
 export function vmxSetRflags(vcpu: KvmVcpu, rflags: number): void {
-  vmcsSilicon(toVmx(vcpu)).vmwriteNum(VMCS.GUEST_RFLAGS, (rflags | RFLAGS.FIXED1) >>> 0);
+  const vmx = toVmx(vcpu);
+  vmx.rflags = (rflags | RFLAGS.FIXED1) >>> 0;
+  vmx.rflagsVmcs = vmx.loadedVmcs;
+  vmcsSilicon(vmx).vmwriteNum(VMCS.GUEST_RFLAGS, vmx.rflags);
 }
 
 export function vmxGetIfFlag(vcpu: KvmVcpu): boolean {

@@ -101,6 +101,19 @@ export interface VcpuVmx {
   lastStop: number;
   /** vmx_get_exit_info's view of this vCPU's exit fields, made on first use. */
   exitInfo: VmxExitInfo | null;
+  /**
+   * vmx->rflags, valid while `rflagsVmcs` is the loaded VMCS (VCPU_EXREG_RFLAGS available): an
+   * exit or a switch of loaded_vmcs makes it unavailable, so the next read is a VMREAD.
+   */
+  rflags: number;
+  rflagsVmcs: LoadedVmcs | null;
+  /**
+   * GUEST_RSP as this vCPU last wrote or read it in `rspVmcs`: vmx_vcpu_run writes RSP only when
+   * vcpu->arch.regs[RSP] differs (kvm_register_is_dirty), as nothing else writes GUEST_RSP.
+   */
+  rspLo: number;
+  rspHi: number;
+  rspVmcs: LoadedVmcs | null;
 }
 
 const modules = new WeakMap<HostKernel, VmxModule>();
@@ -314,6 +327,7 @@ export function vmxVcpuCreate(vcpu: KvmVcpu): number {
     pinCtl: 0, execCtl: 0, exec2Ctl: 0, entryCtl: 0, exitCtl: 0,
     guestMsrs: { kernelGsBase: 0, starLo: 0, starHi: 0, lstar: 0, cstar: 0, sfmask: 0, tscAux: 0 },
     lastStop: 0, exitInfo: null,
+    rflags: 0, rflagsVmcs: null, rspLo: 0, rspHi: 0, rspVmcs: null,
   };
   vcpu.vendor = vmx;
   vmxVcpuLoad(vcpu, 0);
