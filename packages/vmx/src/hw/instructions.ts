@@ -189,6 +189,50 @@ export function vmwriteHalves(s: VmxSilicon, encoding: number, lo: number, hi: n
 }
 
 /**
+ * The TypeScript kernel's run of full-width VMREADs of the current VMCS, one per field row in
+ * `rows[0..count)`: bits 31:0 of each into lo[k], bits 63:32 into hi[k]. The outcome is that of
+ * the instruction sequence (copy_shadow_to_vmcs12 and sync_vmcs02_to_vmcs12 are such loops in
+ * Linux). What could make one of them fault or fail (VMX operation, mode and CPL, a current
+ * VMCS) is the same for all of them, since a VMREAD changes none of it, so it is checked once;
+ * and every row of the field table is a supported component, so none fails on its encoding.
+ */
+export function vmreadRows(s: VmxSilicon, rows: Int16Array, count: number, lo: Int32Array, hi: Int32Array): VmxStatus {
+  vmxRootPrelude(s);
+  if (s.vmcs.hpa === INVALID_VMCS_PTR) return vmFailInvalid(s);
+  const vlo = s.vmcs.lo;
+  const vhi = s.vmcs.hi;
+  for (let k = 0; k < count; k++) {
+    const i = rows[k]!;
+    const w = FIELD_WIDTH[i]!;
+    lo[k] = vlo[i]!;
+    hi[k] = w === VMCS_WIDTH.U64 || w === VMCS_WIDTH.NATURAL ? vhi[i]! : 0;
+  }
+  return vmSucceed(s);
+}
+
+/**
+ * The TypeScript kernel's run of full-width VMWRITEs to the current VMCS, row `rows[k]` getting
+ * (lo[k], hi[k]) truncated to its width (copy_vmcs12_to_shadow, load_vmcs12_host_state). The
+ * outcome is that of the instruction sequence: the checks no VMWRITE changes are made once; a
+ * read-only row without "VMWRITE to any field" fails alone, as its VMWRITE would, and the
+ * status (RFLAGS) is the last VMWRITE's.
+ */
+export function vmwriteRows(s: VmxSilicon, rows: Int16Array, count: number, lo: Int32Array, hi: Int32Array): VmxStatus {
+  vmxRootPrelude(s);
+  if (s.vmcs.hpa === INVALID_VMCS_PTR) return vmFailInvalid(s);
+  const vmcs = s.vmcs;
+  const anyField = s.vmwriteAnyField;
+  let failed = false;
+  for (let k = 0; k < count; k++) {
+    const i = rows[k]!;
+    failed = !anyField && FIELD_TYPE[i] === VMCS_TYPE.READ_ONLY;
+    if (failed) vmFail(s, VMXERR.VMWRITE_READ_ONLY_VMCS_COMPONENT);
+    else vmcs.writeHalves(i, lo[k]!, hi[k]!);
+  }
+  return failed ? s.lastStatus : vmSucceed(s);
+}
+
+/**
  * VMLAUNCH / VMRESUME up to the checks that VMfail (SDM 31.3 VMLAUNCH/VMRESUME, 27.1): returns
  * null when entry may proceed to the control/host/guest checks, else the VMX status.
  */

@@ -5,14 +5,15 @@
  * checks its own unchecked writes need.
  */
 import { describe, it, expect } from 'vitest';
-import { VMCS, FIELD } from './fields.js';
+import { VMCS, FIELD, FIELD_COUNT } from './fields.js';
 import { VMX_STATUS, VMXERR } from './instructions.js';
 import { VMCS_REGION, VMCS_CACHE_ENTRIES } from './region.js';
 import { VMCS_REVISION_ID } from './caps.js';
 import { makeVmxCpu, makeRegion } from '../../test/fake-cpu.js';
 import { loadValidVmcs, writeValidVmcs, VMCS_PA } from '../../test/valid-vmcs.js';
 
-const slot = (hpa: number, row: number): number => hpa + VMCS_REGION.DATA + row * 8;
+/** Where row `row`'s bits 31:0 are in the region (bits 63:32 follow all the rows' low halves). */
+const slot = (hpa: number, row: number): number => hpa + VMCS_REGION.DATA + row * 4;
 const OTHER = 0x40000;
 
 function withTwo(): ReturnType<typeof makeVmxCpu> {
@@ -43,13 +44,17 @@ describe('the on-chip VMCS set', () => {
     const { vmx, mem } = withTwo();
     expect(vmx.vmlaunch()).toBe(VMX_STATUS.SUCCEED);
     vmx.vmwriteNum(VMCS.GUEST_RIP, 0x2468);
+    vmx.vmwriteNum(VMCS.GUEST_FS_BASE, 0x1234_5678_9abc);
     expect(vmx.vmclear(VMCS_PA)).toBe(VMX_STATUS.SUCCEED);
     expect(vmx.vmptrst()).toBe(-1);
     expect(mem.read32(slot(VMCS_PA, FIELD.GUEST_RIP))).toBe(0x2468);
+    expect(mem.read32(slot(VMCS_PA, FIELD.GUEST_FS_BASE))).toBe(0x56789abc);
+    expect(mem.read32(slot(VMCS_PA, FIELD_COUNT + FIELD.GUEST_FS_BASE))).toBe(0x1234);
     expect(mem.read8(VMCS_PA + VMCS_REGION.LAUNCH_STATE)).toBe(0);
     // Read in again: the values come from the region, and VMRESUME needs a launch first.
     vmx.vmptrld(VMCS_PA);
     expect(vmx.vmreadNum(VMCS.GUEST_RIP)).toBe(0x2468);
+    expect(vmx.vmreadNum(VMCS.GUEST_FS_BASE)).toBe(0x1234_5678_9abc);
     expect(vmx.vmresume()).toBe(VMX_STATUS.FAIL_VALID);
     expect(vmx.vmread32(VMCS.VM_INSTRUCTION_ERROR)).toBe(VMXERR.VMRESUME_NONLAUNCHED_VMCS);
   });

@@ -4,8 +4,9 @@
  * of VMCSs that are active... and may optimize by keeping VMCS data in the processor").
  *
  * Region layout: bytes 0-3 revision identifier (bit 31 shadow-VMCS indicator), 4-7 VMX-abort
- * indicator, then implementation-specific data. Ours: byte 8 launch state, and from byte 64 one
- * 8-byte slot per row of VMCS_FIELDS. VMPTRLD of a VMCS that is not on chip reads it in (evicting,
+ * indicator, then implementation-specific data. Ours: byte 8 launch state, from byte 64 bits 31:0
+ * of every row of VMCS_FIELDS (4 bytes a row), then bits 63:32 of every row (so a load or a
+ * write-back of the whole VMCS is two block copies). VMPTRLD of a VMCS that is not on chip reads it in (evicting,
  * and so writing back, the least recently current one when the cache is full); VMPTRLD of one that
  * is only makes it current; VMCLEAR writes it back and drops it.
  */
@@ -23,9 +24,10 @@ const TWO32 = 4294967296;
 const ALL_ROWS: Int16Array = Int16Array.from({ length: FIELD_COUNT }, (_, i) => i);
 
 /**
- * The field slots of the region at `hpa` as int32 pairs (lo, hi): a view on the DRAM itself, so
- * loads and write-backs are plain array copies. A region is page-aligned, hence in one chunk; the
- * DRAM is little-endian, as Int32Array is on every host Node runs on.
+ * The field slots of the region at `hpa` as int32s: row i's bits 31:0 at [i], its bits 63:32 at
+ * [FIELD_COUNT + i]. A view on the DRAM itself, so loads and write-backs are plain array copies.
+ * A region is page-aligned, hence in one chunk; the DRAM is little-endian, as Int32Array is on
+ * every host Node runs on.
  */
 export function vmcsRegionSlots(mem: PhysMemory, hpa: number): Int32Array {
   const c = mem.chunk(hpa);
@@ -180,13 +182,22 @@ export class VmcsCache {
     this.hi[i] = h;
   }
 
-  /** The region's field slots in DRAM, kept with the address they were made for (entries are reused, often for the same region). */
+  /**
+   * The region's field slots in DRAM, and its two halves, kept with the address they were made
+   * for (entries are reused, often for the same region: the shadow VMCS is loaded and cleared
+   * around every copy).
+   */
   private slots: Int32Array | null = null;
+  private slotsLo: Int32Array | null = null;
+  private slotsHi: Int32Array | null = null;
   private slotsHpa = INVALID_VMCS_PTR;
 
   private regionSlots(mem: PhysMemory): Int32Array {
     if (this.slots === null || this.slotsHpa !== this.hpa) {
-      this.slots = vmcsRegionSlots(mem, this.hpa);
+      const slots = vmcsRegionSlots(mem, this.hpa);
+      this.slots = slots;
+      this.slotsLo = slots.subarray(0, FIELD_COUNT);
+      this.slotsHi = slots.subarray(FIELD_COUNT);
       this.slotsHpa = this.hpa;
     }
     return this.slots;
@@ -196,13 +207,9 @@ export class VmcsCache {
   load(mem: PhysMemory, hpa: number): void {
     this.hpa = hpa;
     this.launched = mem.read8(hpa + VMCS_REGION.LAUNCH_STATE) === 1;
-    const slots = this.regionSlots(mem);
-    const lo = this.lo;
-    const hi = this.hi;
-    for (let i = 0; i < FIELD_COUNT; i++) {
-      lo[i] = slots[2 * i]!;
-      hi[i] = slots[2 * i + 1]!;
-    }
+    this.regionSlots(mem);
+    this.lo.set(this.slotsLo!);
+    this.hi.set(this.slotsHi!);
     this.clearUnsaved();
     this.markAllDirty();
     this.exitSerial++;
@@ -223,8 +230,8 @@ export class VmcsCache {
     const list = this.unsavedList;
     for (let k = 0; k < this.unsavedCount; k++) {
       const i = list[k]!;
-      slots[2 * i] = this.lo[i]!;
-      slots[2 * i + 1] = this.hi[i]!;
+      slots[i] = this.lo[i]!;
+      slots[FIELD_COUNT + i] = this.hi[i]!;
     }
     this.clearUnsaved();
   }

@@ -6,7 +6,7 @@
  * VMCS link pointer references, in memory.
  */
 import { VIRT_OP, RFLAGS, type InsnOperand, type VirtOp } from '@kvmts/x86';
-import { FIELD, FIELD_WIDTH, VMCS_WIDTH, vmcsFieldIndex } from './fields.js';
+import { FIELD, FIELD_COUNT, FIELD_WIDTH, VMCS_WIDTH, vmcsFieldIndex } from './fields.js';
 import { SECONDARY_EXEC } from './caps.js';
 import { vmcsRegionSlots } from './region.js';
 import type { VmxSilicon } from './silicon.js';
@@ -53,7 +53,7 @@ function shadowSlot(s: VmxSilicon, hpa: number, i: number, write: boolean): Slot
   } else {
     const slots = dramSlots(s, hpa);
     if (write) s.mem.noteWrite(hpa, 4096);
-    at[0] = slots; at[1] = 2 * i; at[2] = slots; at[3] = 2 * i + 1;
+    at[0] = slots; at[1] = i; at[2] = slots; at[3] = FIELD_COUNT + i;
   }
   return at;
 }

@@ -49,7 +49,7 @@ export function nestedInspect(vmx: VcpuVmx, groupsOf: (s: VmxSilicon) => Groups)
   structures.push({ name: 'vmcs01', hpa: vmx.vmcs01.vmcs, groups: inL2 ? readOther(vmx, vmx.vmcs01, groupsOf) : current });
   if (n.vmcs02) {
     const g = inL2 ? current : readOther(vmx, n.vmcs02, groupsOf);
-    const changed = new Set(n.lastPrepareChanged);
+    const changed = new Set<string>(Array.from(n.lastPrepareChangedRows.subarray(0, n.lastPrepareChangedCount), (row) => VMCS_FIELDS[row]![0]));
     // "changed" on vmcs02 means: written by the last prepare_vmcs02.
     structures.push({
       name: 'vmcs02', hpa: n.vmcs02.vmcs,
@@ -80,7 +80,7 @@ export function nestedInspect(vmx: VcpuVmx, groupsOf: (s: VmxSilicon) => Groups)
       l2_exits_reflected_to_l1: st.l2ExitsReflected,
       vmx_instruction_exits: st.vmxInstructionExits,
       vmread_vmwrite_exits_avoided: shadowAccessCount(vmcsSilicon(vmx)),
-      prepare_vmcs02_fields_changed: n.lastPrepareChanged.length,
+      prepare_vmcs02_fields_changed: n.lastPrepareChangedCount,
     },
   };
 }

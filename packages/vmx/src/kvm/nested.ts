@@ -12,13 +12,13 @@ import {
   kvmClearInterruptQueue, kvmHandleInvalidOp, gvaToGpa, guestCpuidHasVirt, toVcpu, kvmMakeRequest, KVM_REQ,
   type ExitResult, type KvmVcpu, type KvmSegment, type Vm,
 } from '@kvmts/core';
-import { VMCS, FIELD, VMCS_FIELDS, FIELD_TYPE, VMCS_TYPE, VMCS_WIDTH, vmcsFieldIndex, vmcsFieldType, vmcsFieldWidth } from '../hw/fields.js';
+import { VMCS, FIELD, FIELD_COUNT, FIELD_WIDTH, VMCS_FIELDS, FIELD_TYPE, VMCS_TYPE, VMCS_WIDTH, vmcsFieldIndex, vmcsFieldType, vmcsFieldWidth } from '../hw/fields.js';
 import type { VmxSilicon } from '../hw/silicon.js';
 import {
   MSR_IA32_VMX, PIN_BASED, CPU_BASED, SECONDARY_EXEC, VM_EXIT, VM_ENTRY, VMX_CAPS, VMX_MISC_VALUE, VMX_MISC,
   CR0_FIXED0, CR0_FIXED1, CR4_FIXED0, CR4_FIXED1, MAXPHYADDR, VMX_EPT_VPID_CAP, type CtlCap,
 } from '../hw/caps.js';
-import { VMXERR } from '../hw/instructions.js';
+import { VMXERR, vmreadRows, vmwriteRows } from '../hw/instructions.js';
 import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../hw/exit.js';
 import { VMCS_MAX_INDEX } from '../hw/fields.js';
 import { toVmx, allocVmcs, allocateVpid, freeVpid, silicon, loadedVmcsClearLocal, type VcpuVmx, type LoadedVmcs } from './setup.js';
@@ -58,8 +58,9 @@ export interface NestedVmx {
   ctls02: ControlsShadow;
   cr0GuestOwned01: number;
   cr4GuestOwned01: number;
-  /** Field names whose vmcs02 value the last prepare_vmcs02 changed. */
-  lastPrepareChanged: string[];
+  /** The vmcs02 field rows the last prepare_vmcs02 changed: the first lastPrepareChangedCount of them. */
+  readonly lastPrepareChangedRows: Int16Array;
+  lastPrepareChangedCount: number;
   /** vmcs01.shadow_vmcs (HPA, -1 without shadowing) and the VMREAD/VMWRITE bitmaps that steer L1's accesses to it. */
   shadowVmcs: number;
   vmreadBitmap: number;
@@ -86,8 +87,12 @@ export interface NestedVmx {
 export const nestedParams = { enableShadowVmcs: true };
 
 const nestedOf = new WeakMap<VcpuVmx, NestedVmx>();
+/** The last vCPU asked about and its nested state: a round trip asks a dozen times, so only the first looks in the WeakMap. */
+let lastVmx: VcpuVmx | null = null;
+let lastNested: NestedVmx | null = null;
 
 export function toNested(vmx: VcpuVmx): NestedVmx {
+  if (vmx === lastVmx) return lastNested!;
   let n = nestedOf.get(vmx);
   if (!n) {
     n = {
@@ -95,18 +100,20 @@ export function toNested(vmx: VcpuVmx): NestedVmx {
       vmcs02: null, msrBitmap02: -1, vpid02: 0, lastVpid: 0,
       ctls01: { pin: 0, exec: 0, exec2: 0, entry: 0, exit: 0 }, ctls02: { pin: -1, exec: -1, exec2: -1, entry: -1, exit: -1 },
       cr0GuestOwned01: 0, cr4GuestOwned01: 0,
-      lastPrepareChanged: [], shadowVmcs: -1, vmreadBitmap: -1, vmwriteBitmap: -1, needVmcs12ToShadowSync: false,
+      lastPrepareChangedRows: new Int16Array(FIELD_COUNT), lastPrepareChangedCount: 0, shadowVmcs: -1, vmreadBitmap: -1, vmwriteBitmap: -1, needVmcs12ToShadowSync: false,
       dirtyVmcs12: true, needSyncVmcs02ToVmcs12Rare: false, preemptionTimerDeadline: Infinity,
       ept02: null, vmcs02OnEpt01: true,
       stats: { l2ExitsHandledInL0: 0, l2ExitsReflected: 0, vmxInstructionExits: 0, nestedEntries: 0 },
     };
     nestedOf.set(vmx, n);
   }
+  lastVmx = vmx;
+  lastNested = n;
   return n;
 }
 
 export function nestedState(vmx: VcpuVmx): NestedVmx | undefined {
-  return nestedOf.get(vmx);
+  return vmx === lastVmx ? lastNested! : nestedOf.get(vmx);
 }
 
 // ---- the capabilities L1 sees (nested_vmx_setup_ctls_msrs) --------------------------------------
@@ -230,6 +237,14 @@ function readGuest8(vcpu: KvmVcpu, gpa: number): number | null {
 }
 
 // ---- registers and operands ------------------------------------------------------------------
+
+/**
+ * Scratch for the runs of VMREADs and VMWRITEs (vmreadRows/vmwriteRows) of the copies between
+ * vmcs12 and the silicon's VMCSs: field k of a run in [k]. Each user fills and empties them in
+ * one go, and nothing here re-enters.
+ */
+const rowLo = new Int32Array(FIELD_COUNT);
+const rowHi = new Int32Array(FIELD_COUNT);
 
 function regRead(vcpu: KvmVcpu, reg: number): number {
   return vcpu.arch.regsHi[reg]! * TWO32 + (vcpu.arch.regs[reg]! >>> 0);
@@ -835,50 +850,88 @@ const VMCS12_EXT_FIELDS: ReadonlySet<string> = new Set([
   'GUEST_GDTR_LIMIT', 'GUEST_GDTR_BASE', 'GUEST_IDTR_LIMIT', 'GUEST_IDTR_BASE', 'GUEST_PENDING_DBG_EXCEPTIONS', 'GUEST_BNDCFGS',
 ]);
 const isVmcs12ExtField = (row: number): boolean => VMCS12_EXT_FIELDS.has(VMCS_FIELDS[row]![0]);
-const GUEST_EXT_ROWS: readonly number[] = GUEST_COPY_ROWS.filter(isVmcs12ExtField);
+const GUEST_EXT_ROWS = Int16Array.from(GUEST_COPY_ROWS.filter(isVmcs12ExtField));
 /**
  * The guest rows every prepare_vmcs02 writes: those L1 may change through the shadow VMCS
  * without an exit (shadowed read-write). L1 changes any other field only by an exiting VMWRITE,
  * which dirties vmcs12, so the rest waits for prepare_vmcs02_rare; L2's own changes to them are
  * in vmcs02 already.
  */
-const GUEST_FAST_ROWS: readonly number[] = GUEST_COPY_ROWS.filter((i) => VMCS_FIELDS[i]![3] === 'rw');
-const GUEST_RARE_ROWS: readonly number[] = GUEST_COPY_ROWS.filter((i) => VMCS_FIELDS[i]![3] !== 'rw');
+const GUEST_FAST_ROWS = Int16Array.from(GUEST_COPY_ROWS.filter((i) => VMCS_FIELDS[i]![3] === 'rw'));
+const GUEST_RARE_ROWS = Int16Array.from(GUEST_COPY_ROWS.filter((i) => VMCS_FIELDS[i]![3] !== 'rw'));
 /** The encodings and names of the field rows, for loops that must not look them up. */
 const ROW_ENC: Int32Array = Int32Array.from(VMCS_FIELDS, ([, enc]) => enc);
-const ROW_NAME: readonly string[] = VMCS_FIELDS.map(([name]) => name);
-const TSC_OFFSET_HIGH = VMCS.TSC_OFFSET | 1;
 
-/** One field of vmcs02, written (and noted for the inspector) only when its value changes. */
-function put(s: VmxSilicon, n: NestedVmx, row: number, value: number): void {
-  const enc = ROW_ENC[row]!;
-  if (s.vmreadNum(enc) !== value) {
-    s.vmwriteNum(enc, value);
-    n.lastPrepareChanged.push(ROW_NAME[row]!);
+/**
+ * prepare_vmcs02's writes of vmcs02 fields, gathered as (row, bits 31:0, bits 63:32) truncated to
+ * the field's width, and made at its end (writeVmcs02): nothing reads those fields of vmcs02 in
+ * between, so that is the same as writing each at once. One scratch list: entries do not nest.
+ */
+const prep = { rows: new Int16Array(FIELD_COUNT), lo: new Int32Array(FIELD_COUNT), hi: new Int32Array(FIELD_COUNT), count: 0 };
+
+function putHalves(row: number, lo: number, hi: number): void {
+  const w = FIELD_WIDTH[row];
+  const k = prep.count++;
+  prep.rows[k] = row;
+  prep.lo[k] = w === VMCS_WIDTH.U16 ? lo & 0xffff : lo | 0;
+  prep.hi[k] = w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32 ? 0 : hi | 0;
+}
+
+/** A vmcs02 field from a number (64-bit values signed canonical). */
+function put(row: number, value: number): void {
+  const hi = Math.floor(value / TWO32);
+  putHalves(row, value - hi * TWO32, hi);
+}
+
+/** A vmcs02 field from the same field of vmcs12. */
+function putFrom12(v: Vmcs12, row: number): void {
+  putHalves(row, v.lo(row), v.hi(row));
+}
+
+/**
+ * The gathered writes: vmcs02 read in one run of VMREADs, then one run of VMWRITEs of the fields
+ * whose value changes, noted for the inspector (which fields the last prepare_vmcs02 changed).
+ */
+function writeVmcs02(s: VmxSilicon, n: NestedVmx): void {
+  const { rows, lo, hi } = prep;
+  const count = prep.count;
+  prep.count = 0;
+  vmreadRows(s, rows, count, rowLo, rowHi);
+  let w = 0;
+  for (let k = 0; k < count; k++) {
+    if (rowLo[k] === lo[k] && rowHi[k] === hi[k]) continue;
+    rows[w] = rows[k]!;
+    lo[w] = lo[k]!;
+    hi[w] = hi[k]!;
+    n.lastPrepareChangedRows[n.lastPrepareChangedCount++] = rows[k]!;
+    w++;
   }
+  vmwriteRows(s, rows, w, lo, hi);
 }
 
 /** A control field of vmcs02 whose shadow says it changes (as the *_controls_set helpers write them). */
 function putCtl(s: VmxSilicon, n: NestedVmx, row: number, value: number): void {
   s.vmwrite32(ROW_ENC[row]!, value);
-  n.lastPrepareChanged.push(ROW_NAME[row]!);
+  n.lastPrepareChangedRows[n.lastPrepareChangedCount++] = row;
 }
 
 /** prepare_vmcs02_rare: the vmcs12 fields that reach vmcs02 only when vmcs12 was dirtied (an exiting VMWRITE of a field not shadowed read-write, a new vmcs12). */
-function prepareVmcs02Rare(s: VmxSilicon, n: NestedVmx, v: Vmcs12): void {
+function prepareVmcs02Rare(n: NestedVmx, v: Vmcs12): void {
   // prepare_vmcs02_constant_state: what never changes for vmcs02 (the first entry always comes here).
-  put(s, n, FIELD.VMCS_LINK_POINTER, -1);
-  if (n.vpid02) put(s, n, FIELD.VIRTUAL_PROCESSOR_ID, n.vpid02);
-  for (const i of GUEST_RARE_ROWS) put(s, n, i, v.num(i));
-  put(s, n, FIELD.PAGE_FAULT_ERROR_CODE_MASK, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MASK));
-  put(s, n, FIELD.PAGE_FAULT_ERROR_CODE_MATCH, v.lo(FIELD.PAGE_FAULT_ERROR_CODE_MATCH));
-  put(s, n, FIELD.CR3_TARGET_COUNT, v.lo(FIELD.CR3_TARGET_COUNT));
-  for (let t = 0; t < 4; t++) put(s, n, FIELD.CR3_TARGET_VALUE0 + t, v.num(FIELD.CR3_TARGET_VALUE0 + t));
+  put(FIELD.VMCS_LINK_POINTER, -1);
+  if (n.vpid02) put(FIELD.VIRTUAL_PROCESSOR_ID, n.vpid02);
+  for (let k = 0; k < GUEST_RARE_ROWS.length; k++) putFrom12(v, GUEST_RARE_ROWS[k]!);
+  putFrom12(v, FIELD.PAGE_FAULT_ERROR_CODE_MASK);
+  putFrom12(v, FIELD.PAGE_FAULT_ERROR_CODE_MATCH);
+  putFrom12(v, FIELD.CR3_TARGET_COUNT);
+  for (let t = 0; t < 4; t++) putFrom12(v, FIELD.CR3_TARGET_VALUE0 + t);
 }
 
 /** What prepare_vmcs02 takes from vmcs01, read while vmcs01 is current (one scratch record: entries do not nest). */
 interface Vmcs01Inputs { eb: number; eptp: number; tscLo: number; tscHi: number; cr0Mask: number; cr4Mask: number }
 const vmcs01Inputs: Vmcs01Inputs = { eb: 0, eptp: 0, tscLo: 0, tscHi: 0, cr0Mask: 0, cr4Mask: 0 };
+/** The vmcs01 rows of Vmcs01Inputs, read in one run of VMREADs. */
+const VMCS01_INPUT_ROWS = Int16Array.from([FIELD.EXCEPTION_BITMAP, FIELD.EPT_POINTER, FIELD.TSC_OFFSET, FIELD.CR0_GUEST_HOST_MASK, FIELD.CR4_GUEST_HOST_MASK]);
 
 /**
  * prepare_vmcs02: vmcs12's guest state and controls merged with what L0 needs from vmcs01
@@ -886,17 +939,17 @@ const vmcs01Inputs: Vmcs01Inputs = { eb: 0, eptp: 0, tscLo: 0, tscHi: 0, cr0Mask
  */
 function prepareVmcs02(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12, c01: ControlsShadow, in01: Vmcs01Inputs, efer02: number): void {
   const s = vmcsSilicon(vmx);
-  n.lastPrepareChanged.length = 0;
+  n.lastPrepareChangedCount = 0;
   if (n.dirtyVmcs12) {
-    prepareVmcs02Rare(s, n, v);
+    prepareVmcs02Rare(n, v);
     n.dirtyVmcs12 = false;
   }
   // Guest state.
-  for (const i of GUEST_FAST_ROWS) put(s, n, i, v.num(i));
-  put(s, n, FIELD.GUEST_CR0, (v.lo(FIELD.GUEST_CR0) | CR0.NE) >>> 0);
-  put(s, n, FIELD.GUEST_CR4, (v.lo(FIELD.GUEST_CR4) | CR4.VMXE) >>> 0);
-  put(s, n, FIELD.GUEST_IA32_EFER, efer02);
-  if (v.lo(FIELD.VM_ENTRY_CONTROLS) & VM_ENTRY.LOAD_IA32_PAT) put(s, n, FIELD.GUEST_IA32_PAT, v.num(FIELD.GUEST_IA32_PAT));
+  for (let k = 0; k < GUEST_FAST_ROWS.length; k++) putFrom12(v, GUEST_FAST_ROWS[k]!);
+  put(FIELD.GUEST_CR0, (v.lo(FIELD.GUEST_CR0) | CR0.NE) >>> 0);
+  put(FIELD.GUEST_CR4, (v.lo(FIELD.GUEST_CR4) | CR4.VMXE) >>> 0);
+  put(FIELD.GUEST_IA32_EFER, efer02);
+  if (v.lo(FIELD.VM_ENTRY_CONTROLS) & VM_ENTRY.LOAD_IA32_PAT) putFrom12(v, FIELD.GUEST_IA32_PAT);
   // Controls: L0's own (vmcs01's) or'ed with L1's, less the windows L0 asked for L1.
   const proc12 = v.lo(FIELD.CPU_BASED_VM_EXEC_CONTROL);
   const proc2_12 = proc12 & CPU_BASED.ACTIVATE_SECONDARY_CONTROLS ? v.lo(FIELD.SECONDARY_VM_EXEC_CONTROL) : 0;
@@ -910,7 +963,7 @@ function prepareVmcs02(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12, c01: ControlsShado
   if (proc12 & CPU_BASED.USE_MSR_BITMAPS) {
     nestedVmxPrepareMsrBitmap(vmx, n, v);
     exec = (exec | CPU_BASED.USE_MSR_BITMAPS) >>> 0;
-    put(s, n, FIELD.MSR_BITMAP, n.msrBitmap02);
+    put(FIELD.MSR_BITMAP, n.msrBitmap02);
   }
   const exec2 = ((c01.exec2 & ~(SECONDARY_EXEC.UNRESTRICTED_GUEST | SECONDARY_EXEC.SHADOW_VMCS)) | (proc2_12 & ~SECONDARY_EXEC.ENABLE_VPID)
     | (n.vpid02 ? SECONDARY_EXEC.ENABLE_VPID : 0)) >>> 0;
@@ -930,21 +983,21 @@ function prepareVmcs02(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12, c01: ControlsShado
   // EPT02 (a shadow of EPT12) when L1 uses EPT for L2, else EPT01: L2's GPAs are then L1's.
   n.vmcs02OnEpt01 = !(proc2_12 & SECONDARY_EXEC.ENABLE_EPT);
   if (n.vmcs02OnEpt01) {
-    put(s, n, FIELD.EPT_POINTER, in01.eptp);
+    put(FIELD.EPT_POINTER, in01.eptp);
   } else {
     const eptp12 = v.num(FIELD.EPT_POINTER);
     if (!n.ept02) n.ept02 = allocEpt02(vmx, eptp12);
     else if (n.ept02.eptp12 !== eptp12) { nestedEptFlush(vmx, n.ept02); n.ept02.eptp12 = eptp12; }
-    put(s, n, FIELD.EPT_POINTER, n.ept02 ? ept02Pointer(n.ept02) : in01.eptp);
+    put(FIELD.EPT_POINTER, n.ept02 ? ept02Pointer(n.ept02) : in01.eptp);
   }
-  put(s, n, FIELD.EXCEPTION_BITMAP, (in01.eb | v.lo(FIELD.EXCEPTION_BITMAP)) >>> 0);
+  put(FIELD.EXCEPTION_BITMAP, (in01.eb | v.lo(FIELD.EXCEPTION_BITMAP)) >>> 0);
   // What L2 reads of CR0/CR4 is what L1 would have it read (nested_read_cr0/cr4).
   const m0 = v.lo(FIELD.CR0_GUEST_HOST_MASK);
   const m4 = v.lo(FIELD.CR4_GUEST_HOST_MASK);
-  put(s, n, FIELD.CR0_GUEST_HOST_MASK, (in01.cr0Mask | m0) >>> 0);
-  put(s, n, FIELD.CR4_GUEST_HOST_MASK, (in01.cr4Mask | m4) >>> 0);
-  put(s, n, FIELD.CR0_READ_SHADOW, ((v.lo(FIELD.GUEST_CR0) & ~m0) | (v.lo(FIELD.CR0_READ_SHADOW) & m0)) >>> 0);
-  put(s, n, FIELD.CR4_READ_SHADOW, ((v.lo(FIELD.GUEST_CR4) & ~m4) | (v.lo(FIELD.CR4_READ_SHADOW) & m4)) >>> 0);
+  put(FIELD.CR0_GUEST_HOST_MASK, (in01.cr0Mask | m0) >>> 0);
+  put(FIELD.CR4_GUEST_HOST_MASK, (in01.cr4Mask | m4) >>> 0);
+  put(FIELD.CR0_READ_SHADOW, ((v.lo(FIELD.GUEST_CR0) & ~m0) | (v.lo(FIELD.CR0_READ_SHADOW) & m0)) >>> 0);
+  put(FIELD.CR4_READ_SHADOW, ((v.lo(FIELD.GUEST_CR4) & ~m4) | (v.lo(FIELD.CR4_READ_SHADOW) & m4)) >>> 0);
   // TSC_OFFSET of vmcs02 = vmcs01's + vmcs12's, modulo 2^64, in 32-bit halves.
   let tscLo = in01.tscLo;
   let tscHi = in01.tscHi;
@@ -953,14 +1006,11 @@ function prepareVmcs02(vmx: VcpuVmx, n: NestedVmx, v: Vmcs12, c01: ControlsShado
     tscLo = sum >>> 0;
     tscHi = (tscHi + v.hi(FIELD.TSC_OFFSET) + (sum > 0xffffffff ? 1 : 0)) >>> 0;
   }
-  if (s.vmread32(VMCS.TSC_OFFSET) !== tscLo || s.vmread32(TSC_OFFSET_HIGH) !== tscHi) {
-    s.vmwrite32(VMCS.TSC_OFFSET, tscLo);
-    s.vmwrite32(TSC_OFFSET_HIGH, tscHi);
-    n.lastPrepareChanged.push('TSC_OFFSET');
-  }
-  put(s, n, FIELD.VM_ENTRY_INTR_INFO_FIELD, v.lo(FIELD.VM_ENTRY_INTR_INFO_FIELD));
-  put(s, n, FIELD.VM_ENTRY_EXCEPTION_ERROR_CODE, v.lo(FIELD.VM_ENTRY_EXCEPTION_ERROR_CODE));
-  put(s, n, FIELD.VM_ENTRY_INSTRUCTION_LEN, v.lo(FIELD.VM_ENTRY_INSTRUCTION_LEN));
+  putHalves(FIELD.TSC_OFFSET, tscLo, tscHi);
+  putFrom12(v, FIELD.VM_ENTRY_INTR_INFO_FIELD);
+  putFrom12(v, FIELD.VM_ENTRY_EXCEPTION_ERROR_CODE);
+  putFrom12(v, FIELD.VM_ENTRY_INSTRUCTION_LEN);
+  writeVmcs02(s, n);
 }
 
 /** nested_vmx_prepare_msr_bitmap: an MSR access of L2 exits when L0 or L1 intercepts it. */
@@ -1059,12 +1109,13 @@ export function enterVmxNonRootMode(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx, l
   const c = n.ctls01;
   c.pin = vmx.pinCtl; c.exec = vmx.execCtl; c.exec2 = vmx.exec2Ctl; c.entry = vmx.entryCtl; c.exit = vmx.exitCtl;
   const in01 = vmcs01Inputs;
-  in01.eb = s01.vmread32(VMCS.EXCEPTION_BITMAP);
-  in01.eptp = s01.vmreadNum(VMCS.EPT_POINTER);
-  in01.tscLo = s01.vmread32(VMCS.TSC_OFFSET);
-  in01.tscHi = s01.vmread32(TSC_OFFSET_HIGH);
-  in01.cr0Mask = s01.vmreadNum(VMCS.CR0_GUEST_HOST_MASK);
-  in01.cr4Mask = s01.vmreadNum(VMCS.CR4_GUEST_HOST_MASK);
+  vmreadRows(s01, VMCS01_INPUT_ROWS, VMCS01_INPUT_ROWS.length, rowLo, rowHi);
+  in01.eb = rowLo[0]! >>> 0;
+  in01.eptp = rowHi[1]! * TWO32 + (rowLo[1]! >>> 0);
+  in01.tscLo = rowLo[2]! >>> 0;
+  in01.tscHi = rowHi[2]! >>> 0;
+  in01.cr0Mask = rowLo[3]! >>> 0;
+  in01.cr4Mask = rowLo[4]! >>> 0;
   // L1's RIP stays at VMLAUNCH in vmcs01; a VMfail seen on vmcs02 resumes L1 there.
   s01.vmwriteNum(VMCS.GUEST_RIP, vcpu.arch.rip);
   const efer02 = nestedVmxCalcEfer(v, vcpu.arch.efer);
@@ -1280,28 +1331,31 @@ export function nestedVmxReflectVmexit(vcpu: KvmVcpu): boolean {
 }
 
 /** The guest-state rows sync_vmcs02_to_vmcs12 copies back at every exit: all but the rare ones (CR0/CR4 and RIP/RSP are computed). */
-const GUEST_SYNC_ROWS = GUEST_COPY_ROWS.filter((i) => !isVmcs12ExtField(i) && i !== FIELD.GUEST_RIP && i !== FIELD.GUEST_RSP);
+const GUEST_SYNC_ROWS: readonly number[] = GUEST_COPY_ROWS.filter((i) => !isVmcs12ExtField(i) && i !== FIELD.GUEST_RIP && i !== FIELD.GUEST_RSP);
+/** The vmcs02 rows vmcs12_guest_cr0/cr4 look at, read after GUEST_SYNC_ROWS in one run of VMREADs. */
+const SYNC_CR_ROWS = [FIELD.CR0_GUEST_HOST_MASK, FIELD.GUEST_CR0, FIELD.CR0_READ_SHADOW, FIELD.CR4_GUEST_HOST_MASK, FIELD.GUEST_CR4, FIELD.CR4_READ_SHADOW] as const;
+const SYNC_READ_ROWS = Int16Array.from([...GUEST_SYNC_ROWS, ...SYNC_CR_ROWS]);
+const SYNC_CR = GUEST_SYNC_ROWS.length;
 
 /** Exit-information rows prepare_vmcs12 copies from vmcs02. */
-const EXIT_INFO_ROWS = [FIELD.VM_EXIT_INTR_ERROR_CODE, FIELD.IDT_VECTORING_INFO_FIELD, FIELD.IDT_VECTORING_ERROR_CODE,
-  FIELD.VM_EXIT_INSTRUCTION_LEN, FIELD.VMX_INSTRUCTION_INFO, FIELD.GUEST_LINEAR_ADDRESS, FIELD.GUEST_PHYSICAL_ADDRESS] as const;
+const EXIT_INFO_ROWS = Int16Array.from([FIELD.VM_EXIT_INTR_ERROR_CODE, FIELD.IDT_VECTORING_INFO_FIELD, FIELD.IDT_VECTORING_ERROR_CODE,
+  FIELD.VM_EXIT_INSTRUCTION_LEN, FIELD.VMX_INSTRUCTION_INFO, FIELD.GUEST_LINEAR_ADDRESS, FIELD.GUEST_PHYSICAL_ADDRESS]);
 
 /** sync_vmcs02_to_vmcs12: L2's guest state from vmcs02 (and vcpu->arch) into vmcs12. */
 export function syncVmcs02ToVmcs12(vcpu: KvmVcpu, vmx: VcpuVmx, v: Vmcs12): void {
   const s = vmcsSilicon(vmx);
   toNested(vmx).needSyncVmcs02ToVmcs12Rare = true;
-  for (const i of GUEST_SYNC_ROWS) v.setNum(i, s.vmreadNum(ROW_ENC[i]!));
+  vmreadRows(s, SYNC_READ_ROWS, SYNC_READ_ROWS.length, rowLo, rowHi);
+  for (let k = 0; k < SYNC_CR; k++) v.set(SYNC_READ_ROWS[k]!, rowLo[k]!, rowHi[k]!);
   v.setNum(FIELD.GUEST_RIP, vcpu.arch.rip);
   v.setNum(FIELD.GUEST_RSP, regRead(vcpu, RSP));
   // vmcs12_guest_cr0/cr4: bits L2 owns from vmcs02, L1's masked bits from vmcs12, L0's from the shadow.
-  const owned0 = ~s.vmreadNum(VMCS.CR0_GUEST_HOST_MASK);
+  const owned0 = ~rowLo[SYNC_CR]!;
   const m0 = v.lo(FIELD.CR0_GUEST_HOST_MASK);
-  v.set(FIELD.GUEST_CR0, ((s.vmread32(VMCS.GUEST_CR0) & owned0) | (v.lo(FIELD.GUEST_CR0) & m0)
-    | (s.vmread32(VMCS.CR0_READ_SHADOW) & ~(owned0 | m0))) >>> 0);
-  const owned4 = ~s.vmreadNum(VMCS.CR4_GUEST_HOST_MASK);
+  v.set(FIELD.GUEST_CR0, ((rowLo[SYNC_CR + 1]! & owned0) | (v.lo(FIELD.GUEST_CR0) & m0) | (rowLo[SYNC_CR + 2]! & ~(owned0 | m0))) >>> 0);
+  const owned4 = ~rowLo[SYNC_CR + 3]!;
   const m4 = v.lo(FIELD.CR4_GUEST_HOST_MASK);
-  v.set(FIELD.GUEST_CR4, ((s.vmread32(VMCS.GUEST_CR4) & owned4) | (v.lo(FIELD.GUEST_CR4) & m4)
-    | (s.vmread32(VMCS.CR4_READ_SHADOW) & ~(owned4 | m4))) >>> 0);
+  v.set(FIELD.GUEST_CR4, ((rowLo[SYNC_CR + 4]! & owned4) | (v.lo(FIELD.GUEST_CR4) & m4) | (rowLo[SYNC_CR + 5]! & ~(owned4 | m4))) >>> 0);
   const lma = (vcpu.arch.efer & EFER.LMA) !== 0;
   v.set(FIELD.VM_ENTRY_CONTROLS, ((v.lo(FIELD.VM_ENTRY_CONTROLS) & ~VM_ENTRY.IA32E_MODE) | (lma ? VM_ENTRY.IA32E_MODE : 0)) >>> 0);
   if (v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.SAVE_IA32_EFER) v.set(FIELD.GUEST_IA32_EFER, vcpu.arch.efer >>> 0);
@@ -1316,7 +1370,8 @@ export function syncVmcs02ToVmcs12(vcpu: KvmVcpu, vmx: VcpuVmx, v: Vmcs12): void
 /** sync_vmcs02_to_vmcs12_rare: the is_vmcs12_ext_field rows, from vmcs02 (current) into vmcs12. */
 export function syncVmcs02ToVmcs12Rare(vmx: VcpuVmx, v: Vmcs12): void {
   const s = vmcsSilicon(vmx);
-  for (const i of GUEST_EXT_ROWS) v.setNum(i, s.vmreadNum(ROW_ENC[i]!));
+  vmreadRows(s, GUEST_EXT_ROWS, GUEST_EXT_ROWS.length, rowLo, rowHi);
+  for (let k = 0; k < GUEST_EXT_ROWS.length; k++) v.set(GUEST_EXT_ROWS[k]!, rowLo[k]!, rowHi[k]!);
   toNested(vmx).needSyncVmcs02ToVmcs12Rare = false;
 }
 
@@ -1333,8 +1388,8 @@ export function copyVmcs02ToVmcs12Rare(vmx: VcpuVmx, n: NestedVmx): void {
 
 /** prepare_vmcs12's exit information: what vmcs02 recorded about the exit. */
 function prepareVmcs12ExitInfo(vmx: VcpuVmx, v: Vmcs12): void {
-  const s = vmcsSilicon(vmx);
-  for (const i of EXIT_INFO_ROWS) v.setNum(i, s.vmreadNum(ROW_ENC[i]!));
+  vmreadRows(vmcsSilicon(vmx), EXIT_INFO_ROWS, EXIT_INFO_ROWS.length, rowLo, rowHi);
+  for (let k = 0; k < EXIT_INFO_ROWS.length; k++) v.set(EXIT_INFO_ROWS[k]!, rowLo[k]!, rowHi[k]!);
   // The event vmcs12 asked to inject was delivered (or is in IDT-vectoring info).
   v.set(FIELD.VM_ENTRY_INTR_INFO_FIELD, (v.lo(FIELD.VM_ENTRY_INTR_INFO_FIELD) & ~INTR_INFO.VALID) >>> 0);
 }
@@ -1444,9 +1499,9 @@ export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
 // ---- VMCS shadowing: L1's VMREAD/VMWRITE of the shadow fields run without exits ---------------
 
 /** vmcs_shadow_fields.h, from the field table's shadow class: what L1 may VMREAD (RO and RW) and VMWRITE (RW) unseen. */
-const SHADOW_FIELDS_RW = VMCS_FIELDS.flatMap(([, , , cls], i) => (cls === 'rw' ? [i] : []));
-const SHADOW_FIELDS_RO = VMCS_FIELDS.flatMap(([, , , cls], i) => (cls === 'ro' ? [i] : []));
-const SHADOW_FIELDS = [...SHADOW_FIELDS_RW, ...SHADOW_FIELDS_RO];
+const SHADOW_FIELDS_RW = Int16Array.from(VMCS_FIELDS.flatMap(([, , , cls], i) => (cls === 'rw' ? [i] : [])));
+const SHADOW_FIELDS_RO = Int16Array.from(VMCS_FIELDS.flatMap(([, , , cls], i) => (cls === 'ro' ? [i] : [])));
+const SHADOW_FIELDS = Int16Array.from([...SHADOW_FIELDS_RW, ...SHADOW_FIELDS_RO]);
 const IS_SHADOW_FIELD_RW: Uint8Array = Uint8Array.from(VMCS_FIELDS, ([, , , cls]) => (cls === 'rw' ? 1 : 0));
 
 function clearBitmapField(mem: Vm['host']['mem'], bitmap: number, row: number): void {
@@ -1513,30 +1568,38 @@ function vmxDisableShadowVmcs(vmx: VcpuVmx, n: NestedVmx): void {
   n.needVmcs12ToShadowSync = false;
 }
 
-/** Runs `body` with the shadow VMCS current (vmcs_load(shadow_vmcs) ... vmcs_clear; vmcs_load(loaded_vmcs)). */
-function withShadowLoaded(vmx: VcpuVmx, n: NestedVmx, body: (s: VmxSilicon) => void): void {
-  const s = vmcsSilicon(vmx);
-  const cur = vmx.loadedVmcs.vmcs;
-  s.vmptrld(n.shadowVmcs);
-  body(s);
-  s.vmclear(n.shadowVmcs);
-  s.vmptrld(cur);
-}
-
-/** copy_shadow_to_vmcs12. */
+/**
+ * copy_shadow_to_vmcs12: vmcs_load(shadow_vmcs), a VMREAD of every read-write shadow field into
+ * vmcs12, vmcs_clear(shadow_vmcs), vmcs_load(loaded_vmcs->vmcs).
+ */
 export function copyShadowToVmcs12(vmx: VcpuVmx, n: NestedVmx): void {
+  const s = vmcsSilicon(vmx);
   const v = n.cachedVmcs12;
-  withShadowLoaded(vmx, n, (s) => {
-    for (const i of SHADOW_FIELDS_RW) v.setNum(i, s.vmreadNum(ROW_ENC[i]!));
-  });
+  const rows = SHADOW_FIELDS_RW;
+  s.vmptrld(n.shadowVmcs);
+  vmreadRows(s, rows, rows.length, rowLo, rowHi);
+  for (let k = 0; k < rows.length; k++) v.set(rows[k]!, rowLo[k]!, rowHi[k]!);
+  s.vmclear(n.shadowVmcs);
+  s.vmptrld(vmx.loadedVmcs.vmcs);
 }
 
-/** copy_vmcs12_to_shadow. */
+/**
+ * copy_vmcs12_to_shadow: vmcs_load(shadow_vmcs), a VMWRITE of every shadow field (read-only ones
+ * too: the silicon offers VMWRITE to any field, which enable_shadow_vmcs requires) from vmcs12,
+ * vmcs_clear(shadow_vmcs), vmcs_load(loaded_vmcs->vmcs).
+ */
 export function copyVmcs12ToShadow(vmx: VcpuVmx, n: NestedVmx): void {
+  const s = vmcsSilicon(vmx);
   const v = n.cachedVmcs12;
-  withShadowLoaded(vmx, n, (s) => {
-    for (const i of SHADOW_FIELDS) s.vmwriteNum(ROW_ENC[i]!, v.num(i));
-  });
+  const rows = SHADOW_FIELDS;
+  for (let k = 0; k < rows.length; k++) {
+    rowLo[k] = v.lo(rows[k]!);
+    rowHi[k] = v.hi(rows[k]!);
+  }
+  s.vmptrld(n.shadowVmcs);
+  vmwriteRows(s, rows, rows.length, rowLo, rowHi);
+  s.vmclear(n.shadowVmcs);
+  s.vmptrld(vmx.loadedVmcs.vmcs);
   n.needVmcs12ToShadowSync = false;
 }
 
@@ -1546,7 +1609,7 @@ export function copyVmcs12ToShadow(vmx: VcpuVmx, n: NestedVmx): void {
  */
 export function nestedVmxPrepareSwitchToGuest(vcpu: KvmVcpu): void {
   const vmx = toVmx(vcpu);
-  const n = nestedOf.get(vmx);
+  const n = nestedState(vmx);
   if (!n) return;
   if (vcpu.arch.guestMode && l2Clock(vcpu) >= n.preemptionTimerDeadline) nestedVmxPreemptionTimerExit(vcpu, n);
   // The emulated timer is an hrtimer (vmx_start_preemption_timer): it kicks L2 out when it expires.
