@@ -83,8 +83,13 @@ export class ApiVcpu implements VcpuPort {
   setSregs(sregs: KvmSregs): void { this.fd.setSregs(sregsToKvm(sregs)); }
 
   run(): VcpuExit {
-    const exit = orErrno(() => this.fd.run());
-    return typeof exit === 'number' ? { kind: 'errno', errno: -exit } : portExit(exit, this.fd.runData.exitReason);
+    // orErrno inlined: KVM_RUN is the one call made per exit, and a closure per call shows.
+    try {
+      return portExit(this.fd.run(), this.fd.runData.exitReason);
+    } catch (e) {
+      if (e instanceof KvmError) return { kind: 'errno', errno: e.errno };
+      throw e;
+    }
   }
 
   interrupt(vector: number): number {

@@ -227,11 +227,13 @@ export class VcpuFd {
     const run = this.runData;
     switch (run.exitReason) {
       case KVM_EXIT.IO: {
-        const io = run.io.get();
-        const data = this.pages.subarray(io.dataOffset, io.dataOffset + io.size * io.count);
-        return io.direction === KVM_EXIT_IO.OUT
-          ? { kind: 'IoOut', port: io.port, size: io.size, count: io.count, data }
-          : { kind: 'IoIn', port: io.port, size: io.size, count: io.count, data };
+        const size = run.ioSize;
+        const count = run.ioCount;
+        const at = run.ioDataOffset;
+        const data = this.pages.subarray(at, at + size * count);
+        return run.ioDirection === KVM_EXIT_IO.OUT
+          ? { kind: 'IoOut', port: run.ioPort, size, count, data }
+          : { kind: 'IoIn', port: run.ioPort, size, count, data };
       }
       case KVM_EXIT.MMIO: {
         const m = run.mmio.get();

@@ -77,15 +77,21 @@ export class KvmRun {
   setCr8(v: number): void { this.dv.setUint32(OFF.cr8, v, true); this.dv.setUint32(OFF.cr8 + 4, 0, true); }
   get apicBase(): bigint { return this.u64(OFF.apicBase); }
   set apicBase(v: bigint) { this.setU64(OFF.apicBase, v); }
+  /** apic_base from the vCPU's own value, which is never negative: no asUintN copy after every KVM_RUN. */
+  setApicBase(v: bigint): void { this.dv.setBigUint64(OFF.apicBase, v, true); }
 
   /** Clears the exit union, as a new exit overwrites it. */
   clearExit(): void { this.bytes.fill(0, OFF.unionStart, OFF.unionStart + 256); }
 
+  /** The io exit's fields one by one: the VMM reads them after every PIO exit, without an object. */
+  get ioDirection(): number { return this.u8(OFF.ioDirection); }
+  get ioSize(): number { return this.u8(OFF.ioSize); }
+  get ioPort(): number { return this.dv.getUint16(OFF.ioPort, true); }
+  get ioCount(): number { return this.u32(OFF.ioCount); }
+  get ioDataOffset(): number { return this.u32(OFF.ioDataOffset) + this.u32(OFF.ioDataOffset + 4) * 2 ** 32; }
+
   readonly io = {
-    get: () => ({
-      direction: this.u8(OFF.ioDirection), size: this.u8(OFF.ioSize), port: this.dv.getUint16(OFF.ioPort, true),
-      count: this.u32(OFF.ioCount), dataOffset: this.u32(OFF.ioDataOffset) + this.u32(OFF.ioDataOffset + 4) * 2 ** 32,
-    }),
+    get: () => ({ direction: this.ioDirection, size: this.ioSize, port: this.ioPort, count: this.ioCount, dataOffset: this.ioDataOffset }),
     set: (io: { direction: number; size: number; port: number; count: number; dataOffset: number }) => {
       this.setU8(OFF.ioDirection, io.direction); this.setU8(OFF.ioSize, io.size);
       this.dv.setUint16(OFF.ioPort, io.port, true); this.setU32(OFF.ioCount, io.count);
