@@ -86,7 +86,9 @@ export function vmxRootPrelude(s: VmxSilicon): void {
   if (cpu.cpl > 0) cpu.fault(VEC.GP, 0);
 }
 
-const physAligned = (pa: number): boolean => pa >= 0 && pa % 4096 === 0 && pa < 2 ** MAXPHYADDR;
+const MAX_PA = 2 ** MAXPHYADDR;
+/** 4 KiB aligned inside MAXPHYADDR; an integer below 2^53 has its low bits in `& 0xfff` (a floating-point % would be a library call). */
+const physAligned = (pa: number): boolean => pa >= 0 && pa < MAX_PA && (pa & 0xfff) === 0 && pa === Math.floor(pa);
 
 export function vmxon(s: VmxSilicon, pa: number): VmxStatus {
   const cpu = s.cpu;

@@ -10,7 +10,7 @@
  * and so writing back, the least recently current one when the cache is full); VMPTRLD of one that
  * is only makes it current; VMCLEAR writes it back and drops it.
  */
-import { CHUNK_SIZE, type PhysMemory } from '@kvmts/x86';
+import { CHUNK_SIZE, type PhysMemory, type Segment } from '@kvmts/x86';
 import { FIELD_COUNT, FIELD_WIDTH, FIELD_TYPE, VMCS_WIDTH, VMCS_TYPE } from './fields.js';
 
 export const VMCS_REGION = { REVISION: 0, ABORT: 4, LAUNCH_STATE: 8, DATA: 64 } as const;
@@ -76,6 +76,15 @@ export class VmcsCache {
 
   /** A control field changed since the silicon last decoded the controls. */
   controlsDirty = true;
+
+  /**
+   * The frozen segment registers the last VM entry installed in the processor, and those VM
+   * exits install from the host-state area (entry.ts, exit.ts), kept per VMCS like its fields.
+   */
+  readonly guestSegs: (Segment | null)[] = [null, null, null, null, null, null, null, null];
+  readonly hostSegs: (Segment | null)[] = [null, null, null, null, null, null, null, null];
+  /** A field the host segments are made from changed since they were made. */
+  hostSegsStale = true;
 
   markDirty(i: number): void {
     if (this.unsaved[i] === 0) {
@@ -223,7 +232,9 @@ export class VmcsCache {
   /** Writes the fields changed since the last load or write-back to the region (VMCLEAR, VMXOFF, or eviction). */
   flush(mem: PhysMemory): void {
     if (this.hpa === INVALID_VMCS_PTR) return;
-    mem.write8(this.hpa + VMCS_REGION.LAUNCH_STATE, this.launched ? 1 : 0);
+    const launch = this.launched ? 1 : 0;
+    // Stores only what changed, the launch state too (a write to DRAM is looked up among code pages).
+    if (mem.read8(this.hpa + VMCS_REGION.LAUNCH_STATE) !== launch) mem.write8(this.hpa + VMCS_REGION.LAUNCH_STATE, launch);
     if (this.unsavedCount === 0) return;
     mem.noteWrite(this.hpa + VMCS_REGION.DATA, FIELD_COUNT * 8);
     const slots = this.regionSlots(mem);
@@ -243,15 +254,19 @@ export const VMCS_CACHE_ENTRIES = 8;
 /**
  * The processor's set of on-chip VMCSs, keyed by region address, and which one is current.
  * `current` is never null: with no current VMCS it is a placeholder whose hpa is INVALID_VMCS_PTR.
+ * The lists are fixed arrays with counts: VMPTRLD and VMCLEAR (on the nested round trip) neither
+ * allocate nor resize an array.
  */
 export class VmcsCacheSet {
   /** Stands for "no current VMCS": never written, since every VMX instruction fails without a current VMCS. */
   private readonly none = new VmcsCache();
   current: VmcsCache = this.none;
-  /** On-chip entries, most recently current last. */
-  private readonly entries: VmcsCache[] = [];
-  /** Entries given back by VMCLEAR or eviction, reused so a VMPTRLD allocates nothing. */
-  private readonly free: VmcsCache[] = [];
+  /** On-chip entries [0, count), most recently current last. */
+  private readonly entries: VmcsCache[] = Array.from({ length: VMCS_CACHE_ENTRIES }, () => this.none);
+  private count = 0;
+  /** Entries given back by VMCLEAR or eviction [0, freeCount), reused so a VMPTRLD allocates nothing. */
+  private readonly free: VmcsCache[] = Array.from({ length: VMCS_CACHE_ENTRIES }, () => this.none);
+  private freeCount = 0;
 
   /** The on-chip entry for the region at `hpa`, or undefined. */
   find(hpa: number): VmcsCache | undefined {
@@ -261,32 +276,32 @@ export class VmcsCacheSet {
 
   private indexOf(hpa: number): number {
     const e = this.entries;
-    for (let k = e.length - 1; k >= 0; k--) if (e[k]!.hpa === hpa) return k;
+    for (let k = this.count - 1; k >= 0; k--) if (e[k]!.hpa === hpa) return k;
     return -1;
   }
 
-  /** Takes entry `k` out of the list (no array is allocated: VMPTRLD and VMCLEAR are on the nested round trip). */
+  /** Takes entry `k` out of the list, those after it moving down one. */
   private remove(k: number): VmcsCache {
     const e = this.entries;
     const v = e[k]!;
-    for (let j = k; j < e.length - 1; j++) e[j] = e[j + 1]!;
-    e.length--;
+    const last = --this.count;
+    for (let j = k; j < last; j++) e[j] = e[j + 1]!;
+    e[last] = this.none;
     return v;
   }
 
   /** VMPTRLD: makes the region at `hpa` current, reading it in unless it is on chip already. */
   makeCurrent(mem: PhysMemory, hpa: number): VmcsCache {
-    const e = this.entries;
     const k = this.indexOf(hpa);
     let v: VmcsCache;
     if (k >= 0) {
-      v = k === e.length - 1 ? e.pop()! : this.remove(k);
+      v = this.remove(k);
     } else {
-      if (e.length >= VMCS_CACHE_ENTRIES) this.evict(mem, this.remove(0));
-      v = this.free.pop() ?? new VmcsCache();
+      if (this.count === VMCS_CACHE_ENTRIES) this.evict(mem, this.remove(0));
+      v = this.freeCount > 0 ? this.free[--this.freeCount]! : new VmcsCache();
       v.load(mem, hpa);
     }
-    e.push(v);
+    this.entries[this.count++] = v;
     this.current = v;
     return v;
   }
@@ -308,8 +323,7 @@ export class VmcsCacheSet {
 
   /** VMXOFF: every on-chip VMCS written back. */
   flushAll(mem: PhysMemory): void {
-    for (const v of this.entries) this.evict(mem, v);
-    this.entries.length = 0;
+    while (this.count > 0) this.evict(mem, this.remove(this.count - 1));
     this.dropCurrent();
   }
 
@@ -317,6 +331,7 @@ export class VmcsCacheSet {
     v.flush(mem);
     if (this.current === v) this.current = this.none;
     v.hpa = INVALID_VMCS_PTR;
-    this.free.push(v);
+    // At most VMCS_CACHE_ENTRIES entries ever exist, so the free list has room.
+    this.free[this.freeCount++] = v;
   }
 }

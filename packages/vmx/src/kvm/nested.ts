@@ -1444,7 +1444,17 @@ const seg = (selector: number, base: number, limit: number, type: number, s: num
 /** The data segments of SDM 28.5.2 and the vmcs12 fields of their selectors. */
 const HOST_DATA_SEGS = [[VCPU_SREG.ES, FIELD.HOST_ES_SELECTOR], [VCPU_SREG.SS, FIELD.HOST_SS_SELECTOR], [VCPU_SREG.DS, FIELD.HOST_DS_SELECTOR],
   [VCPU_SREG.FS, FIELD.HOST_FS_SELECTOR], [VCPU_SREG.GS, FIELD.HOST_GS_SELECTOR]] as const;
-const GUEST_IA32_PAT_HIGH = VMCS.GUEST_IA32_PAT | 1;
+/** Guest-state rows of vmcs01 that load_vmcs12_host_state takes from vmcs12's host area (same order as HOST_STATE_FROM12). */
+const HOST_STATE_TO01 = [FIELD.GUEST_CR3, FIELD.GUEST_SYSENTER_CS, FIELD.GUEST_SYSENTER_ESP, FIELD.GUEST_SYSENTER_EIP, FIELD.GUEST_IDTR_BASE,
+  FIELD.GUEST_GDTR_BASE] as const;
+const HOST_STATE_FROM12 = [FIELD.HOST_CR3, FIELD.HOST_IA32_SYSENTER_CS, FIELD.HOST_IA32_SYSENTER_ESP, FIELD.HOST_IA32_SYSENTER_EIP,
+  FIELD.HOST_IDTR_BASE, FIELD.HOST_GDTR_BASE] as const;
+/** The rows it sets to fixed values (SDM 28.5.2, 28.5.1): IDTR/GDTR limits 0xffff, DR7 0x400, DEBUGCTL, interruptibility and activity 0. */
+const HOST_STATE_FIXED_ROWS = [FIELD.GUEST_IDTR_LIMIT, FIELD.GUEST_GDTR_LIMIT, FIELD.GUEST_DR7, FIELD.GUEST_IA32_DEBUGCTL,
+  FIELD.GUEST_INTERRUPTIBILITY_INFO, FIELD.GUEST_ACTIVITY_STATE] as const;
+const HOST_STATE_FIXED = Int32Array.from([0xffff, 0xffff, 0x400, 0, 0, 0]);
+const HOST_STATE_ROWS = Int16Array.from([...HOST_STATE_TO01, ...HOST_STATE_FIXED_ROWS]);
+const HOST_STATE_ROWS_PAT = Int16Array.from([...HOST_STATE_ROWS, FIELD.GUEST_IA32_PAT]);
 
 /** load_vmcs12_host_state (SDM 28.5): L1 continues at HOST_RIP in the state vmcs12's host area gives. */
 export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
@@ -1461,22 +1471,23 @@ export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
   vmxSetCr0(vcpu, cr0);
   vmxSetCr4(vcpu, v.lo(FIELD.HOST_CR4));
   a.cr3 = v.num(FIELD.HOST_CR3);
-  s.vmwriteNum(VMCS.GUEST_CR3, a.cr3);
-  s.vmwrite32(VMCS.GUEST_SYSENTER_CS, v.lo(FIELD.HOST_IA32_SYSENTER_CS));
-  s.vmwriteNum(VMCS.GUEST_SYSENTER_ESP, v.num(FIELD.HOST_IA32_SYSENTER_ESP));
-  s.vmwriteNum(VMCS.GUEST_SYSENTER_EIP, v.num(FIELD.HOST_IA32_SYSENTER_EIP));
-  s.vmwriteNum(VMCS.GUEST_IDTR_BASE, v.num(FIELD.HOST_IDTR_BASE));
-  s.vmwrite32(VMCS.GUEST_IDTR_LIMIT, 0xffff);
-  s.vmwriteNum(VMCS.GUEST_GDTR_BASE, v.num(FIELD.HOST_GDTR_BASE));
-  s.vmwrite32(VMCS.GUEST_GDTR_LIMIT, 0xffff);
-  if (exitCtl & VM_EXIT.LOAD_IA32_PAT) {
-    s.vmwrite32(VMCS.GUEST_IA32_PAT, v.lo(FIELD.HOST_IA32_PAT));
-    s.vmwrite32(GUEST_IA32_PAT_HIGH, v.hi(FIELD.HOST_IA32_PAT));
+  // The guest-state fields SDM 28.5 loads straight from vmcs12's host area: one run of VMWRITEs,
+  // HOST_STATE_ROWS' order, the PAT last and only when the exit loads it.
+  const n12 = HOST_STATE_FROM12.length;
+  for (let k = 0; k < n12; k++) {
+    rowLo[k] = v.lo(HOST_STATE_FROM12[k]!);
+    rowHi[k] = v.hi(HOST_STATE_FROM12[k]!);
   }
-  s.vmwriteNum(VMCS.GUEST_DR7, 0x400);
-  s.vmwrite32(VMCS.GUEST_IA32_DEBUGCTL, 0);
-  s.vmwrite32(VMCS.GUEST_INTERRUPTIBILITY_INFO, 0);
-  s.vmwrite32(VMCS.GUEST_ACTIVITY_STATE, 0);
+  for (let k = n12; k < HOST_STATE_ROWS.length; k++) {
+    rowLo[k] = HOST_STATE_FIXED[k - n12]!;
+    rowHi[k] = 0;
+  }
+  const loadPat = (exitCtl & VM_EXIT.LOAD_IA32_PAT) !== 0;
+  if (loadPat) {
+    rowLo[HOST_STATE_ROWS.length] = v.lo(FIELD.HOST_IA32_PAT);
+    rowHi[HOST_STATE_ROWS.length] = v.hi(FIELD.HOST_IA32_PAT);
+  }
+  vmwriteRows(s, HOST_STATE_ROWS_PAT, loadPat ? HOST_STATE_ROWS_PAT.length : HOST_STATE_ROWS.length, rowLo, rowHi);
   vmxSetSegment(vcpu, VCPU_SREG.CS, seg(v.lo(FIELD.HOST_CS_SELECTOR), 0, 0xffffffff, 11, 1, long ? 1 : 0, long ? 0 : 1, 1));
   for (const [sr, f] of HOST_DATA_SEGS) {
     const sel = v.lo(f);
