@@ -11,11 +11,21 @@ import {
   INTERCEPT_BIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, SVM_NESTED_CTL_NP_ENABLE, SWITCHED_SEG, TLB_CONTROL, cleanMaskAt,
   V_IRQ_MASK, V_TPR_MASK, VMCB, VMCB_CLEAN, VMCB_SEG,
 } from './fields.js';
-import { VmcbRegion, unsigned64 } from './region.js';
+import { VmcbRegion, getAddr, getSeg, put64, putSeg, unsigned64 } from './region.js';
 import { svmVmexitInvalid } from './exit.js';
 import { HOST_SAVED } from './host-saved.js';
 import { flushIfPagingChanged } from './tdp.js';
 import type { SvmSilicon } from './silicon.js';
+
+/** Dword indices of the save-area fields VMRUN reads and writes. */
+const SWITCHED_SEG_DW = SWITCHED_SEG.map((off) => off >>> 2);
+const GDTR_DW = VMCB_SEG.gdtr >>> 2, IDTR_DW = VMCB_SEG.idtr >>> 2;
+const EFER_DW = VMCB.efer >>> 2, CR0_DW = VMCB.cr0 >>> 2, CR2_DW = VMCB.cr2 >>> 2, CR3_DW = VMCB.cr3 >>> 2, CR4_DW = VMCB.cr4 >>> 2;
+const DR6_DW = VMCB.dr6 >>> 2, DR7_DW = VMCB.dr7 >>> 2, RFLAGS_DW = VMCB.rflags >>> 2, RIP_DW = VMCB.rip >>> 2;
+const RSP_DW = VMCB.rsp >>> 2, RAX_DW = VMCB.rax >>> 2, INT_STATE_DW = VMCB.int_state >>> 2;
+const INTERCEPT_DW = VMCB.intercept_cr >>> 2, TSC_OFFSET_DW = VMCB.tsc_offset >>> 2, ASID_DW = VMCB.asid >>> 2;
+const INT_CTL_DW = VMCB.int_ctl >>> 2, INT_VECTOR_DW = VMCB.int_vector >>> 2, NESTED_CTL_DW = VMCB.nested_ctl >>> 2, G_PAT_DW = VMCB.g_pat >>> 2;
+const CLEAN_DW = VMCB.clean >>> 2, EVENT_INJ_DW = VMCB.event_inj >>> 2, NEXT_RIP_DW = VMCB.next_rip >>> 2;
 
 /**
  * The host state VMRUN saves (APM 15.5.1): ES, CS, SS, DS, GDTR, IDTR, EFER, CR0, CR3, CR4,
@@ -27,45 +37,48 @@ import type { SvmSilicon } from './silicon.js';
 export function saveHost(svm: SvmSilicon, h: VmcbRegion, nextRip: number): void {
   const cpu = svm.cpu;
   const rec = svm.hostSaved;
+  const m = h.u32;
   const fresh = svm.hostSavedPa !== h.pa;
   svm.hostSavedPa = h.pa;
+  const seg = cpu.seg;
   for (let i = 0; i < 4; i++) {
-    const s = cpu.seg[i]!;
-    svm.hostSeg[i] = s;
+    const s = (svm.hostSeg[i] = seg[i]!);
     const k = HOST_SAVED.SEG + 4 * i;
     if (fresh || rec[k] !== s.selector || rec[k + 1] !== s.base || rec[k + 2] !== s.limit || rec[k + 3] !== s.ar) {
       rec[k] = s.selector; rec[k + 1] = s.base; rec[k + 2] = s.limit; rec[k + 3] = s.ar;
-      h.writeSeg(SWITCHED_SEG[i]!, s);
+      putSeg(m, SWITCHED_SEG_DW[i]!, s);
     }
   }
-  svm.hostGdtr = cpu.gdtr;
-  svm.hostIdtr = cpu.idtr;
-  if (fresh || rec[HOST_SAVED.GDTR_BASE] !== cpu.gdtr.base || rec[HOST_SAVED.GDTR_LIMIT] !== cpu.gdtr.limit) {
-    rec[HOST_SAVED.GDTR_BASE] = cpu.gdtr.base; rec[HOST_SAVED.GDTR_LIMIT] = cpu.gdtr.limit;
-    h.writeDtr(VMCB_SEG.gdtr, cpu.gdtr);
+  const gdtr = (svm.hostGdtr = cpu.gdtr);
+  const idtr = (svm.hostIdtr = cpu.idtr);
+  if (fresh || rec[HOST_SAVED.GDTR_BASE] !== gdtr.base || rec[HOST_SAVED.GDTR_LIMIT] !== gdtr.limit) {
+    rec[HOST_SAVED.GDTR_BASE] = gdtr.base; rec[HOST_SAVED.GDTR_LIMIT] = gdtr.limit;
+    m[GDTR_DW + 1] = gdtr.limit;
+    put64(m, GDTR_DW + 2, gdtr.base);
   }
-  if (fresh || rec[HOST_SAVED.IDTR_BASE] !== cpu.idtr.base || rec[HOST_SAVED.IDTR_LIMIT] !== cpu.idtr.limit) {
-    rec[HOST_SAVED.IDTR_BASE] = cpu.idtr.base; rec[HOST_SAVED.IDTR_LIMIT] = cpu.idtr.limit;
-    h.writeDtr(VMCB_SEG.idtr, cpu.idtr);
+  if (fresh || rec[HOST_SAVED.IDTR_BASE] !== idtr.base || rec[HOST_SAVED.IDTR_LIMIT] !== idtr.limit) {
+    rec[HOST_SAVED.IDTR_BASE] = idtr.base; rec[HOST_SAVED.IDTR_LIMIT] = idtr.limit;
+    m[IDTR_DW + 1] = idtr.limit;
+    put64(m, IDTR_DW + 2, idtr.base);
   }
-  save64(rec, h, fresh, HOST_SAVED.EFER, VMCB.efer, cpu.efer);
-  save64(rec, h, fresh, HOST_SAVED.CR0, VMCB.cr0, cpu.cr0 >>> 0);
-  save64(rec, h, fresh, HOST_SAVED.CR3, VMCB.cr3, cpu.cr3);
-  save64(rec, h, fresh, HOST_SAVED.CR4, VMCB.cr4, cpu.cr4 >>> 0);
-  save64(rec, h, fresh, HOST_SAVED.RFLAGS, VMCB.rflags, cpu.getRflags() >>> 0);
-  save64(rec, h, fresh, HOST_SAVED.RIP, VMCB.rip, nextRip);
-  save32(rec, h, fresh, HOST_SAVED.RSP_LO, VMCB.rsp, cpu.gpr[4]!);
-  save32(rec, h, fresh, HOST_SAVED.RSP_HI, VMCB.rsp + 4, cpu.gprHi[4]!);
-  save32(rec, h, fresh, HOST_SAVED.RAX_LO, VMCB.rax, cpu.gpr[0]!);
-  save32(rec, h, fresh, HOST_SAVED.RAX_HI, VMCB.rax + 4, cpu.gprHi[0]!);
+  save64(rec, m, fresh, HOST_SAVED.EFER, EFER_DW, cpu.efer);
+  save64(rec, m, fresh, HOST_SAVED.CR0, CR0_DW, cpu.cr0 >>> 0);
+  save64(rec, m, fresh, HOST_SAVED.CR3, CR3_DW, cpu.cr3);
+  save64(rec, m, fresh, HOST_SAVED.CR4, CR4_DW, cpu.cr4 >>> 0);
+  save64(rec, m, fresh, HOST_SAVED.RFLAGS, RFLAGS_DW, cpu.getRflags() >>> 0);
+  save64(rec, m, fresh, HOST_SAVED.RIP, RIP_DW, nextRip);
+  save32(rec, m, fresh, HOST_SAVED.RSP_LO, RSP_DW, cpu.gpr[4]!);
+  save32(rec, m, fresh, HOST_SAVED.RSP_HI, RSP_DW + 1, cpu.gprHi[4]!);
+  save32(rec, m, fresh, HOST_SAVED.RAX_LO, RAX_DW, cpu.gpr[0]!);
+  save32(rec, m, fresh, HOST_SAVED.RAX_HI, RAX_DW + 1, cpu.gprHi[0]!);
 }
 
-function save64(rec: Float64Array, h: VmcbRegion, fresh: boolean, k: number, off: number, value: number): void {
-  if (fresh || rec[k] !== value) { rec[k] = value; h.w64(off, value); }
+function save64(rec: Float64Array, m: Uint32Array, fresh: boolean, k: number, d: number, value: number): void {
+  if (fresh || rec[k] !== value) { rec[k] = value; put64(m, d, value); }
 }
 
-function save32(rec: Float64Array, h: VmcbRegion, fresh: boolean, k: number, off: number, value: number): void {
-  if (fresh || rec[k] !== value) { rec[k] = value; h.w32(off, value); }
+function save32(rec: Float64Array, m: Uint32Array, fresh: boolean, k: number, d: number, value: number): void {
+  if (fresh || rec[k] !== value) { rec[k] = value; m[d] = value; }
 }
 
 /** EFER bits that exist (SCE, LME, LMA, NXE, SVME, LMSLE, FFXSR, TCE); the rest must be zero. */
@@ -125,9 +138,16 @@ export const VMRUN_CHECKS: readonly VmrunCheck[] = [
 
 /** Every dword some check reads, and for each check the bit mask of its dwords in that list. */
 const CHECK_DWORDS = [...new Set(VMRUN_CHECKS.flatMap((c) => c.deps))];
-/** The clean bit of each checked dword: state the processor takes from its cache was checked when it was loaded. */
-const CHECK_DWORD_CLEAN = CHECK_DWORDS.map(cleanMaskAt);
+const CHECK_DWORD_INDEX = Int32Array.from(CHECK_DWORDS, (off) => off >>> 2);
 const CHECK_MASKS = VMRUN_CHECKS.map((c) => c.deps.reduce((m, d) => m | (1 << CHECK_DWORDS.indexOf(d)), 0));
+/**
+ * The checked dwords grouped by the clean bit covering them (mask 0: none, read at every VMRUN):
+ * state the processor takes from its cache was checked when it was loaded.
+ */
+const CHECK_GROUPS = [...new Set(CHECK_DWORDS.map(cleanMaskAt))].map((mask) => ({
+  mask,
+  dwords: Int32Array.from(CHECK_DWORDS.flatMap((off, i) => (cleanMaskAt(off) === mask ? [i] : []))),
+}));
 
 /** Runs every check; the first failure's name, or null. */
 export function svmVmrunConsistencyCheck(v: VmcbRegion): string | null {
@@ -151,11 +171,19 @@ export class VmrunCheckCache {
  * already checked, so their dwords are not read again.
  */
 export function svmVmrunConsistencyCheckIncremental(v: VmcbRegion, cache: VmrunCheckCache, clean = 0): string | null {
+  const m = v.u32;
+  const words = cache.words;
+  const skip = cache.valid ? clean : 0;
   let changed = 0;
-  for (let i = 0; i < CHECK_DWORDS.length; i++) {
-    if ((clean & CHECK_DWORD_CLEAN[i]!) !== 0 && cache.valid) continue;
-    const w = v.r32(CHECK_DWORDS[i]!);
-    if (w !== cache.words[i]) { cache.words[i] = w; changed |= 1 << i; }
+  for (let g = 0; g < CHECK_GROUPS.length; g++) {
+    const group = CHECK_GROUPS[g]!;
+    if ((skip & group.mask) !== 0) continue;
+    const dwords = group.dwords;
+    for (let j = 0; j < dwords.length; j++) {
+      const i = dwords[j]!;
+      const w = m[CHECK_DWORD_INDEX[i]!]!;
+      if (w !== words[i]) { words[i] = w; changed |= 1 << i; }
+    }
   }
   if (cache.valid && changed === 0) return null;
   const all = !cache.valid;
@@ -176,13 +204,15 @@ export function svmVmrunConsistencyCheckIncremental(v: VmcbRegion, cache: VmrunC
  */
 export function svmEnterGuest(svm: SvmSilicon, vmcbPa: number, hostNextRip: number): boolean {
   const cpu = svm.cpu;
-  const v = svm.vmcbAt(vmcbPa);
-  svm.vmcb = v;
   saveHost(svm, svm.hsave(), hostNextRip);
+  const page = svm.pageOf(vmcbPa);
+  const v = page.region;
+  const m = v.u32;
+  svm.vmcb = v;
   svm.hostCr8 = cpu.cr8;
   // Clean bits count only for the VMCB whose state this processor holds (15.15.3).
-  const clean = vmcbPa === svm.cachedVmcbPa ? v.r32(VMCB.clean) : 0;
-  const failed = svmVmrunConsistencyCheckIncremental(v, svm.checkCacheFor(vmcbPa), clean);
+  const clean = vmcbPa === svm.cachedVmcbPa ? m[CLEAN_DW]! : 0;
+  const failed = svmVmrunConsistencyCheckIncremental(v, page.checks, clean);
   svm.entryFailure = failed;
   if (failed !== null) {
     svmVmexitInvalid(svm, v);
@@ -201,11 +231,11 @@ export function svmEnterGuest(svm: SvmSilicon, vmcbPa: number, hostNextRip: numb
   else flushIfPagingChanged(cpu, svm.asid, svm.paging);
   // EVENTINJ is delivered before the first guest instruction, from inside the run loop so that
   // a fault while delivering it can #VMEXIT like any other.
-  const inj = v.r32(VMCB.event_inj);
+  const inj = m[EVENT_INJ_DW]!;
   if (inj & SVM_EVTINJ.VALID) {
     svm.pendingInj = inj;
-    svm.pendingInjErr = v.r32(VMCB.event_inj + 4);
-    svm.pendingInjNextRip = v.rAddr(VMCB.next_rip);
+    svm.pendingInjErr = m[EVENT_INJ_DW + 1]!;
+    svm.pendingInjNextRip = getAddr(m, NEXT_RIP_DW);
   }
   if (svm.pendingInj !== 0 || (svm.intCtl & V_IRQ_MASK) !== 0 || cpu.pendingInterrupt >= 0 || cpu.pendingNmi) cpu.attention = true;
   return true;
@@ -227,11 +257,12 @@ function mapView(mem: PhysMemory, pa: number, len: number): Uint8Array | null {
 
 /** The control area the silicon acts on while the guest runs, read at VMRUN unless clean. */
 function loadControl(svm: SvmSilicon, v: VmcbRegion, clean: number): void {
+  const m = v.u32;
   if (isDirty(clean, VMCB_CLEAN.INTERCEPTS)) {
-    for (let i = 0; i < 6; i++) svm.intercepts[i] = v.r32(VMCB.intercept_cr + 4 * i);
+    for (let i = 0; i < 6; i++) svm.intercepts[i] = m[INTERCEPT_DW + i]!;
     svm.pauseFilterCount = v.r16(VMCB.pause_filter_count);
-    const offLo = v.r32(VMCB.tsc_offset);
-    const offHi = v.r32(VMCB.tsc_offset + 4);
+    const offLo = m[TSC_OFFSET_DW]!;
+    const offHi = m[TSC_OFFSET_DW + 1]!;
     if (offLo !== svm.tscOffsetLo || offHi !== svm.tscOffsetHi) {
       svm.tscOffsetLo = offLo;
       svm.tscOffsetHi = offHi;
@@ -245,16 +276,16 @@ function loadControl(svm: SvmSilicon, v: VmcbRegion, clean: number): void {
     svm.iopm = mapView(svm.mem, svm.iopmPa, IOPM_BYTES);
     svm.msrpm = mapView(svm.mem, svm.msrpmPa, MSRPM_BYTES);
   }
-  if (isDirty(clean, VMCB_CLEAN.ASID)) svm.asid = v.r32(VMCB.asid);
+  if (isDirty(clean, VMCB_CLEAN.ASID)) svm.asid = m[ASID_DW]!;
   if (isDirty(clean, VMCB_CLEAN.INTR)) {
-    svm.intCtl = v.r32(VMCB.int_ctl);
-    svm.intVector = v.r32(VMCB.int_vector) & 0xff;
+    svm.intCtl = m[INT_CTL_DW]!;
+    svm.intVector = m[INT_VECTOR_DW]! & 0xff;
   }
-  svm.npEnable = (v.r32(VMCB.nested_ctl) & SVM_NESTED_CTL_NP_ENABLE) !== 0;
+  svm.npEnable = (m[NESTED_CTL_DW]! & SVM_NESTED_CTL_NP_ENABLE) !== 0;
   if (isDirty(clean, VMCB_CLEAN.NPT)) {
     svm.nCr3 = v.rPa(VMCB.nested_cr3);
-    svm.gPatLo = v.r32(VMCB.g_pat);
-    svm.gPatHi = v.r32(VMCB.g_pat + 4);
+    svm.gPatLo = m[G_PAT_DW]!;
+    svm.gPatHi = m[G_PAT_DW + 1]!;
   }
 }
 
@@ -264,12 +295,18 @@ function loadControl(svm: SvmSilicon, v: VmcbRegion, clean: number): void {
  */
 function loadGuest(svm: SvmSilicon, v: VmcbRegion, clean: number): void {
   const cpu = svm.cpu;
+  const m = v.u32;
+  const kept = svm.guestSeg;
   if (isDirty(clean, VMCB_CLEAN.SEG)) {
-    for (let i = 0; i < 4; i++) v.loadSeg(SWITCHED_SEG[i]!, svm.guestSeg[i]!);
+    for (let i = 0; i < 4; i++) getSeg(m, SWITCHED_SEG_DW[i]!, kept[i]!);
     // CS is always usable, even with a zero attribute in real mode as some VMMs leave it.
-    svm.guestSeg[1]!.ar &= ~AR.UNUSABLE;
+    kept[1]!.ar &= ~AR.UNUSABLE;
   }
-  for (let i = 0; i < 4; i++) cpu.seg[i] = svm.guestSeg[i]!;
+  const seg = cpu.seg;
+  seg[0] = kept[0]!;
+  seg[1] = kept[1]!;
+  seg[2] = kept[2]!;
+  seg[3] = kept[3]!;
   if (isDirty(clean, VMCB_CLEAN.DT)) {
     v.loadDtr(VMCB_SEG.gdtr, svm.guestGdtr);
     v.loadDtr(VMCB_SEG.idtr, svm.guestIdtr);
@@ -277,27 +314,27 @@ function loadGuest(svm: SvmSilicon, v: VmcbRegion, clean: number): void {
   cpu.gdtr = svm.guestGdtr;
   cpu.idtr = svm.guestIdtr;
   if (isDirty(clean, VMCB_CLEAN.CR)) {
-    svm.guestEfer = v.r32(VMCB.efer);
-    svm.guestCr0 = v.r32(VMCB.cr0) | 0;
+    svm.guestEfer = m[EFER_DW]!;
+    svm.guestCr0 = m[CR0_DW]! | 0;
     svm.guestCr3 = v.rPa(VMCB.cr3);
-    svm.guestCr4 = v.r32(VMCB.cr4);
+    svm.guestCr4 = m[CR4_DW]!;
   }
   cpu.efer = svm.guestEfer;
   cpu.cr0 = svm.guestCr0;
   cpu.cr3 = svm.guestCr3;
   cpu.cr4 = svm.guestCr4;
-  cpu.cr2 = v.rAddr(VMCB.cr2);
+  cpu.cr2 = getAddr(m, CR2_DW);
   if (isDirty(clean, VMCB_CLEAN.DR)) {
-    svm.guestDr6 = v.r32(VMCB.dr6);
-    svm.guestDr7 = v.r32(VMCB.dr7);
+    svm.guestDr6 = m[DR6_DW]!;
+    svm.guestDr7 = m[DR7_DW]!;
   }
   cpu.dr[6] = svm.guestDr6;
   cpu.dr[7] = svm.guestDr7;
-  cpu.setRflags(v.r32(VMCB.rflags));
-  cpu.rip = v.rAddr(VMCB.rip);
-  cpu.gpr[4] = v.r32(VMCB.rsp); cpu.gprHi[4] = v.r32(VMCB.rsp + 4);
-  cpu.gpr[0] = v.r32(VMCB.rax); cpu.gprHi[0] = v.r32(VMCB.rax + 4);
+  cpu.setRflags(m[RFLAGS_DW]!);
+  cpu.rip = getAddr(m, RIP_DW);
+  cpu.gpr[4] = m[RSP_DW]!; cpu.gprHi[4] = m[RSP_DW + 1]!;
+  cpu.gpr[0] = m[RAX_DW]!; cpu.gprHi[0] = m[RAX_DW + 1]!;
   cpu.cr8 = svm.intCtl & V_TPR_MASK;
-  cpu.interruptibility = v.r32(VMCB.int_state) & SVM_INTERRUPT_SHADOW_MASK ? INTERRUPTIBILITY.STI : 0;
+  cpu.interruptibility = m[INT_STATE_DW]! & SVM_INTERRUPT_SHADOW_MASK ? INTERRUPTIBILITY.STI : 0;
   cpu.stateChanged();
 }

@@ -4,8 +4,8 @@
  * fails its consistency checks exits the same way with exit_code VMEXIT_INVALID (-1).
  */
 import { CR0, EVENT_TYPE, INTERRUPTIBILITY, STOP } from '@kvmts/x86';
-import { SVM_EXIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, SWITCHED_SEG, V_IRQ_MASK, V_TPR_MASK, VMCB, VMCB_SEG } from './fields.js';
-import type { VmcbRegion } from './region.js';
+import { SVM_EXIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, V_IRQ_MASK, V_TPR_MASK, VMCB, VMCB_SEG } from './fields.js';
+import { put64, putSeg, type VmcbRegion } from './region.js';
 import { notePaging } from './tdp.js';
 import { HOST_SAVED } from './host-saved.js';
 import type { SvmSilicon } from './silicon.js';
@@ -46,21 +46,28 @@ export function svmVmexitInsn(svm: SvmSilicon, exitCode: number, info1Lo: number
   return true;
 }
 
+const EXIT_CODE = VMCB.exit_code >>> 2, EXIT_INFO_1 = VMCB.exit_info_1 >>> 2, EXIT_INFO_2 = VMCB.exit_info_2 >>> 2;
+const EXIT_INT_INFO = VMCB.exit_int_info >>> 2, NEXT_RIP = VMCB.next_rip >>> 2, EVENT_INJ = VMCB.event_inj >>> 2;
+
 /** #VMEXIT proper: exit information, guest-state save, host-state load. */
 function recordVmexit(svm: SvmSilicon, exitCode: number, info1Lo: number, info1Hi: number, info2Lo: number, info2Hi: number, guestRip: number, nextRip: number): void {
   const cpu = svm.cpu;
   const v = svm.vmcb!;
+  const m = v.u32;
   cpu.rip = guestRip;
   // Exit information.
-  v.w32(VMCB.exit_code, exitCode);
-  v.w32(VMCB.exit_code_hi, exitCode < 0 ? -1 : 0);
-  v.w64Halves(VMCB.exit_info_1, info1Lo, info1Hi);
-  v.w64Halves(VMCB.exit_info_2, info2Lo, info2Hi);
-  const intInfo = svm.pendingInj !== 0 ? svm.pendingInj : toExitIntInfo(cpu.vectoringInfo);
-  v.w32(VMCB.exit_int_info, intInfo);
-  v.w32(VMCB.exit_int_info_err, svm.pendingInj !== 0 ? svm.pendingInjErr : intInfo & SVM_EVTINJ.VALID_ERR ? cpu.vectoringErrorCode : 0);
-  v.w64(VMCB.next_rip, nextRip);
-  v.w32(VMCB.event_inj, 0);
+  m[EXIT_CODE] = exitCode;
+  m[EXIT_CODE + 1] = exitCode < 0 ? -1 : 0;
+  m[EXIT_INFO_1] = info1Lo;
+  m[EXIT_INFO_1 + 1] = info1Hi;
+  m[EXIT_INFO_2] = info2Lo;
+  m[EXIT_INFO_2 + 1] = info2Hi;
+  const injecting = svm.pendingInj !== 0;
+  const intInfo = injecting ? svm.pendingInj : toExitIntInfo(cpu.vectoringInfo);
+  m[EXIT_INT_INFO] = intInfo;
+  m[EXIT_INT_INFO + 1] = injecting ? svm.pendingInjErr : intInfo & SVM_EVTINJ.VALID_ERR ? cpu.vectoringErrorCode : 0;
+  put64(m, NEXT_RIP, nextRip);
+  m[EVENT_INJ] = 0;
   svm.pendingInj = 0;
   cpu.vectoringInfo = 0;
   // Guest state (the VMRUN subset; FS, GS, TR, LDTR and the syscall MSRs are VMSAVE's).
@@ -71,35 +78,61 @@ function recordVmexit(svm: SvmSilicon, exitCode: number, info1Lo: number, info1H
   loadHost(svm);
 }
 
+const ES = VMCB_SEG.es >>> 2, CS = VMCB_SEG.cs >>> 2, SS = VMCB_SEG.ss >>> 2, DS = VMCB_SEG.ds >>> 2;
+const GDTR = VMCB_SEG.gdtr >>> 2, IDTR = VMCB_SEG.idtr >>> 2;
+const EFER_DW = VMCB.efer >>> 2, CR0_DW = VMCB.cr0 >>> 2, CR2_DW = VMCB.cr2 >>> 2, CR3_DW = VMCB.cr3 >>> 2, CR4_DW = VMCB.cr4 >>> 2;
+const DR6_DW = VMCB.dr6 >>> 2, DR7_DW = VMCB.dr7 >>> 2, RFLAGS_DW = VMCB.rflags >>> 2, RIP_DW = VMCB.rip >>> 2;
+const RSP_DW = VMCB.rsp >>> 2, RAX_DW = VMCB.rax >>> 2, G_PAT_DW = VMCB.g_pat >>> 2, INT_CTL_DW = VMCB.int_ctl >>> 2, INT_STATE_DW = VMCB.int_state >>> 2;
+
+/** The guest's ES, CS, SS, DS, GDTR and IDTR into the VMCB, kept (as the CPU holds them, objects included) for the next VMRUN. */
+function saveGuestSegments(svm: SvmSilicon, m: Uint32Array): void {
+  const cpu = svm.cpu;
+  const seg = cpu.seg;
+  const kept = svm.guestSeg;
+  putSeg(m, ES, (kept[0] = seg[0]!));
+  putSeg(m, CS, (kept[1] = seg[1]!));
+  putSeg(m, SS, (kept[2] = seg[2]!));
+  putSeg(m, DS, (kept[3] = seg[3]!));
+  const gdtr = (svm.guestGdtr = cpu.gdtr);
+  const idtr = (svm.guestIdtr = cpu.idtr);
+  m[GDTR + 1] = gdtr.limit;
+  put64(m, GDTR + 2, gdtr.base);
+  m[IDTR + 1] = idtr.limit;
+  put64(m, IDTR + 2, idtr.base);
+}
+
 function saveGuest(svm: SvmSilicon, v: VmcbRegion): void {
   const cpu = svm.cpu;
-  // The guest's registers are kept as they are (the CPU may have replaced the objects) for the next VMRUN.
-  for (let i = 0; i < 4; i++) {
-    const g = cpu.seg[i]!;
-    svm.guestSeg[i] = g;
-    v.writeSeg(SWITCHED_SEG[i]!, g);
-  }
-  svm.guestGdtr = cpu.gdtr;
-  svm.guestIdtr = cpu.idtr;
-  v.writeDtr(VMCB_SEG.gdtr, cpu.gdtr);
-  v.writeDtr(VMCB_SEG.idtr, cpu.idtr);
+  const m = v.u32;
+  saveGuestSegments(svm, m);
   v.w8(VMCB.cpl, cpu.cpl);
   // EFER, CR0, CR4, DR6, DR7 and RFLAGS are 32 bits wide here: their high halves are zero.
-  v.w64Halves(VMCB.efer, (svm.guestEfer = cpu.efer), 0);
-  v.w64Halves(VMCB.cr0, (svm.guestCr0 = cpu.cr0), 0);
-  v.w64(VMCB.cr2, cpu.cr2);
-  v.w64(VMCB.cr3, (svm.guestCr3 = cpu.cr3));
-  v.w64Halves(VMCB.cr4, (svm.guestCr4 = cpu.cr4), 0);
-  v.w64Halves(VMCB.dr6, (svm.guestDr6 = cpu.dr[6]!), 0);
-  v.w64Halves(VMCB.dr7, (svm.guestDr7 = cpu.dr[7]!), 0);
-  v.w64Halves(VMCB.rflags, cpu.getRflags(), 0);
-  v.w64(VMCB.rip, cpu.rip);
-  v.w64Halves(VMCB.rsp, cpu.gpr[4]!, cpu.gprHi[4]!);
-  v.w64Halves(VMCB.rax, cpu.gpr[0]!, cpu.gprHi[0]!);
-  v.w64Halves(VMCB.g_pat, svm.gPatLo, svm.gPatHi);
+  m[EFER_DW] = svm.guestEfer = cpu.efer;
+  m[EFER_DW + 1] = 0;
+  m[CR0_DW] = svm.guestCr0 = cpu.cr0;
+  m[CR0_DW + 1] = 0;
+  put64(m, CR2_DW, cpu.cr2);
+  put64(m, CR3_DW, (svm.guestCr3 = cpu.cr3));
+  m[CR4_DW] = svm.guestCr4 = cpu.cr4;
+  m[CR4_DW + 1] = 0;
+  const dr = cpu.dr;
+  m[DR6_DW] = svm.guestDr6 = dr[6]!;
+  m[DR6_DW + 1] = 0;
+  m[DR7_DW] = svm.guestDr7 = dr[7]!;
+  m[DR7_DW + 1] = 0;
+  m[RFLAGS_DW] = cpu.getRflags();
+  m[RFLAGS_DW + 1] = 0;
+  put64(m, RIP_DW, cpu.rip);
+  m[RSP_DW] = cpu.gpr[4]!;
+  m[RSP_DW + 1] = cpu.gprHi[4]!;
+  m[RAX_DW] = cpu.gpr[0]!;
+  m[RAX_DW + 1] = cpu.gprHi[0]!;
+  m[G_PAT_DW] = svm.gPatLo;
+  m[G_PAT_DW + 1] = svm.gPatHi;
   // The virtual interrupt state the guest leaves behind: V_TPR follows CR8, V_IRQ is cleared once taken.
-  v.w32(VMCB.int_ctl, (svm.intCtl & ~(V_TPR_MASK | V_IRQ_MASK)) | (cpu.cr8 & V_TPR_MASK) | (svm.intCtl & V_IRQ_MASK));
-  v.w32(VMCB.int_state, cpu.interruptibility & (INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS) ? SVM_INTERRUPT_SHADOW_MASK : 0);
+  const intCtl = svm.intCtl;
+  m[INT_CTL_DW] = (intCtl & ~(V_TPR_MASK | V_IRQ_MASK)) | (cpu.cr8 & V_TPR_MASK) | (intCtl & V_IRQ_MASK);
+  m[INT_STATE_DW] = cpu.interruptibility & (INTERRUPTIBILITY.STI | INTERRUPTIBILITY.MOV_SS) ? SVM_INTERRUPT_SHADOW_MASK : 0;
 }
 
 /** Loads the host state VMRUN saved, as the processor kept it (APM 15.6 list), with DR7 disabled and CPL 0. */

@@ -7,49 +7,60 @@
  * RIP convention with the CPU (Bochs style): during execute() cpu.rip is already the next RIP
  * and cpu.insnStart the instruction's own; a fault restores RIP to the start.
  */
-import { EFER, CR0, RFLAGS, VEC, VIRT_OP, STOP, type InsnOperand, type StopReason, type VirtOp } from '@kvmts/x86';
+import { EFER, CR0, RFLAGS, SEG, VEC, VIRT_OP, STOP, type InsnOperand, type StopReason, type VirtOp } from '@kvmts/x86';
 import { MAX_PA } from './caps.js';
 import { INTERCEPT_BIT, SVM_EXIT, VMCB, VMCB_SEG } from './fields.js';
-import type { VmcbRegion } from './region.js';
+import { getAddr, getSeg, put64, putSeg, type VmcbRegion } from './region.js';
 import { exitInsn, isIntercept } from './intercepts.js';
 import { svmVmexit } from './exit.js';
 import { svmEnterGuest } from './entry.js';
 import type { SvmSilicon } from './silicon.js';
 
+const FS = VMCB_SEG.fs >>> 2, GS = VMCB_SEG.gs >>> 2, TR = VMCB_SEG.tr >>> 2, LDTR = VMCB_SEG.ldtr >>> 2;
+const KERNEL_GS_BASE = VMCB.kernel_gs_base >>> 2, STAR = VMCB.star >>> 2, LSTAR = VMCB.lstar >>> 2, CSTAR = VMCB.cstar >>> 2;
+const SFMASK = VMCB.sfmask >>> 2, SYSENTER_CS = VMCB.sysenter_cs >>> 2, SYSENTER_ESP = VMCB.sysenter_esp >>> 2, SYSENTER_EIP = VMCB.sysenter_eip >>> 2;
+
 /** VMLOAD (15.5.2): FS, GS, TR, LDTR with their hidden state, KernelGsBase, STAR, LSTAR, CSTAR, SFMASK, SYSENTER_CS/ESP/EIP. */
 export function vmloadState(svm: SvmSilicon, v: VmcbRegion): void {
   const cpu = svm.cpu;
-  v.loadSeg(VMCB_SEG.fs, cpu.seg[4]!);
-  v.loadSeg(VMCB_SEG.gs, cpu.seg[5]!);
-  v.loadSeg(VMCB_SEG.tr, cpu.seg[7]!);
-  v.loadSeg(VMCB_SEG.ldtr, cpu.seg[6]!);
-  cpu.kernelGsBase = v.rAddr(VMCB.kernel_gs_base);
-  cpu.starLo = v.r32(VMCB.star);
-  cpu.starHi = v.r32(VMCB.star + 4);
-  cpu.lstar = v.rAddr(VMCB.lstar);
-  cpu.cstar = v.rAddr(VMCB.cstar);
-  cpu.sfmask = v.r32(VMCB.sfmask);
-  cpu.sysenterCs = v.r32(VMCB.sysenter_cs);
-  cpu.sysenterEsp = v.rAddr(VMCB.sysenter_esp);
-  cpu.sysenterEip = v.rAddr(VMCB.sysenter_eip);
+  const m = v.u32;
+  const seg = cpu.seg;
+  getSeg(m, FS, seg[SEG.FS]!);
+  getSeg(m, GS, seg[SEG.GS]!);
+  getSeg(m, TR, seg[SEG.TR]!);
+  getSeg(m, LDTR, seg[SEG.LDTR]!);
+  cpu.kernelGsBase = getAddr(m, KERNEL_GS_BASE);
+  cpu.starLo = m[STAR]!;
+  cpu.starHi = m[STAR + 1]!;
+  cpu.lstar = getAddr(m, LSTAR);
+  cpu.cstar = getAddr(m, CSTAR);
+  cpu.sfmask = m[SFMASK]!;
+  cpu.sysenterCs = m[SYSENTER_CS]!;
+  cpu.sysenterEsp = getAddr(m, SYSENTER_ESP);
+  cpu.sysenterEip = getAddr(m, SYSENTER_EIP);
   // FS, GS, TR and LDTR decide nothing stateChanged() caches (mode, CPL, sizes).
 }
 
-/** VMSAVE: the same subset, stored. */
+/** VMSAVE: the same subset, stored (SFMASK and SYSENTER_CS are 32 bits wide: their high dwords are zero). */
 export function vmsaveState(svm: SvmSilicon, v: VmcbRegion): void {
   const cpu = svm.cpu;
-  v.writeSeg(VMCB_SEG.fs, cpu.seg[4]!);
-  v.writeSeg(VMCB_SEG.gs, cpu.seg[5]!);
-  v.writeSeg(VMCB_SEG.tr, cpu.seg[7]!);
-  v.writeSeg(VMCB_SEG.ldtr, cpu.seg[6]!);
-  v.w64(VMCB.kernel_gs_base, cpu.kernelGsBase);
-  v.w64Halves(VMCB.star, cpu.starLo, cpu.starHi);
-  v.w64(VMCB.lstar, cpu.lstar);
-  v.w64(VMCB.cstar, cpu.cstar);
-  v.w64(VMCB.sfmask, cpu.sfmask >>> 0);
-  v.w64(VMCB.sysenter_cs, cpu.sysenterCs >>> 0);
-  v.w64(VMCB.sysenter_esp, cpu.sysenterEsp);
-  v.w64(VMCB.sysenter_eip, cpu.sysenterEip);
+  const m = v.u32;
+  const seg = cpu.seg;
+  putSeg(m, FS, seg[SEG.FS]!);
+  putSeg(m, GS, seg[SEG.GS]!);
+  putSeg(m, TR, seg[SEG.TR]!);
+  putSeg(m, LDTR, seg[SEG.LDTR]!);
+  put64(m, KERNEL_GS_BASE, cpu.kernelGsBase);
+  m[STAR] = cpu.starLo;
+  m[STAR + 1] = cpu.starHi;
+  put64(m, LSTAR, cpu.lstar);
+  put64(m, CSTAR, cpu.cstar);
+  m[SFMASK] = cpu.sfmask;
+  m[SFMASK + 1] = 0;
+  m[SYSENTER_CS] = cpu.sysenterCs;
+  m[SYSENTER_CS + 1] = 0;
+  put64(m, SYSENTER_ESP, cpu.sysenterEsp);
+  put64(m, SYSENTER_EIP, cpu.sysenterEip);
 }
 
 const INSN_INTERCEPT: Partial<Record<VirtOp, readonly [number, number]>> = {

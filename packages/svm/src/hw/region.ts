@@ -8,19 +8,24 @@ import { AR, type PhysMemory, type Segment, type DescriptorTableReg } from '@kvm
 import { VMCB_FIELDS, type VmcbFieldName } from './fields.js';
 
 const TWO32 = 2 ** 32;
+/** 2^-32: scaling by it is exact, and a multiply costs a fraction of a divide. */
+const TWO_NEG32 = 2 ** -32;
 
 /** A 64-bit value from its halves, as a signed canonical number (addresses, RIP, bases). */
 export function signed64(lo: number, hi: number): number {
-  return (hi | 0) * TWO32 + (lo >>> 0);
+  return hi === 0 ? lo >>> 0 : (hi | 0) * TWO32 + (lo >>> 0);
 }
 
 /** A 64-bit value from its halves, as a non-negative number (physical addresses below 2^53). */
 export function unsigned64(lo: number, hi: number): number {
-  return (hi >>> 0) * TWO32 + (lo >>> 0);
+  return hi === 0 ? lo >>> 0 : (hi >>> 0) * TWO32 + (lo >>> 0);
 }
 
+/** The high dword of an integral number below 2^64 in magnitude; most values the VMCB holds fit the low dword. */
 export function hi32(v: number): number {
-  return Math.floor(v / TWO32) | 0;
+  if (v >= 0 && v < TWO32) return 0;
+  if (v < 0 && v >= -TWO32) return -1;
+  return Math.floor(v * TWO_NEG32) | 0;
 }
 
 /** VMCB segment attributes (descriptor bits 47:40 and 55:52 packed into 11:0) to the CPU's AR layout. */
@@ -35,16 +40,51 @@ export function arToAttrib(ar: number): number {
   return ar & AR.UNUSABLE ? attrib & ~AR.P : attrib;
 }
 
+/**
+ * The hot paths' primitives, on the page as dwords (dword index = byte offset / 4). They are
+ * small so that V8 inlines them: VMRUN, #VMEXIT, VMLOAD and VMSAVE move about 100 dwords, and
+ * a call per dword would cost more than the moves.
+ */
+
+/** Stores an integral number (signed or unsigned) as the 64-bit field at dword `d`. */
+export function put64(m: Uint32Array, d: number, v: number): void {
+  m[d] = v >>> 0;
+  m[d + 1] = v >= 0 && v < TWO32 ? 0 : hi32(v);
+}
+
+/** The 64-bit field at dword `d` as a signed canonical number. */
+export function getAddr(m: Uint32Array, d: number): number {
+  const hi = m[d + 1]!;
+  return hi === 0 ? m[d]! : (hi | 0) * TWO32 + m[d]!;
+}
+
+/** Stores a segment register as the vmcb_seg at dword `d` (selector and attributes share a dword). */
+export function putSeg(m: Uint32Array, d: number, s: Segment): void {
+  m[d] = (s.selector & 0xffff) | (arToAttrib(s.ar) << 16);
+  m[d + 1] = s.limit;
+  put64(m, d + 2, s.base);
+}
+
+/** Loads the vmcb_seg at dword `d` into an existing segment register (no allocation). */
+export function getSeg(m: Uint32Array, d: number, s: Segment): void {
+  const selAttrib = m[d]!;
+  s.selector = selAttrib & 0xffff;
+  s.ar = attribToAr(selAttrib >>> 16);
+  s.limit = m[d + 1]!;
+  s.base = getAddr(m, d + 2);
+}
+
 export class VmcbRegion {
   /**
    * A view of the page inside its backing chunk: a 4 KiB-aligned page never straddles a chunk,
-   * so every field access is one DataView access (VMRUN and #VMEXIT touch ~50 fields).
+   * so every field access is one typed-array access.
    */
   private readonly view: DataView;
   /** Aligned views of the same bytes: VMCB fields are naturally aligned, and x86 hosts are little-endian like the VMCB. */
   private readonly u8: Uint8Array;
   private readonly u16: Uint16Array;
-  private readonly u32: Uint32Array;
+  /** The page as dwords, for the silicon's hot paths (put64, getSeg, …). */
+  readonly u32: Uint32Array;
   readonly mem: PhysMemory;
   readonly pa: number;
 
@@ -73,22 +113,19 @@ export class VmcbRegion {
   /** A 64-bit field as an unsigned number (physical addresses). */
   rPa(off: number): number { return unsigned64(this.r32(off), this.r32(off + 4)); }
   /** Writes a 64-bit field from a (signed or unsigned) integral number. */
-  w64(off: number, v: number): void { this.w32(off, v >>> 0); this.w32(off + 4, hi32(v)); }
+  w64(off: number, v: number): void { put64(this.u32, off >>> 2, v); }
   w64Halves(off: number, lo: number, hi: number): void { this.w32(off, lo); this.w32(off + 4, hi); }
 
-  /** Loads a vmcb_seg into an existing Segment (VMRUN, #VMEXIT and VMLOAD reload segments without allocating). */
+  /**
+   * Loads a vmcb_seg into an existing Segment (VMRUN, #VMEXIT and VMLOAD reload segments without
+   * allocating). Selector and attributes share a dword: one read, one write.
+   */
   loadSeg(off: number, s: Segment): void {
-    s.selector = this.r16(off);
-    s.ar = attribToAr(this.r16(off + 2));
-    s.limit = this.r32(off + 4);
-    s.base = this.rAddr(off + 8);
+    getSeg(this.u32, off >>> 2, s);
   }
 
   writeSeg(off: number, s: Segment): void {
-    this.w16(off, s.selector);
-    this.w16(off + 2, arToAttrib(s.ar));
-    this.w32(off + 4, s.limit);
-    this.w64(off + 8, s.base);
+    putSeg(this.u32, off >>> 2, s);
   }
 
   readDtr(off: number): DescriptorTableReg {

@@ -29,7 +29,7 @@ const MSR_PAT = 0x277;
 export type SvmCpu = VirtCpu & { insnStart: number };
 
 /** What the silicon keeps per VMCB-layout page it has used: the view, and the VMRUN check cache. */
-class VmcbPage {
+export class VmcbPage {
   readonly pa: number;
   readonly region: VmcbRegion;
   readonly checks = new VmrunCheckCache();
@@ -133,7 +133,8 @@ export class SvmSilicon implements VirtExtension {
     this.mem = cpu.bus.ram;
   }
 
-  private pageAt(pa: number): VmcbPage {
+  /** The page at `pa` as the silicon keeps it (views and check cache made on first use). */
+  pageOf(pa: number): VmcbPage {
     const m0 = this.mru0;
     if (m0.pa === pa) return m0;
     let p = this.mru1;
@@ -148,12 +149,7 @@ export class SvmSilicon implements VirtExtension {
 
   /** The VMCB-layout page at `pa` (views are cached per page). */
   vmcbAt(pa: number): VmcbRegion {
-    return this.pageAt(pa).region;
-  }
-
-  /** The consistency-check inputs of the VMCB at `pa` as of its last good VMRUN. */
-  checkCacheFor(pa: number): VmrunCheckCache {
-    return this.pageAt(pa).checks;
+    return this.pageOf(pa).region;
   }
 
   hsave(): VmcbRegion {
