@@ -6,11 +6,11 @@
  * which handles it itself or reflects it to L1 (nested_vmx_reflect_vmexit → nested_vmx_vmexit:
  * vmcs02 synced into vmcs12, L1's host state loaded from vmcs12).
  */
-import { CR0, CR4, EFER, RFLAGS, VEC, INTR_INFO, EVENT_TYPE, CHUNK_SIZE } from '@kvmts/x86';
+import { AR, CR0, CR4, EFER, RFLAGS, VEC, INTR_INFO, EVENT_TYPE, CHUNK_SIZE } from '@kvmts/x86';
 import {
-  VCPU_SREG, kvmSkipEmulatedInstruction, kvmQueueException, kvmQueueInterrupt, kvmInjectPageFault, kvmClearExceptionQueue,
+  kvmSkipEmulatedInstruction, kvmQueueException, kvmQueueInterrupt, kvmInjectPageFault, kvmClearExceptionQueue,
   kvmClearInterruptQueue, kvmHandleInvalidOp, gvaToGpa, guestCpuidHasVirt, toVcpu, kvmMakeRequest, KVM_REQ,
-  type ExitResult, type KvmVcpu, type KvmSegment, type Vm,
+  type ExitResult, type KvmVcpu, type Vm,
 } from '@kvmts/core';
 import { VMCS, FIELD, FIELD_COUNT, FIELD_WIDTH, VMCS_FIELDS, FIELD_TYPE, VMCS_TYPE, VMCS_WIDTH, vmcsFieldIndex, vmcsFieldType, vmcsFieldWidth } from '../hw/fields.js';
 import type { VmxSilicon } from '../hw/silicon.js';
@@ -22,7 +22,7 @@ import { VMXERR, vmreadRows, vmwriteRows } from '../hw/instructions.js';
 import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../hw/exit.js';
 import { VMCS_MAX_INDEX } from '../hw/fields.js';
 import { toVmx, allocVmcs, allocateVpid, freeVpid, silicon, loadedVmcsClearLocal, type VcpuVmx, type LoadedVmcs } from './setup.js';
-import { vmcsSilicon, vmxVcpuLoad, vmxGetRflags, vmxSetRflags, vmxSetSegment, vmxSetCr0, vmxSetCr4, vmxSetEfer } from './run.js';
+import { vmcsSilicon, vmxVcpuLoad, vmxGetRflags, vmxSetRflags, vmxSetCr0, vmxSetCr4, vmxSetEfer } from './run.js';
 import { allocEpt02, freeEpt02, ept02Pointer, nestedEptFlush, nestedEptViolation, type Ept02 } from './nested-ept.js';
 import { EPTP } from '../hw/tdp.js';
 import { Vmcs12, VMCS12_REVISION, VMCS12_SIZE, VMCS12_LAUNCH_STATE, VMCS12_OFFSET, VMCS12_ABORT } from './vmcs12.js';
@@ -1433,17 +1433,30 @@ export function nestedVmxVmexit(vcpu: KvmVcpu, reason: number, intrInfo: number,
   n.needVmcs12ToShadowSync = true;
 }
 
-/** One segment being loaded (vmx_set_segment copies it into the VMCS and keeps nothing). */
-const hostSeg: KvmSegment = { base: 0, limit: 0, selector: 0, type: 0, s: 0, dpl: 0, present: 0, avl: 0, l: 0, db: 0, g: 0, unusable: 0 };
-const seg = (selector: number, base: number, limit: number, type: number, s: number, l: number, db: number, g: number, unusable = 0): KvmSegment => {
-  const h = hostSeg;
-  h.base = base; h.limit = limit; h.selector = selector; h.type = type; h.s = s; h.present = unusable ? 0 : 1;
-  h.l = l; h.db = db; h.g = g; h.unusable = unusable;
-  return h;
-};
-/** The data segments of SDM 28.5.2 and the vmcs12 fields of their selectors. */
-const HOST_DATA_SEGS = [[VCPU_SREG.ES, FIELD.HOST_ES_SELECTOR], [VCPU_SREG.SS, FIELD.HOST_SS_SELECTOR], [VCPU_SREG.DS, FIELD.HOST_DS_SELECTOR],
-  [VCPU_SREG.FS, FIELD.HOST_FS_SELECTOR], [VCPU_SREG.GS, FIELD.HOST_GS_SELECTOR]] as const;
+/**
+ * The segment registers load_vmcs12_host_state loads (SDM 28.5.2), in its order, with the kvm_segment
+ * it builds for each: the vmcs12 host fields of selector and base (-1: none, 0), the limit, and the
+ * access rights __vmx_set_segment writes for it (vmx_segment_access_rights; AR is that layout).
+ * CS: execute/read accessed code, L and D/B from the host address-space size. Data segments:
+ * read/write accessed, D/B and G, unusable with a null selector (but SS). TR: busy 64-bit TSS,
+ * limit 0x67. LDTR: unusable.
+ */
+const HOST_CODE_AR = 11 | AR.S | AR.P | AR.G;
+const HOST_DATA_AR = 3 | AR.S | AR.P | AR.DB | AR.G;
+const HOST_SEGMENTS = [
+  // register, vmcs12 selector,    vmcs12 base,       limit,      access rights (CS: less L, D/B), null selector: unusable
+  ['CS', FIELD.HOST_CS_SELECTOR, -1, 0xffffffff, HOST_CODE_AR, false],
+  ['ES', FIELD.HOST_ES_SELECTOR, -1, 0xffffffff, HOST_DATA_AR, true],
+  ['SS', FIELD.HOST_SS_SELECTOR, -1, 0xffffffff, HOST_DATA_AR, false],
+  ['DS', FIELD.HOST_DS_SELECTOR, -1, 0xffffffff, HOST_DATA_AR, true],
+  ['FS', FIELD.HOST_FS_SELECTOR, FIELD.HOST_FS_BASE, 0xffffffff, HOST_DATA_AR, true],
+  ['GS', FIELD.HOST_GS_SELECTOR, FIELD.HOST_GS_BASE, 0xffffffff, HOST_DATA_AR, true],
+  ['TR', FIELD.HOST_TR_SELECTOR, FIELD.HOST_TR_BASE, 0x67, 11 | AR.P, false],
+  ['LDTR', -1, -1, 0, AR.UNUSABLE, false],
+] as const;
+/** The vmcs01 rows of each, four a segment: selector, base, limit, access rights (what __vmx_set_segment writes). */
+const HOST_SEGMENT_ROWS = HOST_SEGMENTS.flatMap(([r]) =>
+  [FIELD[`GUEST_${r}_SELECTOR`], FIELD[`GUEST_${r}_BASE`], FIELD[`GUEST_${r}_LIMIT`], FIELD[`GUEST_${r}_AR_BYTES`]]);
 /** Guest-state rows of vmcs01 that load_vmcs12_host_state takes from vmcs12's host area (same order as HOST_STATE_FROM12). */
 const HOST_STATE_TO01 = [FIELD.GUEST_CR3, FIELD.GUEST_SYSENTER_CS, FIELD.GUEST_SYSENTER_ESP, FIELD.GUEST_SYSENTER_EIP, FIELD.GUEST_IDTR_BASE,
   FIELD.GUEST_GDTR_BASE] as const;
@@ -1453,7 +1466,8 @@ const HOST_STATE_FROM12 = [FIELD.HOST_CR3, FIELD.HOST_IA32_SYSENTER_CS, FIELD.HO
 const HOST_STATE_FIXED_ROWS = [FIELD.GUEST_IDTR_LIMIT, FIELD.GUEST_GDTR_LIMIT, FIELD.GUEST_DR7, FIELD.GUEST_IA32_DEBUGCTL,
   FIELD.GUEST_INTERRUPTIBILITY_INFO, FIELD.GUEST_ACTIVITY_STATE] as const;
 const HOST_STATE_FIXED = Int32Array.from([0xffff, 0xffff, 0x400, 0, 0, 0]);
-const HOST_STATE_ROWS = Int16Array.from([...HOST_STATE_TO01, ...HOST_STATE_FIXED_ROWS]);
+const HOST_STATE_ROWS = Int16Array.from([...HOST_STATE_TO01, ...HOST_STATE_FIXED_ROWS, ...HOST_SEGMENT_ROWS]);
+const HOST_STATE_SEGMENTS = HOST_STATE_TO01.length + HOST_STATE_FIXED_ROWS.length;
 const HOST_STATE_ROWS_PAT = Int16Array.from([...HOST_STATE_ROWS, FIELD.GUEST_IA32_PAT]);
 
 /** load_vmcs12_host_state (SDM 28.5): L1 continues at HOST_RIP in the state vmcs12's host area gives. */
@@ -1471,16 +1485,29 @@ export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
   vmxSetCr0(vcpu, cr0);
   vmxSetCr4(vcpu, v.lo(FIELD.HOST_CR4));
   a.cr3 = v.num(FIELD.HOST_CR3);
-  // The guest-state fields SDM 28.5 loads straight from vmcs12's host area: one run of VMWRITEs,
-  // HOST_STATE_ROWS' order, the PAT last and only when the exit loads it.
+  // The guest state SDM 28.5 loads from vmcs12's host area, or to fixed values, and the segment
+  // registers as __vmx_set_segment would write them: one run of VMWRITEs in HOST_STATE_ROWS' order,
+  // the PAT last and only when the exit loads it.
   const n12 = HOST_STATE_FROM12.length;
   for (let k = 0; k < n12; k++) {
     rowLo[k] = v.lo(HOST_STATE_FROM12[k]!);
     rowHi[k] = v.hi(HOST_STATE_FROM12[k]!);
   }
-  for (let k = n12; k < HOST_STATE_ROWS.length; k++) {
+  for (let k = n12; k < HOST_STATE_SEGMENTS; k++) {
     rowLo[k] = HOST_STATE_FIXED[k - n12]!;
     rowHi[k] = 0;
+  }
+  for (let g = 0, k = HOST_STATE_SEGMENTS; g < HOST_SEGMENTS.length; g++, k += 4) {
+    const [r, selRow, baseRow, limit, ar, nullUnusable] = HOST_SEGMENTS[g]!;
+    const sel = selRow < 0 ? 0 : v.lo(selRow);
+    rowLo[k] = sel;
+    rowHi[k] = 0;
+    rowLo[k + 1] = baseRow < 0 ? 0 : v.lo(baseRow);
+    rowHi[k + 1] = baseRow < 0 ? 0 : v.hi(baseRow);
+    rowLo[k + 2] = limit;
+    rowHi[k + 2] = 0;
+    rowLo[k + 3] = r === 'CS' ? ar | (long ? AR.L : AR.DB) : nullUnusable && sel === 0 ? AR.UNUSABLE : ar;
+    rowHi[k + 3] = 0;
   }
   const loadPat = (exitCtl & VM_EXIT.LOAD_IA32_PAT) !== 0;
   if (loadPat) {
@@ -1488,14 +1515,6 @@ export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
     rowHi[HOST_STATE_ROWS.length] = v.hi(FIELD.HOST_IA32_PAT);
   }
   vmwriteRows(s, HOST_STATE_ROWS_PAT, loadPat ? HOST_STATE_ROWS_PAT.length : HOST_STATE_ROWS.length, rowLo, rowHi);
-  vmxSetSegment(vcpu, VCPU_SREG.CS, seg(v.lo(FIELD.HOST_CS_SELECTOR), 0, 0xffffffff, 11, 1, long ? 1 : 0, long ? 0 : 1, 1));
-  for (const [sr, f] of HOST_DATA_SEGS) {
-    const sel = v.lo(f);
-    const base = sr === VCPU_SREG.FS ? v.num(FIELD.HOST_FS_BASE) : sr === VCPU_SREG.GS ? v.num(FIELD.HOST_GS_BASE) : 0;
-    vmxSetSegment(vcpu, sr, seg(sel, base, 0xffffffff, 3, 1, 0, 1, 1, sel === 0 && sr !== VCPU_SREG.SS ? 1 : 0));
-  }
-  vmxSetSegment(vcpu, VCPU_SREG.TR, seg(v.lo(FIELD.HOST_TR_SELECTOR), v.num(FIELD.HOST_TR_BASE), 0x67, 11, 0, 0, 0, 0));
-  vmxSetSegment(vcpu, VCPU_SREG.LDTR, seg(0, 0, 0, 0, 0, 0, 0, 0, 1));
   a.rip = v.num(FIELD.HOST_RIP);
   const rsp = v.num(FIELD.HOST_RSP);
   const hi = Math.floor(rsp / TWO32);
