@@ -355,8 +355,58 @@ export function incrementalEntryCheck(v: VmcsCache, c: EntryContext): EntryCheck
   return null;
 }
 
-/** SDM 27.3.2: loads the guest-state area into the processor. */
-export function loadGuestState(v: VmcsCache, cpu: VirtCpu): void {
+/**
+ * Which installed segment objects a field feeds: bit k for guest segment register k (its four
+ * fields), HOST_SEGS_STALE for the host segments (the host selectors and bases, and the VM-exit
+ * controls, whose host address-space size sets CS.L and SS's rights).
+ */
+export const HOST_SEGS_STALE = 1 << 8;
+const SEG_DEPS: Uint16Array = (() => {
+  const t = new Uint16Array(FIELD_COUNT);
+  for (let k = 0; k < 8; k++) {
+    for (const base of [F.GUEST_ES_SELECTOR, F.GUEST_ES_BASE, F.GUEST_ES_LIMIT, F.GUEST_ES_AR_BYTES]) t[base + k] = 1 << k;
+  }
+  const host: readonly VmcsFieldName[] = [
+    'HOST_ES_SELECTOR', 'HOST_CS_SELECTOR', 'HOST_SS_SELECTOR', 'HOST_DS_SELECTOR', 'HOST_FS_SELECTOR', 'HOST_GS_SELECTOR',
+    'HOST_TR_SELECTOR', 'HOST_FS_BASE', 'HOST_GS_BASE', 'HOST_TR_BASE', 'VM_EXIT_CONTROLS',
+  ];
+  for (const name of host) t[F[name]] = HOST_SEGS_STALE;
+  return t;
+})();
+
+/**
+ * The segment objects that fields written since the last successful entry make stale (the
+ * dirty list is exactly those writes). Called before the entry clears it.
+ */
+export function segmentsStale(v: VmcsCache): number {
+  let stale = 0;
+  const list = v.dirtyList;
+  for (let k = 0; k < v.dirtyCount; k++) stale |= SEG_DEPS[list[k]!]!;
+  return stale;
+}
+
+/**
+ * The segment registers of the guest-state area, as frozen objects kept per VMCS: remade only
+ * when a field of theirs changed, so most entries install eight references. The VM exit saves a
+ * register only when the guest replaced the object (the CPU never writes one in place).
+ */
+function loadGuestSegments(v: VmcsCache, cpu: VirtCpu, stale: number): void {
+  const objs = v.guestSegs;
+  for (let i = 0; i < 8; i++) {
+    let o = objs[i];
+    if (!o || stale & (1 << i)) {
+      o = Object.freeze({
+        selector: v.read32(F.GUEST_ES_SELECTOR + i), base: v.readNum(F.GUEST_ES_BASE + i),
+        limit: v.read32(F.GUEST_ES_LIMIT + i), ar: v.read32(F.GUEST_ES_AR_BYTES + i),
+      });
+      objs[i] = o;
+    }
+    cpu.seg[i] = o;
+  }
+}
+
+/** SDM 27.3.2: loads the guest-state area into the processor; `stale` is segmentsStale's answer. */
+export function loadGuestState(v: VmcsCache, cpu: VirtCpu, stale: number): void {
   const entry = v.read32(F.VM_ENTRY_CONTROLS);
   cpu.cr0 = v.lo[F.GUEST_CR0]!;
   cpu.cr3 = v.readNum(F.GUEST_CR3);
@@ -374,13 +424,7 @@ export function loadGuestState(v: VmcsCache, cpu: VirtCpu): void {
     if (lma && cpu.cr0 & CR0.PG) e |= EFER.LME;
     cpu.efer = e;
   }
-  for (let i = 0; i < 8; i++) {
-    const sg = cpu.seg[i]!;
-    sg.selector = v.read32(F.GUEST_ES_SELECTOR + i);
-    sg.base = v.readNum(F.GUEST_ES_BASE + i);
-    sg.limit = v.read32(F.GUEST_ES_LIMIT + i);
-    sg.ar = v.read32(F.GUEST_ES_AR_BYTES + i);
-  }
+  loadGuestSegments(v, cpu, stale);
   cpu.gdtr.base = v.readNum(F.GUEST_GDTR_BASE);
   cpu.gdtr.limit = v.read32(F.GUEST_GDTR_LIMIT);
   cpu.idtr.base = v.readNum(F.GUEST_IDTR_BASE);

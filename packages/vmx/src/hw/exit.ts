@@ -2,7 +2,7 @@
  * VM exits (SDM vol. 3C chapter 28): record the exit information, save guest state into the
  * VMCS, store the VM-exit MSR-store list, load host state and the VM-exit MSR-load list.
  */
-import { STOP, SEG, RFLAGS, EFER, CR4, INTR_INFO, EVENT_TYPE, type VirtCpu } from '@kvmts/x86';
+import { STOP, SEG, RFLAGS, EFER, CR4, INTR_INFO, EVENT_TYPE, type Segment, type VirtCpu } from '@kvmts/x86';
 import type { VmxCpu } from './silicon.js';
 import { FIELD as F } from './fields.js';
 import { VM_EXIT, PIN_BASED } from './caps.js';
@@ -123,10 +123,16 @@ export function makeExitInfo(reason: number, qualification = 0): ExitInfo {
   return scratch;
 }
 
+/**
+ * The segment registers the guest changed: one still holding the object the entry installed is
+ * what the VMCS already has (the CPU replaces a register's object to change it).
+ */
 function saveSegments(s: VmxSilicon, cpu: VirtCpu): void {
   const v = s.vmcs;
+  const installed = v.guestSegs;
   for (let i = 0; i < 8; i++) {
     const sg = cpu.seg[i]!;
+    if (sg === installed[i]) continue;
     v.exitWrite32(F.GUEST_ES_SELECTOR + i, sg.selector);
     v.exitWriteNum(F.GUEST_ES_BASE + i, sg.base);
     v.exitWrite32(F.GUEST_ES_LIMIT + i, sg.limit);
@@ -176,12 +182,29 @@ const HOST_DATA_SEGS = [
   [SEG.GS, F.HOST_GS_SELECTOR, F.HOST_GS_BASE],
 ] as const;
 
-function setSeg(cpu: VirtCpu, i: number, selector: number, base: number, ar: number): void {
-  const sg = cpu.seg[i]!;
-  sg.selector = selector;
-  sg.base = base;
-  sg.limit = 0xffffffff;
-  sg.ar = ar;
+const flat = (selector: number, base: number, ar: number): Segment => Object.freeze({ selector, base, limit: 0xffffffff, ar });
+
+/**
+ * SDM 28.5.2: the segment registers a VM exit loads. Selectors from the VMCS, bases from the
+ * VMCS or 0, flat limits; a null data selector leaves the register unusable (SS stays usable in
+ * 64-bit mode). Made once per VMCS and remade when a field they come from changes (entry.ts
+ * segmentsStale), then installed as they are.
+ */
+function hostSegments(s: VmxSilicon, hostLong: boolean): (Segment | null)[] {
+  const v = s.vmcs;
+  const segs = v.hostSegs;
+  if (!v.hostSegsStale && segs[SEG.CS]) return segs;
+  v.hostSegsStale = false;
+  segs[SEG.CS] = flat(v.read32(F.HOST_CS_SELECTOR), 0, hostLong ? 0xa09b : 0xc09b);
+  const ss = v.read32(F.HOST_SS_SELECTOR);
+  segs[SEG.SS] = flat(ss, 0, ss === 0 && !hostLong ? 0x1c093 : 0xc093);
+  for (const [i, selField, baseField] of HOST_DATA_SEGS) {
+    const sel = v.read32(selField);
+    segs[i] = flat(sel, baseField < 0 ? 0 : v.readNum(baseField), sel === 0 ? 0x1c093 : 0xc093);
+  }
+  segs[SEG.TR] = Object.freeze({ selector: v.read32(F.HOST_TR_SELECTOR), base: v.readNum(F.HOST_TR_BASE), limit: 0x67, ar: 0x8b });
+  segs[SEG.LDTR] = Object.freeze({ selector: 0, base: 0, limit: 0, ar: 0x10082 });
+  return segs;
 }
 
 /** SDM 28.5: loading host state. */
@@ -201,26 +224,8 @@ function loadHostState(s: VmxSilicon, cpu: VirtCpu): void {
     cpu.efer = hostLong ? cpu.efer | EFER.LMA | EFER.LME : cpu.efer & ~(EFER.LMA | EFER.LME);
   }
   if (s.exitCtl & VM_EXIT.LOAD_IA32_PAT) s.loadPat(F.HOST_IA32_PAT);
-  // Segments (SDM 28.5.2): selectors from the VMCS, bases from the VMCS or 0, flat limits;
-  // a null data selector leaves the register unusable (SS stays usable in 64-bit mode).
-  setSeg(cpu, SEG.CS, v.read32(F.HOST_CS_SELECTOR), 0, hostLong ? 0xa09b : 0xc09b);
-  const ss = v.read32(F.HOST_SS_SELECTOR);
-  setSeg(cpu, SEG.SS, ss, 0, ss === 0 && !hostLong ? 0x1c093 : 0xc093);
-  for (let k = 0; k < HOST_DATA_SEGS.length; k++) {
-    const row = HOST_DATA_SEGS[k]!;
-    const sel = v.read32(row[1]);
-    setSeg(cpu, row[0], sel, row[2] < 0 ? 0 : v.readNum(row[2]), sel === 0 ? 0x1c093 : 0xc093);
-  }
-  const tr = cpu.seg[SEG.TR]!;
-  tr.selector = v.read32(F.HOST_TR_SELECTOR);
-  tr.base = v.readNum(F.HOST_TR_BASE);
-  tr.limit = 0x67;
-  tr.ar = 0x8b;
-  const ldtr = cpu.seg[SEG.LDTR]!;
-  ldtr.selector = 0;
-  ldtr.base = 0;
-  ldtr.limit = 0;
-  ldtr.ar = 0x10082;
+  const segs = hostSegments(s, hostLong);
+  for (let i = 0; i < 8; i++) cpu.seg[i] = segs[i]!;
   cpu.gdtr.base = v.readNum(F.HOST_GDTR_BASE);
   cpu.gdtr.limit = 0xffff;
   cpu.idtr.base = v.readNum(F.HOST_IDTR_BASE);

@@ -18,7 +18,7 @@ import {
 import * as insn from './instructions.js';
 import { VMX_STATUS, type VmxStatus } from './instructions.js';
 import {
-  incrementalEntryCheck, fullEntryCheck, loadGuestState, entryFailureQualification, type EntryCheck, type EntryContext,
+  incrementalEntryCheck, fullEntryCheck, loadGuestState, segmentsStale, HOST_SEGS_STALE, entryFailureQualification, type EntryCheck, type EntryContext,
 } from './entry.js';
 import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY, makeExitInfo, vmExit, recordVmExit } from './exit.js';
 import { vmxIntercept, vmxEvent, vmxInstructionExit, interruptWindowOpen } from './intercepts.js';
@@ -175,9 +175,11 @@ export class VmxSilicon implements VirtExtension {
       return this.entryFailure(EXIT_REASON.INVALID_STATE, entryFailureQualification(failed));
     }
     this.cacheControls();
+    const stale = segmentsStale(v);
+    if (stale & HOST_SEGS_STALE) v.hostSegsStale = true;
     // Every check passed on the current values: only later writes need re-checking.
     v.clearDirty();
-    loadGuestState(v, this.cpu);
+    loadGuestState(v, this.cpu, stale);
     if (this.entryCtl & VM_ENTRY.LOAD_IA32_PAT) this.loadPat(F.GUEST_IA32_PAT);
     const bad = this.loadMsrs(v.readNum(F.VM_ENTRY_MSR_LOAD_ADDR), v.read32(F.VM_ENTRY_MSR_LOAD_COUNT));
     if (bad > 0) return this.entryFailure(EXIT_REASON.MSR_LOAD_FAIL, bad);

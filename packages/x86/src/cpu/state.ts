@@ -29,6 +29,12 @@ export const AR = {
   AVL: 1 << 12, L: 1 << 13, DB: 1 << 14, G: 1 << 15, UNUSABLE: 1 << 16,
 } as const;
 
+/**
+ * A segment register's hidden part. The CPU never changes one in place: a new value is a new
+ * object in `seg[]`, so whoever installed an object can tell by identity that it still holds
+ * (the VMX silicon saves only the segment registers the guest changed, and freezes what it
+ * installs, so an in-place write would throw).
+ */
 export interface Segment {
   selector: number;
   /** Signed canonical number (FS/GS/TR/LDTR bases may be 64-bit). */

@@ -7,7 +7,7 @@
 import type { VirtCpu } from '../cpu/virt.js';
 import { ACCESS, INTERCEPT, STOP } from '../cpu/virt.js';
 import { EVENT_TYPE, INTR_INFO, VEC, makeIntrInfo } from '../cpu/events.js';
-import { ACTIVITY, AR, CR4, EFER, INTERRUPTIBILITY, RFLAGS, SEG } from '../cpu/state.js';
+import { ACTIVITY, AR, CR4, EFER, INTERRUPTIBILITY, RFLAGS, SEG, type Segment } from '../cpu/state.js';
 import { readLinear } from '../mmu/linear.js';
 import {
   SEG_TYPE, SYS_TYPE, descAr, descToSegment, dplOf, isCode, nullSegment, readDescriptor, setAccessed,
@@ -97,15 +97,18 @@ function deliverReal(cpu: VirtCpu, vector: number, retRip: number): void {
 }
 
 /** The 8086 interrupt frame (FLAGS image, CS, IP) on SS:SP, then CS:IP from the table entry. */
+/** CS after a real-mode or virtual-8086 far transfer: the new selector and base, limit and rights kept. */
+function realCs(old: Segment, cs: number): Segment {
+  return { selector: cs, base: cs << 4, limit: old.limit, ar: old.ar };
+}
+
 function farCall16(cpu: VirtCpu, image: number, retRip: number, cs: number, ip: number, access: number): void {
   const st = new StackCursor(cpu, cpu.seg[SEG.SS]!, readSp(cpu, 16), 16, access);
   st.push(2, image);
   st.push(2, cpu.seg[SEG.CS]!.selector);
   st.push(2, retRip);
   writeSp(cpu, 16, st.sp);
-  const c = cpu.seg[SEG.CS]!;
-  c.selector = cs;
-  c.base = cs << 4;
+  cpu.seg[SEG.CS] = realCs(cpu.seg[SEG.CS]!, cs);
   cpu.rip = ip;
 }
 
@@ -288,9 +291,7 @@ export function iret(cpu: VirtCpu, opSize: 16 | 32 | 64): void {
     const next = w === 4 ? (fl & 0x257fd5 & ~keep) | (old & keep) : (old & ~0xffff) | (fl & 0xffff & ~keep16) | (old & keep16);
     if (ip > cpu.seg[SEG.CS]!.limit && w === 4 && !isV86(cpu)) cpu.fault(VEC.GP, 0);
     writeSp(cpu, size, st.sp);
-    const c = cpu.seg[SEG.CS]!;
-    c.selector = cs;
-    c.base = cs << 4;
+    cpu.seg[SEG.CS] = realCs(cpu.seg[SEG.CS]!, cs);
     cpu.rip = w === 4 ? ip >>> 0 : ip & 0xffff;
     cpu.setRflags(next);
     cpu.interruptibility &= ~INTERRUPTIBILITY.NMI;
@@ -363,9 +364,7 @@ function iretV86Virtual(cpu: VirtCpu, st: StackCursor, old: number): void {
   const keep = RFLAGS.IF | RFLAGS.IOPL;
   const next = (old & ~0xffff & ~RFLAGS.VIF) | (fl & 0xffff & ~keep) | (old & keep) | (fl & RFLAGS.IF ? RFLAGS.VIF : 0);
   writeSp(cpu, 16, st.sp);
-  const c = cpu.seg[SEG.CS]!;
-  c.selector = cs;
-  c.base = cs << 4;
+  cpu.seg[SEG.CS] = realCs(cpu.seg[SEG.CS]!, cs);
   cpu.rip = ip;
   cpu.setRflags(next | RFLAGS.FIXED1);
   cpu.interruptibility &= ~INTERRUPTIBILITY.NMI;

@@ -31,15 +31,16 @@ export function isLong64(cpu: VirtCpu): boolean {
 
 /** Real-mode and virtual-8086 loads: base = selector * 16; v86 also forces a 64 KiB DPL-3 segment. */
 function loadRealSegment(cpu: VirtCpu, seg: number, selector: number): void {
-  const s = cpu.seg[seg]!;
-  s.selector = selector & 0xffff;
-  s.base = (selector & 0xffff) << 4;
+  const old = cpu.seg[seg]!;
+  const sel = selector & 0xffff;
+  let { limit, ar } = old;
   if (isV86(cpu)) {
-    s.limit = 0xffff;
-    s.ar = seg === SEG.CS ? 0xfb : 0xf3;
-  } else if (s.ar & AR.UNUSABLE) {
-    s.ar = seg === SEG.CS ? 0x9b : 0x93;
+    limit = 0xffff;
+    ar = seg === SEG.CS ? 0xfb : 0xf3;
+  } else if (ar & AR.UNUSABLE) {
+    ar = seg === SEG.CS ? 0x9b : 0x93;
   }
+  cpu.seg[seg] = { selector: sel, base: sel << 4, limit, ar };
 }
 
 /** MOV/POP Sreg, LDS..LGS, LSS (CS is never a destination: the decoder raises #UD). */

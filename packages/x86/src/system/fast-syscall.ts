@@ -118,7 +118,6 @@ export function swapgsInsn(cpu: VirtCpu): void {
   if (!isLong64(cpu)) cpu.fault(VEC.UD);
   if (cpu.cpl !== 0) cpu.fault(VEC.GP, 0);
   const gs = cpu.seg[SEG.GS]!;
-  const t = gs.base;
-  gs.base = cpu.kernelGsBase;
-  cpu.kernelGsBase = t;
+  cpu.seg[SEG.GS] = { ...gs, base: cpu.kernelGsBase };
+  cpu.kernelGsBase = gs.base;
 }

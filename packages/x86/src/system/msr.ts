@@ -139,8 +139,8 @@ function writeField(cpu: VirtCpu, index: number, value: bigint): void {
     case MSR.LSTAR: cpu.lstar = canonical(cpu, value); return;
     case MSR.CSTAR: cpu.cstar = canonical(cpu, value); return;
     case MSR.FMASK: cpu.sfmask = Number(value & LOW32) | 0; return;
-    case MSR.FS_BASE: cpu.seg[SEG.FS]!.base = canonical(cpu, value); return;
-    case MSR.GS_BASE: cpu.seg[SEG.GS]!.base = canonical(cpu, value); return;
+    case MSR.FS_BASE: cpu.seg[SEG.FS] = { ...cpu.seg[SEG.FS]!, base: canonical(cpu, value) }; return;
+    case MSR.GS_BASE: cpu.seg[SEG.GS] = { ...cpu.seg[SEG.GS]!, base: canonical(cpu, value) }; return;
     case MSR.KERNEL_GS_BASE: cpu.kernelGsBase = canonical(cpu, value); return;
     case MSR.SYSENTER_CS: cpu.sysenterCs = Number(value & LOW32) | 0; return;
     case MSR.SYSENTER_ESP: cpu.sysenterEsp = canonical(cpu, value); return;
