@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { GPR, STOP } from '@kvmts/x86';
+import { GPR, SEG, STOP } from '@kvmts/x86';
 import { EXIT_REASON, CPU_BASED, PIN_BASED, SECONDARY_EXEC } from '../src/index.js';
 import { makeBare, setControl, MSR_BITMAP, IO_BITMAP_A, EPT_PT, EPT_PML4, GUEST_HPA } from './bare.js';
 
@@ -264,6 +264,33 @@ describe('VM exits from small real-mode guests (unrestricted guest, EPT)', () =>
     expect(b.r32('IDT_VECTORING_INFO_FIELD')).toBe(0x80000010);
     expect(b.rn('GUEST_PHYSICAL_ADDRESS')).toBe(0x27ffe);
     expect(b.rn('GUEST_RIP')).toBe(0x1000);
+  });
+
+  it('segment registers: an exit saves the ones the guest changed, the next entry loads a VMWRITE, the host gets its own', () => {
+    const b = makeBare();
+    // mov ax, 0x1234 ; mov ds, ax ; cpuid ; cpuid
+    b.poke(0x1000, [0xb8, 0x34, 0x12, 0x8e, 0xd8, 0x0f, 0xa2, 0x0f, 0xa2]);
+    const esBefore = b.rn('GUEST_ES_BASE');
+    expect(b.enter()).toBe(EXIT_REASON.CPUID);
+    expect(b.r32('GUEST_DS_SELECTOR')).toBe(0x1234);
+    expect(b.rn('GUEST_DS_BASE')).toBe(0x12340);
+    expect(b.rn('GUEST_ES_BASE')).toBe(esBefore);
+    // Host state: CS/SS from the host-state area, frozen (nothing may change them in place).
+    expect(b.cpu.seg[SEG.CS]!.selector).toBe(b.r32('HOST_CS_SELECTOR'));
+    expect(Object.isFrozen(b.cpu.seg[SEG.CS])).toBe(true);
+    b.wn('GUEST_RIP', b.rn('GUEST_RIP') + 2);
+    b.w32('GUEST_ES_SELECTOR', 0x2000);
+    b.wn('GUEST_ES_BASE', 0x20000);
+    expect(b.enter()).toBe(EXIT_REASON.CPUID);
+    // The VMWRITE reached the guest (it ran with it and saved it back), DS kept what the guest loaded.
+    expect(b.rn('GUEST_ES_BASE')).toBe(0x20000);
+    expect(b.r32('GUEST_DS_SELECTOR')).toBe(0x1234);
+    // A host selector written between exits is what the next exit loads.
+    b.w32('HOST_FS_SELECTOR', 0x28);
+    b.wn('GUEST_RIP', 0x1005);
+    expect(b.enter()).toBe(EXIT_REASON.CPUID);
+    expect(b.cpu.seg[SEG.FS]!.selector).toBe(0x28);
+    expect(b.cpu.seg[SEG.FS]!.ar).toBe(0xc093);
   });
 
   it('VMRESUME continues after an exit, and VPID tags the TLB', () => {
