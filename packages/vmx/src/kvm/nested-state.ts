@@ -49,7 +49,7 @@ export function vmxGetNestedState(vcpu: KvmVcpu, maxSize: number): Uint8Array | 
     flags: guestMode ? KVM_STATE_NESTED.GUEST_MODE : 0, format: KVM_STATE_NESTED.FORMAT_VMX, size,
     hdr: Array.from(encodeStruct(KVM_VMX_NESTED_STATE_HDR_STRUCT, hdr)),
   }));
-  if (withVmcs12) out.set(n.cachedVmcs12.bytes, HEADER);
+  if (withVmcs12) out.set(n.cachedVmcs12.toPage(), HEADER);
   return out;
 }
 
@@ -83,6 +83,7 @@ export function vmxSetNestedState(vcpu: KvmVcpu, state: Uint8Array): number {
   if (size < HEADER + VMCS12_SIZE || state.length < HEADER + VMCS12_SIZE) return -ERRNO.EINVAL;
   const v = n.cachedVmcs12;
   v.bytes.set(state.subarray(HEADER, HEADER + VMCS12_SIZE));
+  v.fromPage();
   if (v.revisionId !== VMCS12_REVISION) return -ERRNO.EINVAL;
   setCurrentVmptr(vmx, n, vmcs12Pa);
   if (!guestMode) return 0;

@@ -434,7 +434,7 @@ function nestedReleaseVmcs12(vcpu: KvmVcpu): void {
   }
   // L1's memory gets vmcs12 exact, the fields L2 may have changed since its last exit included.
   copyVmcs02ToVmcs12Rare(vmx, n);
-  writeGuestPage(vcpu, n.currentVmptr, n.cachedVmcs12.bytes);
+  writeGuestPage(vcpu, n.currentVmptr, n.cachedVmcs12.toPage());
   n.currentVmptr = INVALID_GPA;
 }
 
@@ -515,6 +515,7 @@ export function handleVmptrld(vcpu: KvmVcpu): ExitResult {
     if ((rev & 0x7fffffff) !== VMCS12_REVISION) return nestedVmxFailValid(vcpu, VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
     nestedReleaseVmcs12(vcpu);
     readGuestPage(vcpu, ptr, n.cachedVmcs12.bytes);
+    n.cachedVmcs12.fromPage();
     setCurrentVmptr(toVmx(vcpu), n, ptr);
   }
   return nestedVmxSucceed(vcpu);
@@ -1457,6 +1458,12 @@ const HOST_SEGMENTS = [
 /** The vmcs01 rows of each, four a segment: selector, base, limit, access rights (what __vmx_set_segment writes). */
 const HOST_SEGMENT_ROWS = HOST_SEGMENTS.flatMap(([r]) =>
   [FIELD[`GUEST_${r}_SELECTOR`], FIELD[`GUEST_${r}_BASE`], FIELD[`GUEST_${r}_LIMIT`], FIELD[`GUEST_${r}_AR_BYTES`]]);
+/** HOST_SEGMENTS' columns as arrays, for the exit path (CS is segment 0). */
+const HOST_SEG_SEL = Int16Array.from(HOST_SEGMENTS, ([, sel]) => sel);
+const HOST_SEG_BASE = Int16Array.from(HOST_SEGMENTS, ([, , base]) => base);
+const HOST_SEG_LIMIT = Int32Array.from(HOST_SEGMENTS, ([, , , limit]) => limit);
+const HOST_SEG_AR = Int32Array.from(HOST_SEGMENTS, ([, , , , ar]) => ar);
+const HOST_SEG_NULL_UNUSABLE = Uint8Array.from(HOST_SEGMENTS, ([, , , , , u]) => (u ? 1 : 0));
 /** Guest-state rows of vmcs01 that load_vmcs12_host_state takes from vmcs12's host area (same order as HOST_STATE_FROM12). */
 const HOST_STATE_TO01 = [FIELD.GUEST_CR3, FIELD.GUEST_SYSENTER_CS, FIELD.GUEST_SYSENTER_ESP, FIELD.GUEST_SYSENTER_EIP, FIELD.GUEST_IDTR_BASE,
   FIELD.GUEST_GDTR_BASE] as const;
@@ -1497,16 +1504,18 @@ export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
     rowLo[k] = HOST_STATE_FIXED[k - n12]!;
     rowHi[k] = 0;
   }
-  for (let g = 0, k = HOST_STATE_SEGMENTS; g < HOST_SEGMENTS.length; g++, k += 4) {
-    const [r, selRow, baseRow, limit, ar, nullUnusable] = HOST_SEGMENTS[g]!;
+  for (let g = 0, k = HOST_STATE_SEGMENTS; g < HOST_SEG_SEL.length; g++, k += 4) {
+    const selRow = HOST_SEG_SEL[g]!;
+    const baseRow = HOST_SEG_BASE[g]!;
     const sel = selRow < 0 ? 0 : v.lo(selRow);
     rowLo[k] = sel;
     rowHi[k] = 0;
     rowLo[k + 1] = baseRow < 0 ? 0 : v.lo(baseRow);
     rowHi[k + 1] = baseRow < 0 ? 0 : v.hi(baseRow);
-    rowLo[k + 2] = limit;
+    rowLo[k + 2] = HOST_SEG_LIMIT[g]!;
     rowHi[k + 2] = 0;
-    rowLo[k + 3] = r === 'CS' ? ar | (long ? AR.L : AR.DB) : nullUnusable && sel === 0 ? AR.UNUSABLE : ar;
+    const ar = HOST_SEG_AR[g]!;
+    rowLo[k + 3] = g === 0 ? ar | (long ? AR.L : AR.DB) : HOST_SEG_NULL_UNUSABLE[g] && sel === 0 ? AR.UNUSABLE : ar;
     rowHi[k + 3] = 0;
   }
   const loadPat = (exitCtl & VM_EXIT.LOAD_IA32_PAT) !== 0;

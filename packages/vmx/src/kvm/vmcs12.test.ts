@@ -31,6 +31,7 @@ describe('struct vmcs12', () => {
       const lo = w === VMCS_WIDTH.U16 ? 0xcdef : 0x89abcdef;
       const hi = w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32 ? 0 : 0x01234567;
       expect([name, v.lo(i), v.hi(i)]).toEqual([name, lo, hi]);
+      v.toPage();
       expect([name, v.bytes[off], v.bytes[off + 1]]).toEqual([name, 0xef, 0xcd]);
       if (hi) expect([name, v.bytes[off + 4], v.bytes[off + 7]]).toEqual([name, 0x67, 0x01]);
       v.setNum(i, -2);
@@ -39,5 +40,27 @@ describe('struct vmcs12', () => {
     v.launchState = 1;
     v.abort = 4;
     expect([v.bytes[VMCS12_LAUNCH_STATE], v.bytes[VMCS12_ABORT]]).toEqual([1, 4]);
+  });
+
+  it('a page read in gives every field its bytes; a write-back changes only the fields, not the bytes between them', () => {
+    const v = new Vmcs12();
+    for (let b = 0; b < v.bytes.length; b++) v.bytes[b] = (b * 7 + 3) & 0xff;
+    v.fromPage();
+    const page = Uint8Array.from(v.bytes);
+    const dv = new DataView(page.buffer);
+    VMCS_FIELDS.forEach(([name], i) => {
+      const off = VMCS12_OFFSET[i]!;
+      if (off < 0) return expect([name, v.lo(i), v.hi(i)]).toEqual([name, 0, 0]);
+      const w = FIELD_WIDTH[i]!;
+      const lo = w === VMCS_WIDTH.U16 ? dv.getUint16(off, true) : dv.getUint32(off, true);
+      const hi = w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32 ? 0 : dv.getUint32(off + 4, true);
+      expect([name, v.lo(i), v.hi(i)]).toEqual([name, lo, hi]);
+    });
+    expect(v.toPage()).toEqual(page);
+    v.set(0, 0x1234);
+    const off0 = VMCS12_OFFSET[0]!;
+    const out = v.toPage();
+    expect(out.subarray(0, off0)).toEqual(page.subarray(0, off0));
+    expect(out.subarray(off0 + 2)).toEqual(page.subarray(off0 + 2));
   });
 });

@@ -3,7 +3,7 @@
  * frozen layout. The offsets are the field table's; width comes from the encoding. KVM keeps a
  * copy of the current one (cached_vmcs12) and writes it back when it stops being current.
  */
-import { VMCS_FIELDS, FIELD_WIDTH, VMCS_WIDTH } from '../hw/fields.js';
+import { VMCS_FIELDS, FIELD_COUNT, FIELD_WIDTH, VMCS_WIDTH } from '../hw/fields.js';
 
 export const VMCS12_REVISION = 0x11e57ed0;
 export const VMCS12_SIZE = 0x1000;
@@ -16,31 +16,29 @@ const TWO32 = 2 ** 32;
 /** The vmcs12 byte offset of every field row, or -1 where vmcs12 has no slot. */
 export const VMCS12_OFFSET: Int16Array = Int16Array.from(VMCS_FIELDS, ([, , off]) => (off === null ? -1 : off));
 
-/**
- * Where each row's bits 31:0 are: an index into the 32-bit view; for a 16-bit field, -2 less its
- * index into the 16-bit view; -1 without a slot. Derived once, so an access is one lookup.
- */
-const LO_SLOT: Int32Array = Int32Array.from(VMCS_FIELDS, (_, i) => {
-  const off = VMCS12_OFFSET[i]!;
-  if (off < 0) return -1;
-  return FIELD_WIDTH[i] === VMCS_WIDTH.U16 ? -2 - (off >> 1) : off >> 2;
-});
-/** Where bits 63:32 of a 64-bit or natural-width row are in the 32-bit view, else -1. */
-const HI_SLOT: Int32Array = Int32Array.from(VMCS_FIELDS, (_, i) => {
-  const off = VMCS12_OFFSET[i]!;
+/** The bits of each row vmcs12 keeps: bits 31:0 (16 of them for a 16-bit field), and 63:32 for 64-bit and natural-width ones; none without a slot. */
+const LO_MASK: Int32Array = Int32Array.from(VMCS_FIELDS, (_, i) => (VMCS12_OFFSET[i]! < 0 ? 0 : FIELD_WIDTH[i] === VMCS_WIDTH.U16 ? 0xffff : -1));
+const HI_MASK: Int32Array = Int32Array.from(VMCS_FIELDS, (_, i) => {
   const w = FIELD_WIDTH[i];
-  return off < 0 || w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32 ? -1 : (off >> 2) + 1;
+  return VMCS12_OFFSET[i]! < 0 || w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32 ? 0 : -1;
 });
 
 /**
- * cached_vmcs12: one page, read and written with the field table's offsets and widths. Every
- * field sits at a multiple of its width (vmcs12.h lays them out so), so 16- and 32-bit views
- * reach them directly; the page is little-endian, as those views are on every host Node runs on.
+ * cached_vmcs12. `bytes` is the page in KVM's layout: what VMPTRLD reads in (then `fromPage`)
+ * and what is written back to L1 or handed to KVM_GET_NESTED_STATE (after `toPage`). Between
+ * the two, the fields live in one pair of 32-bit halves per field-table row, so that each access
+ * on the nested round trip (a few hundred of them) is one array element. The header (revision,
+ * VMX-abort indicator, launch state) lives in the page itself. Every field sits at a multiple of
+ * its width (vmcs12.h lays them out so), so 16- and 32-bit views of the page reach them; the
+ * page is little-endian, as those views are on every host Node runs on.
  */
 export class Vmcs12 {
   readonly bytes = new Uint8Array(VMCS12_SIZE);
   private readonly u16 = new Uint16Array(this.bytes.buffer);
   private readonly u32 = new Uint32Array(this.bytes.buffer);
+  /** Bits 31:0 and 63:32 of every row, truncated to the field's width (0 where vmcs12 has no slot). */
+  private readonly rowLo = new Uint32Array(FIELD_COUNT);
+  private readonly rowHi = new Uint32Array(FIELD_COUNT);
 
   get revisionId(): number { return this.u32[0]! & 0x7fffffff; }
   get launchState(): number { return this.u32[VMCS12_LAUNCH_STATE >> 2]!; }
@@ -49,34 +47,58 @@ export class Vmcs12 {
   get abort(): number { return this.u32[VMCS12_ABORT >> 2]!; }
   set abort(v: number) { this.u32[VMCS12_ABORT >> 2] = v; }
 
-  /** Low 32 bits of field row `i` (the whole value for 16/32-bit fields). */
+  /** The fields from `bytes`, after a new page was copied there. */
+  fromPage(): void {
+    for (let i = 0; i < FIELD_COUNT; i++) {
+      const off = VMCS12_OFFSET[i]!;
+      if (off < 0) continue;
+      if (FIELD_WIDTH[i] === VMCS_WIDTH.U16) {
+        this.rowLo[i] = this.u16[off >> 1]!;
+      } else {
+        this.rowLo[i] = this.u32[off >> 2]!;
+        this.rowHi[i] = HI_MASK[i] ? this.u32[(off >> 2) + 1]! : 0;
+      }
+    }
+  }
+
+  /** The fields into `bytes` at their offsets (the header and the bytes between fields stay as read); returns the page. */
+  toPage(): Uint8Array {
+    for (let i = 0; i < FIELD_COUNT; i++) {
+      const off = VMCS12_OFFSET[i]!;
+      if (off < 0) continue;
+      if (FIELD_WIDTH[i] === VMCS_WIDTH.U16) {
+        this.u16[off >> 1] = this.rowLo[i]!;
+      } else {
+        this.u32[off >> 2] = this.rowLo[i]!;
+        if (HI_MASK[i]) this.u32[(off >> 2) + 1] = this.rowHi[i]!;
+      }
+    }
+    return this.bytes;
+  }
+
+  /** Low 32 bits of field row `i` (the whole value for 16/32-bit fields), unsigned. */
   lo(i: number): number {
-    const k = LO_SLOT[i]!;
-    return k >= 0 ? this.u32[k]! : k === -1 ? 0 : this.u16[-2 - k]!;
+    return this.rowLo[i]!;
   }
 
   /** High 32 bits of a 64-bit or natural-width field, 0 for narrower ones. */
   hi(i: number): number {
-    const k = HI_SLOT[i]!;
-    return k >= 0 ? this.u32[k]! : 0;
+    return this.rowHi[i]!;
   }
 
   /** The field as a number: 64-bit values signed canonical, as addresses are kept on hot paths. */
   num(i: number): number {
-    return (this.hi(i) | 0) * TWO32 + this.lo(i);
+    return (this.rowHi[i]! | 0) * TWO32 + this.rowLo[i]!;
   }
 
   big(i: number): bigint {
-    return (BigInt(this.hi(i)) << 32n) | BigInt(this.lo(i));
+    return (BigInt(this.rowHi[i]!) << 32n) | BigInt(this.rowLo[i]!);
   }
 
-  /** Writes a field, truncated to its width (vmcs12_write_any). */
+  /** Writes a field, truncated to its width (vmcs12_write_any); a row vmcs12 has no slot for stays 0. */
   set(i: number, lo: number, hi = 0): void {
-    const k = LO_SLOT[i]!;
-    if (k >= 0) this.u32[k] = lo;
-    else if (k !== -1) this.u16[-2 - k] = lo;
-    const h = HI_SLOT[i]!;
-    if (h >= 0) this.u32[h] = hi;
+    this.rowLo[i] = lo & LO_MASK[i]!;
+    this.rowHi[i] = hi & HI_MASK[i]!;
   }
 
   setNum(i: number, v: number): void {
