@@ -293,6 +293,23 @@ describe('VM exits from small real-mode guests (unrestricted guest, EPT)', () =>
     expect(b.cpu.seg[SEG.FS]!.ar).toBe(0xc093);
   });
 
+  it('GDTR and IDTR: LGDT in the guest is saved at the exit, a VMWRITE of the IDTR reaches the guest', () => {
+    const b = makeBare();
+    // lgdt [0x3000] ; cpuid ; sidt [0x3010] ; cpuid
+    b.poke(0x1000, [0x0f, 0x01, 0x16, 0x00, 0x30, 0x0f, 0xa2, 0x0f, 0x01, 0x0e, 0x10, 0x30, 0x0f, 0xa2]);
+    b.poke(0x3000, [0x27, 0x00, 0x00, 0x50, 0x01, 0x00]); // limit 0x27, base 0x15000
+    expect(b.enter()).toBe(EXIT_REASON.CPUID);
+    expect(b.rn('GUEST_GDTR_BASE')).toBe(0x15000);
+    expect(b.r32('GUEST_GDTR_LIMIT')).toBe(0x27);
+    expect(b.cpu.gdtr.limit).toBe(0xffff); // the host's, SDM 28.5.2
+    b.wn('GUEST_RIP', 0x1007);
+    b.wn('GUEST_IDTR_BASE', 0x9000);
+    b.w32('GUEST_IDTR_LIMIT', 0x3ff);
+    expect(b.enter()).toBe(EXIT_REASON.CPUID);
+    expect(b.mem.read16(GUEST_HPA + 0x3010)).toBe(0x3ff);
+    expect(b.mem.read32(GUEST_HPA + 0x3012)).toBe(0x9000);
+  });
+
   it('VMRESUME continues after an exit, and VPID tags the TLB', () => {
     const b = makeBare();
     b.poke(0x1000, [0x0f, 0xa2, 0xf4]);

@@ -356,19 +356,24 @@ export function incrementalEntryCheck(v: VmcsCache, c: EntryContext): EntryCheck
 }
 
 /**
- * Which installed segment objects a field feeds: bit k for guest segment register k (its four
- * fields), HOST_SEGS_STALE for the host segments (the host selectors and bases, and the VM-exit
- * controls, whose host address-space size sets CS.L and SS's rights).
+ * Which installed objects a field feeds: bit k for guest segment register k (its four fields),
+ * GDTR_STALE and IDTR_STALE for the guest's tables, HOST_SEGS_STALE for the host's segments and
+ * tables (the host selectors and bases, and the VM-exit controls, whose host address-space size
+ * sets CS.L and SS's rights).
  */
-export const HOST_SEGS_STALE = 1 << 8;
+const GDTR_STALE = 1 << 8;
+const IDTR_STALE = 1 << 9;
+export const HOST_SEGS_STALE = 1 << 10;
 const SEG_DEPS: Uint16Array = (() => {
   const t = new Uint16Array(FIELD_COUNT);
   for (let k = 0; k < 8; k++) {
     for (const base of [F.GUEST_ES_SELECTOR, F.GUEST_ES_BASE, F.GUEST_ES_LIMIT, F.GUEST_ES_AR_BYTES]) t[base + k] = 1 << k;
   }
+  t[F.GUEST_GDTR_BASE] = t[F.GUEST_GDTR_LIMIT] = GDTR_STALE;
+  t[F.GUEST_IDTR_BASE] = t[F.GUEST_IDTR_LIMIT] = IDTR_STALE;
   const host: readonly VmcsFieldName[] = [
     'HOST_ES_SELECTOR', 'HOST_CS_SELECTOR', 'HOST_SS_SELECTOR', 'HOST_DS_SELECTOR', 'HOST_FS_SELECTOR', 'HOST_GS_SELECTOR',
-    'HOST_TR_SELECTOR', 'HOST_FS_BASE', 'HOST_GS_BASE', 'HOST_TR_BASE', 'VM_EXIT_CONTROLS',
+    'HOST_TR_SELECTOR', 'HOST_FS_BASE', 'HOST_GS_BASE', 'HOST_TR_BASE', 'HOST_GDTR_BASE', 'HOST_IDTR_BASE', 'VM_EXIT_CONTROLS',
   ];
   for (const name of host) t[F[name]] = HOST_SEGS_STALE;
   return t;
@@ -386,9 +391,10 @@ export function segmentsStale(v: VmcsCache): number {
 }
 
 /**
- * The segment registers of the guest-state area, as frozen objects kept per VMCS: remade only
- * when a field of theirs changed, so most entries install eight references. The VM exit saves a
- * register only when the guest replaced the object (the CPU never writes one in place).
+ * The segment registers, GDTR and IDTR of the guest-state area, as frozen objects kept per
+ * VMCS: remade only when a field of theirs changed, so most entries install ten references. The
+ * VM exit saves a register only when the guest replaced the object (the CPU never writes one in
+ * place: LGDT and LIDT make new ones too).
  */
 function loadGuestSegments(v: VmcsCache, cpu: VirtCpu, stale: number): void {
   const objs = v.guestSegs;
@@ -403,6 +409,13 @@ function loadGuestSegments(v: VmcsCache, cpu: VirtCpu, stale: number): void {
     }
     cpu.seg[i] = o;
   }
+  const tables = v.guestTables;
+  let gdtr = tables[0];
+  if (!gdtr || stale & GDTR_STALE) tables[0] = gdtr = Object.freeze({ base: v.readNum(F.GUEST_GDTR_BASE), limit: v.read32(F.GUEST_GDTR_LIMIT) });
+  let idtr = tables[1];
+  if (!idtr || stale & IDTR_STALE) tables[1] = idtr = Object.freeze({ base: v.readNum(F.GUEST_IDTR_BASE), limit: v.read32(F.GUEST_IDTR_LIMIT) });
+  cpu.gdtr = gdtr;
+  cpu.idtr = idtr;
 }
 
 /** SDM 27.3.2: loads the guest-state area into the processor; `stale` is segmentsStale's answer. */
@@ -425,10 +438,6 @@ export function loadGuestState(v: VmcsCache, cpu: VirtCpu, stale: number): void 
     cpu.efer = e;
   }
   loadGuestSegments(v, cpu, stale);
-  cpu.gdtr.base = v.readNum(F.GUEST_GDTR_BASE);
-  cpu.gdtr.limit = v.read32(F.GUEST_GDTR_LIMIT);
-  cpu.idtr.base = v.readNum(F.GUEST_IDTR_BASE);
-  cpu.idtr.limit = v.read32(F.GUEST_IDTR_LIMIT);
   cpu.rip = v.readNum(F.GUEST_RIP);
   cpu.gpr[4] = v.lo[F.GUEST_RSP]!;
   cpu.gprHi[4] = v.hi[F.GUEST_RSP]!;

@@ -152,10 +152,15 @@ function saveGuestState(s: VmxSilicon, cpu: VmxCpu, atInsnStart: boolean): void 
   v.exitWriteNum(F.GUEST_RIP, atInsnStart ? cpu.insnStart : cpu.rip);
   v.exitWriteNum(F.GUEST_RFLAGS, cpu.getRflags() >>> 0);
   saveSegments(s, cpu);
-  v.exitWriteNum(F.GUEST_GDTR_BASE, cpu.gdtr.base);
-  v.exitWrite32(F.GUEST_GDTR_LIMIT, cpu.gdtr.limit);
-  v.exitWriteNum(F.GUEST_IDTR_BASE, cpu.idtr.base);
-  v.exitWrite32(F.GUEST_IDTR_LIMIT, cpu.idtr.limit);
+  const tables = v.guestTables;
+  if (cpu.gdtr !== tables[0]) {
+    v.exitWriteNum(F.GUEST_GDTR_BASE, cpu.gdtr.base);
+    v.exitWrite32(F.GUEST_GDTR_LIMIT, cpu.gdtr.limit);
+  }
+  if (cpu.idtr !== tables[1]) {
+    v.exitWriteNum(F.GUEST_IDTR_BASE, cpu.idtr.base);
+    v.exitWrite32(F.GUEST_IDTR_LIMIT, cpu.idtr.limit);
+  }
   v.exitWrite32(F.GUEST_SYSENTER_CS, cpu.sysenterCs);
   v.exitWriteNum(F.GUEST_SYSENTER_ESP, cpu.sysenterEsp);
   v.exitWriteNum(F.GUEST_SYSENTER_EIP, cpu.sysenterEip);
@@ -185,10 +190,10 @@ const HOST_DATA_SEGS = [
 const flat = (selector: number, base: number, ar: number): Segment => Object.freeze({ selector, base, limit: 0xffffffff, ar });
 
 /**
- * SDM 28.5.2: the segment registers a VM exit loads. Selectors from the VMCS, bases from the
- * VMCS or 0, flat limits; a null data selector leaves the register unusable (SS stays usable in
- * 64-bit mode). Made once per VMCS and remade when a field they come from changes (entry.ts
- * segmentsStale), then installed as they are.
+ * SDM 28.5.2: the segment registers and descriptor tables a VM exit loads. Selectors from the
+ * VMCS, bases from the VMCS or 0, flat limits; a null data selector leaves the register unusable
+ * (SS stays usable in 64-bit mode). Made once per VMCS and remade when a field they come from
+ * changes (entry.ts segmentsStale), then installed as they are.
  */
 function hostSegments(s: VmxSilicon, hostLong: boolean): (Segment | null)[] {
   const v = s.vmcs;
@@ -204,6 +209,9 @@ function hostSegments(s: VmxSilicon, hostLong: boolean): (Segment | null)[] {
   }
   segs[SEG.TR] = Object.freeze({ selector: v.read32(F.HOST_TR_SELECTOR), base: v.readNum(F.HOST_TR_BASE), limit: 0x67, ar: 0x8b });
   segs[SEG.LDTR] = Object.freeze({ selector: 0, base: 0, limit: 0, ar: 0x10082 });
+  // SDM 28.5.2: GDTR and IDTR limits are set to FFFFH.
+  v.hostTables[0] = Object.freeze({ base: v.readNum(F.HOST_GDTR_BASE), limit: 0xffff });
+  v.hostTables[1] = Object.freeze({ base: v.readNum(F.HOST_IDTR_BASE), limit: 0xffff });
   return segs;
 }
 
@@ -226,10 +234,8 @@ function loadHostState(s: VmxSilicon, cpu: VirtCpu): void {
   if (s.exitCtl & VM_EXIT.LOAD_IA32_PAT) s.loadPat(F.HOST_IA32_PAT);
   const segs = hostSegments(s, hostLong);
   for (let i = 0; i < 8; i++) cpu.seg[i] = segs[i]!;
-  cpu.gdtr.base = v.readNum(F.HOST_GDTR_BASE);
-  cpu.gdtr.limit = 0xffff;
-  cpu.idtr.base = v.readNum(F.HOST_IDTR_BASE);
-  cpu.idtr.limit = 0xffff;
+  cpu.gdtr = v.hostTables[0]!;
+  cpu.idtr = v.hostTables[1]!;
   cpu.rip = v.readNum(F.HOST_RIP);
   const rsp = v.readNum(F.HOST_RSP);
   const hi = Math.floor(rsp / 4294967296);

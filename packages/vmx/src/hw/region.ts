@@ -10,7 +10,7 @@
  * and so writing back, the least recently current one when the cache is full); VMPTRLD of one that
  * is only makes it current; VMCLEAR writes it back and drops it.
  */
-import { CHUNK_SIZE, type PhysMemory, type Segment } from '@kvmts/x86';
+import { CHUNK_SIZE, type DescriptorTableReg, type PhysMemory, type Segment } from '@kvmts/x86';
 import { FIELD_COUNT, FIELD_WIDTH, FIELD_TYPE, VMCS_WIDTH, VMCS_TYPE } from './fields.js';
 
 export const VMCS_REGION = { REVISION: 0, ABORT: 4, LAUNCH_STATE: 8, DATA: 64 } as const;
@@ -83,7 +83,10 @@ export class VmcsCache {
    */
   readonly guestSegs: (Segment | null)[] = [null, null, null, null, null, null, null, null];
   readonly hostSegs: (Segment | null)[] = [null, null, null, null, null, null, null, null];
-  /** A field the host segments are made from changed since they were made. */
+  /** GDTR and IDTR the same way. */
+  readonly guestTables: (DescriptorTableReg | null)[] = [null, null];
+  readonly hostTables: (DescriptorTableReg | null)[] = [null, null];
+  /** A field the host segments or tables are made from changed since they were made. */
   hostSegsStale = true;
 
   markDirty(i: number): void {

@@ -45,6 +45,7 @@ export interface Segment {
   ar: number;
 }
 
+/** GDTR or IDTR; like a Segment, never changed in place (LGDT and LIDT install a new one). */
 export interface DescriptorTableReg {
   base: number;
   limit: number;
