@@ -5,7 +5,7 @@
  * flush by ASID as TLB_CONTROL says, and queue EVENTINJ for delivery before the first guest
  * instruction (15.20).
  */
-import { AR, CR0, CR4, EFER, INTERRUPTIBILITY, type PhysMemory, type VirtCpu } from '@kvmts/x86';
+import { AR, CR0, CR4, EFER, INTERRUPTIBILITY, type PhysMemory, type Segment, type VirtCpu } from '@kvmts/x86';
 import { MAX_PA, MAXPHYADDR } from './caps.js';
 import {
   INTERCEPT_BIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, SVM_NESTED_CTL_NP_ENABLE, SWITCHED_SEG, TLB_CONTROL, cleanMaskAt,
@@ -13,7 +13,7 @@ import {
 } from './fields.js';
 import { VmcbRegion, getAddr, getSeg, put64, putSeg, unsigned64 } from './region.js';
 import { svmVmexitInvalid } from './exit.js';
-import { HOST_SAVED } from './host-saved.js';
+import type { HostSaved } from './host-saved.js';
 import { flushIfPagingChanged } from './tdp.js';
 import type { SvmSilicon } from './silicon.js';
 
@@ -36,49 +36,56 @@ const CLEAN_DW = VMCB.clean >>> 2, EVENT_INJ_DW = VMCB.event_inj >>> 2, NEXT_RIP
  */
 export function saveHost(svm: SvmSilicon, h: VmcbRegion, nextRip: number): void {
   const cpu = svm.cpu;
-  const rec = svm.hostSaved;
+  const host = svm.host;
   const m = h.u32;
-  const fresh = svm.hostSavedPa !== h.pa;
-  svm.hostSavedPa = h.pa;
+  const fresh = host.pa !== h.pa;
+  host.pa = h.pa;
   const seg = cpu.seg;
-  for (let i = 0; i < 4; i++) {
-    const s = (svm.hostSeg[i] = seg[i]!);
-    const k = HOST_SAVED.SEG + 4 * i;
-    if (fresh || rec[k] !== s.selector || rec[k + 1] !== s.base || rec[k + 2] !== s.limit || rec[k + 3] !== s.ar) {
-      rec[k] = s.selector; rec[k + 1] = s.base; rec[k + 2] = s.limit; rec[k + 3] = s.ar;
-      putSeg(m, SWITCHED_SEG_DW[i]!, s);
-    }
-  }
-  const gdtr = (svm.hostGdtr = cpu.gdtr);
-  const idtr = (svm.hostIdtr = cpu.idtr);
-  if (fresh || rec[HOST_SAVED.GDTR_BASE] !== gdtr.base || rec[HOST_SAVED.GDTR_LIMIT] !== gdtr.limit) {
-    rec[HOST_SAVED.GDTR_BASE] = gdtr.base; rec[HOST_SAVED.GDTR_LIMIT] = gdtr.limit;
+  for (let i = 0; i < 4; i++) saveHostSeg(host, m, fresh, i, seg[i]!);
+  const gdtr = (host.gdtr = cpu.gdtr);
+  if (fresh || host.gdtrBase !== gdtr.base || host.gdtrLimit !== gdtr.limit) {
+    host.gdtrBase = gdtr.base; host.gdtrLimit = gdtr.limit;
     m[GDTR_DW + 1] = gdtr.limit;
     put64(m, GDTR_DW + 2, gdtr.base);
   }
-  if (fresh || rec[HOST_SAVED.IDTR_BASE] !== idtr.base || rec[HOST_SAVED.IDTR_LIMIT] !== idtr.limit) {
-    rec[HOST_SAVED.IDTR_BASE] = idtr.base; rec[HOST_SAVED.IDTR_LIMIT] = idtr.limit;
+  const idtr = (host.idtr = cpu.idtr);
+  if (fresh || host.idtrBase !== idtr.base || host.idtrLimit !== idtr.limit) {
+    host.idtrBase = idtr.base; host.idtrLimit = idtr.limit;
     m[IDTR_DW + 1] = idtr.limit;
     put64(m, IDTR_DW + 2, idtr.base);
   }
-  save64(rec, m, fresh, HOST_SAVED.EFER, EFER_DW, cpu.efer);
-  save64(rec, m, fresh, HOST_SAVED.CR0, CR0_DW, cpu.cr0 >>> 0);
-  save64(rec, m, fresh, HOST_SAVED.CR3, CR3_DW, cpu.cr3);
-  save64(rec, m, fresh, HOST_SAVED.CR4, CR4_DW, cpu.cr4 >>> 0);
-  save64(rec, m, fresh, HOST_SAVED.RFLAGS, RFLAGS_DW, cpu.getRflags() >>> 0);
-  save64(rec, m, fresh, HOST_SAVED.RIP, RIP_DW, nextRip);
-  save32(rec, m, fresh, HOST_SAVED.RSP_LO, RSP_DW, cpu.gpr[4]!);
-  save32(rec, m, fresh, HOST_SAVED.RSP_HI, RSP_DW + 1, cpu.gprHi[4]!);
-  save32(rec, m, fresh, HOST_SAVED.RAX_LO, RAX_DW, cpu.gpr[0]!);
-  save32(rec, m, fresh, HOST_SAVED.RAX_HI, RAX_DW + 1, cpu.gprHi[0]!);
+  // EFER, CR0, CR4 and RFLAGS are 32 bits wide here: their high dwords are zero.
+  const efer = cpu.efer;
+  if (fresh || host.efer !== efer) { host.efer = efer; m[EFER_DW] = efer; m[EFER_DW + 1] = 0; }
+  const cr0 = cpu.cr0 >>> 0;
+  if (fresh || host.cr0 !== cr0) { host.cr0 = cr0; m[CR0_DW] = cr0; m[CR0_DW + 1] = 0; }
+  const cr3 = cpu.cr3;
+  if (fresh || host.cr3 !== cr3) { host.cr3 = cr3; put64(m, CR3_DW, cr3); }
+  const cr4 = cpu.cr4 >>> 0;
+  if (fresh || host.cr4 !== cr4) { host.cr4 = cr4; m[CR4_DW] = cr4; m[CR4_DW + 1] = 0; }
+  const rflags = cpu.getRflags() >>> 0;
+  if (fresh || host.rflags !== rflags) { host.rflags = rflags; m[RFLAGS_DW] = rflags; m[RFLAGS_DW + 1] = 0; }
+  if (fresh || host.rip !== nextRip) { host.rip = nextRip; put64(m, RIP_DW, nextRip); }
+  const gpr = cpu.gpr;
+  const gprHi = cpu.gprHi;
+  if (fresh || host.rspLo !== gpr[4] || host.rspHi !== gprHi[4]) {
+    m[RSP_DW] = host.rspLo = gpr[4]!;
+    m[RSP_DW + 1] = host.rspHi = gprHi[4]!;
+  }
+  if (fresh || host.raxLo !== gpr[0] || host.raxHi !== gprHi[0]) {
+    m[RAX_DW] = host.raxLo = gpr[0]!;
+    m[RAX_DW + 1] = host.raxHi = gprHi[0]!;
+  }
 }
 
-function save64(rec: Float64Array, m: Uint32Array, fresh: boolean, k: number, d: number, value: number): void {
-  if (fresh || rec[k] !== value) { rec[k] = value; put64(m, d, value); }
-}
-
-function save32(rec: Float64Array, m: Uint32Array, fresh: boolean, k: number, d: number, value: number): void {
-  if (fresh || rec[k] !== value) { rec[k] = value; m[d] = value; }
+/** One of ES, CS, SS, DS: kept as the CPU holds it, its copy in the save area rewritten if it changed. */
+function saveHostSeg(host: HostSaved, m: Uint32Array, fresh: boolean, i: number, s: Segment): void {
+  host.seg[i] = s;
+  const limit = s.limit | 0;
+  if (fresh || host.selector[i] !== s.selector || host.base[i] !== s.base || host.limit[i] !== limit || host.ar[i] !== s.ar) {
+    host.selector[i] = s.selector; host.base[i] = s.base; host.limit[i] = limit; host.ar[i] = s.ar;
+    putSeg(m, SWITCHED_SEG_DW[i]!, s);
+  }
 }
 
 /** EFER bits that exist (SCE, LME, LMA, NXE, SVME, LMSLE, FFXSR, TCE); the rest must be zero. */

@@ -7,7 +7,6 @@ import { CR0, EVENT_TYPE, INTERRUPTIBILITY, STOP } from '@kvmts/x86';
 import { SVM_EXIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, V_IRQ_MASK, V_TPR_MASK, VMCB, VMCB_SEG } from './fields.js';
 import { put64, putSeg, type VmcbRegion } from './region.js';
 import { notePaging } from './tdp.js';
-import { HOST_SAVED } from './host-saved.js';
 import type { SvmSilicon } from './silicon.js';
 
 /** The CPU's event layout (VMX interruption information) to EXITINTINFO: types 0, 2, 3, 4 coincide; INT1/INT3/INTO are exceptions. */
@@ -138,18 +137,23 @@ function saveGuest(svm: SvmSilicon, v: VmcbRegion): void {
 /** Loads the host state VMRUN saved, as the processor kept it (APM 15.6 list), with DR7 disabled and CPL 0. */
 export function loadHost(svm: SvmSilicon): void {
   const cpu = svm.cpu;
-  const rec = svm.hostSaved;
-  for (let i = 0; i < 4; i++) cpu.seg[i] = svm.hostSeg[i]!;
-  cpu.gdtr = svm.hostGdtr;
-  cpu.idtr = svm.hostIdtr;
-  cpu.efer = rec[HOST_SAVED.EFER]!;
-  cpu.cr0 = rec[HOST_SAVED.CR0]! | CR0.PE;
-  cpu.cr4 = rec[HOST_SAVED.CR4]!;
-  cpu.cr3 = rec[HOST_SAVED.CR3]!;
-  cpu.setRflags(rec[HOST_SAVED.RFLAGS]!);
-  cpu.rip = rec[HOST_SAVED.RIP]!;
-  cpu.gpr[4] = rec[HOST_SAVED.RSP_LO]!; cpu.gprHi[4] = rec[HOST_SAVED.RSP_HI]!;
-  cpu.gpr[0] = rec[HOST_SAVED.RAX_LO]!; cpu.gprHi[0] = rec[HOST_SAVED.RAX_HI]!;
+  const host = svm.host;
+  const seg = cpu.seg;
+  const kept = host.seg;
+  seg[0] = kept[0]!;
+  seg[1] = kept[1]!;
+  seg[2] = kept[2]!;
+  seg[3] = kept[3]!;
+  cpu.gdtr = host.gdtr;
+  cpu.idtr = host.idtr;
+  cpu.efer = host.efer;
+  cpu.cr0 = host.cr0 | CR0.PE;
+  cpu.cr4 = host.cr4;
+  cpu.cr3 = host.cr3;
+  cpu.setRflags(host.rflags);
+  cpu.rip = host.rip;
+  cpu.gpr[4] = host.rspLo; cpu.gprHi[4] = host.rspHi;
+  cpu.gpr[0] = host.raxLo; cpu.gprHi[0] = host.raxHi;
   cpu.dr[7] = 0x400;
   cpu.cr8 = svm.hostCr8;
   cpu.interruptibility = 0;

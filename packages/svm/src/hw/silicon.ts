@@ -15,7 +15,7 @@ import { VmcbRegion } from './region.js';
 import { svmCheckEvents, svmCrWrite, svmEvent, svmIntercept, releaseHeldEvents } from './intercepts.js';
 import { runGuest, svmExecute, vmloadState, vmsaveState } from './instructions.js';
 import { svmEnterGuest, VmrunCheckCache } from './entry.js';
-import { HOST_SAVED_SIZE } from './host-saved.js';
+import { HostSaved } from './host-saved.js';
 import { svmVmexit } from './exit.js';
 import { nptWalk, PagingByAsid, type NptResult } from './tdp.js';
 import { SVM_EXIT } from './fields.js';
@@ -78,17 +78,13 @@ export class SvmSilicon implements VirtExtension {
   gPatLo = 0x00070406;
   gPatHi = 0x00070406;
   hostCr8 = 0;
+  /** The host state VMRUN saved, as the processor keeps it until #VMEXIT. */
+  readonly host = new HostSaved();
   /**
    * The segment and descriptor-table registers VMRUN and #VMEXIT switch (ES, CS, SS, DS, GDTR,
    * IDTR) are swapped as whole hidden registers: the host's are held aside while the guest runs
    * (the host save area gets a copy), the guest's are kept for the next VMRUN to load into.
    */
-  readonly hostSeg: Segment[] = [makeSegment(), makeSegment(), makeSegment(), makeSegment()];
-  /** The host state VMRUN saved (HOST_SAVED layout), and the save area holding its copy (-1: none yet). */
-  readonly hostSaved = new Float64Array(HOST_SAVED_SIZE);
-  hostSavedPa = -1;
-  hostGdtr: DescriptorTableReg = { base: 0, limit: 0 };
-  hostIdtr: DescriptorTableReg = { base: 0, limit: 0 };
   readonly guestSeg: Segment[] = [makeSegment(), makeSegment(), makeSegment(), makeSegment()];
   guestGdtr: DescriptorTableReg = { base: 0, limit: 0 };
   guestIdtr: DescriptorTableReg = { base: 0, limit: 0 };
@@ -250,7 +246,7 @@ export class SvmSilicon implements VirtExtension {
         const pa = Number(BigInt.asUintN(64, value));
         if (!isPageAlignedPa(pa)) cpu.fault(13, 0);
         this.hsavePa = pa;
-        this.hostSavedPa = -1;
+        this.host.pa = -1;
         return true;
       }
       case MSR_EFER:
