@@ -148,13 +148,15 @@ const CHECK_DWORDS = [...new Set(VMRUN_CHECKS.flatMap((c) => c.deps))];
 const CHECK_DWORD_INDEX = Int32Array.from(CHECK_DWORDS, (off) => off >>> 2);
 const CHECK_MASKS = VMRUN_CHECKS.map((c) => c.deps.reduce((m, d) => m | (1 << CHECK_DWORDS.indexOf(d)), 0));
 /**
- * The checked dwords grouped by the clean bit covering them (mask 0: none, read at every VMRUN):
- * state the processor takes from its cache was checked when it was loaded.
+ * The checked dwords by the clean bit covering them (state the processor takes from its cache was
+ * checked when it was loaded), and those no clean bit covers, which every VMRUN reads.
  */
-const CHECK_GROUPS = [...new Set(CHECK_DWORDS.map(cleanMaskAt))].map((mask) => ({
-  mask,
-  dwords: Int32Array.from(CHECK_DWORDS.flatMap((off, i) => (cleanMaskAt(off) === mask ? [i] : []))),
-}));
+const dwordsCoveredBy = (mask: number): Int32Array =>
+  Int32Array.from(CHECK_DWORDS.flatMap((off, i) => (cleanMaskAt(off) === mask ? [i] : [])));
+const CHECK_DWORDS_BY_CLEAN_BIT = Array.from({ length: 32 }, (_, bit) => dwordsCoveredBy(1 << bit));
+const CHECK_DWORDS_UNCOVERED = dwordsCoveredBy(0);
+/** The clean bits covering some checked dword. */
+const CHECKED_CLEAN_BITS = CHECK_DWORDS.reduce((m, off) => m | cleanMaskAt(off), 0);
 
 /** Runs every check; the first failure's name, or null. */
 export function svmVmrunConsistencyCheck(v: VmcbRegion): string | null {
@@ -180,17 +182,9 @@ export class VmrunCheckCache {
 export function svmVmrunConsistencyCheckIncremental(v: VmcbRegion, cache: VmrunCheckCache, clean = 0): string | null {
   const m = v.u32;
   const words = cache.words;
-  const skip = cache.valid ? clean : 0;
-  let changed = 0;
-  for (let g = 0; g < CHECK_GROUPS.length; g++) {
-    const group = CHECK_GROUPS[g]!;
-    if ((skip & group.mask) !== 0) continue;
-    const dwords = group.dwords;
-    for (let j = 0; j < dwords.length; j++) {
-      const i = dwords[j]!;
-      const w = m[CHECK_DWORD_INDEX[i]!]!;
-      if (w !== words[i]) { words[i] = w; changed |= 1 << i; }
-    }
+  let changed = compareDwords(m, words, CHECK_DWORDS_UNCOVERED);
+  for (let dirty = cache.valid ? CHECKED_CLEAN_BITS & ~clean : CHECKED_CLEAN_BITS; dirty !== 0; dirty &= dirty - 1) {
+    changed |= compareDwords(m, words, CHECK_DWORDS_BY_CLEAN_BIT[31 - Math.clz32(dirty & -dirty)]!);
   }
   if (cache.valid && changed === 0) return null;
   const all = !cache.valid;
@@ -202,6 +196,17 @@ export function svmVmrunConsistencyCheckIncremental(v: VmcbRegion, cache: VmrunC
   }
   cache.valid = true;
   return null;
+}
+
+/** Takes the checked dwords `which` (indices into CHECK_DWORDS) into `words`; the mask of those that changed. */
+function compareDwords(m: Uint32Array, words: Uint32Array, which: Int32Array): number {
+  let changed = 0;
+  for (let j = 0; j < which.length; j++) {
+    const i = which[j]!;
+    const w = m[CHECK_DWORD_INDEX[i]!]!;
+    if (w !== words[i]) { words[i] = w; changed |= 1 << i; }
+  }
+  return changed;
 }
 
 /**
