@@ -10,7 +10,7 @@
  * check passed on the very same values. `entry-checks.test.ts` proves the two agree.
  */
 import { SEG, RFLAGS, CR0, CR4, EFER, INTR_INFO, EVENT_TYPE, type VirtCpu } from '@kvmts/x86';
-import { FIELD as F, FIELD_COUNT, type VmcsFieldName } from './fields.js';
+import { FIELD as F, FIELD_COUNT, FIELD_TYPE, VMCS_TYPE, type VmcsFieldName } from './fields.js';
 import {
   CPU_BASED, SECONDARY_EXEC, PIN_BASED, VM_EXIT, VM_ENTRY, VMX_CAPS, ctlAllowed, CR0_FIXED0, CR0_FIXED1,
   CR4_FIXED0, CR4_FIXED1, CR3_TARGET_MAX, MAXPHYADDR, VMX_MISC_VALUE, VMX_MISC,
@@ -357,13 +357,12 @@ export function incrementalEntryCheck(v: VmcsCache, c: EntryContext): EntryCheck
 
 /**
  * Which installed objects a field feeds: bit k for guest segment register k (its four fields),
- * GDTR_STALE and IDTR_STALE for the guest's tables, HOST_SEGS_STALE for the host's segments and
- * tables (the host selectors and bases, and the VM-exit controls, whose host address-space size
- * sets CS.L and SS's rights).
+ * GDTR_STALE and IDTR_STALE for the guest's tables, HOST_STATE_STALE for the host-state image
+ * (every host-state field, and the VM-exit controls, which decide what an exit loads).
  */
 const GDTR_STALE = 1 << 8;
 const IDTR_STALE = 1 << 9;
-export const HOST_SEGS_STALE = 1 << 10;
+export const HOST_STATE_STALE = 1 << 10;
 const SEG_DEPS: Uint16Array = (() => {
   const t = new Uint16Array(FIELD_COUNT);
   for (let k = 0; k < 8; k++) {
@@ -371,11 +370,8 @@ const SEG_DEPS: Uint16Array = (() => {
   }
   t[F.GUEST_GDTR_BASE] = t[F.GUEST_GDTR_LIMIT] = GDTR_STALE;
   t[F.GUEST_IDTR_BASE] = t[F.GUEST_IDTR_LIMIT] = IDTR_STALE;
-  const host: readonly VmcsFieldName[] = [
-    'HOST_ES_SELECTOR', 'HOST_CS_SELECTOR', 'HOST_SS_SELECTOR', 'HOST_DS_SELECTOR', 'HOST_FS_SELECTOR', 'HOST_GS_SELECTOR',
-    'HOST_TR_SELECTOR', 'HOST_FS_BASE', 'HOST_GS_BASE', 'HOST_TR_BASE', 'HOST_GDTR_BASE', 'HOST_IDTR_BASE', 'VM_EXIT_CONTROLS',
-  ];
-  for (const name of host) t[F[name]] = HOST_SEGS_STALE;
+  for (let i = 0; i < FIELD_COUNT; i++) if (FIELD_TYPE[i] === VMCS_TYPE.HOST) t[i] = HOST_STATE_STALE;
+  t[F.VM_EXIT_CONTROLS] = HOST_STATE_STALE;
   return t;
 })();
 

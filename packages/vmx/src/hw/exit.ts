@@ -7,6 +7,7 @@ import type { VmxCpu } from './silicon.js';
 import { FIELD as F } from './fields.js';
 import { VM_EXIT, PIN_BASED } from './caps.js';
 import type { VmxSilicon } from './silicon.js';
+import type { HostStateImage } from './region.js';
 
 /** Basic exit reasons (SDM Appendix C, Table C-1), spelled as Linux's EXIT_REASON_*. */
 export const EXIT_REASON = {
@@ -190,16 +191,29 @@ const HOST_DATA_SEGS = [
 const flat = (selector: number, base: number, ar: number): Segment => Object.freeze({ selector, base, limit: 0xffffffff, ar });
 
 /**
- * SDM 28.5.2: the segment registers and descriptor tables a VM exit loads. Selectors from the
- * VMCS, bases from the VMCS or 0, flat limits; a null data selector leaves the register unusable
- * (SS stays usable in 64-bit mode). Made once per VMCS and remade when a field they come from
- * changes (entry.ts segmentsStale), then installed as they are.
+ * Decodes the host-state area into the VMCS's HostStateImage, when a field of it changed since.
+ * SDM 28.5.2: selectors from the VMCS, bases from the VMCS or 0, flat limits; a null data
+ * selector leaves the register unusable (SS stays usable in 64-bit mode); GDTR and IDTR limits
+ * FFFFH. The segment and table objects are frozen: the CPU replaces them, never edits them.
  */
-function hostSegments(s: VmxSilicon, hostLong: boolean): (Segment | null)[] {
+function hostState(s: VmxSilicon): HostStateImage {
   const v = s.vmcs;
-  const segs = v.hostSegs;
-  if (!v.hostSegsStale && segs[SEG.CS]) return segs;
-  v.hostSegsStale = false;
+  const h = v.host;
+  if (!h.stale) return h;
+  h.stale = false;
+  const hostLong = (s.exitCtl & VM_EXIT.HOST_ADDR_SPACE_SIZE) !== 0;
+  h.cr0 = v.readNum(F.HOST_CR0) | 0;
+  h.cr3 = v.readNum(F.HOST_CR3);
+  h.cr4 = (v.readNum(F.HOST_CR4) | (hostLong ? CR4.PAE : 0)) | 0;
+  h.sysenterCs = v.read32(F.HOST_IA32_SYSENTER_CS);
+  h.sysenterEsp = v.readNum(F.HOST_IA32_SYSENTER_ESP);
+  h.sysenterEip = v.readNum(F.HOST_IA32_SYSENTER_EIP);
+  h.efer = s.exitCtl & VM_EXIT.LOAD_IA32_EFER ? v.readNum(F.HOST_IA32_EFER) : -1;
+  h.rip = v.readNum(F.HOST_RIP);
+  const rsp = v.readNum(F.HOST_RSP);
+  h.rspHi = Math.floor(rsp / 4294967296);
+  h.rspLo = rsp - h.rspHi * 4294967296;
+  const segs = h.segs;
   segs[SEG.CS] = flat(v.read32(F.HOST_CS_SELECTOR), 0, hostLong ? 0xa09b : 0xc09b);
   const ss = v.read32(F.HOST_SS_SELECTOR);
   segs[SEG.SS] = flat(ss, 0, ss === 0 && !hostLong ? 0x1c093 : 0xc093);
@@ -209,38 +223,31 @@ function hostSegments(s: VmxSilicon, hostLong: boolean): (Segment | null)[] {
   }
   segs[SEG.TR] = Object.freeze({ selector: v.read32(F.HOST_TR_SELECTOR), base: v.readNum(F.HOST_TR_BASE), limit: 0x67, ar: 0x8b });
   segs[SEG.LDTR] = Object.freeze({ selector: 0, base: 0, limit: 0, ar: 0x10082 });
-  // SDM 28.5.2: GDTR and IDTR limits are set to FFFFH.
-  v.hostTables[0] = Object.freeze({ base: v.readNum(F.HOST_GDTR_BASE), limit: 0xffff });
-  v.hostTables[1] = Object.freeze({ base: v.readNum(F.HOST_IDTR_BASE), limit: 0xffff });
-  return segs;
+  h.tables[0] = Object.freeze({ base: v.readNum(F.HOST_GDTR_BASE), limit: 0xffff });
+  h.tables[1] = Object.freeze({ base: v.readNum(F.HOST_IDTR_BASE), limit: 0xffff });
+  return h;
 }
 
-/** SDM 28.5: loading host state. */
+/** SDM 28.5: loading host state, from the decoded image. */
 function loadHostState(s: VmxSilicon, cpu: VirtCpu): void {
-  const v = s.vmcs;
-  const hostLong = (s.exitCtl & VM_EXIT.HOST_ADDR_SPACE_SIZE) !== 0;
-  cpu.cr0 = v.readNum(F.HOST_CR0) | 0;
-  cpu.cr3 = v.readNum(F.HOST_CR3);
-  cpu.cr4 = (v.readNum(F.HOST_CR4) | (hostLong ? CR4.PAE : 0)) | 0;
+  const h = hostState(s);
+  cpu.cr0 = h.cr0;
+  cpu.cr3 = h.cr3;
+  cpu.cr4 = h.cr4;
   cpu.dr[7] = 0x400;
-  cpu.sysenterCs = v.read32(F.HOST_IA32_SYSENTER_CS);
-  cpu.sysenterEsp = v.readNum(F.HOST_IA32_SYSENTER_ESP);
-  cpu.sysenterEip = v.readNum(F.HOST_IA32_SYSENTER_EIP);
-  if (s.exitCtl & VM_EXIT.LOAD_IA32_EFER) {
-    cpu.efer = v.readNum(F.HOST_IA32_EFER);
-  } else {
-    cpu.efer = hostLong ? cpu.efer | EFER.LMA | EFER.LME : cpu.efer & ~(EFER.LMA | EFER.LME);
-  }
+  cpu.sysenterCs = h.sysenterCs;
+  cpu.sysenterEsp = h.sysenterEsp;
+  cpu.sysenterEip = h.sysenterEip;
+  if (h.efer >= 0) cpu.efer = h.efer;
+  else cpu.efer = s.exitCtl & VM_EXIT.HOST_ADDR_SPACE_SIZE ? cpu.efer | EFER.LMA | EFER.LME : cpu.efer & ~(EFER.LMA | EFER.LME);
   if (s.exitCtl & VM_EXIT.LOAD_IA32_PAT) s.loadPat(F.HOST_IA32_PAT);
-  const segs = hostSegments(s, hostLong);
+  const segs = h.segs;
   for (let i = 0; i < 8; i++) cpu.seg[i] = segs[i]!;
-  cpu.gdtr = v.hostTables[0]!;
-  cpu.idtr = v.hostTables[1]!;
-  cpu.rip = v.readNum(F.HOST_RIP);
-  const rsp = v.readNum(F.HOST_RSP);
-  const hi = Math.floor(rsp / 4294967296);
-  cpu.gpr[4] = rsp - hi * 4294967296;
-  cpu.gprHi[4] = hi;
+  cpu.gdtr = h.tables[0]!;
+  cpu.idtr = h.tables[1]!;
+  cpu.rip = h.rip;
+  cpu.gpr[4] = h.rspLo;
+  cpu.gprHi[4] = h.rspHi;
   cpu.setRflags(RFLAGS.FIXED1);
   cpu.interruptibility = 0;
   cpu.activity = 0;

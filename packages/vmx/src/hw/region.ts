@@ -34,15 +34,31 @@ export function vmcsRegionSlots(mem: PhysMemory, hpa: number): Int32Array {
   return new Int32Array(c.buffer, c.byteOffset + (hpa % CHUNK_SIZE) + VMCS_REGION.DATA, FIELD_COUNT * 2);
 }
 
-/** The low half of a field's value truncated to its width, as a VMWRITE stores it. */
-function widthLo(i: number, lo: number): number {
-  return FIELD_WIDTH[i] === VMCS_WIDTH.U16 ? lo & 0xffff : lo | 0;
-}
+/** What a VMWRITE keeps of each row's low half (16 bits of a 16-bit field) and high half (only 64-bit and natural-width fields have one). */
+export const FIELD_LO_MASK: Int32Array = Int32Array.from(FIELD_WIDTH, (w) => (w === VMCS_WIDTH.U16 ? 0xffff : -1));
+export const FIELD_HI_MASK: Int32Array = Int32Array.from(FIELD_WIDTH, (w) => (w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32 ? 0 : -1));
+const LO_MASK = FIELD_LO_MASK;
+const HI_MASK = FIELD_HI_MASK;
 
-/** The high half: only 64-bit and natural-width fields keep one. */
-function widthHi(i: number, hi: number): number {
-  const w = FIELD_WIDTH[i];
-  return w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32 ? 0 : hi | 0;
+/**
+ * The host-state area decoded into what a VM exit loads (SDM 28.5): made from the fields once,
+ * remade after one of them (or the VM-exit controls) changed, so an exit copies values.
+ */
+export class HostStateImage {
+  stale = true;
+  readonly segs: Segment[] = [];
+  readonly tables: DescriptorTableReg[] = [];
+  cr0 = 0;
+  cr3 = 0;
+  cr4 = 0;
+  sysenterCs = 0;
+  sysenterEsp = 0;
+  sysenterEip = 0;
+  /** IA32_EFER when the exit loads it; -1 when the exit only sets LMA and LME from the host address-space size. */
+  efer = -1;
+  rip = 0;
+  rspLo = 0;
+  rspHi = 0;
 }
 
 /**
@@ -54,8 +70,10 @@ export class VmcsCache {
   /** The region's HPA, or INVALID_VMCS_PTR for the placeholder that stands for "no current VMCS". */
   hpa = INVALID_VMCS_PTR;
   launched = false;
-  readonly lo = new Int32Array(FIELD_COUNT);
-  readonly hi = new Int32Array(FIELD_COUNT);
+  /** Every row's bits 31:0 then every row's bits 63:32, as the region keeps them: `lo` and `hi` are its halves. */
+  private readonly halves = new Int32Array(FIELD_COUNT * 2);
+  readonly lo = this.halves.subarray(0, FIELD_COUNT);
+  readonly hi = this.halves.subarray(FIELD_COUNT);
   /** Fields written since the last successful VM entry: the incremental entry checks re-run only checks that read them. */
   readonly dirty = new Uint8Array(FIELD_COUNT);
   /** The dirty fields as a list, so an entry visits only what changed. */
@@ -78,16 +96,13 @@ export class VmcsCache {
   controlsDirty = true;
 
   /**
-   * The frozen segment registers the last VM entry installed in the processor, and those VM
-   * exits install from the host-state area (entry.ts, exit.ts), kept per VMCS like its fields.
+   * The frozen segment registers, GDTR and IDTR the last VM entry installed in the processor
+   * (entry.ts), kept per VMCS like its fields.
    */
   readonly guestSegs: (Segment | null)[] = [null, null, null, null, null, null, null, null];
-  readonly hostSegs: (Segment | null)[] = [null, null, null, null, null, null, null, null];
-  /** GDTR and IDTR the same way. */
   readonly guestTables: (DescriptorTableReg | null)[] = [null, null];
-  readonly hostTables: (DescriptorTableReg | null)[] = [null, null];
-  /** A field the host segments or tables are made from changed since they were made. */
-  hostSegsStale = true;
+  /** The host-state area as VM exits load it (exit.ts). */
+  readonly host = new HostStateImage();
 
   markDirty(i: number): void {
     if (this.unsaved[i] === 0) {
@@ -133,7 +148,7 @@ export class VmcsCache {
   }
 
   write32(i: number, v: number): void {
-    const lo = widthLo(i, v);
+    const lo = v & LO_MASK[i]!;
     if (this.lo[i] !== lo || this.hi[i] !== 0) this.markDirty(i);
     this.lo[i] = lo;
     this.hi[i] = 0;
@@ -149,9 +164,10 @@ export class VmcsCache {
   }
 
   writeHalves(i: number, lo: number, hi: number): void {
-    const l = widthLo(i, lo);
-    const h = widthHi(i, hi);
-    if (this.lo[i] !== l || this.hi[i] !== h) this.markDirty(i);
+    const l = lo & LO_MASK[i]!;
+    const h = hi & HI_MASK[i]!;
+    if (this.lo[i] === l && this.hi[i] === h) return;
+    this.markDirty(i);
     this.lo[i] = l;
     this.hi[i] = h;
   }
@@ -195,21 +211,15 @@ export class VmcsCache {
   }
 
   /**
-   * The region's field slots in DRAM, and its two halves, kept with the address they were made
-   * for (entries are reused, often for the same region: the shadow VMCS is loaded and cleared
-   * around every copy).
+   * The region's field slots in DRAM, kept with the address they were made for (entries are
+   * reused, often for the same region: the shadow VMCS is loaded and cleared around every copy).
    */
   private slots: Int32Array | null = null;
-  private slotsLo: Int32Array | null = null;
-  private slotsHi: Int32Array | null = null;
   private slotsHpa = INVALID_VMCS_PTR;
 
   private regionSlots(mem: PhysMemory): Int32Array {
     if (this.slots === null || this.slotsHpa !== this.hpa) {
-      const slots = vmcsRegionSlots(mem, this.hpa);
-      this.slots = slots;
-      this.slotsLo = slots.subarray(0, FIELD_COUNT);
-      this.slotsHi = slots.subarray(FIELD_COUNT);
+      this.slots = vmcsRegionSlots(mem, this.hpa);
       this.slotsHpa = this.hpa;
     }
     return this.slots;
@@ -219,9 +229,8 @@ export class VmcsCache {
   load(mem: PhysMemory, hpa: number): void {
     this.hpa = hpa;
     this.launched = mem.read8(hpa + VMCS_REGION.LAUNCH_STATE) === 1;
-    this.regionSlots(mem);
-    this.lo.set(this.slotsLo!);
-    this.hi.set(this.slotsHi!);
+    // The region and the on-chip copy share one layout: one block copy.
+    this.halves.set(this.regionSlots(mem));
     this.clearUnsaved();
     this.markAllDirty();
     this.exitSerial++;

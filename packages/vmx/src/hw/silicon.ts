@@ -18,7 +18,7 @@ import {
 import * as insn from './instructions.js';
 import { VMX_STATUS, type VmxStatus } from './instructions.js';
 import {
-  incrementalEntryCheck, fullEntryCheck, loadGuestState, segmentsStale, HOST_SEGS_STALE, entryFailureQualification, type EntryCheck, type EntryContext,
+  incrementalEntryCheck, fullEntryCheck, loadGuestState, segmentsStale, HOST_STATE_STALE, entryFailureQualification, type EntryCheck, type EntryContext,
 } from './entry.js';
 import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY, makeExitInfo, vmExit, recordVmExit } from './exit.js';
 import { vmxIntercept, vmxEvent, vmxInstructionExit, interruptWindowOpen } from './intercepts.js';
@@ -176,7 +176,7 @@ export class VmxSilicon implements VirtExtension {
     }
     this.cacheControls();
     const stale = segmentsStale(v);
-    if (stale & HOST_SEGS_STALE) v.hostSegsStale = true;
+    if (stale & HOST_STATE_STALE) v.host.stale = true;
     // Every check passed on the current values: only later writes need re-checking.
     v.clearDirty();
     loadGuestState(v, this.cpu, stale);
