@@ -9,7 +9,7 @@
  */
 import { CR0, CR4, RFLAGS, EFER, SEG, VEC, INTERRUPTIBILITY } from '@kvmts/x86';
 import { vmcsFieldIndex, FIELD_TYPE, FIELD_WIDTH, VMCS_TYPE, VMCS_WIDTH } from './fields.js';
-import { VMCS_REGION, INVALID_VMCS_PTR } from './region.js';
+import { VMCS_REGION, INVALID_VMCS_PTR, FIELD_HI_MASK } from './region.js';
 import { VMX_BASIC, FEATURE_CONTROL, CR0_FIXED0, CR0_FIXED1, CR4_FIXED0, CR4_FIXED1, MAXPHYADDR, VMCS_REVISION_ID } from './caps.js';
 import type { VmxSilicon } from './silicon.js';
 
@@ -192,7 +192,8 @@ export function vmwriteHalves(s: VmxSilicon, encoding: number, lo: number, hi: n
 
 /**
  * The TypeScript kernel's run of full-width VMREADs of the current VMCS, one per field row in
- * `rows[0..count)`: bits 31:0 of each into lo[k], bits 63:32 into hi[k]. The outcome is that of
+ * `rows[0..count)`: bits 31:0 of row i into lo[i], bits 63:32 into hi[i] (arrays indexed by row,
+ * as vmcs12's fields are, so a copy needs no second loop). The outcome is that of
  * the instruction sequence (copy_shadow_to_vmcs12 and sync_vmcs02_to_vmcs12 are such loops in
  * Linux). What could make one of them fault or fail (VMX operation, mode and CPL, a current
  * VMCS) is the same for all of them, since a VMREAD changes none of it, so it is checked once;
@@ -205,16 +206,15 @@ export function vmreadRows(s: VmxSilicon, rows: Int16Array, count: number, lo: I
   const vhi = s.vmcs.hi;
   for (let k = 0; k < count; k++) {
     const i = rows[k]!;
-    const w = FIELD_WIDTH[i]!;
-    lo[k] = vlo[i]!;
-    hi[k] = w === VMCS_WIDTH.U64 || w === VMCS_WIDTH.NATURAL ? vhi[i]! : 0;
+    lo[i] = vlo[i]!;
+    hi[i] = vhi[i]! & FIELD_HI_MASK[i]!;
   }
   return vmSucceed(s);
 }
 
 /**
- * The TypeScript kernel's run of full-width VMWRITEs to the current VMCS, row `rows[k]` getting
- * (lo[k], hi[k]) truncated to its width (copy_vmcs12_to_shadow, load_vmcs12_host_state). The
+ * The TypeScript kernel's run of full-width VMWRITEs to the current VMCS, row i = rows[k] getting
+ * (lo[i], hi[i]) truncated to its width (copy_vmcs12_to_shadow, load_vmcs12_host_state). The
  * outcome is that of the instruction sequence: the checks no VMWRITE changes are made once; a
  * read-only row without "VMWRITE to any field" fails alone, as its VMWRITE would, and the
  * status (RFLAGS) is the last VMWRITE's.
@@ -229,7 +229,7 @@ export function vmwriteRows(s: VmxSilicon, rows: Int16Array, count: number, lo: 
     const i = rows[k]!;
     failed = !anyField && FIELD_TYPE[i] === VMCS_TYPE.READ_ONLY;
     if (failed) vmFail(s, VMXERR.VMWRITE_READ_ONLY_VMCS_COMPONENT);
-    else vmcs.writeHalves(i, lo[k]!, hi[k]!);
+    else vmcs.writeHalves(i, lo[i]!, hi[i]!);
   }
   return failed ? s.lastStatus : vmSucceed(s);
 }

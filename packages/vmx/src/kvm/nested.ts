@@ -239,8 +239,8 @@ function readGuest8(vcpu: KvmVcpu, gpa: number): number | null {
 // ---- registers and operands ------------------------------------------------------------------
 
 /**
- * Scratch for the runs of VMREADs and VMWRITEs (vmreadRows/vmwriteRows) of the copies between
- * vmcs12 and the silicon's VMCSs: field k of a run in [k]. Each user fills and empties them in
+ * Scratch for the runs of VMREADs and VMWRITEs (vmreadRows/vmwriteRows) whose values do not go
+ * to or come from vmcs12's own fields: row i's halves in [i]. Each user fills and empties them in
  * one go, and nothing here re-enters.
  */
 const rowLo = new Int32Array(FIELD_COUNT);
@@ -864,18 +864,18 @@ const GUEST_RARE_ROWS = Int16Array.from(GUEST_COPY_ROWS.filter((i) => VMCS_FIELD
 const ROW_ENC: Int32Array = Int32Array.from(VMCS_FIELDS, ([, enc]) => enc);
 
 /**
- * prepare_vmcs02's writes of vmcs02 fields, gathered as (row, bits 31:0, bits 63:32) truncated to
- * the field's width, and made at its end (writeVmcs02): nothing reads those fields of vmcs02 in
- * between, so that is the same as writing each at once. One scratch list: entries do not nest.
+ * prepare_vmcs02's writes of vmcs02 fields, gathered as a list of rows and each row's value
+ * (bits 31:0, bits 63:32, truncated to the field's width), and made at its end (writeVmcs02):
+ * nothing reads those fields of vmcs02 in between, so that is the same as writing each at once.
+ * One scratch list: entries do not nest.
  */
 const prep = { rows: new Int16Array(FIELD_COUNT), lo: new Int32Array(FIELD_COUNT), hi: new Int32Array(FIELD_COUNT), count: 0 };
 
 function putHalves(row: number, lo: number, hi: number): void {
   const w = FIELD_WIDTH[row];
-  const k = prep.count++;
-  prep.rows[k] = row;
-  prep.lo[k] = w === VMCS_WIDTH.U16 ? lo & 0xffff : lo | 0;
-  prep.hi[k] = w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32 ? 0 : hi | 0;
+  prep.rows[prep.count++] = row;
+  prep.lo[row] = w === VMCS_WIDTH.U16 ? lo & 0xffff : lo | 0;
+  prep.hi[row] = w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32 ? 0 : hi | 0;
 }
 
 /** A vmcs02 field from a number (64-bit values signed canonical). */
@@ -900,12 +900,10 @@ function writeVmcs02(s: VmxSilicon, n: NestedVmx): void {
   vmreadRows(s, rows, count, rowLo, rowHi);
   let w = 0;
   for (let k = 0; k < count; k++) {
-    if (rowLo[k] === lo[k] && rowHi[k] === hi[k]) continue;
-    rows[w] = rows[k]!;
-    lo[w] = lo[k]!;
-    hi[w] = hi[k]!;
-    n.lastPrepareChangedRows[n.lastPrepareChangedCount++] = rows[k]!;
-    w++;
+    const row = rows[k]!;
+    if (rowLo[row] === lo[row] && rowHi[row] === hi[row]) continue;
+    rows[w++] = row;
+    n.lastPrepareChangedRows[n.lastPrepareChangedCount++] = row;
   }
   vmwriteRows(s, rows, w, lo, hi);
 }
@@ -1111,12 +1109,12 @@ export function enterVmxNonRootMode(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx, l
   c.pin = vmx.pinCtl; c.exec = vmx.execCtl; c.exec2 = vmx.exec2Ctl; c.entry = vmx.entryCtl; c.exit = vmx.exitCtl;
   const in01 = vmcs01Inputs;
   vmreadRows(s01, VMCS01_INPUT_ROWS, VMCS01_INPUT_ROWS.length, rowLo, rowHi);
-  in01.eb = rowLo[0]! >>> 0;
-  in01.eptp = rowHi[1]! * TWO32 + (rowLo[1]! >>> 0);
-  in01.tscLo = rowLo[2]! >>> 0;
-  in01.tscHi = rowHi[2]! >>> 0;
-  in01.cr0Mask = rowLo[3]! >>> 0;
-  in01.cr4Mask = rowLo[4]! >>> 0;
+  in01.eb = rowLo[FIELD.EXCEPTION_BITMAP]! >>> 0;
+  in01.eptp = rowHi[FIELD.EPT_POINTER]! * TWO32 + (rowLo[FIELD.EPT_POINTER]! >>> 0);
+  in01.tscLo = rowLo[FIELD.TSC_OFFSET]! >>> 0;
+  in01.tscHi = rowHi[FIELD.TSC_OFFSET]! >>> 0;
+  in01.cr0Mask = rowLo[FIELD.CR0_GUEST_HOST_MASK]! >>> 0;
+  in01.cr4Mask = rowLo[FIELD.CR4_GUEST_HOST_MASK]! >>> 0;
   // L1's RIP stays at VMLAUNCH in vmcs01; a VMfail seen on vmcs02 resumes L1 there.
   s01.vmwriteNum(VMCS.GUEST_RIP, vcpu.arch.rip);
   const efer02 = nestedVmxCalcEfer(v, vcpu.arch.efer);
@@ -1333,10 +1331,10 @@ export function nestedVmxReflectVmexit(vcpu: KvmVcpu): boolean {
 
 /** The guest-state rows sync_vmcs02_to_vmcs12 copies back at every exit: all but the rare ones (CR0/CR4 and RIP/RSP are computed). */
 const GUEST_SYNC_ROWS: readonly number[] = GUEST_COPY_ROWS.filter((i) => !isVmcs12ExtField(i) && i !== FIELD.GUEST_RIP && i !== FIELD.GUEST_RSP);
-/** The vmcs02 rows vmcs12_guest_cr0/cr4 look at, read after GUEST_SYNC_ROWS in one run of VMREADs. */
-const SYNC_CR_ROWS = [FIELD.CR0_GUEST_HOST_MASK, FIELD.GUEST_CR0, FIELD.CR0_READ_SHADOW, FIELD.CR4_GUEST_HOST_MASK, FIELD.GUEST_CR4, FIELD.CR4_READ_SHADOW] as const;
-const SYNC_READ_ROWS = Int16Array.from([...GUEST_SYNC_ROWS, ...SYNC_CR_ROWS]);
-const SYNC_CR = GUEST_SYNC_ROWS.length;
+const GUEST_SYNC_ROWS16 = Int16Array.from(GUEST_SYNC_ROWS);
+/** The vmcs02 rows vmcs12_guest_cr0/cr4 look at. */
+const SYNC_CR_ROWS = Int16Array.from([FIELD.CR0_GUEST_HOST_MASK, FIELD.GUEST_CR0, FIELD.CR0_READ_SHADOW, FIELD.CR4_GUEST_HOST_MASK,
+  FIELD.GUEST_CR4, FIELD.CR4_READ_SHADOW]);
 
 /** Exit-information rows prepare_vmcs12 copies from vmcs02. */
 const EXIT_INFO_ROWS = Int16Array.from([FIELD.VM_EXIT_INTR_ERROR_CODE, FIELD.IDT_VECTORING_INFO_FIELD, FIELD.IDT_VECTORING_ERROR_CODE,
@@ -1346,17 +1344,17 @@ const EXIT_INFO_ROWS = Int16Array.from([FIELD.VM_EXIT_INTR_ERROR_CODE, FIELD.IDT
 export function syncVmcs02ToVmcs12(vcpu: KvmVcpu, vmx: VcpuVmx, v: Vmcs12): void {
   const s = vmcsSilicon(vmx);
   toNested(vmx).needSyncVmcs02ToVmcs12Rare = true;
-  vmreadRows(s, SYNC_READ_ROWS, SYNC_READ_ROWS.length, rowLo, rowHi);
-  for (let k = 0; k < SYNC_CR; k++) v.set(SYNC_READ_ROWS[k]!, rowLo[k]!, rowHi[k]!);
+  vmreadRows(s, GUEST_SYNC_ROWS16, GUEST_SYNC_ROWS16.length, v.fieldLo, v.fieldHi);
+  vmreadRows(s, SYNC_CR_ROWS, SYNC_CR_ROWS.length, rowLo, rowHi);
   v.setNum(FIELD.GUEST_RIP, vcpu.arch.rip);
   v.setNum(FIELD.GUEST_RSP, regRead(vcpu, RSP));
   // vmcs12_guest_cr0/cr4: bits L2 owns from vmcs02, L1's masked bits from vmcs12, L0's from the shadow.
-  const owned0 = ~rowLo[SYNC_CR]!;
+  const owned0 = ~rowLo[FIELD.CR0_GUEST_HOST_MASK]!;
   const m0 = v.lo(FIELD.CR0_GUEST_HOST_MASK);
-  v.set(FIELD.GUEST_CR0, ((rowLo[SYNC_CR + 1]! & owned0) | (v.lo(FIELD.GUEST_CR0) & m0) | (rowLo[SYNC_CR + 2]! & ~(owned0 | m0))) >>> 0);
-  const owned4 = ~rowLo[SYNC_CR + 3]!;
+  v.set(FIELD.GUEST_CR0, ((rowLo[FIELD.GUEST_CR0]! & owned0) | (v.lo(FIELD.GUEST_CR0) & m0) | (rowLo[FIELD.CR0_READ_SHADOW]! & ~(owned0 | m0))) >>> 0);
+  const owned4 = ~rowLo[FIELD.CR4_GUEST_HOST_MASK]!;
   const m4 = v.lo(FIELD.CR4_GUEST_HOST_MASK);
-  v.set(FIELD.GUEST_CR4, ((rowLo[SYNC_CR + 4]! & owned4) | (v.lo(FIELD.GUEST_CR4) & m4) | (rowLo[SYNC_CR + 5]! & ~(owned4 | m4))) >>> 0);
+  v.set(FIELD.GUEST_CR4, ((rowLo[FIELD.GUEST_CR4]! & owned4) | (v.lo(FIELD.GUEST_CR4) & m4) | (rowLo[FIELD.CR4_READ_SHADOW]! & ~(owned4 | m4))) >>> 0);
   const lma = (vcpu.arch.efer & EFER.LMA) !== 0;
   v.set(FIELD.VM_ENTRY_CONTROLS, ((v.lo(FIELD.VM_ENTRY_CONTROLS) & ~VM_ENTRY.IA32E_MODE) | (lma ? VM_ENTRY.IA32E_MODE : 0)) >>> 0);
   if (v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.SAVE_IA32_EFER) v.set(FIELD.GUEST_IA32_EFER, vcpu.arch.efer >>> 0);
@@ -1371,8 +1369,7 @@ export function syncVmcs02ToVmcs12(vcpu: KvmVcpu, vmx: VcpuVmx, v: Vmcs12): void
 /** sync_vmcs02_to_vmcs12_rare: the is_vmcs12_ext_field rows, from vmcs02 (current) into vmcs12. */
 export function syncVmcs02ToVmcs12Rare(vmx: VcpuVmx, v: Vmcs12): void {
   const s = vmcsSilicon(vmx);
-  vmreadRows(s, GUEST_EXT_ROWS, GUEST_EXT_ROWS.length, rowLo, rowHi);
-  for (let k = 0; k < GUEST_EXT_ROWS.length; k++) v.set(GUEST_EXT_ROWS[k]!, rowLo[k]!, rowHi[k]!);
+  vmreadRows(s, GUEST_EXT_ROWS, GUEST_EXT_ROWS.length, v.fieldLo, v.fieldHi);
   toNested(vmx).needSyncVmcs02ToVmcs12Rare = false;
 }
 
@@ -1389,8 +1386,7 @@ export function copyVmcs02ToVmcs12Rare(vmx: VcpuVmx, n: NestedVmx): void {
 
 /** prepare_vmcs12's exit information: what vmcs02 recorded about the exit. */
 function prepareVmcs12ExitInfo(vmx: VcpuVmx, v: Vmcs12): void {
-  vmreadRows(vmcsSilicon(vmx), EXIT_INFO_ROWS, EXIT_INFO_ROWS.length, rowLo, rowHi);
-  for (let k = 0; k < EXIT_INFO_ROWS.length; k++) v.set(EXIT_INFO_ROWS[k]!, rowLo[k]!, rowHi[k]!);
+  vmreadRows(vmcsSilicon(vmx), EXIT_INFO_ROWS, EXIT_INFO_ROWS.length, v.fieldLo, v.fieldHi);
   // The event vmcs12 asked to inject was delivered (or is in IDT-vectoring info).
   v.set(FIELD.VM_ENTRY_INTR_INFO_FIELD, (v.lo(FIELD.VM_ENTRY_INTR_INFO_FIELD) & ~INTR_INFO.VALID) >>> 0);
 }
@@ -1495,33 +1491,37 @@ export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
   // The guest state SDM 28.5 loads from vmcs12's host area, or to fixed values, and the segment
   // registers as __vmx_set_segment would write them: one run of VMWRITEs in HOST_STATE_ROWS' order,
   // the PAT last and only when the exit loads it.
-  const n12 = HOST_STATE_FROM12.length;
-  for (let k = 0; k < n12; k++) {
-    rowLo[k] = v.lo(HOST_STATE_FROM12[k]!);
-    rowHi[k] = v.hi(HOST_STATE_FROM12[k]!);
+  for (let k = 0; k < HOST_STATE_TO01.length; k++) {
+    const from = HOST_STATE_FROM12[k]!;
+    rowLo[HOST_STATE_TO01[k]!] = v.fieldLo[from]!;
+    rowHi[HOST_STATE_TO01[k]!] = v.fieldHi[from]!;
   }
-  for (let k = n12; k < HOST_STATE_SEGMENTS; k++) {
-    rowLo[k] = HOST_STATE_FIXED[k - n12]!;
-    rowHi[k] = 0;
+  for (let k = 0; k < HOST_STATE_FIXED_ROWS.length; k++) {
+    rowLo[HOST_STATE_FIXED_ROWS[k]!] = HOST_STATE_FIXED[k]!;
+    rowHi[HOST_STATE_FIXED_ROWS[k]!] = 0;
   }
   for (let g = 0, k = HOST_STATE_SEGMENTS; g < HOST_SEG_SEL.length; g++, k += 4) {
     const selRow = HOST_SEG_SEL[g]!;
     const baseRow = HOST_SEG_BASE[g]!;
     const sel = selRow < 0 ? 0 : v.lo(selRow);
-    rowLo[k] = sel;
-    rowHi[k] = 0;
-    rowLo[k + 1] = baseRow < 0 ? 0 : v.lo(baseRow);
-    rowHi[k + 1] = baseRow < 0 ? 0 : v.hi(baseRow);
-    rowLo[k + 2] = HOST_SEG_LIMIT[g]!;
-    rowHi[k + 2] = 0;
+    const selector = HOST_STATE_ROWS[k]!;
+    const base = HOST_STATE_ROWS[k + 1]!;
+    const limit = HOST_STATE_ROWS[k + 2]!;
+    const arBytes = HOST_STATE_ROWS[k + 3]!;
+    rowLo[selector] = sel;
+    rowHi[selector] = 0;
+    rowLo[base] = baseRow < 0 ? 0 : v.fieldLo[baseRow]!;
+    rowHi[base] = baseRow < 0 ? 0 : v.fieldHi[baseRow]!;
+    rowLo[limit] = HOST_SEG_LIMIT[g]!;
+    rowHi[limit] = 0;
     const ar = HOST_SEG_AR[g]!;
-    rowLo[k + 3] = g === 0 ? ar | (long ? AR.L : AR.DB) : HOST_SEG_NULL_UNUSABLE[g] && sel === 0 ? AR.UNUSABLE : ar;
-    rowHi[k + 3] = 0;
+    rowLo[arBytes] = g === 0 ? ar | (long ? AR.L : AR.DB) : HOST_SEG_NULL_UNUSABLE[g] && sel === 0 ? AR.UNUSABLE : ar;
+    rowHi[arBytes] = 0;
   }
   const loadPat = (exitCtl & VM_EXIT.LOAD_IA32_PAT) !== 0;
   if (loadPat) {
-    rowLo[HOST_STATE_ROWS.length] = v.lo(FIELD.HOST_IA32_PAT);
-    rowHi[HOST_STATE_ROWS.length] = v.hi(FIELD.HOST_IA32_PAT);
+    rowLo[FIELD.GUEST_IA32_PAT] = v.fieldLo[FIELD.HOST_IA32_PAT]!;
+    rowHi[FIELD.GUEST_IA32_PAT] = v.fieldHi[FIELD.HOST_IA32_PAT]!;
   }
   vmwriteRows(s, HOST_STATE_ROWS_PAT, loadPat ? HOST_STATE_ROWS_PAT.length : HOST_STATE_ROWS.length, rowLo, rowHi);
   a.rip = v.num(FIELD.HOST_RIP);
@@ -1614,10 +1614,8 @@ function vmxDisableShadowVmcs(vmx: VcpuVmx, n: NestedVmx): void {
 export function copyShadowToVmcs12(vmx: VcpuVmx, n: NestedVmx): void {
   const s = vmcsSilicon(vmx);
   const v = n.cachedVmcs12;
-  const rows = SHADOW_FIELDS_RW;
   s.vmptrld(n.shadowVmcs);
-  vmreadRows(s, rows, rows.length, rowLo, rowHi);
-  for (let k = 0; k < rows.length; k++) v.set(rows[k]!, rowLo[k]!, rowHi[k]!);
+  vmreadRows(s, SHADOW_FIELDS_RW, SHADOW_FIELDS_RW.length, v.fieldLo, v.fieldHi);
   s.vmclear(n.shadowVmcs);
   s.vmptrld(vmx.loadedVmcs.vmcs);
 }
@@ -1630,13 +1628,8 @@ export function copyShadowToVmcs12(vmx: VcpuVmx, n: NestedVmx): void {
 export function copyVmcs12ToShadow(vmx: VcpuVmx, n: NestedVmx): void {
   const s = vmcsSilicon(vmx);
   const v = n.cachedVmcs12;
-  const rows = SHADOW_FIELDS;
-  for (let k = 0; k < rows.length; k++) {
-    rowLo[k] = v.lo(rows[k]!);
-    rowHi[k] = v.hi(rows[k]!);
-  }
   s.vmptrld(n.shadowVmcs);
-  vmwriteRows(s, rows, rows.length, rowLo, rowHi);
+  vmwriteRows(s, SHADOW_FIELDS, SHADOW_FIELDS.length, v.fieldLo, v.fieldHi);
   s.vmclear(n.shadowVmcs);
   s.vmptrld(vmx.loadedVmcs.vmcs);
   n.needVmcs12ToShadowSync = false;

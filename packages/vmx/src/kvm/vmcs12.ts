@@ -27,7 +27,8 @@ const HI_MASK: Int32Array = Int32Array.from(VMCS_FIELDS, (_, i) => {
  * cached_vmcs12. `bytes` is the page in KVM's layout: what VMPTRLD reads in (then `fromPage`)
  * and what is written back to L1 or handed to KVM_GET_NESTED_STATE (after `toPage`). Between
  * the two, the fields live in one pair of 32-bit halves per field-table row, so that each access
- * on the nested round trip (a few hundred of them) is one array element. The header (revision,
+ * on the nested round trip (a few hundred of them) is one array element, and a run of VMREADs
+ * or VMWRITEs (vmreadRows/vmwriteRows) copies between a VMCS and vmcs12 without a second loop. The header (revision,
  * VMX-abort indicator, launch state) lives in the page itself. Every field sits at a multiple of
  * its width (vmcs12.h lays them out so), so 16- and 32-bit views of the page reach them; the
  * page is little-endian, as those views are on every host Node runs on.
@@ -36,9 +37,13 @@ export class Vmcs12 {
   readonly bytes = new Uint8Array(VMCS12_SIZE);
   private readonly u16 = new Uint16Array(this.bytes.buffer);
   private readonly u32 = new Uint32Array(this.bytes.buffer);
-  /** Bits 31:0 and 63:32 of every row, truncated to the field's width (0 where vmcs12 has no slot). */
-  private readonly rowLo = new Uint32Array(FIELD_COUNT);
-  private readonly rowHi = new Uint32Array(FIELD_COUNT);
+  /**
+   * Bits 31:0 and 63:32 of every row, truncated to the field's width (0 where vmcs12 has no
+   * slot). A VMREAD truncates as vmcs12 does (the width is the encoding's), so a run of VMREADs
+   * may fill rows vmcs12 has slots for directly.
+   */
+  readonly fieldLo = new Int32Array(FIELD_COUNT);
+  readonly fieldHi = new Int32Array(FIELD_COUNT);
 
   get revisionId(): number { return this.u32[0]! & 0x7fffffff; }
   get launchState(): number { return this.u32[VMCS12_LAUNCH_STATE >> 2]!; }
@@ -53,10 +58,10 @@ export class Vmcs12 {
       const off = VMCS12_OFFSET[i]!;
       if (off < 0) continue;
       if (FIELD_WIDTH[i] === VMCS_WIDTH.U16) {
-        this.rowLo[i] = this.u16[off >> 1]!;
+        this.fieldLo[i] = this.u16[off >> 1]!;
       } else {
-        this.rowLo[i] = this.u32[off >> 2]!;
-        this.rowHi[i] = HI_MASK[i] ? this.u32[(off >> 2) + 1]! : 0;
+        this.fieldLo[i] = this.u32[off >> 2]!;
+        this.fieldHi[i] = HI_MASK[i] ? this.u32[(off >> 2) + 1]! : 0;
       }
     }
   }
@@ -67,10 +72,10 @@ export class Vmcs12 {
       const off = VMCS12_OFFSET[i]!;
       if (off < 0) continue;
       if (FIELD_WIDTH[i] === VMCS_WIDTH.U16) {
-        this.u16[off >> 1] = this.rowLo[i]!;
+        this.u16[off >> 1] = this.fieldLo[i]!;
       } else {
-        this.u32[off >> 2] = this.rowLo[i]!;
-        if (HI_MASK[i]) this.u32[(off >> 2) + 1] = this.rowHi[i]!;
+        this.u32[off >> 2] = this.fieldLo[i]!;
+        if (HI_MASK[i]) this.u32[(off >> 2) + 1] = this.fieldHi[i]!;
       }
     }
     return this.bytes;
@@ -78,27 +83,28 @@ export class Vmcs12 {
 
   /** Low 32 bits of field row `i` (the whole value for 16/32-bit fields), unsigned. */
   lo(i: number): number {
-    return this.rowLo[i]!;
+    return this.fieldLo[i]! >>> 0;
   }
 
   /** High 32 bits of a 64-bit or natural-width field, 0 for narrower ones. */
   hi(i: number): number {
-    return this.rowHi[i]!;
+    return this.fieldHi[i]! >>> 0;
   }
 
   /** The field as a number: 64-bit values signed canonical, as addresses are kept on hot paths. */
   num(i: number): number {
-    return (this.rowHi[i]! | 0) * TWO32 + this.rowLo[i]!;
+    const h = this.fieldHi[i]!;
+    return h === 0 ? this.fieldLo[i]! >>> 0 : h * TWO32 + (this.fieldLo[i]! >>> 0);
   }
 
   big(i: number): bigint {
-    return (BigInt(this.rowHi[i]!) << 32n) | BigInt(this.rowLo[i]!);
+    return (BigInt(this.fieldHi[i]! >>> 0) << 32n) | BigInt(this.fieldLo[i]! >>> 0);
   }
 
   /** Writes a field, truncated to its width (vmcs12_write_any); a row vmcs12 has no slot for stays 0. */
   set(i: number, lo: number, hi = 0): void {
-    this.rowLo[i] = lo & LO_MASK[i]!;
-    this.rowHi[i] = hi & HI_MASK[i]!;
+    this.fieldLo[i] = lo & LO_MASK[i]!;
+    this.fieldHi[i] = hi & HI_MASK[i]!;
   }
 
   setNum(i: number, v: number): void {
