@@ -230,7 +230,7 @@ export class VcpuFd {
         const size = run.ioSize;
         const count = run.ioCount;
         const at = run.ioDataOffset;
-        const data = this.pages.subarray(at, at + size * count);
+        const data = this.ioData(at, size * count);
         return run.ioDirection === KVM_EXIT_IO.OUT
           ? { kind: 'IoOut', port: run.ioPort, size, count, data }
           : { kind: 'IoIn', port: run.ioPort, size, count, data };
@@ -260,6 +260,17 @@ export class VcpuFd {
   }
 
   /** kvm_run.immediate_exit: the next KVM_RUN only completes pending I/O and returns -EINTR. */
+  /** The io exit's data bytes in the mapping: one view, made again only when they move or grow (PIO exits repeat them). */
+  private ioView: Uint8Array | null = null;
+  private ioAt = -1;
+  private ioData(at: number, len: number): Uint8Array {
+    if (this.ioView === null || at !== this.ioAt || len !== this.ioView.length) {
+      this.ioView = this.pages.subarray(at, at + len);
+      this.ioAt = at;
+    }
+    return this.ioView;
+  }
+
   get immediateExit(): boolean { return this.runData.immediateExit !== 0; }
   set immediateExit(v: boolean) { this.runData.immediateExit = v ? 1 : 0; }
   /** kvm_run.request_interrupt_window: the VMM's, so it stays in this mapping across runs. */
