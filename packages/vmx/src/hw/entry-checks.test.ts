@@ -172,6 +172,7 @@ describe('incremental VM-entry checks agree with the full check', () => {
     const { vmx } = fresh();
     const snapshot = () => [Int32Array.from(vmx.vmcs.lo), Int32Array.from(vmx.vmcs.hi)] as const;
     const good = snapshot();
+    let passedLma: boolean | null = null;
     for (let round = 0; round < 2000; round++) {
       const r = rnd();
       if (r < 0.3) {
@@ -185,11 +186,15 @@ describe('incremental VM-entry checks agree with the full check', () => {
         // Back to a good state through ordinary writes.
         for (let i = 0; i < VMCS_FIELDS.length; i++) vmx.vmcs.writeHalves(i, good[0][i]!, good[1][i]!);
       }
-      const ctx = { hostLma: true };
+      // The processor doing the entry is mostly in IA-32e mode; the context checks re-run when that changed.
+      const ctx = { hostLma: rnd() < 0.9 };
       const full = fullEntryCheck(vmx.vmcs, ctx);
-      const inc = incrementalEntryCheck(vmx.vmcs, ctx);
+      const inc = incrementalEntryCheck(vmx.vmcs, ctx, ctx.hostLma !== passedLma);
       expect(inc?.name ?? null).toBe(full?.name ?? null);
-      if (inc === null) vmx.vmcs.clearDirty();
+      if (inc === null) {
+        vmx.vmcs.clearDirty();
+        passedLma = ctx.hostLma;
+      }
     }
   });
 

@@ -332,11 +332,12 @@ export function fullEntryCheck(v: VmcsCache, c: EntryContext): EntryCheck | null
 
 /**
  * Runs only the checks that read a field written since the last successful entry (plus the
- * context checks), in the SDM's order. Equivalent to fullEntryCheck provided the dirty set is
+ * context checks when `contextChanged`: the EntryContext differs from the one this VMCS last
+ * passed with), in the SDM's order. Equivalent to fullEntryCheck provided the dirty set is
  * cleared only after an entry whose checks all passed.
  */
-export function incrementalEntryCheck(v: VmcsCache, c: EntryContext): EntryCheck | null {
-  pending.set(CONTEXT_CHECKS);
+export function incrementalEntryCheck(v: VmcsCache, c: EntryContext, contextChanged: boolean): EntryCheck | null {
+  for (let w = 0; w < WORDS; w++) pending[w] = contextChanged ? CONTEXT_CHECKS[w]! : 0;
   const list = v.dirtyList;
   for (let k = 0; k < v.dirtyCount; k++) {
     const base = list[k]! * WORDS;

@@ -58,6 +58,9 @@ export class VmxSilicon implements VirtExtension {
   lastStatus: VmxStatus = VMX_STATUS.SUCCEED;
   /** The check that failed the last VM entry, or null. */
   lastFailedCheck: EntryCheck | null = null;
+  /** The VMCS and processor context the context checks last passed with. */
+  private contextCheckedVmcs: VmcsCache | null = null;
+  private contextCheckedLma = false;
   readonly capMsrs: ReadonlyMap<number, bigint>;
   exitCount = 0;
   entryCount = 0;
@@ -167,13 +170,16 @@ export class VmxSilicon implements VirtExtension {
     const v = this.vmcs;
     const ctx = this.entryContext;
     ctx.hostLma = (this.cpu.efer & (1 << 10)) !== 0;
-    const failed = this.fullEntryChecks ? fullEntryCheck(v, ctx) : incrementalEntryCheck(v, ctx);
+    const contextChanged = v !== this.contextCheckedVmcs || ctx.hostLma !== this.contextCheckedLma;
+    const failed = this.fullEntryChecks ? fullEntryCheck(v, ctx) : incrementalEntryCheck(v, ctx, contextChanged);
     this.lastFailedCheck = failed;
     if (failed !== null) {
       if (failed.cls === 'control') return insn.vmFail(this, insn.VMXERR.ENTRY_INVALID_CONTROL_FIELD);
       if (failed.cls === 'host') return insn.vmFail(this, insn.VMXERR.ENTRY_INVALID_HOST_STATE_FIELD);
       return this.entryFailure(EXIT_REASON.INVALID_STATE, entryFailureQualification(failed));
     }
+    this.contextCheckedVmcs = v;
+    this.contextCheckedLma = ctx.hostLma;
     this.cacheControls();
     const stale = segmentsStale(v);
     if (stale & HOST_STATE_STALE) v.host.stale = true;
