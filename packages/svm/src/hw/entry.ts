@@ -68,14 +68,10 @@ export function saveHost(svm: SvmSilicon, h: VmcbRegion, nextRip: number): void 
   if (fresh || host.rip !== nextRip) { host.rip = nextRip; put64(m, RIP_DW, nextRip); }
   const gpr = cpu.gpr;
   const gprHi = cpu.gprHi;
-  if (fresh || host.rspLo !== gpr[4] || host.rspHi !== gprHi[4]) {
-    m[RSP_DW] = host.rspLo = gpr[4]!;
-    m[RSP_DW + 1] = host.rspHi = gprHi[4]!;
-  }
-  if (fresh || host.raxLo !== gpr[0] || host.raxHi !== gprHi[0]) {
-    m[RAX_DW] = host.raxLo = gpr[0]!;
-    m[RAX_DW + 1] = host.raxHi = gprHi[0]!;
-  }
+  if (fresh || host.rspLo !== gpr[4]) m[RSP_DW] = host.rspLo = gpr[4]!;
+  if (fresh || host.rspHi !== gprHi[4]) m[RSP_DW + 1] = host.rspHi = gprHi[4]!;
+  if (fresh || host.raxLo !== gpr[0]) m[RAX_DW] = host.raxLo = gpr[0]!;
+  if (fresh || host.raxHi !== gprHi[0]) m[RAX_DW + 1] = host.raxHi = gprHi[0]!;
 }
 
 /** One of ES, CS, SS, DS: kept as the CPU holds it, its copy in the save area rewritten if it changed. */
