@@ -138,7 +138,7 @@ describe('incremental consistency checks', () => {
     const rand = (): number => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return seed >>> 0; };
     const breakers = Object.values(BREAKERS);
     const dwords = [...new Set(VMRUN_CHECKS.flatMap((c) => c.deps))];
-    const allClean = Object.values(VMCB_CLEAN).reduce((m, b) => m | (1 << b), 0);
+    const allClean = Object.values(VMCB_CLEAN).reduce((m: number, b) => m | (1 << b), 0);
     let failures = 0;
     let skipped = 0;
     for (let i = 0; i < 3000; i++) {
