@@ -117,9 +117,12 @@ export class VmcsCache {
   }
 
   markAllDirty(): void {
-    this.dirty.fill(1);
-    this.dirtyList.set(ALL_ROWS);
-    this.dirtyCount = FIELD_COUNT;
+    // A VMCS never entered since its last load (a shadow VMCS, loaded around every copy) is all dirty already.
+    if (this.dirtyCount !== FIELD_COUNT) {
+      this.dirty.fill(1);
+      this.dirtyList.set(ALL_ROWS);
+      this.dirtyCount = FIELD_COUNT;
+    }
     this.controlsDirty = true;
   }
 

@@ -29,6 +29,8 @@ import { Vmcs12, VMCS12_REVISION, VMCS12_SIZE, VMCS12_LAUNCH_STATE, VMCS12_OFFSE
 
 const TWO32 = 2 ** 32;
 const PAGE = 4096;
+/** 2^MAXPHYADDR: physical addresses lie below it. */
+const MAX_PA = 2 ** MAXPHYADDR;
 const INVALID_GPA = -1;
 const RSP = 4;
 const RCX = 1;
@@ -359,7 +361,8 @@ function nestedVmxGetVmptr(vcpu: KvmVcpu): number | null {
 
 /** page_address_valid: 4 KiB aligned, within MAXPHYADDR. */
 function pageAddressValid(gpa: number): boolean {
-  return gpa >= 0 && gpa % PAGE === 0 && gpa < 2 ** MAXPHYADDR;
+  // Integers below 2^53 keep their low bits under `&`; a floating-point % would be a library call.
+  return gpa >= 0 && gpa < MAX_PA && (gpa & (PAGE - 1)) === 0;
 }
 
 // ---- VMsucceed / VMfail (nested_vmx_succeed, nested_vmx_failInvalid, nested_vmx_failValid) -----
@@ -656,7 +659,7 @@ export function nestedVmxCheckControls(v: Vmcs12): boolean {
   if (proc2 & SECONDARY_EXEC.ENABLE_EPT) {
     const lo = v.lo(FIELD.EPT_POINTER);
     if (((lo & 7) !== EPTP.MT_WB && (lo & 7) !== EPTP.MT_UC) || (lo & 0x38) !== EPTP.WALK_LENGTH_4 || (lo & 0xf80) !== 0) return false;
-    if (v.num(FIELD.EPT_POINTER) >= 2 ** MAXPHYADDR) return false;
+    if (v.num(FIELD.EPT_POINTER) >= MAX_PA) return false;
   }
   return true;
 }
@@ -679,7 +682,7 @@ const MSR_IA32_UCODE_REV = 0x8b;
 /** nested_vmx_check_msr_switch: a list of `count` entries at `addr` is 16-byte aligned and inside MAXPHYADDR. */
 function nestedVmxCheckMsrSwitch(count: number, addr: number): boolean {
   if (count === 0) return true;
-  return addr >= 0 && addr % MSR_ENTRY_SIZE === 0 && addr + count * MSR_ENTRY_SIZE - 1 < 2 ** MAXPHYADDR;
+  return addr >= 0 && (addr & (MSR_ENTRY_SIZE - 1)) === 0 && addr + count * MSR_ENTRY_SIZE - 1 < MAX_PA;
 }
 
 /** nested_vmx_check_msr_switch_controls (the exit lists, then the entry list): VMfailValid(7) when false. */
@@ -757,14 +760,16 @@ function nestedVmxAbort(vcpu: KvmVcpu, n: NestedVmx, indicator: number): void {
   kvmMakeRequest(KVM_REQ.TRIPLE_FAULT, vcpu);
 }
 
-function canonical(n: number): boolean {
-  return n >= -(2 ** 47) && n < 2 ** 47;
+/** A 64-bit vmcs12 field holds a canonical address: bits 63:47 all equal, i.e. bits 31:15 of its high half. */
+function canonical(v: Vmcs12, row: number): boolean {
+  const h = v.fieldHi[row]!;
+  return (h << 16) >> 16 === h;
 }
 
-const HOST_SELECTOR_ROWS = [FIELD.HOST_ES_SELECTOR, FIELD.HOST_CS_SELECTOR, FIELD.HOST_SS_SELECTOR, FIELD.HOST_DS_SELECTOR,
-  FIELD.HOST_FS_SELECTOR, FIELD.HOST_GS_SELECTOR, FIELD.HOST_TR_SELECTOR] as const;
-const HOST_CANONICAL_ROWS = [FIELD.HOST_FS_BASE, FIELD.HOST_GS_BASE, FIELD.HOST_TR_BASE, FIELD.HOST_GDTR_BASE, FIELD.HOST_IDTR_BASE,
-  FIELD.HOST_RIP, FIELD.HOST_IA32_SYSENTER_ESP, FIELD.HOST_IA32_SYSENTER_EIP] as const;
+const HOST_SELECTOR_ROWS = Int16Array.from([FIELD.HOST_ES_SELECTOR, FIELD.HOST_CS_SELECTOR, FIELD.HOST_SS_SELECTOR, FIELD.HOST_DS_SELECTOR,
+  FIELD.HOST_FS_SELECTOR, FIELD.HOST_GS_SELECTOR, FIELD.HOST_TR_SELECTOR]);
+const HOST_CANONICAL_ROWS = Int16Array.from([FIELD.HOST_FS_BASE, FIELD.HOST_GS_BASE, FIELD.HOST_TR_BASE, FIELD.HOST_GDTR_BASE, FIELD.HOST_IDTR_BASE,
+  FIELD.HOST_RIP, FIELD.HOST_IA32_SYSENTER_ESP, FIELD.HOST_IA32_SYSENTER_EIP]);
 
 /** nested_vmx_check_host_state: VMfailValid(8) when false. */
 export function nestedVmxCheckHostState(v: Vmcs12): boolean {
@@ -772,13 +777,13 @@ export function nestedVmxCheckHostState(v: Vmcs12): boolean {
   const cr4 = v.lo(FIELD.HOST_CR4);
   if (((cr0 & CR0_FIXED0) >>> 0) !== CR0_FIXED0 || v.hi(FIELD.HOST_CR0)) return false;
   if ((cr4 & CR4_FIXED0) !== CR4_FIXED0 || (cr4 & ~CR4_FIXED1) || v.hi(FIELD.HOST_CR4)) return false;
-  if (v.num(FIELD.HOST_CR3) < 0 || v.num(FIELD.HOST_CR3) >= 2 ** MAXPHYADDR) return false;
+  if (v.num(FIELD.HOST_CR3) < 0 || v.num(FIELD.HOST_CR3) >= MAX_PA) return false;
   const hostLong = (v.lo(FIELD.VM_EXIT_CONTROLS) & VM_EXIT.HOST_ADDR_SPACE_SIZE) !== 0;
   if (hostLong && !(cr4 & CR4.PAE)) return false;
-  for (const f of HOST_SELECTOR_ROWS) if (v.lo(f) & 7) return false;
+  for (let k = 0; k < HOST_SELECTOR_ROWS.length; k++) if (v.lo(HOST_SELECTOR_ROWS[k]!) & 7) return false;
   if (v.lo(FIELD.HOST_CS_SELECTOR) === 0 || v.lo(FIELD.HOST_TR_SELECTOR) === 0) return false;
   if (!hostLong && v.lo(FIELD.HOST_SS_SELECTOR) === 0) return false;
-  for (const f of HOST_CANONICAL_ROWS) if (!canonical(v.num(f))) return false;
+  for (let k = 0; k < HOST_CANONICAL_ROWS.length; k++) if (!canonical(v, HOST_CANONICAL_ROWS[k]!)) return false;
   return true;
 }
 
@@ -796,7 +801,7 @@ export function nestedVmxCheckGuestState(v: Vmcs12): boolean {
     if (((efer & EFER.LMA) !== 0) !== ia32e) return false;
     if (cr0 & CR0.PG && ((efer & EFER.LMA) !== 0) !== ((efer & EFER.LME) !== 0)) return false;
   }
-  if (!canonical(v.num(FIELD.GUEST_RIP)) || (ia32e && !canonical(v.num(FIELD.GUEST_RSP)))) return false;
+  if (!canonical(v, FIELD.GUEST_RIP) || (ia32e && !canonical(v, FIELD.GUEST_RSP))) return false;
   if (!(v.lo(FIELD.GUEST_RFLAGS) & RFLAGS.FIXED1) || v.hi(FIELD.GUEST_RFLAGS)) return false;
   if (v.lo(FIELD.GUEST_ACTIVITY_STATE) > 3) return false;
   return true;
@@ -878,8 +883,9 @@ function putHalves(row: number, lo: number, hi: number): void {
   prep.hi[row] = w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32 ? 0 : hi | 0;
 }
 
-/** A vmcs02 field from a number (64-bit values signed canonical). */
+/** A vmcs02 field from a number (64-bit values signed canonical); most fit 32 bits, and need no division. */
 function put(row: number, value: number): void {
+  if (value >= 0 && value < TWO32) return putHalves(row, value, 0);
   const hi = Math.floor(value / TWO32);
   putHalves(row, value - hi * TWO32, hi);
 }
@@ -1461,13 +1467,13 @@ const HOST_SEG_LIMIT = Int32Array.from(HOST_SEGMENTS, ([, , , limit]) => limit);
 const HOST_SEG_AR = Int32Array.from(HOST_SEGMENTS, ([, , , , ar]) => ar);
 const HOST_SEG_NULL_UNUSABLE = Uint8Array.from(HOST_SEGMENTS, ([, , , , , u]) => (u ? 1 : 0));
 /** Guest-state rows of vmcs01 that load_vmcs12_host_state takes from vmcs12's host area (same order as HOST_STATE_FROM12). */
-const HOST_STATE_TO01 = [FIELD.GUEST_CR3, FIELD.GUEST_SYSENTER_CS, FIELD.GUEST_SYSENTER_ESP, FIELD.GUEST_SYSENTER_EIP, FIELD.GUEST_IDTR_BASE,
-  FIELD.GUEST_GDTR_BASE] as const;
-const HOST_STATE_FROM12 = [FIELD.HOST_CR3, FIELD.HOST_IA32_SYSENTER_CS, FIELD.HOST_IA32_SYSENTER_ESP, FIELD.HOST_IA32_SYSENTER_EIP,
-  FIELD.HOST_IDTR_BASE, FIELD.HOST_GDTR_BASE] as const;
+const HOST_STATE_TO01 = Int16Array.from([FIELD.GUEST_CR3, FIELD.GUEST_SYSENTER_CS, FIELD.GUEST_SYSENTER_ESP, FIELD.GUEST_SYSENTER_EIP,
+  FIELD.GUEST_IDTR_BASE, FIELD.GUEST_GDTR_BASE]);
+const HOST_STATE_FROM12 = Int16Array.from([FIELD.HOST_CR3, FIELD.HOST_IA32_SYSENTER_CS, FIELD.HOST_IA32_SYSENTER_ESP, FIELD.HOST_IA32_SYSENTER_EIP,
+  FIELD.HOST_IDTR_BASE, FIELD.HOST_GDTR_BASE]);
 /** The rows it sets to fixed values (SDM 28.5.2, 28.5.1): IDTR/GDTR limits 0xffff, DR7 0x400, DEBUGCTL, interruptibility and activity 0. */
-const HOST_STATE_FIXED_ROWS = [FIELD.GUEST_IDTR_LIMIT, FIELD.GUEST_GDTR_LIMIT, FIELD.GUEST_DR7, FIELD.GUEST_IA32_DEBUGCTL,
-  FIELD.GUEST_INTERRUPTIBILITY_INFO, FIELD.GUEST_ACTIVITY_STATE] as const;
+const HOST_STATE_FIXED_ROWS = Int16Array.from([FIELD.GUEST_IDTR_LIMIT, FIELD.GUEST_GDTR_LIMIT, FIELD.GUEST_DR7, FIELD.GUEST_IA32_DEBUGCTL,
+  FIELD.GUEST_INTERRUPTIBILITY_INFO, FIELD.GUEST_ACTIVITY_STATE]);
 const HOST_STATE_FIXED = Int32Array.from([0xffff, 0xffff, 0x400, 0, 0, 0]);
 const HOST_STATE_ROWS = Int16Array.from([...HOST_STATE_TO01, ...HOST_STATE_FIXED_ROWS, ...HOST_SEGMENT_ROWS]);
 const HOST_STATE_SEGMENTS = HOST_STATE_TO01.length + HOST_STATE_FIXED_ROWS.length;
