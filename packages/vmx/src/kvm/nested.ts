@@ -1460,12 +1460,14 @@ const HOST_SEGMENTS = [
 /** The vmcs01 rows of each, four a segment: selector, base, limit, access rights (what __vmx_set_segment writes). */
 const HOST_SEGMENT_ROWS = HOST_SEGMENTS.flatMap(([r]) =>
   [FIELD[`GUEST_${r}_SELECTOR`], FIELD[`GUEST_${r}_BASE`], FIELD[`GUEST_${r}_LIMIT`], FIELD[`GUEST_${r}_AR_BYTES`]]);
-/** HOST_SEGMENTS' columns as arrays, for the exit path (CS is segment 0). */
+/** HOST_SEGMENTS' columns as arrays, for the exit path (CS is segment 0), and the vmcs01 rows each goes to. */
 const HOST_SEG_SEL = Int16Array.from(HOST_SEGMENTS, ([, sel]) => sel);
 const HOST_SEG_BASE = Int16Array.from(HOST_SEGMENTS, ([, , base]) => base);
-const HOST_SEG_LIMIT = Int32Array.from(HOST_SEGMENTS, ([, , , limit]) => limit);
 const HOST_SEG_AR = Int32Array.from(HOST_SEGMENTS, ([, , , , ar]) => ar);
 const HOST_SEG_NULL_UNUSABLE = Uint8Array.from(HOST_SEGMENTS, ([, , , , , u]) => (u ? 1 : 0));
+const HOST_SEG_SELECTOR_ROW = Int16Array.from(HOST_SEGMENTS, ([r]) => FIELD[`GUEST_${r}_SELECTOR`]);
+const HOST_SEG_BASE_ROW = Int16Array.from(HOST_SEGMENTS, ([r]) => FIELD[`GUEST_${r}_BASE`]);
+const HOST_SEG_AR_ROW = Int16Array.from(HOST_SEGMENTS, ([r]) => FIELD[`GUEST_${r}_AR_BYTES`]);
 /** Guest-state rows of vmcs01 that load_vmcs12_host_state takes from vmcs12's host area (same order as HOST_STATE_FROM12). */
 const HOST_STATE_TO01 = Int16Array.from([FIELD.GUEST_CR3, FIELD.GUEST_SYSENTER_CS, FIELD.GUEST_SYSENTER_ESP, FIELD.GUEST_SYSENTER_EIP,
   FIELD.GUEST_IDTR_BASE, FIELD.GUEST_GDTR_BASE]);
@@ -1476,8 +1478,19 @@ const HOST_STATE_FIXED_ROWS = Int16Array.from([FIELD.GUEST_IDTR_LIMIT, FIELD.GUE
   FIELD.GUEST_INTERRUPTIBILITY_INFO, FIELD.GUEST_ACTIVITY_STATE]);
 const HOST_STATE_FIXED = Int32Array.from([0xffff, 0xffff, 0x400, 0, 0, 0]);
 const HOST_STATE_ROWS = Int16Array.from([...HOST_STATE_TO01, ...HOST_STATE_FIXED_ROWS, ...HOST_SEGMENT_ROWS]);
-const HOST_STATE_SEGMENTS = HOST_STATE_TO01.length + HOST_STATE_FIXED_ROWS.length;
 const HOST_STATE_ROWS_PAT = Int16Array.from([...HOST_STATE_ROWS, FIELD.GUEST_IA32_PAT]);
+/**
+ * The values load_vmcs12_host_state writes, by vmcs01 row: what never changes (the fixed rows,
+ * the limits, the bases and high halves vmcs12 has no field for, LDTR) is set here once, and each
+ * exit fills in what comes from vmcs12.
+ */
+const hostLo = new Int32Array(FIELD_COUNT);
+const hostHi = new Int32Array(FIELD_COUNT);
+HOST_STATE_FIXED_ROWS.forEach((row, k) => { hostLo[row] = HOST_STATE_FIXED[k]!; });
+HOST_SEGMENTS.forEach(([r, , , limit, ar]) => {
+  hostLo[FIELD[`GUEST_${r}_LIMIT`]] = limit;
+  hostLo[FIELD[`GUEST_${r}_AR_BYTES`]] = ar;
+});
 
 /** load_vmcs12_host_state (SDM 28.5): L1 continues at HOST_RIP in the state vmcs12's host area gives. */
 export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
@@ -1499,37 +1512,28 @@ export function loadVmcs12HostState(vcpu: KvmVcpu, v: Vmcs12): void {
   // the PAT last and only when the exit loads it.
   for (let k = 0; k < HOST_STATE_TO01.length; k++) {
     const from = HOST_STATE_FROM12[k]!;
-    rowLo[HOST_STATE_TO01[k]!] = v.fieldLo[from]!;
-    rowHi[HOST_STATE_TO01[k]!] = v.fieldHi[from]!;
+    hostLo[HOST_STATE_TO01[k]!] = v.fieldLo[from]!;
+    hostHi[HOST_STATE_TO01[k]!] = v.fieldHi[from]!;
   }
-  for (let k = 0; k < HOST_STATE_FIXED_ROWS.length; k++) {
-    rowLo[HOST_STATE_FIXED_ROWS[k]!] = HOST_STATE_FIXED[k]!;
-    rowHi[HOST_STATE_FIXED_ROWS[k]!] = 0;
-  }
-  for (let g = 0, k = HOST_STATE_SEGMENTS; g < HOST_SEG_SEL.length; g++, k += 4) {
+  for (let g = 0; g < HOST_SEG_SEL.length; g++) {
     const selRow = HOST_SEG_SEL[g]!;
+    if (selRow < 0) continue;
+    const sel = v.fieldLo[selRow]!;
+    hostLo[HOST_SEG_SELECTOR_ROW[g]!] = sel;
     const baseRow = HOST_SEG_BASE[g]!;
-    const sel = selRow < 0 ? 0 : v.lo(selRow);
-    const selector = HOST_STATE_ROWS[k]!;
-    const base = HOST_STATE_ROWS[k + 1]!;
-    const limit = HOST_STATE_ROWS[k + 2]!;
-    const arBytes = HOST_STATE_ROWS[k + 3]!;
-    rowLo[selector] = sel;
-    rowHi[selector] = 0;
-    rowLo[base] = baseRow < 0 ? 0 : v.fieldLo[baseRow]!;
-    rowHi[base] = baseRow < 0 ? 0 : v.fieldHi[baseRow]!;
-    rowLo[limit] = HOST_SEG_LIMIT[g]!;
-    rowHi[limit] = 0;
+    if (baseRow >= 0) {
+      hostLo[HOST_SEG_BASE_ROW[g]!] = v.fieldLo[baseRow]!;
+      hostHi[HOST_SEG_BASE_ROW[g]!] = v.fieldHi[baseRow]!;
+    }
     const ar = HOST_SEG_AR[g]!;
-    rowLo[arBytes] = g === 0 ? ar | (long ? AR.L : AR.DB) : HOST_SEG_NULL_UNUSABLE[g] && sel === 0 ? AR.UNUSABLE : ar;
-    rowHi[arBytes] = 0;
+    hostLo[HOST_SEG_AR_ROW[g]!] = g === 0 ? ar | (long ? AR.L : AR.DB) : HOST_SEG_NULL_UNUSABLE[g] && sel === 0 ? AR.UNUSABLE : ar;
   }
   const loadPat = (exitCtl & VM_EXIT.LOAD_IA32_PAT) !== 0;
   if (loadPat) {
-    rowLo[FIELD.GUEST_IA32_PAT] = v.fieldLo[FIELD.HOST_IA32_PAT]!;
-    rowHi[FIELD.GUEST_IA32_PAT] = v.fieldHi[FIELD.HOST_IA32_PAT]!;
+    hostLo[FIELD.GUEST_IA32_PAT] = v.fieldLo[FIELD.HOST_IA32_PAT]!;
+    hostHi[FIELD.GUEST_IA32_PAT] = v.fieldHi[FIELD.HOST_IA32_PAT]!;
   }
-  vmwriteRows(s, HOST_STATE_ROWS_PAT, loadPat ? HOST_STATE_ROWS_PAT.length : HOST_STATE_ROWS.length, rowLo, rowHi);
+  vmwriteRows(s, HOST_STATE_ROWS_PAT, loadPat ? HOST_STATE_ROWS_PAT.length : HOST_STATE_ROWS.length, hostLo, hostHi);
   a.rip = v.num(FIELD.HOST_RIP);
   const rsp = v.num(FIELD.HOST_RSP);
   const hi = Math.floor(rsp / TWO32);
