@@ -223,11 +223,18 @@ export function vmwriteRows(s: VmxSilicon, rows: Int16Array, count: number, lo: 
   vmxRootPrelude(s);
   if (s.vmcs.hpa === INVALID_VMCS_PTR) return vmFailInvalid(s);
   const vmcs = s.vmcs;
-  const anyField = s.vmwriteAnyField;
+  if (s.vmwriteAnyField) {
+    // No row can fail: the common case, one store each.
+    for (let k = 0; k < count; k++) {
+      const i = rows[k]!;
+      vmcs.writeHalves(i, lo[i]!, hi[i]!);
+    }
+    return vmSucceed(s);
+  }
   let failed = false;
   for (let k = 0; k < count; k++) {
     const i = rows[k]!;
-    failed = !anyField && FIELD_TYPE[i] === VMCS_TYPE.READ_ONLY;
+    failed = FIELD_TYPE[i] === VMCS_TYPE.READ_ONLY;
     if (failed) vmFail(s, VMXERR.VMWRITE_READ_ONLY_VMCS_COMPONENT);
     else vmcs.writeHalves(i, lo[i]!, hi[i]!);
   }
