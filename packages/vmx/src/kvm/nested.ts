@@ -1280,6 +1280,8 @@ function nestedVmxL1WantsExit(vcpu: KvmVcpu, v: Vmcs12, basic: number, qual: num
   }
 }
 
+const EXIT_QUAL_INFO_ROWS = Int16Array.from([FIELD.EXIT_QUALIFICATION, FIELD.VM_EXIT_INTR_INFO]);
+
 /**
  * nested_vmx_reflect_vmexit: after an L2 exit, true when it went to L1 (nested_vmx_vmexit),
  * false when L0 handles it through its own exit handlers.
@@ -1300,7 +1302,10 @@ export function nestedVmxReflectVmexit(vcpu: KvmVcpu): boolean {
   }
   const reason = vmx.exitReason >>> 0;
   const s = vmcsSilicon(vmx);
-  const qual = s.vmreadNum(VMCS.EXIT_QUALIFICATION);
+  // vmx_get_exit_qual and vmx_get_intr_info, in one run of VMREADs.
+  vmreadRows(s, EXIT_QUAL_INFO_ROWS, EXIT_QUAL_INFO_ROWS.length, rowLo, rowHi);
+  const qual = rowHi[FIELD.EXIT_QUALIFICATION]! * TWO32 + (rowLo[FIELD.EXIT_QUALIFICATION]! >>> 0);
+  const intrInfo = rowLo[FIELD.VM_EXIT_INTR_INFO]! >>> 0;
   if (reason & VMX_EXIT_REASONS_FAILED_VMENTRY) {
     // The silicon refused vmcs02's guest state: the entry failure is L1's (Linux: nested_vmx_vmexit).
     n.cachedVmcs12.launchState = 0;
@@ -1312,7 +1317,6 @@ export function nestedVmxReflectVmexit(vcpu: KvmVcpu): boolean {
     return true;
   }
   const basic = reason & 0xffff;
-  const intrInfo = s.vmread32(VMCS.VM_EXIT_INTR_INFO);
   if (basic === EXIT_REASON.EPT_VIOLATION && !n.vmcs02OnEpt01 && n.ept02) {
     // The nested TDP fault: fixed in EPT02 from EPT12, or L1's own EPT violation.
     const f = nestedEptViolation(vcpu, vmx, n.ept02, s.vmreadNum(VMCS.GUEST_PHYSICAL_ADDRESS), qual);
@@ -1400,7 +1404,7 @@ function prepareVmcs12ExitInfo(vmx: VcpuVmx, v: Vmcs12): void {
 /** Back to vmcs01 and L1's control shadows; guest mode ends. */
 export function nestedVmxLeaveToL1(vcpu: KvmVcpu, vmx: VcpuVmx, n: NestedVmx): void {
   // The MMU may have loaded its root while L2 ran on EPT01 (KVM_SET_NESTED_STATE before the first run): vmcs01 follows.
-  const eptp = vmcsSilicon(vmx).vmreadNum(VMCS.EPT_POINTER);
+  const eptp = n.vmcs02OnEpt01 ? vmcsSilicon(vmx).vmreadNum(VMCS.EPT_POINTER) : 0;
   vmxSwitchVmcs(vmx, vmx.vmcs01);
   const s01 = vmcsSilicon(vmx);
   if (n.vmcs02OnEpt01 && s01.vmreadNum(VMCS.EPT_POINTER) !== eptp) s01.vmwriteNum(VMCS.EPT_POINTER, eptp);
