@@ -14,28 +14,42 @@ import type { VmxSilicon } from './silicon.js';
 const ARITH_FLAGS = RFLAGS.CF | RFLAGS.PF | RFLAGS.AF | RFLAGS.ZF | RFLAGS.SF | RFLAGS.OF;
 const VMXERR_UNSUPPORTED_VMCS_COMPONENT = 12;
 
-/** Per CPU, a counter object: one lookup per shadowed access, no re-insertion. */
-const counts = new WeakMap<VmxSilicon, { n: number }>();
+/** Per CPU: how many VMREADs and VMWRITEs it served from a shadow VMCS, and the last shadow VMCS's field slots in DRAM (a region never moves, so its view is kept). */
+interface ShadowState { accesses: number; hpa: number; slots: Int32Array | null }
+const states = new WeakMap<VmxSilicon, ShadowState>();
+/** The last CPU that made a shadowed access and its state: consecutive accesses come from one CPU, and find it without a WeakMap lookup. */
+let lastCpu: VmxSilicon | null = null;
+let lastState: ShadowState | null = null;
+
+function stateOf(s: VmxSilicon): ShadowState {
+  if (s === lastCpu) return lastState!;
+  let st = states.get(s);
+  if (st === undefined) {
+    st = { accesses: 0, hpa: -1, slots: null };
+    states.set(s, st);
+  }
+  lastCpu = s;
+  lastState = st;
+  return st;
+}
 
 /** VMREADs and VMWRITEs this CPU served from a shadow VMCS instead of exiting. */
 export function shadowAccessCount(s: VmxSilicon): number {
-  return counts.get(s)?.n ?? 0;
+  return s === lastCpu ? lastState!.accesses : states.get(s)?.accesses ?? 0;
 }
 
 function setFlags(s: VmxSilicon, set: number): void {
-  s.cpu.setRflags((s.cpu.getRflags() & ~ARITH_FLAGS) | set);
+  const f = s.cpu.getRflags();
+  // VMsucceed after VMsucceed finds the flags as they must be.
+  if ((f & ARITH_FLAGS) !== set) s.cpu.setRflags((f & ~ARITH_FLAGS) | set);
 }
 
-/** The last shadow VMCS's field slots in DRAM (a region never moves, so its view is kept). */
-const slotViews = new WeakMap<VmxSilicon, { hpa: number; slots: Int32Array }>();
-
-function dramSlots(s: VmxSilicon, hpa: number): Int32Array {
-  let view = slotViews.get(s);
-  if (view === undefined || view.hpa !== hpa) {
-    view = { hpa, slots: vmcsRegionSlots(s.mem, hpa) };
-    slotViews.set(s, view);
+function dramSlots(s: VmxSilicon, st: ShadowState, hpa: number): Int32Array {
+  if (st.slots === null || st.hpa !== hpa) {
+    st.slots = vmcsRegionSlots(s.mem, hpa);
+    st.hpa = hpa;
   }
-  return view.slots;
+  return st.slots;
 }
 
 /**
@@ -45,13 +59,13 @@ function dramSlots(s: VmxSilicon, hpa: number): Int32Array {
  */
 type Slot = [Int32Array, number, Int32Array, number];
 const at: Slot = [new Int32Array(0), 0, new Int32Array(0), 0];
-function shadowSlot(s: VmxSilicon, hpa: number, i: number, write: boolean): Slot {
+function shadowSlot(s: VmxSilicon, st: ShadowState, hpa: number, i: number, write: boolean): Slot {
   const chip = s.vmcsCache.find(hpa);
   if (chip !== undefined) {
     if (write) chip.markDirty(i);
     at[0] = chip.lo; at[1] = i; at[2] = chip.hi; at[3] = i;
   } else {
-    const slots = dramSlots(s, hpa);
+    const slots = dramSlots(s, st, hpa);
     if (write) s.mem.noteWrite(hpa, 4096);
     at[0] = slots; at[1] = i; at[2] = slots; at[3] = FIELD_COUNT + i;
   }
@@ -74,19 +88,23 @@ export function vmcsShadowAccess(s: VmxSilicon, op: VirtOp, operand: InsnOperand
   if (s.mem.read8(bitmap + (enc >>> 3)) & (1 << (enc & 7))) return false;
   const link = s.vmcs.readNum(FIELD.VMCS_LINK_POINTER);
   if (link === -1) { setFlags(s, RFLAGS.CF); return true; }
-  const c = counts.get(s);
-  if (c === undefined) counts.set(s, { n: 1 });
-  else c.n++;
+  const st = stateOf(s);
+  st.accesses++;
   const i = vmcsFieldIndex(enc);
   if (i < 0) {
     // The error goes where L1 will VMREAD it: the shadow VMCS's VM-instruction error field.
-    const [lo, l, hi, h] = shadowSlot(s, link, FIELD.VM_INSTRUCTION_ERROR, true);
-    lo[l] = VMXERR_UNSUPPORTED_VMCS_COMPONENT;
-    hi[h] = 0;
+    const slot = shadowSlot(s, st, link, FIELD.VM_INSTRUCTION_ERROR, true);
+    slot[0][slot[1]] = VMXERR_UNSUPPORTED_VMCS_COMPONENT;
+    slot[2][slot[3]] = 0;
     setFlags(s, RFLAGS.ZF);
     return true;
   }
-  const [loArr, l, hiArr, h] = shadowSlot(s, link, i, !read);
+  // The slot's parts read one by one: destructuring would go through the array iterator.
+  const slot = shadowSlot(s, st, link, i, !read);
+  const loArr = slot[0];
+  const l = slot[1];
+  const hiArr = slot[2];
+  const h = slot[3];
   const high = (enc & 1) === 1;
   if (read) {
     const lo = high ? hiArr[h]! : loArr[l]!;
