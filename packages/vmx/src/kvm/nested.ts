@@ -12,13 +12,14 @@ import {
   kvmClearInterruptQueue, kvmHandleInvalidOp, gvaToGpa, guestCpuidHasVirt, toVcpu, kvmMakeRequest, KVM_REQ,
   type ExitResult, type KvmVcpu, type Vm,
 } from '@kvmts/core';
-import { VMCS, FIELD, FIELD_COUNT, FIELD_WIDTH, VMCS_FIELDS, FIELD_TYPE, VMCS_TYPE, VMCS_WIDTH, vmcsFieldIndex, vmcsFieldType, vmcsFieldWidth } from '../hw/fields.js';
+import { VMCS, FIELD, FIELD_COUNT, VMCS_FIELDS, FIELD_TYPE, VMCS_TYPE, VMCS_WIDTH, vmcsFieldIndex, vmcsFieldType, vmcsFieldWidth } from '../hw/fields.js';
 import type { VmxSilicon } from '../hw/silicon.js';
 import {
   MSR_IA32_VMX, PIN_BASED, CPU_BASED, SECONDARY_EXEC, VM_EXIT, VM_ENTRY, VMX_CAPS, VMX_MISC_VALUE, VMX_MISC,
   CR0_FIXED0, CR0_FIXED1, CR4_FIXED0, CR4_FIXED1, MAXPHYADDR, VMX_EPT_VPID_CAP, type CtlCap,
 } from '../hw/caps.js';
 import { VMXERR, vmreadRows, vmwriteRows } from '../hw/instructions.js';
+import { FIELD_LO_MASK, FIELD_HI_MASK } from '../hw/region.js';
 import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../hw/exit.js';
 import { VMCS_MAX_INDEX } from '../hw/fields.js';
 import { toVmx, allocVmcs, allocateVpid, freeVpid, silicon, loadedVmcsClearLocal, type VcpuVmx, type LoadedVmcs } from './setup.js';
@@ -877,10 +878,9 @@ const ROW_ENC: Int32Array = Int32Array.from(VMCS_FIELDS, ([, enc]) => enc);
 const prep = { rows: new Int16Array(FIELD_COUNT), lo: new Int32Array(FIELD_COUNT), hi: new Int32Array(FIELD_COUNT), count: 0 };
 
 function putHalves(row: number, lo: number, hi: number): void {
-  const w = FIELD_WIDTH[row];
   prep.rows[prep.count++] = row;
-  prep.lo[row] = w === VMCS_WIDTH.U16 ? lo & 0xffff : lo | 0;
-  prep.hi[row] = w === VMCS_WIDTH.U16 || w === VMCS_WIDTH.U32 ? 0 : hi | 0;
+  prep.lo[row] = lo & FIELD_LO_MASK[row]!;
+  prep.hi[row] = hi & FIELD_HI_MASK[row]!;
 }
 
 /** A vmcs02 field from a number (64-bit values signed canonical); most fit 32 bits, and need no division. */
