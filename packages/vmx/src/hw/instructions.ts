@@ -8,7 +8,7 @@
  * functions as methods of the silicon (`vmx.vmptrld(pa)`), as kvm_intel's inline asm would.
  */
 import { CR0, CR4, RFLAGS, EFER, SEG, VEC, INTERRUPTIBILITY } from '@kvmts/x86';
-import { vmcsFieldIndex, FIELD_TYPE, FIELD_WIDTH, VMCS_TYPE, VMCS_WIDTH } from './fields.js';
+import { vmcsFieldIndex, FIELD_TYPE, VMCS_TYPE } from './fields.js';
 import { VMCS_REGION, INVALID_VMCS_PTR, FIELD_HI_MASK } from './region.js';
 import { VMX_BASIC, FEATURE_CONTROL, CR0_FIXED0, CR0_FIXED1, CR4_FIXED0, CR4_FIXED1, MAXPHYADDR, VMCS_REVISION_ID } from './caps.js';
 import type { VmxSilicon } from './silicon.js';
@@ -175,9 +175,7 @@ export function vmreadLo(s: VmxSilicon, i: number, encoding: number): number {
 
 /** Bits 63:32 of what VMREAD returns: 0 for 16/32-bit fields and high accesses. */
 export function vmreadHi(s: VmxSilicon, i: number, encoding: number): number {
-  if (encoding & 1) return 0;
-  const w = FIELD_WIDTH[i]!;
-  return w === VMCS_WIDTH.U64 || w === VMCS_WIDTH.NATURAL ? s.vmcs.hi[i]! >>> 0 : 0;
+  return encoding & 1 ? 0 : (s.vmcs.hi[i]! & FIELD_HI_MASK[i]!) >>> 0;
 }
 
 export function vmwriteHalves(s: VmxSilicon, encoding: number, lo: number, hi: number): VmxStatus {
@@ -185,8 +183,9 @@ export function vmwriteHalves(s: VmxSilicon, encoding: number, lo: number, hi: n
   const i = fieldFor(s, encoding);
   if (i < 0) return s.lastStatus;
   if (FIELD_TYPE[i] === VMCS_TYPE.READ_ONLY && !s.vmwriteAnyField) return vmFail(s, VMXERR.VMWRITE_READ_ONLY_VMCS_COMPONENT);
+  // The store truncates to the field's width (a 16/32-bit field keeps no high half).
   if (encoding & 1) s.vmcs.writeHalves(i, s.vmcs.lo[i]!, lo);
-  else s.vmcs.writeHalves(i, lo, FIELD_WIDTH[i] === VMCS_WIDTH.U64 || FIELD_WIDTH[i] === VMCS_WIDTH.NATURAL ? hi : 0);
+  else s.vmcs.writeHalves(i, lo, hi);
   return vmSucceed(s);
 }
 
