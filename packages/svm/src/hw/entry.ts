@@ -13,7 +13,7 @@ import {
 } from './fields.js';
 import { VmcbRegion, getAddr, getSeg, put64, putSeg, unsigned64 } from './region.js';
 import { svmVmexitInvalid } from './exit.js';
-import type { HostSaved } from './host-saved.js';
+import type { HostSaved } from './region.js';
 import { flushIfPagingChanged } from './tdp.js';
 import type { SvmSilicon } from './silicon.js';
 

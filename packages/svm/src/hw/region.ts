@@ -4,7 +4,7 @@
  * two 32-bit halves (no BigInt on the VMRUN/#VMEXIT path). The host save area uses the VMCB
  * state-save layout, as Linux assumes when it VMSAVEs host state into the same page.
  */
-import { AR, type PhysMemory, type Segment, type DescriptorTableReg } from '@kvmts/x86';
+import { AR, makeSegment, type PhysMemory, type Segment, type DescriptorTableReg } from '@kvmts/x86';
 import { VMCB_FIELDS, type VmcbFieldName } from './fields.js';
 
 const TWO32 = 2 ** 32;
@@ -168,3 +168,38 @@ export class VmcbRegion {
 const FIELD_BY_NAME = new Map<string, { off: number; size: number }>(
   VMCB_FIELDS.map(([name, off, size]) => [name, { off, size }]),
 );
+
+/**
+ * The host state VMRUN saves and #VMEXIT restores (APM 15.5.1, 15.6), as the processor keeps it
+ * from one to the other: ES, CS, SS, DS, GDTR and IDTR as the CPU held them (the register
+ * objects, and the values they had, so that the next VMRUN can tell whether the save area's copy
+ * is still current), then EFER, CR0, CR3, CR4, RFLAGS, RIP, RSP and RAX. The host save area holds
+ * a copy, written where it changed: its format is the processor's own (15.30.4).
+ */
+export class HostSaved {
+  /** The host save area holding the copy, or -1 before the first VMRUN (or after VM_HSAVE_PA moves). */
+  pa = -1;
+  readonly seg: Segment[] = [makeSegment(), makeSegment(), makeSegment(), makeSegment()];
+  readonly selector = new Int32Array(4);
+  readonly base = new Float64Array(4);
+  /** As int32 (`limit | 0`): a compare of two int32s is cheaper than of two doubles. */
+  readonly limit = new Int32Array(4);
+  readonly ar = new Int32Array(4);
+  gdtr: DescriptorTableReg = { base: 0, limit: 0 };
+  idtr: DescriptorTableReg = { base: 0, limit: 0 };
+  gdtrBase = 0;
+  gdtrLimit = 0;
+  idtrBase = 0;
+  idtrLimit = 0;
+  efer = 0;
+  cr0 = 0;
+  cr3 = 0;
+  cr4 = 0;
+  rflags = 0;
+  /** The instruction after VMRUN. */
+  rip = 0;
+  rspLo = 0;
+  rspHi = 0;
+  raxLo = 0;
+  raxHi = 0;
+}

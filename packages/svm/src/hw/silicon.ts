@@ -15,7 +15,7 @@ import { VmcbRegion } from './region.js';
 import { svmCheckEvents, svmCrWrite, svmEvent, svmIntercept, releaseHeldEvents } from './intercepts.js';
 import { runGuest, svmExecute, vmloadState, vmsaveState } from './instructions.js';
 import { svmEnterGuest, VmrunCheckCache } from './entry.js';
-import { HostSaved } from './host-saved.js';
+import { HostSaved } from './region.js';
 import { svmVmexit } from './exit.js';
 import { nptWalk, PagingByAsid, type NptResult } from './tdp.js';
 import { SVM_EXIT } from './fields.js';
