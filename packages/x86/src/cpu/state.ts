@@ -30,10 +30,11 @@ export const AR = {
 } as const;
 
 /**
- * A segment register's hidden part. The CPU never changes one in place: a new value is a new
- * object in `seg[]`, so whoever installed an object can tell by identity that it still holds
+ * A segment register's hidden part. Instructions never change one in place: a new value is a
+ * new object in `seg[]`, so whoever installed an object can tell by identity that it still holds
  * (the VMX silicon saves only the segment registers the guest changed, and freezes what it
- * installs, so an in-place write would throw).
+ * installs, so an in-place write would throw). The SVM silicon's VMLOAD is the one exception: it
+ * reloads FS, GS, TR and LDTR in place (nothing else keeps those objects on an AMD CPU).
  */
 export interface Segment {
   selector: number;
