@@ -202,6 +202,24 @@ describe('VMCB clean bits (APM 15.15.3)', () => {
     expect(seen(r)).toMatchObject({ idtr: 0x8000, cr4: 0x20 });
   });
 
+  it('#VMEXIT writes the segment registers and tables the guest replaced', () => {
+    const r = rig();
+    seen(r);
+    r.v.w32(VMCB.clean, ALL_CLEAN);
+    // The guest loads DS (a new register object) and LGDT (a new GDTR), then HLT exits.
+    runGuest(r, [{ len: 1, exec: (cpu) => {
+      cpu.seg[3] = { selector: 0x40, base: 0x400, limit: 0xffff, ar: 0x93 };
+      cpu.gdtr = { base: 0x5000, limit: 0x1f };
+      cpu.ext!.intercept(1, 0, 0);
+    } }]);
+    expect([r.v.r16(VMCB_SEG.ds), r.v.rAddr(VMCB_SEG.ds + 8), r.v.rAddr(VMCB_SEG.gdtr + 8), r.v.r32(VMCB_SEG.gdtr + 4)]).toEqual([0x40, 0x400, 0x5000, 0x1f]);
+    // A VMRUN that reloads the segments takes the VMCB's new DS, and the #VMEXIT after it keeps that.
+    r.v.w16(VMCB_SEG.ds, 0x48);
+    r.v.w32(VMCB.clean, ALL_CLEAN & ~(1 << VMCB_CLEAN.SEG));
+    seen(r);
+    expect([r.v.r16(VMCB_SEG.ds), r.svm.guestSeg[3]!.selector]).toEqual([0x48, 0x48]);
+  });
+
   it('are ignored for another VMCB, and after a VMRUN that failed its checks', () => {
     const r = rig();
     seen(r);

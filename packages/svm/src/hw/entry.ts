@@ -305,6 +305,8 @@ function loadGuest(svm: SvmSilicon, v: VmcbRegion, clean: number): void {
   const cpu = svm.cpu;
   const m = v.u32;
   const kept = svm.guestSeg;
+  // A reload may differ from the VMCB (CS made usable): the next #VMEXIT writes all of them.
+  if (isDirty(clean, VMCB_CLEAN.SEG) || isDirty(clean, VMCB_CLEAN.DT)) svm.vmcbSegsCurrent = false;
   if (isDirty(clean, VMCB_CLEAN.SEG)) {
     for (let i = 0; i < 4; i++) getSeg(m, SWITCHED_SEG_DW[i]!, kept[i]!);
     // CS is always usable, even with a zero attribute in real mode as some VMMs leave it.

@@ -83,19 +83,29 @@ const EFER_DW = VMCB.efer >>> 2, CR0_DW = VMCB.cr0 >>> 2, CR2_DW = VMCB.cr2 >>> 
 const DR6_DW = VMCB.dr6 >>> 2, DR7_DW = VMCB.dr7 >>> 2, RFLAGS_DW = VMCB.rflags >>> 2, RIP_DW = VMCB.rip >>> 2;
 const RSP_DW = VMCB.rsp >>> 2, RAX_DW = VMCB.rax >>> 2, G_PAT_DW = VMCB.g_pat >>> 2, INT_CTL_DW = VMCB.int_ctl >>> 2, INT_STATE_DW = VMCB.int_state >>> 2;
 
-/** The guest's ES, CS, SS, DS, GDTR and IDTR into the VMCB, kept (as the CPU holds them, objects included) for the next VMRUN. */
+/**
+ * The guest's ES, CS, SS, DS, GDTR and IDTR into the VMCB, kept (as the CPU holds them, objects
+ * included) for the next VMRUN. While the VMCB holds the kept values, a register the guest did
+ * not replace is already there.
+ */
 function saveGuestSegments(svm: SvmSilicon, m: Uint32Array): void {
   const cpu = svm.cpu;
   const seg = cpu.seg;
   const kept = svm.guestSeg;
+  const all = !svm.vmcbSegsCurrent;
   // A loop, not four calls: V8 inlines putSeg once, within its inlining budget.
-  for (let i = 0; i < 4; i++) putSeg(m, SWITCHED_SEG_DW[i]!, (kept[i] = seg[i]!));
-  const gdtr = (svm.guestGdtr = cpu.gdtr);
-  const idtr = (svm.guestIdtr = cpu.idtr);
-  m[GDTR + 1] = gdtr.limit;
-  put64(m, GDTR + 2, gdtr.base);
-  m[IDTR + 1] = idtr.limit;
-  put64(m, IDTR + 2, idtr.base);
+  for (let i = 0; i < 4; i++) if (all || seg[i] !== kept[i]) putSeg(m, SWITCHED_SEG_DW[i]!, (kept[i] = seg[i]!));
+  if (all || cpu.gdtr !== svm.guestGdtr) {
+    const gdtr = (svm.guestGdtr = cpu.gdtr);
+    m[GDTR + 1] = gdtr.limit;
+    put64(m, GDTR + 2, gdtr.base);
+  }
+  if (all || cpu.idtr !== svm.guestIdtr) {
+    const idtr = (svm.guestIdtr = cpu.idtr);
+    m[IDTR + 1] = idtr.limit;
+    put64(m, IDTR + 2, idtr.base);
+  }
+  svm.vmcbSegsCurrent = true;
 }
 
 function saveGuest(svm: SvmSilicon, v: VmcbRegion): void {

@@ -89,6 +89,12 @@ export class SvmSilicon implements VirtExtension {
   guestGdtr: DescriptorTableReg = { base: 0, limit: 0 };
   guestIdtr: DescriptorTableReg = { base: 0, limit: 0 };
   /**
+   * The VMCB's ES, CS, SS, DS, GDTR and IDTR hold exactly the kept registers' values (the last
+   * #VMEXIT wrote them, and no VMRUN has reloaded a group since): #VMEXIT then writes only the
+   * registers the guest replaced (x86 instructions never change a register object in place).
+   */
+  vmcbSegsCurrent = false;
+  /**
    * VMCB state caching (APM 15.15.3): the VMCB whose guest state the processor holds (its last
    * VMRUN here that entered the guest), and that state as the last #VMEXIT left it. A VMRUN of
    * the same VMCB may take the groups its clean bits mark from here instead of from memory.
