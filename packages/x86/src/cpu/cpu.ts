@@ -6,7 +6,7 @@
  */
 import type { Bus } from '../bus.js';
 import { decodeInsn } from '../decode/decoder.js';
-import type { Insn } from '../decode/insn.js';
+import type { Handler, Insn } from '../decode/insn.js';
 import {
   DR6, DR7_ENABLE_MASK, dataBreakpoints, dataBreakpointsArmed, dr6After, instructionBreakpoints,
 } from '../exceptions/debug.js';
@@ -79,7 +79,36 @@ function compileBlock(b: Block): CompiledBlock {
   lines.push(`if (cpu.rip !== r || cpu.attention || cpu.icount + ${n} > cpu.loopLimit || !blk.valid) return;`, '}', '};');
   const names = b.insns.flatMap((_, k) => [`h${k}`, `i${k}`]);
   const args = b.insns.flatMap((i) => [i.exec, i]);
-  return new Function('blk', ...names, lines.join('\n'))(b, ...args) as CompiledBlock;
+  const source = lines.join('\n');
+  const key = `${source}\n${b.insns.map((i) => handlerId(i.exec)).join(',')}`;
+  let factory = BLOCK_FACTORIES.get(key);
+  if (factory === undefined) {
+    if (BLOCK_FACTORIES.size >= MAX_BLOCK_FACTORIES) BLOCK_FACTORIES.clear();
+    factory = new Function('blk', ...names, source) as BlockFactory;
+    BLOCK_FACTORIES.set(key, factory);
+  }
+  return factory(b, ...args);
+}
+
+type BlockFactory = (blk: Block, ...handlersAndInsns: unknown[]) => CompiledBlock;
+
+/**
+ * Block factories by generated source and handler identities. The same code decoded again (on a
+ * new VM's CPU, after a migration, or after self-modifying code) reuses its factory, and the
+ * blocks one factory makes share their feedback in V8, so the new ones start out optimised.
+ */
+const BLOCK_FACTORIES = new Map<string, BlockFactory>();
+const MAX_BLOCK_FACTORIES = 16384;
+const HANDLER_IDS = new WeakMap<Handler, number>();
+let nextHandlerId = 0;
+
+function handlerId(h: Handler): number {
+  let id = HANDLER_IDS.get(h);
+  if (id === undefined) {
+    id = nextHandlerId++;
+    HANDLER_IDS.set(h, id);
+  }
+  return id;
 }
 
 /** One tag's entries: all of them, or those of the page holding `linear`. */
