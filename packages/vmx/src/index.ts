@@ -16,7 +16,7 @@ export { vmxX86Ops, vmxInitOps } from './kvm/ops.js';
 export { kvmVmxExitHandlers, vmxHandleExit } from './kvm/exit-handlers.js';
 export type { VcpuVmx, VmcsConfig, VmxCpuData, LoadedVmcs } from './kvm/setup.js';
 export { benchCpuidExit, benchPioExit, benchVmLoop64 } from './bench/exit-bench.js';
-export { benchNestedCpuid, NESTED_CPUID_ITERATIONS } from './bench/nested-bench.js';
+export { benchNestedCpuid, NESTED_CPUID_ITERATIONS, NESTED_MEASURED_RUNS, NESTED_WARM_UP_RUNS } from './bench/nested-bench.js';
 export { nestedParams, nestedVmxSetupCtlsMsrs, NESTED_CTLS } from './kvm/nested.js';
 export type { NestedVmx } from './kvm/nested.js';
 export { VMCS12_REVISION, VMCS12_SIZE } from './kvm/vmcs12.js';

@@ -24,20 +24,20 @@ export const NESTED_CPUID_ITERATIONS = 2000;
  * in a fresh process the runs go about 100, 60, 27, 15, 18, 13 µs before they settle near 10, and
  * take longer to settle when the machine is busy, so fewer warm-up runs would time the JIT.
  */
-const WARM_UP_RUNS = 12;
+export const NESTED_WARM_UP_RUNS = 12;
 /**
  * Measured runs: one run (2000 round trips, about 40 ms) swings by 2× on a shared machine, so
  * the figure is the median of several, as the exit figures' `steady` reports theirs.
  */
-const MEASURED_RUNS = 5;
+export const NESTED_MEASURED_RUNS = 5;
 
-/** ns per L2 CPUID handled by L1: the median of MEASURED_RUNS runs after WARM_UP_RUNS warm-up runs. */
+/** ns per L2 CPUID handled by L1: the median of NESTED_MEASURED_RUNS runs after NESTED_WARM_UP_RUNS warm-up runs. */
 export function benchNestedCpuid(image: Uint8Array): number {
-  for (let i = 0; i < WARM_UP_RUNS; i++) runNestedCpuid(image);
+  for (let i = 0; i < NESTED_WARM_UP_RUNS; i++) runNestedCpuid(image);
   const runs: number[] = [];
-  for (let i = 0; i < MEASURED_RUNS; i++) runs.push(runNestedCpuid(image));
+  for (let i = 0; i < NESTED_MEASURED_RUNS; i++) runs.push(runNestedCpuid(image));
   runs.sort((a, b) => a - b);
-  return runs[MEASURED_RUNS >> 1]!;
+  return runs[NESTED_MEASURED_RUNS >> 1]!;
 }
 
 function runNestedCpuid(image: Uint8Array): number {
