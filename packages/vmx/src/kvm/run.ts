@@ -10,9 +10,9 @@ import {
   KVM_REQ, kvmMakeRequest, kvmClearExceptionQueue, kvmClearInterruptQueue, kvmQueueInterrupt, kvmRequeueException,
   type KvmVcpu, type KvmSegment, type KvmDtable,
 } from '@kvmts/core';
-import { VMCS } from '../hw/fields.js';
+import { VMCS, FIELD, FIELD_COUNT } from '../hw/fields.js';
 import { CPU_BASED, PIN_BASED, VM_ENTRY } from '../hw/caps.js';
-import { VMX_STATUS } from '../hw/instructions.js';
+import { VMX_STATUS, vmreadRows } from '../hw/instructions.js';
 import { VMX_EXIT_REASONS_FAILED_VMENTRY } from '../hw/exit.js';
 import type { VmxSilicon } from '../hw/silicon.js';
 import { EPTP } from '../hw/tdp.js';
@@ -166,29 +166,31 @@ export function vmxVcpuRun(vcpu: KvmVcpu, forceImmediateExit: boolean): number {
     return 0;
   }
   vmx.fail = false;
-  vmx.exitReason = s.vmread32(VMCS.VM_EXIT_REASON);
+  // The exit reason, IDT-vectoring information, RSP and RIP: one run of VMREADs.
+  vmreadRows(s, EXIT_READ_ROWS, EXIT_READ_ROWS.length, exitLo, exitHi);
+  vmx.exitReason = exitLo[FIELD.VM_EXIT_REASON]! >>> 0;
   // The GPR slot for RSP holds the host's after the swap; the guest's is in the VMCS.
-  const rsp = s.vmreadNum(VMCS.GUEST_RSP);
-  const rspHi = Math.floor(rsp / 4294967296);
-  a.regs[RSP] = rsp - rspHi * 4294967296;
-  a.regsHi[RSP] = rspHi;
-  vmx.rspLo = a.regs[RSP]!;
-  vmx.rspHi = rspHi;
+  a.regs[RSP] = vmx.rspLo = exitLo[FIELD.GUEST_RSP]!;
+  a.regsHi[RSP] = vmx.rspHi = exitHi[FIELD.GUEST_RSP]!;
   vmx.rspVmcs = lv;
-  a.rip = s.vmreadNum(VMCS.GUEST_RIP);
+  a.rip = exitHi[FIELD.GUEST_RIP]! * 4294967296 + (exitLo[FIELD.GUEST_RIP]! >>> 0);
   if (vmx.exitReason & VMX_EXIT_REASONS_FAILED_VMENTRY) return 0;
   vmx.loadedVmcs.launched = true;
-  vmxCompleteInterrupts(vmx, s);
+  vmxCompleteInterrupts(vmx, s, exitLo[FIELD.IDT_VECTORING_INFO_FIELD]! >>> 0);
   return 0;
 }
 
-/** __vmx_complete_interrupts: an event whose delivery the exit interrupted is queued again. */
-function vmxCompleteInterrupts(vmx: VcpuVmx, s: VmxSilicon): void {
+/** What vmx_vcpu_run reads after every exit, and where vmreadRows puts it (arrays by field row). */
+const EXIT_READ_ROWS = Int16Array.of(FIELD.VM_EXIT_REASON, FIELD.IDT_VECTORING_INFO_FIELD, FIELD.GUEST_RSP, FIELD.GUEST_RIP);
+const exitLo = new Int32Array(FIELD_COUNT);
+const exitHi = new Int32Array(FIELD_COUNT);
+
+/** __vmx_complete_interrupts: an event whose delivery the exit interrupted (`idt`, vmx->idt_vectoring_info) is queued again. */
+function vmxCompleteInterrupts(vmx: VcpuVmx, s: VmxSilicon, idt: number): void {
   const vcpu = vmx.vcpu;
   vcpu.arch.nmiInjected = false;
   kvmClearExceptionQueue(vcpu);
   kvmClearInterruptQueue(vcpu);
-  const idt = s.vmread32(VMCS.IDT_VECTORING_INFO_FIELD);
   if (!(idt & INTR_INFO.VALID)) return;
   kvmMakeRequest(KVM_REQ.EVENT, vcpu);
   const vector = idt & INTR_INFO.VECTOR_MASK;
