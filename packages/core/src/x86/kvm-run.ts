@@ -52,8 +52,9 @@ export class KvmRun {
     this.dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
-  private u8(o: number): number { return this.dv.getUint8(o); }
-  private setU8(o: number, v: number): void { this.dv.setUint8(o, v); }
+  // Bytes by index: the run loop reads request_interrupt_window and immediate_exit on every exit.
+  private u8(o: number): number { return this.bytes[o]!; }
+  private setU8(o: number, v: number): void { this.bytes[o] = v; }
   private u32(o: number): number { return this.dv.getUint32(o, true); }
   private setU32(o: number, v: number): void { this.dv.setUint32(o, v >>> 0, true); }
   private u64(o: number): bigint { return this.dv.getBigUint64(o, true); }

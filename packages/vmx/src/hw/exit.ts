@@ -7,7 +7,7 @@ import type { VmxCpu } from './silicon.js';
 import { FIELD as F } from './fields.js';
 import { VM_EXIT, PIN_BASED } from './caps.js';
 import type { VmxSilicon } from './silicon.js';
-import type { HostStateImage } from './region.js';
+import type { HostStateImage, VmcsCache } from './region.js';
 
 /** Basic exit reasons (SDM Appendix C, Table C-1), spelled as Linux's EXIT_REASON_*. */
 export const EXIT_REASON = {
@@ -141,13 +141,31 @@ function saveSegments(s: VmxSilicon, cpu: VirtCpu): void {
   }
 }
 
+/**
+ * CR0, CR3, CR4 and the SYSENTER MSRs, which a guest seldom changes, compared in one expression
+ * exactly as their exit writes would compare them: true when the VMCS already holds every one.
+ */
+function systemRegsSaved(v: VmcsCache, cpu: VmxCpu): boolean {
+  const lo = v.lo;
+  const hi = v.hi;
+  return lo[F.GUEST_CR0] === (cpu.cr0 | 0) && hi[F.GUEST_CR0] === 0 && lo[F.GUEST_CR4] === (cpu.cr4 | 0) && hi[F.GUEST_CR4] === 0
+    && lo[F.GUEST_SYSENTER_CS] === (cpu.sysenterCs | 0) && hi[F.GUEST_SYSENTER_CS] === 0
+    && v.readNum(F.GUEST_CR3) === cpu.cr3 && v.readNum(F.GUEST_SYSENTER_ESP) === cpu.sysenterEsp
+    && v.readNum(F.GUEST_SYSENTER_EIP) === cpu.sysenterEip;
+}
+
 /** SDM 28.3: saving guest state. */
 function saveGuestState(s: VmxSilicon, cpu: VmxCpu, atInsnStart: boolean): void {
   const v = s.vmcs;
-  // The real CR0/CR4, not the shadows: the guest/host mask only affects what the guest reads.
-  v.exitWriteNum(F.GUEST_CR0, cpu.cr0 >>> 0);
-  v.exitWriteNum(F.GUEST_CR3, cpu.cr3);
-  v.exitWriteNum(F.GUEST_CR4, cpu.cr4 >>> 0);
+  if (!systemRegsSaved(v, cpu)) {
+    // The real CR0/CR4, not the shadows: the guest/host mask only affects what the guest reads.
+    v.exitWriteNum(F.GUEST_CR0, cpu.cr0 >>> 0);
+    v.exitWriteNum(F.GUEST_CR3, cpu.cr3);
+    v.exitWriteNum(F.GUEST_CR4, cpu.cr4 >>> 0);
+    v.exitWrite32(F.GUEST_SYSENTER_CS, cpu.sysenterCs);
+    v.exitWriteNum(F.GUEST_SYSENTER_ESP, cpu.sysenterEsp);
+    v.exitWriteNum(F.GUEST_SYSENTER_EIP, cpu.sysenterEip);
+  }
   if (s.exitCtl & VM_EXIT.SAVE_DEBUG_CONTROLS) v.exitWriteNum(F.GUEST_DR7, cpu.dr[7]!);
   v.exitWriteNum(F.GUEST_RSP, cpu.gprHi[4]! * 4294967296 + (cpu.gpr[4]! >>> 0));
   v.exitWriteNum(F.GUEST_RIP, atInsnStart ? cpu.insnStart : cpu.rip);
@@ -162,9 +180,6 @@ function saveGuestState(s: VmxSilicon, cpu: VmxCpu, atInsnStart: boolean): void 
     v.exitWriteNum(F.GUEST_IDTR_BASE, cpu.idtr.base);
     v.exitWrite32(F.GUEST_IDTR_LIMIT, cpu.idtr.limit);
   }
-  v.exitWrite32(F.GUEST_SYSENTER_CS, cpu.sysenterCs);
-  v.exitWriteNum(F.GUEST_SYSENTER_ESP, cpu.sysenterEsp);
-  v.exitWriteNum(F.GUEST_SYSENTER_EIP, cpu.sysenterEip);
   if (s.exitCtl & VM_EXIT.SAVE_IA32_EFER) v.exitWriteNum(F.GUEST_IA32_EFER, cpu.efer);
   if (s.exitCtl & VM_EXIT.SAVE_IA32_PAT) {
     const pat = cpu.msrs.get(0x277);
