@@ -58,6 +58,7 @@ export class FakeCpu extends CpuState implements VirtCpu {
   getRflags(): number { return this.rflags; }
   setRflags(v: number): void { this.rflags = (v | RFLAGS.FIXED1) >>> 0; }
   stateChanged(): void {}
+  worldSwitched(): void {}
   raiseInterrupt(vector: number): void { this.pendingInterrupt = vector; this.attention = true; }
   raiseNmi(): void { this.pendingNmi = true; this.attention = true; }
   fault(vector: number, errorCode = -1): never { throw new FaultSignal(vector, errorCode); }

@@ -50,6 +50,7 @@ export class FakeCpu extends CpuState {
   getRflags(): number { return this.rflags; }
   setRflags(v: number): void { this.rflags = v | 2; }
   stateChanged(): void {}
+  worldSwitched(): void {}
   fault(vector: number, errorCode = -1): never { throw new FaultError(vector, errorCode); }
   injectEvent(i: number, e: number, l: number): void { this.injected.push([i, e, l]); }
   stop(reason: StopReason): never { throw new StopError(reason); }

@@ -96,3 +96,35 @@ describe.skipIf(!hasAssembler)('fused blocks behave exactly like the interpreter
     expect(a.gpr[9]).toBe((200 * 201) / 2); // the patched immediates, summed
   });
 });
+
+describe.skipIf(!hasAssembler)('block chains across a world switch', () => {
+  it('keep only while the CS register object and the TLB are the same: another CS at the same RIP runs its own code', () => {
+    const mem = new PhysMemory(MEM);
+    // The same RIP (0x100) under two code segments: a loop that sets BX=1, and code that sets BX=2.
+    mem.writeBytes(0x10100, assemble('1: mov bx, 1\ninc cx\njmp 1b', 16));
+    mem.writeBytes(0x20100, assemble('mov bx, 2\nhlt', 16));
+    const cpu = new Cpu({ bus: new Bus(mem) });
+    const cs1 = makeSegment(0x1000, 0x10000, 0xffff, 0x9b);
+    const cs2 = makeSegment(0x2000, 0x20000, 0xffff, 0x9b);
+    cpu.seg[SEG.CS] = cs1;
+    cpu.rip = 0x100;
+    cpu.stateChanged();
+    expect(cpu.run(300)).toBe(STOP.BUDGET); // hot: fused, and chained to itself
+    expect(cpu.gpr[3]! & 0xffff).toBe(1);
+    // A world switch to another context and back to this one keeps the chains, and the CPU runs on.
+    cpu.seg[SEG.CS] = cs2;
+    cpu.worldSwitched();
+    cpu.seg[SEG.CS] = cs1;
+    cpu.worldSwitched();
+    const decoded = cpu.blocksDecoded;
+    cpu.rip = 0x100;
+    expect(cpu.run(30)).toBe(STOP.BUDGET);
+    expect(cpu.blocksDecoded).toBe(decoded);
+    // Under the other CS, the same RIP is other code: the chain to RIP 0x100 must not be followed.
+    cpu.seg[SEG.CS] = cs2;
+    cpu.worldSwitched();
+    cpu.rip = 0x100;
+    expect(cpu.run(30)).toBe(STOP.HLT);
+    expect(cpu.gpr[3]! & 0xffff).toBe(2);
+  });
+});

@@ -324,6 +324,7 @@ export function recordVmExit(s: VmxSilicon, info: ExitInfo): void {
   loadHostState(s, cpu);
   s.leaveGuest();
   s.loadMsrs(v.readNum(F.VM_EXIT_MSR_LOAD_ADDR), v.read32(F.VM_EXIT_MSR_LOAD_COUNT));
-  cpu.stateChanged();
+  // The host context replaces the guest's whole: decoded-block chains keep (see VirtCpu.worldSwitched).
+  cpu.worldSwitched();
   s.exitCount++;
 }

@@ -246,7 +246,7 @@ export class VmxSilicon implements VirtExtension {
     // Without VPIDs, entries and exits flush the linear mappings of VPID 0 (SDM 29.4.3.3).
     if (vpid !== this.tlbTag) { cpu.setTlbTag(vpid); this.tlbTag = vpid; }
     if (vpid === 0) cpu.flushTlb(0);
-    cpu.stateChanged();
+    cpu.worldSwitched();
     this.entryIcount = cpu.icount;
     this.timerDeadline = Infinity;
     if (this.pin & PIN_BASED.VMX_PREEMPTION_TIMER) {

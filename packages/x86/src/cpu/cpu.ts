@@ -17,7 +17,7 @@ import { TLB_MASK, TLB_SET, TLB_SIZE, Tlb } from '../mem/tlb.js';
 import { translateLinear } from '../mmu/page-walk.js';
 import { EVENT_TYPE, VEC, makeIntrInfo } from './events.js';
 import { genericModel } from './generic-model.js';
-import { ACTIVITY, AR, CR0, CpuState, EFER, INTERRUPTIBILITY, RFLAGS, SEG } from './state.js';
+import { ACTIVITY, AR, CR0, CpuState, EFER, INTERRUPTIBILITY, RFLAGS, SEG, type Segment } from './state.js';
 import {
   ACCESS, STOP, type CpuModel, type InsnOperand, type StopReason, type VirtCpu, type VirtExtension,
 } from './virt.js';
@@ -122,12 +122,18 @@ class Block {
   valid = true;
   runs = 0;
   compiled: CompiledBlock | null = null;
-  /** Up to two successors, chained after they ran once, valid while `chainGen` equals cpu.fetchGen. */
+  /**
+   * Up to two successors, chained after they ran once, valid while the fetch context they were
+   * chained in holds: cpu.fetchGen, the TLB (its tag), the CS register object and the mode bits.
+   */
   succRip0 = NaN;
   succ0: Block | null = null;
   succRip1 = NaN;
   succ1: Block | null = null;
   chainGen = -1;
+  chainTlb: Tlb | null = null;
+  chainCs: Segment | null = null;
+  chainMode = -1;
   readonly insns: Insn[];
   readonly key: number;
   readonly map: Map<number, Block> | null;
@@ -260,6 +266,8 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   private curBlock: Block | null = null;
   /** Bumped whenever the linear-to-physical mapping of code or the mode may have changed: unchains blocks. */
   private fetchGen = 0;
+  /** Code size, user, paging and virtual-8086 as bits (recomputeMode): part of a chain's fetch context. */
+  private fetchMode = 0;
   /** Host frames the block being decoded reads. */
   private decodeFrames: number[] = [];
 
@@ -306,6 +314,16 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   // ---- Mode -----------------------------------------------------------------------------
 
   stateChanged(): void {
+    this.recomputeMode();
+    this.fetchGen++;
+  }
+
+  worldSwitched(): void {
+    this.recomputeMode();
+  }
+
+  /** The mode, CPL and sizes the state fields imply, and the fetch-mode bits block chains are checked against. */
+  private recomputeMode(): void {
     const cs = this.seg[SEG.CS]!;
     const ss = this.seg[SEG.SS]!;
     const pe = (this.cr0 & CR0.PE) !== 0;
@@ -317,7 +335,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     this.cplValue = !pe ? 0 : this.v86 ? 3 : (ss.ar & AR.DPL_MASK) >> AR.DPL_SHIFT;
     this.pagingOn = pe && (this.cr0 & CR0.PG) !== 0;
     this.selectTlbSets();
-    this.fetchGen++;
+    this.fetchMode = this.codeSize | (this.cplValue === 3 ? 1 : 0) | (this.pagingOn ? 2 : 0) | (this.v86 ? 4 : 0);
   }
 
   private selectTlbSets(): void {
@@ -613,7 +631,9 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   private nextBlock(): Block {
     const rip = this.rip;
     const prev = this.curBlock;
-    if (prev !== null && prev.chainGen === this.fetchGen) {
+    const cs = this.seg[SEG.CS]!;
+    const chainsHold = prev !== null && prev.chainGen === this.fetchGen && prev.chainTlb === this.tlb && prev.chainCs === cs && prev.chainMode === this.fetchMode;
+    if (chainsHold) {
       const s0 = prev.succ0;
       if (prev.succRip0 === rip && s0 !== null && s0.valid) return (this.curBlock = s0);
       const s1 = prev.succ1;
@@ -621,8 +641,11 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     }
     const b = this.lookupBlock(rip);
     if (prev !== null && b.map !== null) {
-      if (prev.chainGen !== this.fetchGen) {
+      if (!chainsHold) {
         prev.chainGen = this.fetchGen;
+        prev.chainTlb = this.tlb;
+        prev.chainCs = cs;
+        prev.chainMode = this.fetchMode;
         prev.succ0 = prev.succ1 = null;
         prev.succRip0 = prev.succRip1 = NaN;
       }

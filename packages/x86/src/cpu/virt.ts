@@ -228,6 +228,12 @@ export interface VirtCpu extends CpuState {
   setRflags(value: number): void;
   /** After writing state fields directly: recompute cached mode, CPL and sizes. Does not flush the TLB. */
   stateChanged(): void;
+  /**
+   * The same after a VM entry or exit swapped in a whole context, perhaps one that ran before:
+   * chains between decoded blocks are kept, since each is checked against the TLB tag, the CS
+   * register object (never changed in place) and the mode it was made under.
+   */
+  worldSwitched(): void;
   /** Raises an exception from inside an instruction or hook (never returns). errorCode -1: none. */
   fault(vector: number, errorCode?: number): never;
   /**

@@ -20,7 +20,8 @@ import { effAddr, fillOperand, memLinear, readE, setReg, writeE } from './operan
 function sys(cpu: Cpu, f: () => void): void {
   cpu.syncFlags();
   f();
-  cpu.stateChanged();
+  // One that ended in a VM exit did not execute: the exit has already set up the host's context.
+  if (!cpu.aborted) cpu.stateChanged();
 }
 
 function ud(cpu: Cpu): void {
@@ -105,7 +106,8 @@ function simple(f: (cpu: Cpu) => void): Binder {
   return () => (cpu) => {
     cpu.syncFlags();
     f(cpu);
-    cpu.stateChanged();
+    // One that ended in a VM exit did not execute: the exit has already set up the host's context.
+    if (!cpu.aborted) cpu.stateChanged();
   };
 }
 

@@ -17,7 +17,8 @@ function virtInsn(cpu: Cpu, i: Insn): void {
   fillOperand(cpu, i);
   cpu.syncFlags();
   ext.execute(i.aux as VirtOp, cpu.operand);
-  cpu.stateChanged();
+  // One that ended in a VM exit did not execute: the exit has already set up the host's context.
+  if (!cpu.aborted) cpu.stateChanged();
 }
 
 /**
