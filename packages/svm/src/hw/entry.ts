@@ -5,7 +5,7 @@
  * flush by ASID as TLB_CONTROL says, and queue EVENTINJ for delivery before the first guest
  * instruction (15.20).
  */
-import { AR, CR0, CR4, EFER, INTERRUPTIBILITY, type PhysMemory, type Segment, type VirtCpu } from '@kvmts/x86';
+import { AR, CR0, CR4, EFER, INTERRUPTIBILITY, makeSegment, type PhysMemory, type Segment, type VirtCpu } from '@kvmts/x86';
 import { MAX_PA, MAXPHYADDR } from './caps.js';
 import {
   INTERCEPT_BIT, SVM_EVTINJ, SVM_INTERRUPT_SHADOW_MASK, SVM_NESTED_CTL_NP_ENABLE, SWITCHED_SEG, TLB_CONTROL, cleanMaskAt,
@@ -308,7 +308,12 @@ function loadGuest(svm: SvmSilicon, v: VmcbRegion, clean: number): void {
   // A reload may differ from the VMCB (CS made usable): the next #VMEXIT writes all of them.
   if (isDirty(clean, VMCB_CLEAN.SEG) || isDirty(clean, VMCB_CLEAN.DT)) svm.vmcbSegsCurrent = false;
   if (isDirty(clean, VMCB_CLEAN.SEG)) {
-    for (let i = 0; i < 4; i++) getSeg(m, SWITCHED_SEG_DW[i]!, kept[i]!);
+    // New register objects: the CPU never changes one in place, and block chains go by identity.
+    for (let i = 0; i < 4; i++) {
+      const o = makeSegment();
+      getSeg(m, SWITCHED_SEG_DW[i]!, o);
+      kept[i] = o;
+    }
     // CS is always usable, even with a zero attribute in real mode as some VMMs leave it.
     kept[1]!.ar &= ~AR.UNUSABLE;
   }
@@ -346,5 +351,5 @@ function loadGuest(svm: SvmSilicon, v: VmcbRegion, clean: number): void {
   cpu.gpr[0] = m[RAX_DW]!; cpu.gprHi[0] = m[RAX_DW + 1]!;
   cpu.cr8 = svm.intCtl & V_TPR_MASK;
   cpu.interruptibility = m[INT_STATE_DW]! & SVM_INTERRUPT_SHADOW_MASK ? INTERRUPTIBILITY.STI : 0;
-  cpu.stateChanged();
+  cpu.worldSwitched();
 }

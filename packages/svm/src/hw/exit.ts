@@ -167,7 +167,7 @@ export function loadHost(svm: SvmSilicon): void {
   cpu.interruptibility = 0;
   svm.guest = false;
   svm.gif = false;
-  cpu.stateChanged();
+  cpu.worldSwitched();
   cpu.setTlbTag(0);
 }
 

@@ -767,7 +767,6 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     let t = this.tlbs.get(tag);
     if (t === undefined) this.tlbs.set(tag, (t = new Tlb()));
     this.tlb = t;
-    this.fetchGen++;
   }
 
   flushTlb(tag?: number, linear?: number): void {
