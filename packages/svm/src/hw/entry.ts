@@ -323,8 +323,8 @@ function loadGuest(svm: SvmSilicon, v: VmcbRegion, clean: number): void {
   seg[2] = kept[2]!;
   seg[3] = kept[3]!;
   if (isDirty(clean, VMCB_CLEAN.DT)) {
-    v.loadDtr(VMCB_SEG.gdtr, svm.guestGdtr);
-    v.loadDtr(VMCB_SEG.idtr, svm.guestIdtr);
+    svm.guestGdtr = v.readDtr(VMCB_SEG.gdtr);
+    svm.guestIdtr = v.readDtr(VMCB_SEG.idtr);
   }
   cpu.gdtr = svm.guestGdtr;
   cpu.idtr = svm.guestIdtr;

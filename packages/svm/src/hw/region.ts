@@ -132,12 +132,6 @@ export class VmcbRegion {
     return { limit: this.r32(off + 4) & 0xffff, base: this.rAddr(off + 8) };
   }
 
-  /** Loads a GDTR/IDTR field into an existing register (VMRUN and #VMEXIT, without allocating). */
-  loadDtr(off: number, d: DescriptorTableReg): void {
-    d.limit = this.r32(off + 4) & 0xffff;
-    d.base = this.rAddr(off + 8);
-  }
-
   writeDtr(off: number, d: DescriptorTableReg): void {
     this.w32(off + 4, d.limit);
     this.w64(off + 8, d.base);
