@@ -250,8 +250,9 @@ export class Machine {
       }
       return null;
     }
-    if (dir === 'in') data.fill(0xff, 0, size * count);
-    return ioRow(dir, port, size, count, data.subarray(0, size * count));
+    const n = size * count;
+    if (dir === 'in') data.fill(0xff, 0, n);
+    return ioRow(dir, port, size, count, data.length === n ? data : data.subarray(0, n));
   }
 
   /** KVM_INTERRUPT when the vCPU can take it now, else ask for an interrupt window first. */
