@@ -108,6 +108,50 @@ describe.skipIf(!hasAssembler)('the virtualization-extension seam', () => {
     expect(cpu.gpr[6]! & 0xffff).toBe(0);
   });
 
+  it('after a VM exit, the block the exit left off in chains on only in the context it was made in', () => {
+    // dec si ; cpuid | jnz back | hlt, as above: the CPUID block is chained to the JNZ block at 0x1006.
+    const mem = new PhysMemory(0x200000);
+    mem.writeBytes(0x1000, assemble('mov si, 30\n1: dec si\ncpuid\njnz 1b\nhlt', 16));
+    mem.writeBytes(0x11006, assemble('mov di, 7\nhlt', 16)); // RIP 0x1006 under a CS based at 0x10000
+    let calls = 0;
+    const model: CpuModel = {
+      ...genericModel,
+      createExtension(cpu: VirtCpu): VirtExtension {
+        return {
+          guest: true, execute: () => {}, event: () => {}, crRead: (_r, v) => v, crWrite: (_r, v) => v, translate: (gpa) => gpa,
+          intercept: (kind) => {
+            if (kind !== INTERCEPT.CPUID || ++calls < 20) return false;
+            cpu.endInsn(STOP.VMEXIT);
+            return true;
+          },
+          checkEvents: () => {}, rdmsr: () => undefined, wrmsr: () => false, tscOffset: () => 0n,
+        };
+      },
+    };
+    const cpu = new Cpu({ bus: new Bus(mem), model });
+    const cs = makeSegment(0, 0, 0xffff, 0x9b);
+    cpu.seg[SEG.CS] = cs;
+    cpu.rip = 0x1000;
+    cpu.stateChanged();
+    expect(cpu.run(1000)).toBe(STOP.VMEXIT);
+    // Back in the same context (the same CS object) past the CPUID: the chain is followed, and right.
+    calls = -1000;
+    cpu.worldSwitched();
+    cpu.rip = 0x1006;
+    expect(cpu.run(1000)).toBe(STOP.HLT);
+    expect(cpu.gpr[6]! & 0xffff).toBe(0);
+    // Exit again, then enter another context: RIP 0x1006 is other code there.
+    calls = 0;
+    cpu.rip = 0x1000;
+    cpu.activity = 0;
+    expect(cpu.run(1000)).toBe(STOP.VMEXIT);
+    cpu.seg[SEG.CS] = makeSegment(0x1000, 0x10000, 0xffff, 0x9b);
+    cpu.worldSwitched();
+    cpu.rip = 0x1006;
+    expect(cpu.run(100)).toBe(STOP.HLT);
+    expect(cpu.gpr[7]! & 0xffff).toBe(7);
+  });
+
   it('VMREAD and VMWRITE run on inside their block, and one that exits stops run() there, also fused', () => {
     // One block: dec si ; vmread ; inc di ; vmwrite ; cmp si, 0 ; jnz back. The 30th VMWRITE exits.
     const mem = new PhysMemory(0x200000);

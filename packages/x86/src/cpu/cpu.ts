@@ -487,8 +487,9 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
     for (;;) {
       if (this.attention || this.icount >= this.deadline || this.icount >= this.extDeadline) {
         if (this.stopPending) {
+          // curBlock stays: after a VM exit and the entry back, its chain is followed only if the
+          // fetch context it was made in holds and RIP is where its successor starts.
           this.stopPending = false;
-          this.curBlock = null;
           return this.stopReason;
         }
         if (this.stopRequested) {
