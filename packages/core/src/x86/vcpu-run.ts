@@ -75,8 +75,15 @@ export function vcpuEnterGuest(vcpu: KvmVcpu): ExitResult {
   if (dmRequestForIrqInjection(v) && !kvmCpuHasInterrupt(v)) ops.enableIrqWindow(v);
   ops.prepareSwitchToGuest(v);
   const pcpu = v.pcpu;
-  // switch_db_regs: DR0-DR3 are not part of the VMCS/VMCB; the breakpoint addresses go in by hand.
-  if (pcpu) for (let i = 0; i < 4; i++) pcpu.cpu.dr[i] = v.effDb[i]!;
+  // switch_db_regs: DR0-DR3 are not part of the VMCS/VMCB; the breakpoint addresses go in by
+  // hand, when they are not already there.
+  if (pcpu) {
+    const dr = pcpu.cpu.dr;
+    const e = v.effDb;
+    if (dr[0] !== e[0] || dr[1] !== e[1] || dr[2] !== e[2] || dr[3] !== e[3]) {
+      dr[0] = e[0]!; dr[1] = e[1]!; dr[2] = e[2]!; dr[3] = e[3]!;
+    }
+  }
   const before = pcpu ? pcpu.cpu.icount : 0;
   const fastpath = ops.vcpuRun(v, false);
   if (pcpu) {
