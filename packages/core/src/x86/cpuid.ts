@@ -77,22 +77,27 @@ export function guestVendorIsAmd(table: readonly CpuidEntry[]): boolean {
 }
 
 /**
- * kvm_cpuid(): the guest's answer for (fn, index). A leaf beyond the basic or extended range
- * returns the highest basic leaf, as Intel hardware does (get_out_of_range_cpuid_entry), unless
- * the guest's vendor is AMD; zeros when the table has no answer.
+ * The entry kvm_cpuid() answers (fn, index) from. A leaf beyond the basic or extended range
+ * reads the highest basic leaf, as Intel hardware does (get_out_of_range_cpuid_entry), unless the
+ * guest's vendor is AMD; undefined when the table has no answer (all zeros).
  */
+export function kvmCpuidEntry(table: readonly CpuidEntry[], fn: number, index: number): CpuidEntry | undefined {
+  const e = findCpuidEntry(table, fn, index);
+  if (e || guestVendorIsAmd(table)) return e;
+  const base = fn >= 0x80000000 ? 0x80000000 : 0;
+  const max = findCpuidEntry(table, base, 0)?.eax;
+  if (max === undefined || fn >>> 0 <= max >>> 0) return undefined;
+  return findCpuidEntry(table, findCpuidEntry(table, 0, 0)?.eax ?? 0, index);
+}
+
+/** ECX of the answer: leaf 1's OSXSAVE follows the guest's CR4.OSXSAVE. */
+export function kvmCpuidEcx(e: CpuidEntry, fn: number, cr4Osxsave: boolean): number {
+  if (fn !== 1) return e.ecx >>> 0;
+  return (cr4Osxsave ? e.ecx | CPUID1_ECX_OSXSAVE : e.ecx & ~CPUID1_ECX_OSXSAVE) >>> 0;
+}
+
+/** kvm_cpuid(): the guest's EAX, EBX, ECX and EDX for (fn, index). */
 export function kvmCpuid(table: readonly CpuidEntry[], fn: number, index: number, cr4Osxsave: boolean): [number, number, number, number] {
-  let e = findCpuidEntry(table, fn, index);
-  if (!e && !guestVendorIsAmd(table)) {
-    const base = fn >= 0x80000000 ? 0x80000000 : 0;
-    const max = findCpuidEntry(table, base, 0)?.eax;
-    if (max !== undefined && fn >>> 0 > max >>> 0) {
-      const basicMax = findCpuidEntry(table, 0, 0)?.eax ?? 0;
-      e = findCpuidEntry(table, basicMax, index);
-    }
-  }
-  if (!e) return [0, 0, 0, 0];
-  let ecx = e.ecx;
-  if (fn === 1) ecx = cr4Osxsave ? ecx | CPUID1_ECX_OSXSAVE : ecx & ~CPUID1_ECX_OSXSAVE;
-  return [e.eax >>> 0, e.ebx >>> 0, ecx >>> 0, e.edx >>> 0];
+  const e = kvmCpuidEntry(table, fn, index);
+  return e ? [e.eax >>> 0, e.ebx >>> 0, kvmCpuidEcx(e, fn, cr4Osxsave), e.edx >>> 0] : [0, 0, 0, 0];
 }

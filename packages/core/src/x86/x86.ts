@@ -8,7 +8,7 @@ import type { KvmVcpu, ExitResult, MsrData } from './kvm-types.js';
 import { KVM_REQ, VCPU_SREG } from './kvm-types.js';
 import { KVM_EXIT, KVM_EXIT_IO, KVM_GUESTDBG, KVM_INTERNAL_ERROR, KVM_MSR_EXIT_REASON, KVM_LIMITS } from '../uapi/constants.js';
 import type { Vcpu } from '../kvm/vcpu.js';
-import { kvmCpuid } from './cpuid.js';
+import { kvmCpuidEcx, kvmCpuidEntry } from './cpuid.js';
 
 /** enum kvm_reg: GPRs 0-15 in the x86 encoding, RIP, then the cached extra registers. */
 export const VCPU_REGS = {
@@ -327,12 +327,13 @@ function skipAndResume(vcpu: KvmVcpu): ExitResult {
 
 export function kvmEmulateCpuid(vcpu: KvmVcpu): ExitResult {
   const v = toVcpu(vcpu);
-  const [a, b, c, d] = kvmCpuid(v.cpuid, kvmRegisterReadLo(vcpu, VCPU_REGS.RAX), kvmRegisterReadLo(vcpu, VCPU_REGS.RCX),
-    (vcpu.arch.cr4 & CR4.OSXSAVE) !== 0);
-  kvmRegisterWriteLoHi(vcpu, VCPU_REGS.RAX, a, 0);
-  kvmRegisterWriteLoHi(vcpu, VCPU_REGS.RBX, b, 0);
-  kvmRegisterWriteLoHi(vcpu, VCPU_REGS.RCX, c, 0);
-  kvmRegisterWriteLoHi(vcpu, VCPU_REGS.RDX, d, 0);
+  const fn = kvmRegisterReadLo(vcpu, VCPU_REGS.RAX);
+  // The entry itself, not a tuple of it: nothing is allocated per CPUID exit.
+  const e = kvmCpuidEntry(v.cpuid, fn, kvmRegisterReadLo(vcpu, VCPU_REGS.RCX));
+  kvmRegisterWriteLoHi(vcpu, VCPU_REGS.RAX, e ? e.eax >>> 0 : 0, 0);
+  kvmRegisterWriteLoHi(vcpu, VCPU_REGS.RBX, e ? e.ebx >>> 0 : 0, 0);
+  kvmRegisterWriteLoHi(vcpu, VCPU_REGS.RCX, e ? kvmCpuidEcx(e, fn, (vcpu.arch.cr4 & CR4.OSXSAVE) !== 0) : 0, 0);
+  kvmRegisterWriteLoHi(vcpu, VCPU_REGS.RDX, e ? e.edx >>> 0 : 0, 0);
   return skipAndResume(vcpu);
 }
 
