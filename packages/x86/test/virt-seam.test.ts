@@ -11,40 +11,52 @@ import { longMode } from './helpers.js';
 
 interface Seen { what: string; a?: number; b?: number; len: number; rip: number; start: number }
 
-function fakeGuestModel(seen: Seen[], exitOn: string | null): CpuModel {
+/** Guest-mode silicon that lets everything through, with `parts` of it replaced. */
+function siliconModel(parts: (cpu: Cpu) => Partial<VirtExtension>): CpuModel {
   return {
     ...genericModel,
-    createExtension(cpu: VirtCpu): VirtExtension {
-      const c = cpu as Cpu;
-      const note = (what: string, a?: number, b?: number): void => {
-        seen.push({ what, ...(a === undefined ? {} : { a }), ...(b === undefined ? {} : { b }), len: c.insnLength, rip: c.rip, start: c.insnStart });
-        if (what === exitOn) c.stop(STOP.VMEXIT);
-      };
-      return {
-        guest: true,
-        execute: (op) => note(`execute:${op}`),
-        intercept: (kind, a, b) => { note(`intercept:${kind}`, a, b); return false; },
-        event: () => {},
-        crRead: (_cr, v) => v,
-        crWrite: (_cr, v) => v,
-        translate: (gpa) => gpa,
-        checkEvents: () => {},
-        rdmsr: () => undefined,
-        wrmsr: () => false,
-        tscOffset: () => 0n,
-      };
-    },
+    createExtension: (cpu: VirtCpu): VirtExtension => ({
+      guest: true, execute: () => {}, intercept: () => false, event: () => {}, crRead: (_cr, v) => v, crWrite: (_cr, v) => v,
+      translate: (gpa) => gpa, checkEvents: () => {}, rdmsr: () => undefined, wrmsr: () => false, tscOffset: () => 0n,
+      ...parts(cpu as Cpu),
+    }),
   };
+}
+
+/** A real-mode CPU over `mem`, at 0x1000 with CS base 0. */
+function realModeCpu(mem: PhysMemory, model: CpuModel): Cpu {
+  const cpu = new Cpu({ bus: new Bus(mem), model });
+  cpu.seg[SEG.CS] = makeSegment(0, 0, 0xffff, 0x9b);
+  cpu.rip = 0x1000;
+  cpu.stateChanged();
+  return cpu;
 }
 
 function guestCpu(code: Uint8Array, seen: Seen[], exitOn: string | null): Cpu {
   const mem = new PhysMemory(0x200000);
   mem.writeBytes(0x1000, code);
-  const cpu = new Cpu({ bus: new Bus(mem), model: fakeGuestModel(seen, exitOn) });
-  cpu.seg[SEG.CS] = makeSegment(0, 0, 0xffff, 0x9b);
-  cpu.rip = 0x1000;
-  cpu.stateChanged();
-  return cpu;
+  return realModeCpu(mem, siliconModel((c) => {
+    const note = (what: string, a?: number, b?: number): void => {
+      seen.push({ what, ...(a === undefined ? {} : { a }), ...(b === undefined ? {} : { b }), len: c.insnLength, rip: c.rip, start: c.insnStart });
+      if (what === exitOn) c.stop(STOP.VMEXIT);
+    };
+    return {
+      execute: (op) => note(`execute:${op}`),
+      intercept: (kind, a, b) => { note(`intercept:${kind}`, a, b); return false; },
+    };
+  }));
+}
+
+/** `dec si ; cpuid | jnz back | hlt` from SI = 30, on silicon whose CPUID exits once `n.calls` reaches 20 (endInsn). */
+function cpuidLoopCpu(mem: PhysMemory, n: { calls: number }): Cpu {
+  mem.writeBytes(0x1000, assemble('mov si, 30\n1: dec si\ncpuid\njnz 1b\nhlt', 16));
+  return realModeCpu(mem, siliconModel((c) => ({
+    intercept: (kind) => {
+      if (kind !== INTERCEPT.CPUID || ++n.calls < 20) return false;
+      c.endInsn(STOP.VMEXIT);
+      return true;
+    },
+  })));
 }
 
 describe.skipIf(!hasAssembler)('the virtualization-extension seam', () => {
@@ -73,27 +85,8 @@ describe.skipIf(!hasAssembler)('the virtualization-extension seam', () => {
 
   it('an intercept that ends the instruction with endInsn stops run() before it retires, also in a fused block', () => {
     // dec si ; cpuid | jnz back | hlt: the CPUID block runs fused after 8 passes; the 20th CPUID exits.
-    const mem = new PhysMemory(0x200000);
-    mem.writeBytes(0x1000, assemble('mov si, 30\n1: dec si\ncpuid\njnz 1b\nhlt', 16));
-    let calls = 0;
-    const model: CpuModel = {
-      ...genericModel,
-      createExtension(cpu: VirtCpu): VirtExtension {
-        return {
-          guest: true, execute: () => {}, event: () => {}, crRead: (_r, v) => v, crWrite: (_r, v) => v, translate: (gpa) => gpa,
-          intercept: (kind) => {
-            if (kind !== INTERCEPT.CPUID || ++calls < 20) return false;
-            cpu.endInsn(STOP.VMEXIT);
-            return true;
-          },
-          checkEvents: () => {}, rdmsr: () => undefined, wrmsr: () => false, tscOffset: () => 0n,
-        };
-      },
-    };
-    const cpu = new Cpu({ bus: new Bus(mem), model });
-    cpu.seg[SEG.CS] = makeSegment(0, 0, 0xffff, 0x9b);
-    cpu.rip = 0x1000;
-    cpu.stateChanged();
+    const n = { calls: 0 };
+    const cpu = cpuidLoopCpu(new PhysMemory(0x200000), n);
     cpu.gpr[0] = 0x1234; // CPUID leaf 0x1234: an instruction that retired would change EAX
     expect(cpu.run(1000)).toBe(STOP.VMEXIT);
     // mov + 19 * (dec, cpuid, jnz) + the 20th dec; the 20th CPUID did not retire.
@@ -102,7 +95,7 @@ describe.skipIf(!hasAssembler)('the virtualization-extension seam', () => {
     expect(cpu.gpr[6]! & 0xffff).toBe(10);
     // The run after the exit starts clean: nothing pending, and the CPU runs on.
     cpu.gpr[0] = 0;
-    calls = -1000;
+    n.calls = -1000;
     cpu.rip = 0x1004;
     expect(cpu.run(1000)).toBe(STOP.HLT);
     expect(cpu.gpr[6]! & 0xffff).toBe(0);
@@ -111,37 +104,18 @@ describe.skipIf(!hasAssembler)('the virtualization-extension seam', () => {
   it('after a VM exit, the block the exit left off in chains on only in the context it was made in', () => {
     // dec si ; cpuid | jnz back | hlt, as above: the CPUID block is chained to the JNZ block at 0x1006.
     const mem = new PhysMemory(0x200000);
-    mem.writeBytes(0x1000, assemble('mov si, 30\n1: dec si\ncpuid\njnz 1b\nhlt', 16));
     mem.writeBytes(0x11006, assemble('mov di, 7\nhlt', 16)); // RIP 0x1006 under a CS based at 0x10000
-    let calls = 0;
-    const model: CpuModel = {
-      ...genericModel,
-      createExtension(cpu: VirtCpu): VirtExtension {
-        return {
-          guest: true, execute: () => {}, event: () => {}, crRead: (_r, v) => v, crWrite: (_r, v) => v, translate: (gpa) => gpa,
-          intercept: (kind) => {
-            if (kind !== INTERCEPT.CPUID || ++calls < 20) return false;
-            cpu.endInsn(STOP.VMEXIT);
-            return true;
-          },
-          checkEvents: () => {}, rdmsr: () => undefined, wrmsr: () => false, tscOffset: () => 0n,
-        };
-      },
-    };
-    const cpu = new Cpu({ bus: new Bus(mem), model });
-    const cs = makeSegment(0, 0, 0xffff, 0x9b);
-    cpu.seg[SEG.CS] = cs;
-    cpu.rip = 0x1000;
-    cpu.stateChanged();
+    const n = { calls: 0 };
+    const cpu = cpuidLoopCpu(mem, n);
     expect(cpu.run(1000)).toBe(STOP.VMEXIT);
     // Back in the same context (the same CS object) past the CPUID: the chain is followed, and right.
-    calls = -1000;
+    n.calls = -1000;
     cpu.worldSwitched();
     cpu.rip = 0x1006;
     expect(cpu.run(1000)).toBe(STOP.HLT);
     expect(cpu.gpr[6]! & 0xffff).toBe(0);
     // Exit again, then enter another context: RIP 0x1006 is other code there.
-    calls = 0;
+    n.calls = 0;
     cpu.rip = 0x1000;
     cpu.activity = 0;
     expect(cpu.run(1000)).toBe(STOP.VMEXIT);
@@ -158,26 +132,13 @@ describe.skipIf(!hasAssembler)('the virtualization-extension seam', () => {
     mem.writeBytes(0x1000, assemble('mov si, 40\n1: dec si\nvmread eax, ebx\ninc di\nvmwrite ebx, eax\ncmp si, 0\njnz 1b\nhlt', 16));
     let writes = 0;
     let len = 0;
-    const model: CpuModel = {
-      ...genericModel,
-      createExtension(cpu: VirtCpu): VirtExtension {
-        const c = cpu as Cpu;
-        return {
-          guest: true, event: () => {}, crRead: (_r, v) => v, crWrite: (_r, v) => v, translate: (gpa) => gpa,
-          intercept: () => false,
-          execute: (op) => {
-            if (op !== VIRT_OP.VMWRITE || ++writes < 30) return;
-            len = c.insnLength;
-            c.endInsn(STOP.VMEXIT);
-          },
-          checkEvents: () => {}, rdmsr: () => undefined, wrmsr: () => false, tscOffset: () => 0n,
-        };
+    const cpu = realModeCpu(mem, siliconModel((c) => ({
+      execute: (op) => {
+        if (op !== VIRT_OP.VMWRITE || ++writes < 30) return;
+        len = c.insnLength;
+        c.endInsn(STOP.VMEXIT);
       },
-    };
-    const cpu = new Cpu({ bus: new Bus(mem), model });
-    cpu.seg[SEG.CS] = makeSegment(0, 0, 0xffff, 0x9b);
-    cpu.rip = 0x1000;
-    cpu.stateChanged();
+    })));
     expect(cpu.run(10_000)).toBe(STOP.VMEXIT);
     // mov, 29 whole passes of 6, then dec, vmread, inc of the 30th; its VMWRITE did not retire.
     expect(cpu.icount).toBe(1 + 29 * 6 + 3);
@@ -236,20 +197,12 @@ describe.skipIf(!hasAssembler)('a VM exit from the second translation stage', ()
     mem.writeBytes(0x1000, code);
     let misses = 0;
     let seenStart = -1;
-    const model: CpuModel = {
-      ...genericModel,
-      createExtension(cpu: VirtCpu): VirtExtension {
-        const c = cpu as Cpu;
-        return {
-          guest: true, execute: () => {}, intercept: () => false, event: () => {}, crRead: (_r, v) => v, crWrite: (_r, v) => v,
-          translate: (gpa) => {
-            if (gpa >= 0x100000 && ++misses === 30) { seenStart = c.insnStart; c.stop(STOP.VMEXIT); }
-            return gpa;
-          },
-          checkEvents: () => {}, rdmsr: () => undefined, wrmsr: () => false, tscOffset: () => 0n,
-        };
+    const model = siliconModel((c) => ({
+      translate: (gpa) => {
+        if (gpa >= 0x100000 && ++misses === 30) { seenStart = c.insnStart; c.stop(STOP.VMEXIT); }
+        return gpa;
       },
-    };
+    }));
     const cpu = new Cpu({ bus: new Bus(mem), model });
     cpu.cr0 |= 1; // flat 32-bit protected mode, paging off: linear = guest-physical
     cpu.seg[SEG.CS] = makeSegment(0x08, 0, 0xffffffff, 0x9b | AR.DB | AR.G);
