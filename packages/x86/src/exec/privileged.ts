@@ -17,9 +17,9 @@ import {
 import { effAddr, fillOperand, memLinear, readE, setReg, writeE } from './operand.js';
 
 /** Runs a system-architecture operation with exact RFLAGS and the mode recomputed afterwards. */
-function sys(cpu: Cpu, f: () => void): void {
+function sys(cpu: Cpu, f: (cpu: Cpu) => void): void {
   cpu.syncFlags();
-  f();
+  f(cpu);
   // One that ended in a VM exit did not execute: the exit has already set up the host's context.
   if (!cpu.aborted) cpu.stateChanged();
 }
@@ -103,12 +103,7 @@ function invlpg(cpu: Cpu, i: Insn): void {
 
 function simple(f: (cpu: Cpu) => void): Binder {
   // No closure per execution: CPUID, RDMSR and the like run on every exit path.
-  return () => (cpu) => {
-    cpu.syncFlags();
-    f(cpu);
-    // One that ended in a VM exit did not execute: the exit has already set up the host's context.
-    if (!cpu.aborted) cpu.stateChanged();
-  };
+  return () => (cpu) => sys(cpu, f);
 }
 
 /** Intercept-only instructions with no effect on this model's state (INVD, WBINVD, MONITOR, …). */
