@@ -58,7 +58,8 @@ export class KvmRun {
   private u32(o: number): number { return this.dv.getUint32(o, true); }
   private setU32(o: number, v: number): void { this.dv.setUint32(o, v >>> 0, true); }
   private u64(o: number): bigint { return this.dv.getBigUint64(o, true); }
-  private setU64(o: number, v: bigint): void { this.dv.setBigUint64(o, BigInt.asUintN(64, v), true); }
+  // setBigUint64 reduces v modulo 2^64 itself (ToBigUint64): no asUintN copy on every store.
+  private setU64(o: number, v: bigint): void { this.dv.setBigUint64(o, v, true); }
 
   get requestInterruptWindow(): number { return this.u8(OFF.requestInterruptWindow); }
   set requestInterruptWindow(v: number) { this.setU8(OFF.requestInterruptWindow, v); }
@@ -78,8 +79,6 @@ export class KvmRun {
   setCr8(v: number): void { this.dv.setUint32(OFF.cr8, v, true); this.dv.setUint32(OFF.cr8 + 4, 0, true); }
   get apicBase(): bigint { return this.u64(OFF.apicBase); }
   set apicBase(v: bigint) { this.setU64(OFF.apicBase, v); }
-  /** apic_base from the vCPU's own value, which is never negative: no asUintN copy after every KVM_RUN. */
-  setApicBase(v: bigint): void { this.dv.setBigUint64(OFF.apicBase, v, true); }
 
   /** Clears the exit union, as a new exit overwrites it. */
   clearExit(): void { this.bytes.fill(0, OFF.unionStart, OFF.unionStart + 256); }

@@ -130,7 +130,7 @@ function postKvmRunSave(v: Vcpu): void {
   const run = v.runView;
   run.ifFlag = v.ops.getIfFlag(v) ? 1 : 0;
   run.setCr8(kvmGetCr8(v));
-  run.setApicBase(v.apicBase);
+  run.apicBase = v.apicBase;
   run.readyForInterruptInjection = readyForInterruptInjection(v) ? 1 : 0;
 }
 
