@@ -11,20 +11,10 @@ import type { Handler, Insn } from '../decode/insn.js';
 import { REP } from '../decode/insn.js';
 import { fillOperand } from './operand.js';
 
-function virtInsn(cpu: Cpu, i: Insn): void {
-  const ext = cpu.ext;
-  if (ext === null) cpu.fault(VEC.UD);
-  fillOperand(cpu, i);
-  cpu.syncFlags();
-  ext.execute(i.aux as VirtOp, cpu.operand);
-  // One that ended in a VM exit did not execute: the exit has already set up the host's context.
-  if (!cpu.aborted) cpu.stateChanged();
-}
-
 /**
- * VMREAD and VMWRITE: they change only a VMCS, a register or memory, and RFLAGS, never the
- * mode the CPU runs in, so nothing cached from that mode is recomputed. One that exits does
- * so through the extension, whose VM exit recomputes it.
+ * Hands the instruction to the silicon. VMREAD and VMWRITE are only this: they change a VMCS, a
+ * register or memory, and RFLAGS, never the mode the CPU runs in, so nothing cached from that
+ * mode is recomputed. One that exits does so through the extension, whose VM exit recomputes it.
  */
 function vmcsAccessInsn(cpu: Cpu, i: Insn): void {
   const ext = cpu.ext;
@@ -32,6 +22,13 @@ function vmcsAccessInsn(cpu: Cpu, i: Insn): void {
   fillOperand(cpu, i);
   cpu.syncFlags();
   ext.execute(i.aux as VirtOp, cpu.operand);
+}
+
+/** The other VMX and SVM instructions may change the mode (VMLAUNCH, VMRUN, VMXOFF…). */
+function virtInsn(cpu: Cpu, i: Insn): void {
+  vmcsAccessInsn(cpu, i);
+  // One that ended in a VM exit did not execute: the exit has already set up the host's context.
+  if (!cpu.aborted) cpu.stateChanged();
 }
 
 function ud(cpu: Cpu): void {
