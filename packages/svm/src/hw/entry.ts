@@ -40,17 +40,21 @@ export function saveHost(svm: SvmSilicon, h: VmcbRegion, nextRip: number): void 
   const m = h.u32;
   const fresh = host.pa !== h.pa;
   host.pa = h.pa;
+  // A register object still the one saved last time holds the same values (never changed in place).
   const seg = cpu.seg;
-  for (let i = 0; i < 4; i++) saveHostSeg(host, m, fresh, i, seg[i]!);
-  const gdtr = (host.gdtr = cpu.gdtr);
-  if (fresh || host.gdtrBase !== gdtr.base || host.gdtrLimit !== gdtr.limit) {
-    host.gdtrBase = gdtr.base; host.gdtrLimit = gdtr.limit;
+  for (let i = 0; i < 4; i++) {
+    const s = seg[i]!;
+    if (fresh || host.seg[i] !== s) putSeg(m, SWITCHED_SEG_DW[i]!, (host.seg[i] = s));
+  }
+  const gdtr = cpu.gdtr;
+  if (fresh || host.gdtr !== gdtr) {
+    host.gdtr = gdtr;
     m[GDTR_DW + 1] = gdtr.limit;
     put64(m, GDTR_DW + 2, gdtr.base);
   }
-  const idtr = (host.idtr = cpu.idtr);
-  if (fresh || host.idtrBase !== idtr.base || host.idtrLimit !== idtr.limit) {
-    host.idtrBase = idtr.base; host.idtrLimit = idtr.limit;
+  const idtr = cpu.idtr;
+  if (fresh || host.idtr !== idtr) {
+    host.idtr = idtr;
     m[IDTR_DW + 1] = idtr.limit;
     put64(m, IDTR_DW + 2, idtr.base);
   }
@@ -72,16 +76,6 @@ export function saveHost(svm: SvmSilicon, h: VmcbRegion, nextRip: number): void 
   if (fresh || host.rspHi !== gprHi[4]) m[RSP_DW + 1] = host.rspHi = gprHi[4]!;
   if (fresh || host.raxLo !== gpr[0]) m[RAX_DW] = host.raxLo = gpr[0]!;
   if (fresh || host.raxHi !== gprHi[0]) m[RAX_DW + 1] = host.raxHi = gprHi[0]!;
-}
-
-/** One of ES, CS, SS, DS: kept as the CPU holds it, its copy in the save area rewritten if it changed. */
-function saveHostSeg(host: HostSaved, m: Uint32Array, fresh: boolean, i: number, s: Segment): void {
-  host.seg[i] = s;
-  const limit = s.limit | 0;
-  if (fresh || host.selector[i] !== s.selector || host.base[i] !== s.base || host.limit[i] !== limit || host.ar[i] !== s.ar) {
-    host.selector[i] = s.selector; host.base[i] = s.base; host.limit[i] = limit; host.ar[i] = s.ar;
-    putSeg(m, SWITCHED_SEG_DW[i]!, s);
-  }
 }
 
 /** EFER bits that exist (SCE, LME, LMA, NXE, SVME, LMSLE, FFXSR, TCE); the rest must be zero. */
