@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { GPR, SEG, STOP } from '@kvmts/x86';
-import { EXIT_REASON, CPU_BASED, PIN_BASED, SECONDARY_EXEC } from '../src/index.js';
+import { EXIT_REASON, CPU_BASED, PIN_BASED, SECONDARY_EXEC, VM_ENTRY, VM_EXIT, VMCS, FIELD } from '../src/index.js';
 import { makeBare, setControl, MSR_BITMAP, IO_BITMAP_A, EPT_PT, EPT_PML4, GUEST_HPA } from './bare.js';
 
 const CR0_PE = 1, CR0_ET = 1 << 4, CR0_NE = 1 << 5, CR0_PG = 0x80000000;
@@ -91,6 +91,50 @@ describe('VM exits from small real-mode guests (unrestricted guest, EPT)', () =>
     b.mem.write8(MSR_BITMAP + 2048 + (0x174 >> 3), 1 << (0x174 & 7));
     expect(b.enter()).toBe(EXIT_REASON.MSR_WRITE);
     expect(b.rn('GUEST_RIP')).toBe(0x100e);
+  });
+
+  it('IA32_PAT: the guest gets GUEST_IA32_PAT at entry, its WRMSR is saved at the exit, the host gets HOST_IA32_PAT back', () => {
+    const b = makeBare();
+    // mov ecx,0x277 ; rdmsr ; cpuid ; mov eax,0x04040404 ; mov edx,0x05050505 ; wrmsr ; cpuid
+    b.poke(0x1000, [0x66, 0xb9, 0x77, 0x02, 0, 0, 0x0f, 0x32, 0x0f, 0xa2,
+      0x66, 0xb8, 0x04, 0x04, 0x04, 0x04, 0x66, 0xba, 0x05, 0x05, 0x05, 0x05, 0x0f, 0x30, 0x0f, 0xa2]);
+    setControl(b, 'CPU_BASED_VM_EXEC_CONTROL', CPU_BASED.USE_MSR_BITMAPS); // an all-zero bitmap: PAT accesses do not exit
+    setControl(b, 'VM_ENTRY_CONTROLS', VM_ENTRY.LOAD_IA32_PAT);
+    setControl(b, 'VM_EXIT_CONTROLS', VM_EXIT.SAVE_IA32_PAT | VM_EXIT.LOAD_IA32_PAT);
+    b.vmx.vmwrite64(VMCS.GUEST_IA32_PAT, 0x0001000600070406n);
+    b.vmx.vmwrite64(VMCS.HOST_IA32_PAT, 0x0606060606060606n);
+    expect(b.enter()).toBe(EXIT_REASON.CPUID);
+    expect([b.cpu.gpr[GPR.RAX]! >>> 0, b.cpu.gpr[GPR.RDX]! >>> 0]).toEqual([0x00070406, 0x00010006]);
+    expect([b.cpu.patLo >>> 0, b.cpu.patHi >>> 0]).toEqual([0x06060606, 0x06060606]);
+    b.wn('GUEST_RIP', 0x100a);
+    expect(b.enter()).toBe(EXIT_REASON.CPUID);
+    expect(b.vmx.vmread64(VMCS.GUEST_IA32_PAT)).toBe(0x0505050504040404n);
+    expect(b.vmx.fieldsChangedAtLastExit()).toContain(FIELD.GUEST_IA32_PAT);
+    expect([b.cpu.patLo >>> 0, b.cpu.patHi >>> 0]).toEqual([0x06060606, 0x06060606]);
+  });
+
+  it('the MSR-load and MSR-store lists go through WRMSR and RDMSR: LSTAR reaches its register; a reserved PAT type fails the entry at its index', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0x0f, 0xa2]);
+    const LOAD = 0x5000, STORE = 0x5100, LSTAR = 0xc0000082;
+    b.mem.write32(LOAD, LSTAR); b.mem.write64(LOAD + 8, 0xffff800000401000n);
+    b.mem.write32(LOAD + 16, 0x277); b.mem.write64(LOAD + 24, 0x0000000000000606n);
+    b.mem.write32(STORE, LSTAR); b.mem.write32(STORE + 16, 0x277);
+    b.vmx.vmwrite64(VMCS.VM_ENTRY_MSR_LOAD_ADDR, BigInt(LOAD));
+    b.w32('VM_ENTRY_MSR_LOAD_COUNT', 2);
+    b.vmx.vmwrite64(VMCS.VM_EXIT_MSR_STORE_ADDR, BigInt(STORE));
+    b.w32('VM_EXIT_MSR_STORE_COUNT', 2);
+    expect(b.enter()).toBe(EXIT_REASON.CPUID);
+    expect(b.cpu.lstar).toBe(-(2 ** 47) + 0x401000);
+    expect(b.mem.read64(STORE + 8)).toBe(0xffff800000401000n);
+    expect(b.mem.read64(STORE + 24)).toBe(0x0000000000000606n);
+    // PAT type 2 is reserved: WRMSR would #GP, so entry 2 of the list fails the VM entry.
+    b.mem.write64(LOAD + 24, 0x0000000000000602n);
+    expect(b.enter()).toBe((0x80000000 | EXIT_REASON.MSR_LOAD_FAIL) >>> 0);
+    expect(b.rn('EXIT_QUALIFICATION')).toBe(2);
+    // SDM 27.8: the failed entry loaded host state, as a VM exit does.
+    expect(b.cpu.rip).toBe(0x7000);
+    expect(b.cpu.seg[SEG.CS]!.selector).toBe(0x10);
   });
 
   it('MOV to CR0 touching a host-owned bit: reason 28; reads see the read shadow', () => {

@@ -181,10 +181,7 @@ function saveGuestState(s: VmxSilicon, cpu: VmxCpu, atInsnStart: boolean): void 
     v.exitWrite32(F.GUEST_IDTR_LIMIT, cpu.idtr.limit);
   }
   if (s.exitCtl & VM_EXIT.SAVE_IA32_EFER) v.exitWriteNum(F.GUEST_IA32_EFER, cpu.efer);
-  if (s.exitCtl & VM_EXIT.SAVE_IA32_PAT) {
-    const pat = cpu.msrs.get(0x277);
-    if (pat !== undefined && pat !== s.savedPat) { v.write64(F.GUEST_IA32_PAT, pat); s.savedPat = pat; }
-  }
+  if (s.exitCtl & VM_EXIT.SAVE_IA32_PAT) v.exitWriteHalves(F.GUEST_IA32_PAT, cpu.patLo, cpu.patHi);
   v.exitWrite32(F.GUEST_INTERRUPTIBILITY_INFO, cpu.interruptibility);
   v.exitWrite32(F.GUEST_ACTIVITY_STATE, cpu.activity);
   if (s.exitCtl & VM_EXIT.SAVE_VMX_PREEMPTION_TIMER && s.pin & PIN_BASED.VMX_PREEMPTION_TIMER) {
@@ -266,6 +263,24 @@ function loadHostState(s: VmxSilicon, cpu: VirtCpu): void {
   cpu.setRflags(RFLAGS.FIXED1);
   cpu.interruptibility = 0;
   cpu.activity = 0;
+}
+
+/**
+ * SDM 27.8: a VM entry that fails on guest state or on its MSR-load list ends as a VM exit
+ * without the guest's part. The failure is recorded (bit 31 of the exit reason set), host state
+ * is loaded and the VM-exit MSR-load list processed; the guest-state area keeps what it held.
+ */
+export function vmEntryFailed(s: VmxSilicon, reason: number, qualification: number): void {
+  const cpu = s.cpu;
+  const v = s.vmcs;
+  v.beginExit();
+  v.exitWrite32(F.VM_EXIT_REASON, (reason | VMX_EXIT_REASONS_FAILED_VMENTRY) >>> 0);
+  v.exitWriteNum(F.EXIT_QUALIFICATION, qualification);
+  // A failed entry decoded no host fields written since the last entry: decode them now.
+  v.host.stale = true;
+  loadHostState(s, cpu);
+  s.loadMsrs(v.readNum(F.VM_EXIT_MSR_LOAD_ADDR), v.read32(F.VM_EXIT_MSR_LOAD_COUNT));
+  cpu.worldSwitched();
 }
 
 /**

@@ -136,10 +136,7 @@ export function vmptrld(s: VmxSilicon, pa: number): VmxStatus {
   if (pa === s.vmxonPtr) return vmFail(s, VMXERR.VMPTRLD_VMXON_POINTER);
   // Bit 31 is the shadow-VMCS indicator: VMCS shadowing is supported, so a shadow VMCS may be made current.
   if ((s.mem.read32(pa + VMCS_REGION.REVISION) & VMX_BASIC.REVISION_MASK) !== (VMX_BASIC.REVISION_MASK & VMCS_REVISION_ID)) return vmFail(s, VMXERR.VMPTRLD_INCORRECT_VMCS_REVISION_ID);
-  if (s.vmcs.hpa !== pa) {
-    s.vmcs = s.vmcsCache.makeCurrent(s.mem, pa);
-    s.savedPat = undefined;
-  }
+  if (s.vmcs.hpa !== pa) s.vmcs = s.vmcsCache.makeCurrent(s.mem, pa);
   return vmSucceed(s);
 }
 

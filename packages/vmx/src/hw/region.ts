@@ -206,6 +206,12 @@ export class VmcsCache {
     this.exitChange(i, l, h | 0);
   }
 
+  /** A 64-bit field's halves, as exitWriteNum writes a number. */
+  exitWriteHalves(i: number, l: number, h: number): void {
+    if (this.lo[i] === l && this.hi[i] === h) return;
+    this.exitChange(i, l, h);
+  }
+
   private exitChange(i: number, l: number, h: number): void {
     this.changedAtExit[i] = this.exitSerial;
     this.markDirty(i);

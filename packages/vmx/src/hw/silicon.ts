@@ -6,7 +6,7 @@
  * controls decoded from the current VMCS.
  */
 import {
-  STOP, VIRT_OP, VEC, INTR_INFO, type VirtCpu, type VirtExtension, type VirtOp, type InsnOperand,
+  STOP, VIRT_OP, VEC, INTR_INFO, rdmsrValue, wrmsrValue, type VirtCpu, type VirtExtension, type VirtOp, type InsnOperand,
   type InterceptKind, type PhysMemory, type StopReason,
 } from '@kvmts/x86';
 import { FIELD as F, FIELD_COUNT, VMCS_MAX_INDEX } from './fields.js';
@@ -20,7 +20,7 @@ import { VMX_STATUS, type VmxStatus } from './instructions.js';
 import {
   incrementalEntryCheck, fullEntryCheck, loadGuestState, segmentsStale, HOST_STATE_STALE, entryFailureQualification, type EntryCheck, type EntryContext,
 } from './entry.js';
-import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY, makeExitInfo, vmExit, recordVmExit } from './exit.js';
+import { EXIT_REASON, makeExitInfo, vmExit, vmEntryFailed, recordVmExit } from './exit.js';
 import { vmxIntercept, vmxEvent, vmxInstructionExit, interruptWindowOpen } from './intercepts.js';
 import { vmcsShadowAccess } from './shadow.js';
 import { eptTranslate, EPTP } from './tdp.js';
@@ -92,12 +92,6 @@ export class VmxSilicon implements VirtExtension {
   private tscHi = 0;
   private tscValueLo = 0;
   private tscValueHi = 0;
-  /** IA32_PAT as last saved into GUEST_IA32_PAT, so unchanged PATs cost no BigInt work per exit. */
-  savedPat: bigint | undefined = undefined;
-  /** The PAT field value last loaded into the CPU, as halves and as the MSR's BigInt. */
-  private patLo = 0;
-  private patHi = 0;
-  private patValue: bigint | undefined = undefined;
   private entryIcount = 0;
   /** The VMCS whose controls the fields above were decoded from. */
   private controlsOf: VmcsCache | null = null;
@@ -196,10 +190,9 @@ export class VmxSilicon implements VirtExtension {
 
   /** SDM 27.8: a VM entry that fails after the VMfail checks loads host state like a VM exit. */
   private entryFailure(reason: number, qualification: number): VmxStatus {
-    const v = this.vmcs;
-    v.beginExit();
-    v.exitWrite32(F.VM_EXIT_REASON, (reason | VMX_EXIT_REASONS_FAILED_VMENTRY) >>> 0);
-    v.exitWriteNum(F.EXIT_QUALIFICATION, qualification);
+    // The exit controls say how host state loads; they passed their checks.
+    this.cacheControls();
+    vmEntryFailed(this, reason, qualification);
     insn.vmSucceed(this);
     return VMX_STATUS.SUCCEED;
   }
@@ -310,37 +303,43 @@ export class VmxSilicon implements VirtExtension {
     return left <= 0 ? 0 : Math.ceil(left / 2 ** PREEMPTION_TIMER_RATE);
   }
 
-  /** Loads IA32_PAT from a VMCS field (guest PAT at entry, host PAT at exit) without a BigInt when it is unchanged. */
+  /** Loads IA32_PAT from a VMCS field: the guest PAT at entry, the host PAT at exit. */
   loadPat(field: number): void {
     const v = this.vmcs;
-    const lo = v.lo[field]!;
-    const hi = v.hi[field]!;
-    if (this.patValue === undefined || lo !== this.patLo || hi !== this.patHi) {
-      this.patLo = lo;
-      this.patHi = hi;
-      this.patValue = v.read64(field);
-    }
-    const msrs = this.cpu.msrs;
-    if (msrs.get(0x277) !== this.patValue) msrs.set(0x277, this.patValue);
+    this.cpu.patLo = v.lo[field]!;
+    this.cpu.patHi = v.hi[field]!;
   }
 
-  /** MSR-load list (SDM 27.4 / 28.6): 16-byte entries {index, reserved, data}. Returns 0, or the 1-based failing entry. */
+  /**
+   * MSR-load list (SDM 27.4 / 28.6): 16-byte entries {index, reserved, data}, each loaded as WRMSR
+   * at CPL 0 would load it. Returns 0, or the 1-based entry that failed: one the list may not
+   * load, one with reserved bits set, or one whose WRMSR would #GP.
+   */
   loadMsrs(addr: number, count: number): number {
+    const cpu = this.cpu;
     for (let i = 0; i < count; i++) {
       const e = addr + i * 16;
       const index = this.mem.read32(e);
       // MSRs the list may not load (SDM 27.4): FS/GS base, x2APIC range, SMM monitor, microcode.
       if (index === 0xc0000100 || index === 0xc0000101 || (index >>> 8) === 0x8 || index === 0x9b || index === 0x79) return i + 1;
       if (this.mem.read32(e + 4) !== 0) return i + 1;
-      this.cpu.msrs.set(index, this.mem.read64(e + 8));
+      const value = this.mem.read64(e + 8);
+      if (cpu.catchFault(() => wrmsrValue(cpu, index, value)) !== null) return i + 1;
     }
     return 0;
   }
 
+  /**
+   * MSR-store list (SDM 28.4): each entry's data gets what RDMSR returns. An entry RDMSR would
+   * #GP on is left as it is: the VMX abort that real hardware takes there is not modelled.
+   */
   storeMsrs(addr: number, count: number): void {
+    const cpu = this.cpu;
     for (let i = 0; i < count; i++) {
       const e = addr + i * 16;
-      this.mem.write64(e + 8, this.cpu.msrs.get(this.mem.read32(e)) ?? 0n);
+      const index = this.mem.read32(e);
+      let value = 0n;
+      if (cpu.catchFault(() => { value = rdmsrValue(cpu, index); }) === null) this.mem.write64(e + 8, value);
     }
   }
 

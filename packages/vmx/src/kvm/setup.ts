@@ -6,7 +6,7 @@
  * masks and shadows, the constant host state). Everything reaches the silicon through the VMX
  * instructions of the pCPU the kernel is running on.
  */
-import { CR0, CR4, SEG, VEC, type VirtCpu } from '@kvmts/x86';
+import { CR0, CR4, SEG, VEC, MSR, rdmsrValue, type VirtCpu } from '@kvmts/x86';
 import { vmxVcpuLoad, vmcsSilicon } from './run.js';
 import type { HostKernel, Kvm, KvmVcpu, Pcpu } from '@kvmts/core';
 import { VMCS } from '../hw/fields.js';
@@ -414,7 +414,7 @@ export function vmxSetHostState(s: VmxSilicon, cpu: VirtCpu): void {
   s.vmwriteNum(VMCS.HOST_IA32_SYSENTER_ESP, cpu.sysenterEsp);
   s.vmwriteNum(VMCS.HOST_IA32_SYSENTER_EIP, cpu.sysenterEip);
   s.vmwrite64(VMCS.HOST_IA32_EFER, BigInt(cpu.efer >>> 0));
-  s.vmwrite64(VMCS.HOST_IA32_PAT, cpu.msrs.get(0x277) ?? 0x0007040600070406n);
+  s.vmwrite64(VMCS.HOST_IA32_PAT, rdmsrValue(cpu, MSR.PAT));
   // vmx_vmexit's address and the kernel stack: where the pCPU continues after a VM exit.
   s.vmwriteNum(VMCS.HOST_RIP, cpu.rip);
   s.vmwriteNum(VMCS.HOST_RSP, cpu.gprHi[4]! * 2 ** 32 + (cpu.gpr[4]! >>> 0));

@@ -125,7 +125,13 @@ export class CpuState {
   sysenterEip = 0;
   /** IA32_TSC_AUX, for RDTSCP and RDPID. */
   tscAux = 0;
-  /** Every other MSR (PAT, MTRRs, APIC_BASE, MISC_ENABLE, …) by index. */
+  /**
+   * IA32_PAT as int32 halves (reset value 0007040600070406H, SDM vol. 3A 13.12.4): every VMX
+   * entry and exit that loads or saves it compares it, which a BigInt in `msrs` made costly.
+   */
+  patLo = 0x00070406;
+  patHi = 0x00070406;
+  /** Every other MSR (MTRRs, APIC_BASE, MISC_ENABLE, …) by index. */
   readonly msrs = new Map<number, bigint>();
 
   activity: number = ACTIVITY.ACTIVE;

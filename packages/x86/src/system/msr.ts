@@ -68,6 +68,7 @@ export function rdmsrValue(cpu: VirtCpu, index: number): bigint {
     case MSR.SYSENTER_ESP: return signedToBigint(cpu.sysenterEsp);
     case MSR.SYSENTER_EIP: return signedToBigint(cpu.sysenterEip);
     case MSR.TSC_AUX: return BigInt(cpu.tscAux >>> 0);
+    case MSR.PAT: return (BigInt(cpu.patHi >>> 0) << 32n) | BigInt(cpu.patLo >>> 0);
     default: return cpu.msrs.get(index) ?? info.reset;
   }
 }
@@ -93,7 +94,11 @@ export function wrmsrValue(cpu: VirtCpu, index: number, value: bigint): void {
       cpu.msrs.set(MSR.TSC_ADJUST, BigInt.asIntN(64, ((cpu.msrs.get(MSR.TSC_ADJUST) ?? 0n) + delta) & U64));
       return;
     }
-    case MSR_CHECK.PAT: if (!bytesAreTypes(value, PAT_TYPES)) cpu.fault(VEC.GP, 0); break;
+    case MSR_CHECK.PAT:
+      if (!bytesAreTypes(value, PAT_TYPES)) cpu.fault(VEC.GP, 0);
+      cpu.patLo = Number(value & LOW32) | 0;
+      cpu.patHi = Number(value >> 32n) | 0;
+      return;
     case MSR_CHECK.MTRR_FIXED: if (!bytesAreTypes(value, MTRR_TYPES)) cpu.fault(VEC.GP, 0); break;
     case MSR_CHECK.MTRR_DEF_TYPE:
       if ((value & ~0xcffn) !== 0n || !MTRR_TYPES.includes(Number(value & 0xffn))) cpu.fault(VEC.GP, 0);
