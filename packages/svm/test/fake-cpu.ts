@@ -55,6 +55,9 @@ export class FakeCpu extends CpuState implements VirtCpu {
     return this.cr0 & CR0.PE ? (this.seg[2]!.ar >> 5) & 3 : 0;
   }
 
+  /** Tests change the mode fields directly: a new serial on every read keeps the silicon's mode checks running. */
+  private serial = 0;
+  get modeSerial(): number { return ++this.serial; }
   getRflags(): number { return this.rflags; }
   setRflags(v: number): void { this.rflags = (v | RFLAGS.FIXED1) >>> 0; }
   stateChanged(): void {}

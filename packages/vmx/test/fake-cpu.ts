@@ -47,6 +47,9 @@ export class FakeCpu extends CpuState {
 
   get model(): never { throw new Error('no model'); }
   get operand(): never { throw new Error('no operand'); }
+  /** Tests change the mode fields directly: a new serial on every read keeps the silicon's mode checks running. */
+  private serial = 0;
+  get modeSerial(): number { return ++this.serial; }
   getRflags(): number { return this.rflags; }
   setRflags(v: number): void { this.rflags = v | 2; }
   stateChanged(): void {}

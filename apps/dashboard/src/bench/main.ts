@@ -1,4 +1,6 @@
 /** `npm run bench [-- --json]`. */
+// First, so that the JIT tuning is in place before any emulation code is compiled.
+import '../v8-tuning.js';
 import { main } from '../main.js';
 import { realStack } from '../real-stack.js';
 

@@ -303,8 +303,8 @@ export const ENTRY_CHECKS: readonly EntryCheck[] = ROWS.map(([name, cls, deps, o
 
 /**
  * For each field row, the checks that read it, as a bit set over check ids (bit k of word k>>5),
- * and the set of checks that always run: an entry ORs the sets of its dirty fields and runs the
- * checks in id order, which is the SDM's.
+ * and the set of checks that always run: orderedFailure ORs the sets of the dirty fields and runs
+ * the checks in id order, which is the SDM's.
  */
 const WORDS = Math.ceil(ENTRY_CHECKS.length / 32);
 const FIELD_CHECKS: Uint32Array = (() => {
@@ -318,6 +318,22 @@ const CONTEXT_CHECKS: Uint32Array = (() => {
   return t;
 })();
 const pending = new Uint32Array(WORDS);
+
+/**
+ * The same relation as lists, for the pass that only asks whether every due check holds: the ids
+ * of the checks reading row f are FIELD_CHECK_IDS[FIELD_CHECK_START[f] .. FIELD_CHECK_START[f+1]).
+ */
+const FIELD_CHECK_START = new Int32Array(FIELD_COUNT + 1);
+const FIELD_CHECK_IDS: Int16Array = (() => {
+  const ids: number[] = [];
+  for (let f = 0; f < FIELD_COUNT; f++) {
+    FIELD_CHECK_START[f] = ids.length;
+    ENTRY_CHECKS.forEach((c, id) => { if (c.deps.includes(f)) ids.push(id); });
+  }
+  FIELD_CHECK_START[FIELD_COUNT] = ids.length;
+  return Int16Array.from(ids);
+})();
+const CONTEXT_CHECK_IDS: Int16Array = Int16Array.from(ENTRY_CHECKS.flatMap((c, id) => (c.context ? [id] : [])));
 
 /** The exit qualification of an invalid-guest-state failure (SDM 27.8: 4 = VMCS link pointer). */
 export function entryFailureQualification(check: EntryCheck): number {
@@ -333,10 +349,26 @@ export function fullEntryCheck(v: VmcsCache, c: EntryContext): EntryCheck | null
 /**
  * Runs only the checks that read a field written since the last successful entry (plus the
  * context checks when `contextChanged`: the EntryContext differs from the one this VMCS last
- * passed with), in the SDM's order. Equivalent to fullEntryCheck provided the dirty set is
- * cleared only after an entry whose checks all passed.
+ * passed with). Equivalent to fullEntryCheck provided the dirty set is cleared only after an entry
+ * whose checks all passed. The checks are pure predicates, so the first pass runs them field by
+ * field; only when one fails does orderedFailure find the first failure in the SDM's order.
  */
 export function incrementalEntryCheck(v: VmcsCache, c: EntryContext, contextChanged: boolean): EntryCheck | null {
+  if (contextChanged) {
+    for (let k = 0; k < CONTEXT_CHECK_IDS.length; k++) if (!ENTRY_CHECKS[CONTEXT_CHECK_IDS[k]!]!.ok(v, c)) return orderedFailure(v, c, contextChanged);
+  }
+  const list = v.dirtyList;
+  for (let k = 0; k < v.dirtyCount; k++) {
+    const f = list[k]!;
+    for (let j = FIELD_CHECK_START[f]!; j < FIELD_CHECK_START[f + 1]!; j++) {
+      if (!ENTRY_CHECKS[FIELD_CHECK_IDS[j]!]!.ok(v, c)) return orderedFailure(v, c, contextChanged);
+    }
+  }
+  return null;
+}
+
+/** The first failing check, in the SDM's order, among those incrementalEntryCheck runs. */
+function orderedFailure(v: VmcsCache, c: EntryContext, contextChanged: boolean): EntryCheck | null {
   for (let w = 0; w < WORDS; w++) pending[w] = contextChanged ? CONTEXT_CHECKS[w]! : 0;
   const list = v.dirtyList;
   for (let k = 0; k < v.dirtyCount; k++) {

@@ -81,9 +81,13 @@ export function vmFail(s: VmxSilicon, error: number): VmxStatus {
  */
 export function vmxRootPrelude(s: VmxSilicon): void {
   const cpu = s.cpu;
+  // What the checks read changes only with a mode recompute, or with VMXON/VMXOFF (which reset
+  // rootChecked): the TypeScript kernel's run of VMREADs and VMWRITEs after an exit checks once.
+  if (s.rootChecked === cpu.modeSerial) return;
   // RFLAGS.VM is never lazy: rflags holds it without materializing the arithmetic flags.
   if (!s.inVmxOperation || !(cpu.cr0 & CR0.PE) || cpu.rflags & RFLAGS.VM || (cpu.efer & EFER.LMA && !(cpu.seg[SEG.CS]!.ar & (1 << 13)))) cpu.fault(VEC.UD);
   if (cpu.cpl > 0) cpu.fault(VEC.GP, 0);
+  s.rootChecked = cpu.modeSerial;
 }
 
 const MAX_PA = 2 ** MAXPHYADDR;
@@ -102,6 +106,7 @@ export function vmxon(s: VmxSilicon, pa: number): VmxStatus {
     if (!physAligned(pa)) return vmFailInvalid(s);
     if ((s.mem.read32(pa + VMCS_REGION.REVISION) >>> 0) !== VMCS_REVISION_ID) return vmFailInvalid(s);
     s.inVmxOperation = true;
+    s.rootChecked = -1;
     s.vmxonPtr = pa;
     s.vmcsCache.dropCurrent();
     s.vmcs = s.vmcsCache.current;
@@ -116,6 +121,7 @@ export function vmxoff(s: VmxSilicon): VmxStatus {
   s.vmcsCache.flushAll(s.mem);
   s.vmcs = s.vmcsCache.current;
   s.inVmxOperation = false;
+  s.rootChecked = -1;
   s.vmxonPtr = -1;
   return vmSucceed(s);
 }

@@ -47,6 +47,8 @@ export class VmxSilicon implements VirtExtension {
   readonly mem: PhysMemory;
   guest = false;
   inVmxOperation = false;
+  /** The CPU's modeSerial when vmxRootPrelude's checks last passed (-1: not since VMXON/VMXOFF). */
+  rootChecked = -1;
   vmxonPtr = -1;
   featureControl: number;
   readonly vmwriteAnyField: boolean;

@@ -208,6 +208,8 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
   eaHi = 0;
 
   // Mode, recomputed by stateChanged().
+  /** Bumped by every recompute of the mode: state a mode check read is unchanged while it holds. */
+  modeSerial = 0;
   /** Default operand/address size of the code segment: 16, 32 or 64. */
   codeSize = 16;
   long64 = false;
@@ -324,6 +326,7 @@ export class Cpu extends CpuState implements VirtCpu, LazyFlags {
 
   /** The mode, CPL and sizes the state fields imply, and the fetch-mode bits block chains are checked against. */
   private recomputeMode(): void {
+    this.modeSerial++;
     const cs = this.seg[SEG.CS]!;
     const ss = this.seg[SEG.SS]!;
     const pe = (this.cr0 & CR0.PE) !== 0;

@@ -206,6 +206,11 @@ export interface VirtCpu extends CpuState {
   /** Current privilege level. */
   readonly cpl: number;
   /**
+   * Bumped whenever the mode is recomputed from CR0, EFER, RFLAGS.VM, CS and SS (stateChanged,
+   * worldSwitched). A check on those that passed at one serial passes again at the same serial.
+   */
+  readonly modeSerial: number;
+  /**
    * The platform's timer: when icount reaches `deadline`, the run loop sets it to Infinity and
    * calls `onDeadline` at the next instruction boundary (checked at least every few
    * instructions). The host uses it for its timer tick, which raises an interrupt on the INTR pin.

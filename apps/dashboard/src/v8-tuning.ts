@@ -1,0 +1,15 @@
+/**
+ * JIT tuning for the `kvmts` process, set before any emulation code runs.
+ *
+ * One VM exit is a deep chain of small functions: the CPU's run loop, the vendor silicon's exit
+ * and entry, kvm_intel or kvm_amd, the common vcpu_run. V8 stops inlining into an optimized
+ * function once the callees it inlined total 920 bytecodes, so the exit path ends up as a dozen
+ * separately compiled functions that call each other. A larger budget lets TurboFan fold most of
+ * the path into a few functions: CPUID exits take about 12% less time on Intel (npm run bench),
+ * and compiling the hot functions takes a little longer once, at start.
+ *
+ * Inlining budgets only steer the optimizing compiler; they do not change what the code computes.
+ */
+import v8 from 'node:v8';
+
+v8.setFlagsFromString('--max-inlined-bytecode-size-cumulative=6000');
