@@ -17,7 +17,7 @@ const EXIT_ITERS = 100_000;
 /** The port out64 writes (guest64.S's PORT_OUT). */
 const PORT_OUT = 0x510;
 /** Runs of an exit workload: WARM_UP_RUNS warm-ups, then the median of MEASURED_RUNS (see `steady`). */
-const WARM_UP_RUNS = 2;
+const WARM_UP_RUNS = 4;
 const MEASURED_RUNS = 3;
 const STEADY_NOTE = `median of ${MEASURED_RUNS} runs after ${WARM_UP_RUNS} warm-up runs`;
 /** A bench guest that has not ended by then is reported as failed, not waited for. */
@@ -76,7 +76,9 @@ export async function vmLoop64(stack: Stack, newHost: HostFactory, vendor: Vendo
 /**
  * Runs `measure` WARM_UP_RUNS + MEASURED_RUNS times and returns the median of the measured runs.
  * The warm-ups are the JIT's: on a fresh process the first two runs of an exit workload take about
- * twice as long as the third and later ones, as vm.loop64's short run warms its long one.
+ * twice as long as the third and later ones, as vm.loop64's short run warms its long one, and
+ * with the kvmts command's inlining budget (src/v8-tuning.ts) the compiles finish a run or two
+ * later still.
  */
 async function steady(measure: () => Promise<number | string>): Promise<number | string> {
   const runs: number[] = [];

@@ -49,6 +49,34 @@ describe('VMSAVE and VMLOAD', () => {
     expect(r.cpu.sfmask).toBe(0x700);
   });
 
+  it('VMLOAD installs new frozen registers, the same ones again for an unchanged page; VMSAVE stores the canonical encoding', () => {
+    const r = rig();
+    const v = new VmcbRegion(r.cpu.bus.ram, PAGE);
+    v.writeSeg(0x440, { selector: 0x2b, base: 0x7000, limit: 0xfff, ar: 0x93 });
+    const before = r.cpu.seg[4];
+    expect(r.svm.vmload(PAGE)).toBe(true);
+    const fs = r.cpu.seg[4]!;
+    expect(fs).not.toBe(before);
+    expect(Object.isFrozen(fs)).toBe(true);
+    expect(fs).toEqual({ selector: 0x2b, base: 0x7000, limit: 0xfff, ar: 0x93 });
+    expect(r.svm.vmload(PAGE)).toBe(true);
+    expect(r.cpu.seg[4]).toBe(fs);
+    // Bits 15:12 of the attribute word are reserved: VMLOAD ignores them, VMSAVE writes zeros.
+    v.w16(0x442, 0xf093);
+    expect(r.svm.vmload(PAGE)).toBe(true);
+    expect(r.cpu.seg[4]).toEqual(fs);
+    expect(r.svm.vmsave(PAGE)).toBe(true);
+    expect(v.get('fs_attrib')).toBe(0x93n);
+    // A changed page gives a new object.
+    v.w16(0x440, 0x33);
+    expect(r.svm.vmload(PAGE)).toBe(true);
+    expect(r.cpu.seg[4]!.selector).toBe(0x33);
+    // A register replaced after VMLOAD is encoded afresh by VMSAVE.
+    r.cpu.seg[5] = { selector: 0x3b, base: 0x12345000, limit: 0xffff, ar: 0xc093 };
+    expect(r.svm.vmsave(PAGE)).toBe(true);
+    expect([v.get('gs_selector'), v.get('gs_base'), v.get('gs_attrib')]).toEqual([0x3bn, 0x12345000n, 0xc93n]);
+  });
+
   it('the VMLOAD instruction: #GP at CPL 3 and for an unaligned rAX, #UD without EFER.SVME', () => {
     const r = rig();
     r.cpu.gpr[0] = PAGE + 8; r.cpu.gprHi[0] = 0;

@@ -7,7 +7,7 @@
  * RIP convention with the CPU (Bochs style): during execute() cpu.rip is already the next RIP
  * and cpu.insnStart the instruction's own; a fault restores RIP to the start.
  */
-import { EFER, CR0, RFLAGS, SEG, VEC, VIRT_OP, STOP, type InsnOperand, type StopReason, type VirtOp } from '@kvmts/x86';
+import { EFER, CR0, RFLAGS, SEG, VEC, VIRT_OP, STOP, makeSegment, type InsnOperand, type StopReason, type VirtOp } from '@kvmts/x86';
 import { MAX_PA } from './caps.js';
 import { INTERCEPT_BIT, SVM_EXIT, VMCB, VMCB_SEG } from './fields.js';
 import { getAddr, getSeg, put64, putSeg, type VmcbRegion } from './region.js';
@@ -28,8 +28,20 @@ export function vmloadState(svm: SvmSilicon, v: VmcbRegion): void {
   const cpu = svm.cpu;
   const m = v.u32;
   const seg = cpu.seg;
-  // A loop, not four calls: V8 inlines getSeg once, within its inlining budget.
-  for (let i = 0; i < 4; i++) getSeg(m, VMLOAD_SEG_DW[i]!, seg[VMLOAD_SEG[i]!]!);
+  const objs = v.vmloadSegs;
+  const c = v.vmloadDwords;
+  for (let i = 0; i < 4; i++) {
+    const d = VMLOAD_SEG_DW[i]!;
+    const k = i * 4;
+    let o = objs[i]!;
+    if (o === null || m[d] !== c[k] || m[d + 1] !== c[k + 1] || m[d + 2] !== c[k + 2] || m[d + 3] !== c[k + 3]) {
+      const fresh = makeSegment();
+      getSeg(m, d, fresh);
+      objs[i] = o = Object.freeze(fresh);
+      putSeg(c, k, o);
+    }
+    seg[VMLOAD_SEG[i]!] = o;
+  }
   cpu.kernelGsBase = getAddr(m, KERNEL_GS_BASE);
   cpu.starLo = m[STAR]!;
   cpu.starHi = m[STAR + 1]!;
@@ -47,7 +59,18 @@ export function vmsaveState(svm: SvmSilicon, v: VmcbRegion): void {
   const cpu = svm.cpu;
   const m = v.u32;
   const seg = cpu.seg;
-  for (let i = 0; i < 4; i++) putSeg(m, VMLOAD_SEG_DW[i]!, seg[VMLOAD_SEG[i]!]!);
+  const objs = v.vmloadSegs;
+  const c = v.vmloadDwords;
+  for (let i = 0; i < 4; i++) {
+    const s = seg[VMLOAD_SEG[i]!]!;
+    const k = i * 4;
+    if (s !== objs[i]) {
+      objs[i] = s;
+      putSeg(c, k, s);
+    }
+    const d = VMLOAD_SEG_DW[i]!;
+    m[d] = c[k]!; m[d + 1] = c[k + 1]!; m[d + 2] = c[k + 2]!; m[d + 3] = c[k + 3]!;
+  }
   put64(m, KERNEL_GS_BASE, cpu.kernelGsBase);
   m[STAR] = cpu.starLo;
   m[STAR + 1] = cpu.starHi;

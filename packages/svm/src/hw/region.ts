@@ -85,6 +85,14 @@ export class VmcbRegion {
   private readonly u16: Uint16Array;
   /** The page as dwords, for the silicon's hot paths (put64, getSeg, …). */
   readonly u32: Uint32Array;
+  /**
+   * FS, GS, TR and LDTR as VMLOAD last installed them from this page or VMSAVE last stored them
+   * to it (frozen objects: the CPU replaces a segment register, never edits it), and their
+   * vmcb_seg dwords as VMSAVE writes them. A VMLOAD that finds the same dwords installs the same
+   * objects; a VMSAVE of those objects writes those dwords without encoding them again.
+   */
+  readonly vmloadSegs: (Segment | null)[] = [null, null, null, null];
+  readonly vmloadDwords = new Uint32Array(16);
   readonly mem: PhysMemory;
   readonly pa: number;
 

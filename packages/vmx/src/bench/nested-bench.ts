@@ -22,9 +22,11 @@ export const NESTED_CPUID_ITERATIONS = 2000;
  * the figure reports. A run is short (2000 round trips), and the nested path is a few dozen
  * functions V8 optimizes one after another, on a background thread that competes for the CPUs:
  * in a fresh process the runs go about 100, 60, 27, 15, 18, 13 µs before they settle near 10, and
- * take longer to settle when the machine is busy, so fewer warm-up runs would time the JIT.
+ * take longer to settle when the machine is busy, or when the kvmts command's larger inlining
+ * budget (apps/dashboard/src/v8-tuning.ts) gives TurboFan more to compile; fewer warm-up runs
+ * would time the JIT.
  */
-export const NESTED_WARM_UP_RUNS = 12;
+export const NESTED_WARM_UP_RUNS = 25;
 /**
  * Measured runs: one run (2000 round trips, about 40 ms) swings by 2× on a shared machine, so
  * the figure is the median of several, as the exit figures' `steady` reports theirs.

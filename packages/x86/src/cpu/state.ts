@@ -32,10 +32,9 @@ export const AR = {
 /**
  * A segment register's hidden part. Instructions never change one in place: a new value is a
  * new object in `seg[]`, so whoever installed an object can tell by identity that it still holds.
- * The VM-exit silicon saves only the registers the guest replaced (VMX freezes what it installs,
- * so an in-place write would throw), and chains between decoded blocks are checked against the
- * CS object. The SVM silicon's VMLOAD is the one exception: it reloads FS, GS, TR and LDTR in
- * place (neither check looks at those).
+ * The VM-exit silicon saves only the registers the guest replaced, SVM's VMSAVE re-encodes only
+ * those VMLOAD did not install (both vendors freeze what they install, so an in-place write would
+ * throw), and chains between decoded blocks are checked against the CS object.
  */
 export interface Segment {
   selector: number;
