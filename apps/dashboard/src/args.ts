@@ -2,7 +2,7 @@
  * The `kvmts` command line (DESIGN.md, "`kvmts run` contract", and issue 8):
  *   kvmts run IMAGE|NAME [--vendor intel|amd] [--mem BYTES] [--load GPA] [--entry ADDR] [--mode real|long64] [--json] [--swap-every N]
  *   kvmts list
- *   kvmts bench [--json]
+ *   kvmts bench [--json] [--job ID]
  *   kvmts [--vendor intel|amd] [--guest NAME] [IMAGE] [--once]      (the dashboard)
  */
 export type Vendor = 'intel' | 'amd';
@@ -11,14 +11,14 @@ export type Mode = 'real' | 'long64';
 export type Command =
   | { readonly cmd: 'run'; readonly target: string; readonly vendor: Vendor; readonly json: boolean; readonly mem?: number; readonly load?: number; readonly entry?: number; readonly mode?: Mode; readonly swapEvery?: number }
   | { readonly cmd: 'list' }
-  | { readonly cmd: 'bench'; readonly json: boolean }
+  | { readonly cmd: 'bench'; readonly json: boolean; readonly job?: string }
   | { readonly cmd: 'dashboard'; readonly vendor?: Vendor; readonly target?: string; readonly once: boolean }
   | { readonly cmd: 'help' };
 
 export const USAGE = `usage:
   kvmts run IMAGE|NAME [--vendor intel|amd] [--mem BYTES] [--load GPA] [--entry ADDR] [--mode real|long64] [--json] [--swap-every N]
   kvmts list
-  kvmts bench [--json]
+  kvmts bench [--json] [--job ID]
   kvmts [--vendor intel|amd] [--guest NAME] [IMAGE] [--once]`;
 
 /** A byte count or address: decimal, 0x hex, or with a K/M/G suffix (powers of 1024). */
@@ -31,7 +31,7 @@ export function parseNumber(text: string): number | null {
   return Number.isSafeInteger(v) ? v : null;
 }
 
-const VALUE_FLAGS = ['--vendor', '--mem', '--load', '--entry', '--mode', '--guest', '--swap-every'] as const;
+const VALUE_FLAGS = ['--vendor', '--mem', '--load', '--entry', '--mode', '--guest', '--swap-every', '--job'] as const;
 const BOOL_FLAGS = ['--json', '--once', '--batch', '--help', '-h'] as const;
 
 interface Parsed {
@@ -116,10 +116,11 @@ export function parseArgs(argv: readonly string[]): Command | string {
     return { cmd: 'list' };
   }
   if (first === 'bench') {
-    const bad = only(p, ['--json'], 'bench');
+    const bad = only(p, ['--json', '--job'], 'bench');
     if (bad) return bad;
     if (rest.length) return 'kvmts bench takes no arguments';
-    return { cmd: 'bench', json: p.bools.has('--json') };
+    const job = p.values.get('--job');
+    return { cmd: 'bench', json: p.bools.has('--json'), ...(job !== undefined && { job }) };
   }
   const bad = only(p, ['--vendor', '--guest', '--once', '--batch'], 'the dashboard');
   if (bad) return bad;

@@ -15,7 +15,7 @@ export async function main(argv: readonly string[], io: Io, stack: Stack): Promi
     case 'list': return listCatalog(await stack.catalog(), io);
     case 'bench': {
       const { benchCommand } = await import('./bench/bench-command.js');
-      return benchCommand(cmd.json, io, stack);
+      return benchCommand(cmd.json, io, stack, cmd.job);
     }
     case 'dashboard': {
       // React's development build checks every render; a user's dashboard runs the production one.

@@ -3,11 +3,34 @@ import { CATALOG, findGuest, hasImage, loadImage, serialMatches, type CatalogEnt
 import { createHost, KVM_REGS_FIELDS, type KvmRegName } from '@kvmts/vmm';
 import { runCpuLoop } from '@kvmts/x86';
 import { benchNestedCpuid } from '@kvmts/vmx';
+import { execFile } from 'node:child_process';
 import type { CatalogGuest, CpuLoopResult, Stack } from './stack.js';
+import type { Figure } from './bench/figure.js';
 
 /** As vm.loop64 measures it: a 1 M-iteration run to warm the JIT, then the 10 M-iteration run that counts. */
 const CPU_LOOP_WARM_ITERS = 1_000_000;
 const CPU_LOOP_ITERS = 10_000_000;
+/** A bench job that has not printed its figures by then is reported as failed, not waited for. */
+const JOB_TIME_LIMIT_MS = 5 * 60_000;
+
+/**
+ * `kvmts bench --job ID --json` in a child: this process's node, its flags (tsx's loader and the
+ * source condition under `npm run bench`) and its entry script, which takes the command as the
+ * first argument either way.
+ */
+function runIsolated(job: string): Promise<Figure[] | string> {
+  const argv = [...process.execArgv, process.argv[1]!, 'bench', '--json', '--job', job];
+  return new Promise((resolve) => {
+    execFile(process.execPath, argv, { timeout: JOB_TIME_LIMIT_MS, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) { resolve(`the ${job} job failed: ${(stderr || err.message).trim().split('\n')[0]}`); return; }
+      try {
+        resolve(JSON.parse(stdout) as Figure[]);
+      } catch {
+        resolve(`the ${job} job printed no figures`);
+      }
+    });
+  });
+}
 
 function regsOf(entry: CatalogEntry): Partial<Record<KvmRegName, number>> | undefined {
   if (!entry.regs) return undefined;
@@ -40,6 +63,7 @@ export const realStack: Stack = {
     if (!entry || !hasImage(name)) return null;
     return { image: loadImage(name), serialOk: (out) => serialMatches(entry.expect.serial, out) };
   },
+  runIsolated,
   nestedCpuid: async () => (hasImage('nested-vmx-cpuid') ? benchNestedCpuid(loadImage('nested-vmx-cpuid')) : 'the nested-vmx-cpuid guest is not built'),
   cpuLoop: async (bits) => {
     const mode = bits === 64 ? 'long64' : 'real';

@@ -4,6 +4,7 @@
  */
 import type { HostPort, IrqPlan, GuestMode, KvmRegName } from '@kvmts/vmm';
 import type { Vendor } from './args.js';
+import type { Figure } from './bench/figure.js';
 
 export interface CatalogGuest {
   readonly name: string;
@@ -30,6 +31,8 @@ export interface Stack {
   cpuLoop(bits: 16 | 32 | 64): Promise<CpuLoopResult | string>;
   /** ns per L2 CPUID that an L1 hypervisor handles (`nested.cpuid.intel`), or why it cannot run. */
   nestedCpuid?(): Promise<number | string>;
+  /** Runs one bench job (`kvmts bench --job ID`) in a fresh process: its figures, or why it could not run. */
+  runIsolated?(job: string): Promise<Figure[] | string>;
 }
 
 export interface BenchImage {

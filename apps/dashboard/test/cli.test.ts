@@ -90,7 +90,38 @@ describe('kvmts bench', () => {
     expect(byName.get('vm.loop64.intel')).toMatchObject({ value: null, note: 'bench image loop64_1000000 is not built' });
     expect(byName.get('nested.cpuid.intel')).toEqual({ name: 'nested.cpuid.intel', value: null, unit: 'ns', note: 'this stack has no nested VMX' });
     // The scripted intel host halts at once: vm.create measures that.
-    expect(byName.get('vm.create')).toMatchObject({ unit: 'µs', note: expect.stringMatching(/^intel, mean of \d+$/) });
+    expect(byName.get('vm.create')).toMatchObject({ unit: 'µs', note: expect.stringMatching(/^intel, mean of \d+ after 300 warm-up creates$/) });
     expect(byName.get('vm.create')!.value).toBeGreaterThan(0);
+  });
+
+  it('--job measures that job alone; an unknown job is a usage error', async () => {
+    const io = captureIo();
+    expect(await main(['bench', '--json', '--job', 'exit.cpuid.amd'], io, scriptedStack([() => ({ kind: 'hlt' })]))).toBe(0);
+    expect(JSON.parse(io.stdoutText)).toEqual([{ name: 'exit.cpuid.amd', value: null, unit: 'ns', note: 'kvm_amd is not available yet' }]);
+    const bad = captureIo();
+    expect(await main(['bench', '--job', 'exit.cpuid.arm'], bad, scriptedStack([]))).toBe(STATUS_USAGE);
+    expect(bad.stderrText).toMatch(/no job exit\.cpuid\.arm \(jobs: mem\.sparse4g, cpu\.loop16, /);
+  });
+
+  it('with a stack that can fork, each job runs isolated; a job that fails reports its figures as null', async () => {
+    const asked: string[] = [];
+    const stack = {
+      ...scriptedStack([]),
+      runIsolated: async (job: string) => {
+        asked.push(job);
+        if (job === 'migrate') return 'the migrate job failed: out of memory';
+        // A child that measured something else is not taken at its word.
+        if (job === 'vm.create') return [{ name: 'vm.loop64.intel', value: 1, unit: 'instr/s' }];
+        return [{ name: job, value: 42, unit: 'x' }];
+      },
+    };
+    const io = captureIo();
+    expect(await main(['bench', '--json'], io, stack)).toBe(0);
+    expect(asked).toEqual(['mem.sparse4g', 'cpu.loop16', 'cpu.loop32', 'cpu.loop64', 'vm.loop64.intel', 'vm.loop64.amd',
+      'exit.cpuid.intel', 'exit.cpuid.amd', 'exit.pio.intel', 'exit.pio.amd', 'nested.cpuid.intel', 'vm.create', 'migrate']);
+    const byName = new Map((JSON.parse(io.stdoutText) as { name: string }[]).map((f) => [f.name, f]));
+    expect(byName.get('exit.cpuid.intel')).toEqual({ name: 'exit.cpuid.intel', value: 42, unit: 'x' });
+    expect(byName.get('migrate.total')).toEqual({ name: 'migrate.total', value: null, unit: 'ms', note: 'the migrate job failed: out of memory' });
+    expect(byName.get('vm.create')).toEqual({ name: 'vm.create', value: null, unit: 'µs', note: 'the isolated run gave vm.loop64.intel' });
   });
 });
