@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { GPR, SEG, STOP } from '@kvmts/x86';
+import { ACTIVITY, GPR, SEG, STOP } from '@kvmts/x86';
 import { EXIT_REASON, CPU_BASED, PIN_BASED, SECONDARY_EXEC, VM_ENTRY, VM_EXIT, VMCS, FIELD } from '../src/index.js';
 import { makeBare, setControl, MSR_BITMAP, IO_BITMAP_A, EPT_PT, EPT_PML4, GUEST_HPA } from './bare.js';
 
@@ -135,6 +135,27 @@ describe('VM exits from small real-mode guests (unrestricted guest, EPT)', () =>
     // SDM 27.8: the failed entry loaded host state, as a VM exit does.
     expect(b.cpu.rip).toBe(0x7000);
     expect(b.cpu.seg[SEG.CS]!.selector).toBe(0x10);
+  });
+
+  it('a VM exit whose MSR-store or host MSR-load list fails is a VMX abort: indicator 1 or 4 in the VMCS region, then shutdown', () => {
+    for (const [list, index, value, indicator] of [
+      ['store', 0x9e, 0n, 1], // IA32_SMBASE: readable only in SMM
+      ['load', 0x277, 0x02n, 4], // a reserved PAT type: WRMSR would #GP
+    ] as const) {
+      const b = makeBare();
+      b.poke(0x1000, [0x0f, 0xa2]);
+      const LIST = 0x5000;
+      b.mem.write32(LIST, index);
+      b.mem.write64(LIST + 8, value);
+      b.vmx.vmwrite64(list === 'store' ? VMCS.VM_EXIT_MSR_STORE_ADDR : VMCS.VM_EXIT_MSR_LOAD_ADDR, BigInt(LIST));
+      b.w32(list === 'store' ? 'VM_EXIT_MSR_STORE_COUNT' : 'VM_EXIT_MSR_LOAD_COUNT', 1);
+      expect(b.mem.read32(b.vmx.vmcs.hpa + 4), list).toBe(0);
+      // VMLAUNCH itself: after a store failure the CPU aborts in guest state, where no VMREAD could run.
+      b.vmx.vmlaunch();
+      expect(b.mem.read32(b.vmx.vmcs.hpa + 4), list).toBe(indicator);
+      expect(b.cpu.activity, list).toBe(ACTIVITY.SHUTDOWN);
+      expect(b.vmx.guest, list).toBe(false);
+    }
   });
 
   it('MOV to CR0 touching a host-owned bit: reason 28; reads see the read shadow', () => {

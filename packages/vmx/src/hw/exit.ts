@@ -2,12 +2,12 @@
  * VM exits (SDM vol. 3C chapter 28): record the exit information, save guest state into the
  * VMCS, store the VM-exit MSR-store list, load host state and the VM-exit MSR-load list.
  */
-import { STOP, SEG, RFLAGS, EFER, CR4, INTR_INFO, EVENT_TYPE, type Segment, type VirtCpu } from '@kvmts/x86';
+import { STOP, SEG, RFLAGS, EFER, CR4, INTR_INFO, EVENT_TYPE, ACTIVITY, type Segment, type VirtCpu } from '@kvmts/x86';
 import type { VmxCpu } from './silicon.js';
 import { FIELD as F } from './fields.js';
 import { VM_EXIT, PIN_BASED } from './caps.js';
 import type { VmxSilicon } from './silicon.js';
-import type { HostStateImage, VmcsCache } from './region.js';
+import { VMCS_REGION, type HostStateImage, type VmcsCache } from './region.js';
 
 /** Basic exit reasons (SDM Appendix C, Table C-1), spelled as Linux's EXIT_REASON_*. */
 export const EXIT_REASON = {
@@ -335,11 +335,35 @@ export function recordVmExit(s: VmxSilicon, info: ExitInfo): void {
   if (ei & INTR_INFO.VALID) v.exitWrite32(F.VM_ENTRY_INTR_INFO_FIELD, ei & ~INTR_INFO.VALID);
 
   saveGuestState(s, cpu, info.atInsnStart && !inHwDelivery);
-  s.storeMsrs(v.readNum(F.VM_EXIT_MSR_STORE_ADDR), v.read32(F.VM_EXIT_MSR_STORE_COUNT));
+  if (s.storeMsrs(v.readNum(F.VM_EXIT_MSR_STORE_ADDR), v.read32(F.VM_EXIT_MSR_STORE_COUNT)) > 0) {
+    vmxAbort(s, VMX_ABORT.SAVE_GUEST_MSR_FAIL);
+    return;
+  }
   loadHostState(s, cpu);
   s.leaveGuest();
-  s.loadMsrs(v.readNum(F.VM_EXIT_MSR_LOAD_ADDR), v.read32(F.VM_EXIT_MSR_LOAD_COUNT));
+  if (s.loadMsrs(v.readNum(F.VM_EXIT_MSR_LOAD_ADDR), v.read32(F.VM_EXIT_MSR_LOAD_COUNT)) > 0) {
+    vmxAbort(s, VMX_ABORT.LOAD_HOST_MSR_FAIL);
+    return;
+  }
   // The host context replaces the guest's whole: decoded-block chains keep (see VirtCpu.worldSwitched).
+  cpu.worldSwitched();
+  s.exitCount++;
+}
+
+/** VMX-abort indicators (SDM 28.7) this silicon can raise. */
+export const VMX_ABORT = { SAVE_GUEST_MSR_FAIL: 1, LOAD_HOST_MSR_FAIL: 4 } as const;
+
+/**
+ * SDM 28.7: a VM exit that cannot complete is a VMX abort. The indicator goes to byte 4 of the
+ * current VMCS's region, and the processor enters the VMX-abort shutdown state, which only INIT
+ * or RESET leaves: it runs nothing more. kvm_intel never gives the silicon an MSR list, so only
+ * hypervisor code running on this CPU can get here.
+ */
+function vmxAbort(s: VmxSilicon, indicator: number): void {
+  const cpu = s.cpu;
+  s.mem.write32(s.vmcs.hpa + VMCS_REGION.ABORT, indicator);
+  if (s.guest) s.leaveGuest();
+  cpu.activity = ACTIVITY.SHUTDOWN;
   cpu.worldSwitched();
   s.exitCount++;
 }

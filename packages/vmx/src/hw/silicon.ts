@@ -332,17 +332,21 @@ export class VmxSilicon implements VirtExtension {
   }
 
   /**
-   * MSR-store list (SDM 28.4): each entry's data gets what RDMSR returns. An entry RDMSR would
-   * #GP on is left as it is: the VMX abort that real hardware takes there is not modelled.
+   * MSR-store list (SDM 28.4): each entry's data gets what RDMSR returns. Returns 0, or the
+   * 1-based entry that failed (x2APIC range, IA32_SMBASE, reserved bits set, or an MSR RDMSR
+   * would #GP on), which the VM exit turns into a VMX abort.
    */
-  storeMsrs(addr: number, count: number): void {
+  storeMsrs(addr: number, count: number): number {
     const cpu = this.cpu;
     for (let i = 0; i < count; i++) {
       const e = addr + i * 16;
       const index = this.mem.read32(e);
+      if ((index >>> 8) === 0x8 || index === 0x9e || this.mem.read32(e + 4) !== 0) return i + 1;
       let value = 0n;
-      if (cpu.catchFault(() => { value = rdmsrValue(cpu, index); }) === null) this.mem.write64(e + 8, value);
+      if (cpu.catchFault(() => { value = rdmsrValue(cpu, index); }) !== null) return i + 1;
+      this.mem.write64(e + 8, value);
     }
+    return 0;
   }
 
   /** Inspection port (not an instruction): rows of VMCS_FIELDS the last VM exit changed in the current VMCS. */
