@@ -18,7 +18,7 @@ const EXIT_ITERS = 100_000;
 const PORT_OUT = 0x510;
 /** Runs of an exit workload: WARM_UP_RUNS warm-ups, then the median of MEASURED_RUNS (see `steady`). */
 const WARM_UP_RUNS = 4;
-const MEASURED_RUNS = 3;
+const MEASURED_RUNS = 5;
 const STEADY_NOTE = `median of ${MEASURED_RUNS} runs after ${WARM_UP_RUNS} warm-up runs`;
 /** Creates before vm.create's timed ones. */
 const VM_CREATE_WARM_UP = 1000;
