@@ -16,9 +16,13 @@ const LOOP_BODY = 7;
 const EXIT_ITERS = 100_000;
 /** The port out64 writes (guest64.S's PORT_OUT). */
 const PORT_OUT = 0x510;
-/** Runs of an exit workload: WARM_UP_RUNS warm-ups, then the median of MEASURED_RUNS (see `steady`). */
+/**
+ * Runs of an exit workload: WARM_UP_RUNS warm-ups, then the median of MEASURED_RUNS (see `steady`).
+ * A run takes about 0.1 s; the machine's other load comes in bursts of up to half a second, which
+ * the median of 9 rides out (of 5 it did not, now and then).
+ */
 const WARM_UP_RUNS = 4;
-const MEASURED_RUNS = 5;
+const MEASURED_RUNS = 9;
 const STEADY_NOTE = `median of ${MEASURED_RUNS} runs after ${WARM_UP_RUNS} warm-up runs`;
 /** Creates before vm.create's timed ones. */
 const VM_CREATE_WARM_UP = 1000;
