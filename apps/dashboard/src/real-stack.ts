@@ -19,7 +19,9 @@ const JOB_TIME_LIMIT_MS = 5 * 60_000;
  * first argument either way.
  */
 function runIsolated(job: string): Promise<Figure[] | string> {
-  const argv = [...process.execArgv, process.argv[1]!, 'bench', '--json', '--job', job];
+  // A debugger's port is the parent's: a child that asked for it too would fail to start.
+  const flags = process.execArgv.filter((f) => !f.startsWith('--inspect'));
+  const argv = [...flags, process.argv[1]!, 'bench', '--json', '--job', job];
   return new Promise((resolve) => {
     execFile(process.execPath, argv, { timeout: JOB_TIME_LIMIT_MS, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) { resolve(`the ${job} job failed: ${(stderr || err.message).trim().split('\n')[0]}`); return; }
