@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { ACTIVITY, GPR, SEG, STOP } from '@kvmts/x86';
+import { ACTIVITY, GPR, SEG, STOP, VEC, makeSegment } from '@kvmts/x86';
 import { EXIT_REASON, CPU_BASED, PIN_BASED, SECONDARY_EXEC, VM_ENTRY, VM_EXIT, VMCS, FIELD } from '../src/index.js';
 import { makeBare, setControl, MSR_BITMAP, IO_BITMAP_A, EPT_PT, EPT_PML4, GUEST_HPA } from './bare.js';
 
@@ -373,6 +373,21 @@ describe('VM exits from small real-mode guests (unrestricted guest, EPT)', () =>
     expect(b.enter()).toBe(EXIT_REASON.CPUID);
     expect(b.mem.read16(GUEST_HPA + 0x3010)).toBe(0x3ff);
     expect(b.mem.read32(GUEST_HPA + 0x3012)).toBe(0x9000);
+  });
+
+  it('the checks every VMX instruction starts with run again after a mode change: #UD in compatibility mode, #GP(0) at CPL 3', () => {
+    const b = makeBare();
+    const vmread = () => b.cpu.catchFault(() => { b.vmx.vmread32(VMCS.VIRTUAL_PROCESSOR_ID); });
+    expect(vmread()).toBeNull(); // passes in 64-bit mode at CPL 0, and is remembered until the mode changes
+    b.cpu.seg[SEG.CS] = makeSegment(0x10, 0, 0xffffffff, 0xc09b); // 32-bit code in IA-32e mode
+    b.cpu.stateChanged();
+    expect(vmread()?.vector).toBe(VEC.UD);
+    b.cpu.seg[SEG.CS] = makeSegment(0x10, 0, 0xffffffff, 0xa09b);
+    b.cpu.stateChanged();
+    expect(vmread()).toBeNull();
+    b.cpu.seg[SEG.SS] = makeSegment(0x1b, 0, 0xffffffff, 0xc0f3); // DPL 3 stack: CPL 3
+    b.cpu.stateChanged();
+    expect(vmread()).toEqual({ vector: VEC.GP, errorCode: 0 });
   });
 
   it('VMRESUME continues after an exit, and VPID tags the TLB', () => {
