@@ -158,6 +158,22 @@ describe('VM exits from small real-mode guests (unrestricted guest, EPT)', () =>
     }
   });
 
+  it('a VM entry that fails on its MSR-load list ends in a VMX abort too when the VM-exit MSR-load list then fails (SDM 27.8)', () => {
+    const b = makeBare();
+    b.poke(0x1000, [0x0f, 0xa2]);
+    const ENTRY_LIST = 0x5000, EXIT_LIST = 0x5100;
+    b.mem.write32(ENTRY_LIST, 0x277); b.mem.write64(ENTRY_LIST + 8, 0x02n); // a reserved PAT type
+    b.mem.write32(EXIT_LIST, 0x277); b.mem.write64(EXIT_LIST + 8, 0x02n);
+    b.vmx.vmwrite64(VMCS.VM_ENTRY_MSR_LOAD_ADDR, BigInt(ENTRY_LIST));
+    b.w32('VM_ENTRY_MSR_LOAD_COUNT', 1);
+    b.vmx.vmwrite64(VMCS.VM_EXIT_MSR_LOAD_ADDR, BigInt(EXIT_LIST));
+    b.w32('VM_EXIT_MSR_LOAD_COUNT', 1);
+    b.vmx.vmlaunch();
+    expect(b.vmx.vmcs.lo[FIELD.VM_EXIT_REASON]! >>> 0).toBe((0x80000000 | EXIT_REASON.MSR_LOAD_FAIL) >>> 0);
+    expect(b.mem.read32(b.vmx.vmcs.hpa + 4)).toBe(4);
+    expect(b.cpu.activity).toBe(ACTIVITY.SHUTDOWN);
+  });
+
   it('MOV to CR0 touching a host-owned bit: reason 28; reads see the read shadow', () => {
     const b = makeBare();
     // mov eax,cr0 ; mov ebx,eax ; or al,1 ; mov cr0,eax

@@ -279,8 +279,7 @@ export function vmEntryFailed(s: VmxSilicon, reason: number, qualification: numb
   // A failed entry decoded no host fields written since the last entry: decode them now.
   v.host.stale = true;
   loadHostState(s, cpu);
-  s.loadMsrs(v.readNum(F.VM_EXIT_MSR_LOAD_ADDR), v.read32(F.VM_EXIT_MSR_LOAD_COUNT));
-  cpu.worldSwitched();
+  loadHostMsrs(s);
 }
 
 /**
@@ -334,6 +333,7 @@ export function recordVmExit(s: VmxSilicon, info: ExitInfo): void {
   const ei = v.read32(F.VM_ENTRY_INTR_INFO_FIELD);
   if (ei & INTR_INFO.VALID) v.exitWrite32(F.VM_ENTRY_INTR_INFO_FIELD, ei & ~INTR_INFO.VALID);
 
+  s.exitCount++;
   saveGuestState(s, cpu, info.atInsnStart && !inHwDelivery);
   if (s.storeMsrs(v.readNum(F.VM_EXIT_MSR_STORE_ADDR), v.read32(F.VM_EXIT_MSR_STORE_COUNT)) > 0) {
     vmxAbort(s, VMX_ABORT.SAVE_GUEST_MSR_FAIL);
@@ -341,20 +341,28 @@ export function recordVmExit(s: VmxSilicon, info: ExitInfo): void {
   }
   loadHostState(s, cpu);
   s.leaveGuest();
+  loadHostMsrs(s);
+}
+
+/**
+ * The last step of a VM exit, and of a VM entry that failed after its checks (SDM 28.6, 27.8):
+ * the VM-exit MSR-load list, whose failure is a VMX abort; then the host context runs on.
+ */
+function loadHostMsrs(s: VmxSilicon): void {
+  const v = s.vmcs;
   if (s.loadMsrs(v.readNum(F.VM_EXIT_MSR_LOAD_ADDR), v.read32(F.VM_EXIT_MSR_LOAD_COUNT)) > 0) {
     vmxAbort(s, VMX_ABORT.LOAD_HOST_MSR_FAIL);
     return;
   }
   // The host context replaces the guest's whole: decoded-block chains keep (see VirtCpu.worldSwitched).
-  cpu.worldSwitched();
-  s.exitCount++;
+  s.cpu.worldSwitched();
 }
 
 /** VMX-abort indicators (SDM 28.7) this silicon can raise. */
 export const VMX_ABORT = { SAVE_GUEST_MSR_FAIL: 1, LOAD_HOST_MSR_FAIL: 4 } as const;
 
 /**
- * SDM 28.7: a VM exit that cannot complete is a VMX abort. The indicator goes to byte 4 of the
+ * SDM 28.7: a VM exit (or the exit half of a failed VM entry) that cannot complete is a VMX abort. The indicator goes to byte 4 of the
  * current VMCS's region, and the processor enters the VMX-abort shutdown state, which only INIT
  * or RESET leaves: it runs nothing more. kvm_intel never gives the silicon an MSR list, so only
  * hypervisor code running on this CPU can get here.
@@ -365,5 +373,4 @@ function vmxAbort(s: VmxSilicon, indicator: number): void {
   if (s.guest) s.leaveGuest();
   cpu.activity = ACTIVITY.SHUTDOWN;
   cpu.worldSwitched();
-  s.exitCount++;
 }
