@@ -65,7 +65,7 @@ export function putSeg(m: Uint32Array, d: number, s: Segment): void {
   put64(m, d + 2, s.base);
 }
 
-/** Loads the vmcb_seg at dword `d` into an existing segment register (no allocation). */
+/** Fills `s`, a segment object not yet installed in the CPU, from the vmcb_seg at dword `d`. */
 export function getSeg(m: Uint32Array, d: number, s: Segment): void {
   const selAttrib = m[d]!;
   s.selector = selAttrib & 0xffff;
@@ -123,14 +123,6 @@ export class VmcbRegion {
   /** Writes a 64-bit field from a (signed or unsigned) integral number. */
   w64(off: number, v: number): void { put64(this.u32, off >>> 2, v); }
   w64Halves(off: number, lo: number, hi: number): void { this.w32(off, lo); this.w32(off + 4, hi); }
-
-  /**
-   * Loads a vmcb_seg into an existing Segment (VMRUN, #VMEXIT and VMLOAD reload segments without
-   * allocating). Selector and attributes share a dword: one read, one write.
-   */
-  loadSeg(off: number, s: Segment): void {
-    getSeg(this.u32, off >>> 2, s);
-  }
 
   writeSeg(off: number, s: Segment): void {
     putSeg(this.u32, off >>> 2, s);
