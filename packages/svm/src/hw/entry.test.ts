@@ -107,13 +107,17 @@ describe('TLB and ASID', () => {
 });
 
 
+/** xorshift32 from a fixed seed, so a failure is reproducible. */
+function xorshift32(seed: number): () => number {
+  let x = seed;
+  return () => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return x >>> 0; };
+}
+
 describe('incremental consistency checks', () => {
   it("give the full check's answer after every random change of the checked fields", () => {
     const r = rig();
     const cache = new VmrunCheckCache();
-    // xorshift32: a fixed seed, so a failure is reproducible.
-    let seed = 0x2545f491;
-    const rand = (): number => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return seed >>> 0; };
+    const rand = xorshift32(0x2545f491);
     const breakers = Object.values(BREAKERS);
     const dwords = [...new Set(VMRUN_CHECKS.flatMap((c) => c.deps))];
     let failures = 0;
@@ -134,8 +138,7 @@ describe('incremental consistency checks', () => {
   it('give the same answer when the clean bits mark the groups left unchanged (and some changed ones dirty at random)', () => {
     const r = rig();
     const cache = new VmrunCheckCache();
-    let seed = 0x1d872b41;
-    const rand = (): number => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return seed >>> 0; };
+    const rand = xorshift32(0x1d872b41);
     const breakers = Object.values(BREAKERS);
     const dwords = [...new Set(VMRUN_CHECKS.flatMap((c) => c.deps))];
     const allClean = Object.values(VMCB_CLEAN).reduce((m: number, b) => m | (1 << b), 0);
