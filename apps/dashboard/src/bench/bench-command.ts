@@ -112,9 +112,9 @@ function sameNames(figures: readonly Figure[], job: BenchJob): boolean {
 }
 
 export async function benchCommand(json: boolean, io: Io, stack: Stack, job?: string): Promise<number> {
-  if (job !== undefined && !benchJobs(stack).some((j) => j.id === job)) {
-    io.stderr.write(`kvmts bench: no job ${job} (jobs: ${benchJobs(stack).map((j) => j.id).join(', ')})\n`);
-    return 64;
+  if (job !== undefined) {
+    const ids = benchJobs(stack).map((j) => j.id);
+    if (!ids.includes(job)) { io.stderr.write(`kvmts bench: no job ${job} (jobs: ${ids.join(', ')})\n`); return 64; }
   }
   const figures = await collectFigures(stack, json ? undefined : (f) => io.stderr.write(`measured ${f.name}\n`), job);
   io.stdout.write(json ? '[\n' + figures.map((f) => JSON.stringify(f)).join(',\n') + '\n]\n' : formatTable(figures) + '\n');
